@@ -1,0 +1,81 @@
+//! The one error type of the engine; every message says what to do next.
+
+use datafusion::error::DataFusionError;
+use deltalake_core::DeltaTableError;
+
+use crate::validate::ValidationError;
+
+/// Result alias for the engine.
+pub type Result<T, E = EngineError> = std::result::Result<T, E>;
+
+/// Everything that can go wrong in the store, the sessions and the key registry.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unknown table `{name}`; the canonical tables are: {}", known.join(", "))]
+    UnknownTable {
+        name: String,
+        known: Vec<&'static str>,
+    },
+
+    #[error("invalid tenant id `{tenant}`: {reason}")]
+    InvalidTenant { tenant: String, reason: &'static str },
+
+    #[error("invalid data root `{root}`: {reason}")]
+    InvalidRoot { root: String, reason: String },
+
+    #[error(transparent)]
+    Validation(#[from] ValidationError),
+
+    #[error("invalid slice: {0}")]
+    InvalidSlice(String),
+
+    #[error(
+        "only read-only queries are allowed (SELECT, WITH, EXPLAIN, SHOW TABLES, DESCRIBE); rejected: {0}"
+    )]
+    ReadOnly(String),
+
+    #[error("query failed: {0}")]
+    Query(String),
+
+    #[error("query exceeded its memory limit of {limit_mb} MiB: {detail}")]
+    MemoryLimit { limit_mb: usize, detail: String },
+
+    #[error("query exceeded its time limit of {seconds} s")]
+    Timeout { seconds: u64 },
+
+    #[error("API key `{0}` not found")]
+    KeyNotFound(String),
+
+    #[error("invalid role `{0}`: use reader, writer or admin")]
+    InvalidRole(String),
+
+    #[error("the write conflicted with concurrent writers {attempts} times; retry it")]
+    Conflict { attempts: usize },
+
+    #[error("storage error: {0}")]
+    Delta(#[from] DeltaTableError),
+
+    #[error("object store error: {0}")]
+    ObjectStore(#[from] object_store::Error),
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DataFusionError> for EngineError {
+    fn from(err: DataFusionError) -> Self {
+        EngineError::Query(strip_context(err).to_string())
+    }
+}
+
+/// DataFusion wraps errors in context layers; the innermost one is what a person can act on.
+pub(crate) fn strip_context(err: DataFusionError) -> DataFusionError {
+    match err {
+        DataFusionError::Context(_, inner) => strip_context(*inner),
+        DataFusionError::Shared(shared) => match std::sync::Arc::try_unwrap(shared) {
+            Ok(inner) => strip_context(inner),
+            Err(shared) => DataFusionError::Shared(shared),
+        },
+        other => other,
+    }
+}

@@ -1,0 +1,310 @@
+//! API keys: one tenant and one role each, stored hashed in `_system/api_keys`.
+//!
+//! A key reads `gyr_<id>_<secret>`: `id` is public (12 hex digits, used to
+//! list and revoke), `secret` is 256 random bits shown once at creation.
+//! Only SHA-256 of the secret is stored; a presented key is checked by
+//! comparing hashes in constant time. The table is an append-only log of
+//! `created` and `revoked` events, so every change is one atomic commit.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use datafusion::prelude::SessionContext;
+use rand::RngExt as _;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+
+use crate::error::{EngineError, Result};
+use crate::schema::timestamp_utc;
+use crate::store::{Store, TenantId};
+
+const TABLE: &str = "api_keys";
+const PREFIX: &str = "gyr_";
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    /// SQL and predictions.
+    Reader,
+    /// Reader, plus ingest.
+    Writer,
+    /// Writer, plus keys, connectors and retraining.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Reader => "reader",
+            Role::Writer => "writer",
+            Role::Admin => "admin",
+        }
+    }
+
+    /// Whether this role includes everything `needed` may do.
+    pub fn allows(self, needed: Role) -> bool {
+        self >= needed
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = EngineError;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "reader" => Ok(Role::Reader),
+            "writer" => Ok(Role::Writer),
+            "admin" => Ok(Role::Admin),
+            other => Err(EngineError::InvalidRole(other.to_string())),
+        }
+    }
+}
+
+/// A key as listed: never its secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKey {
+    pub id: String,
+    pub tenant: TenantId,
+    pub role: Role,
+    pub created_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A freshly created key with its secret, which is never shown again.
+#[derive(Clone)]
+pub struct NewKey {
+    pub key: ApiKey,
+    /// The full key to present: `gyr_<id>_<secret>`.
+    pub secret: String,
+}
+
+impl fmt::Debug for NewKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("NewKey").field("key", &self.key).field("secret", &"<redacted>").finish()
+    }
+}
+
+fn schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("key_id", DataType::Utf8, false),
+            Field::new("tenant_id", DataType::Utf8, false),
+            Field::new("role", DataType::Utf8, false),
+            Field::new("secret_sha256", DataType::Utf8, true),
+            Field::new("event", DataType::Utf8, false),
+            Field::new("at", timestamp_utc(), false),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// The stored record of a key, with its hash.
+struct KeyRecord {
+    key: ApiKey,
+    secret_sha256: [u8; 32],
+}
+
+fn hash_secret(secret: &str) -> [u8; 32] {
+    Sha256::digest(secret.as_bytes()).into()
+}
+
+impl Store {
+    /// Creates a key for `tenant` with `role`; the secret is in the result only.
+    pub async fn create_key(&self, tenant: &TenantId, role: Role) -> Result<NewKey> {
+        let mut rng = rand::rng();
+        let id = hex::encode(rng.random::<[u8; 6]>());
+        let secret = hex::encode(rng.random::<[u8; 32]>());
+        let now = Utc::now();
+        let key = ApiKey {
+            id: id.clone(),
+            tenant: tenant.clone(),
+            role,
+            created_at: now,
+            revoked_at: None,
+        };
+        let hash = hex::encode(hash_secret(&secret));
+        self.append_key_event(&key, Some(&hash), "created", now).await?;
+        tracing::info!(key_id = %id, tenant = %tenant, role = %role, "created API key");
+        Ok(NewKey {
+            key,
+            secret: format!("{PREFIX}{id}_{secret}"),
+        })
+    }
+
+    /// Every key, revoked ones included, oldest first.
+    pub async fn list_keys(&self) -> Result<Vec<ApiKey>> {
+        let mut keys: Vec<ApiKey> = self.key_records().await?.into_values().map(|r| r.key).collect();
+        keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
+        Ok(keys)
+    }
+
+    /// Revokes a key by id; revoking twice is harmless.
+    pub async fn revoke_key(&self, id: &str) -> Result<ApiKey> {
+        let records = self.key_records().await?;
+        let mut key = records
+            .get(id)
+            .map(|r| r.key.clone())
+            .ok_or_else(|| EngineError::KeyNotFound(id.to_string()))?;
+        if key.revoked_at.is_none() {
+            let now = Utc::now();
+            self.append_key_event(&key, None, "revoked", now).await?;
+            key.revoked_at = Some(now);
+            tracing::info!(key_id = %id, "revoked API key");
+        }
+        Ok(key)
+    }
+
+    /// The live key a presented secret belongs to, if any.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<ApiKey>> {
+        let Some((id, secret)) = presented.strip_prefix(PREFIX).and_then(|rest| rest.split_once('_')) else {
+            return Ok(None);
+        };
+        let records = self.key_records().await?;
+        let Some(record) = records.get(id) else {
+            return Ok(None);
+        };
+        let matches: bool = record.secret_sha256.ct_eq(&hash_secret(secret)).into();
+        Ok((matches && record.key.revoked_at.is_none()).then(|| record.key.clone()))
+    }
+
+    async fn append_key_event(&self, key: &ApiKey, hash: Option<&str>, event: &str, at: DateTime<Utc>) -> Result<()> {
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from(vec![key.id.as_str()])),
+                Arc::new(StringArray::from(vec![key.tenant.as_str()])),
+                Arc::new(StringArray::from(vec![key.role.as_str()])),
+                Arc::new(StringArray::from(vec![hash])),
+                Arc::new(StringArray::from(vec![event])),
+                Arc::new(TimestampMicrosecondArray::from(vec![at.timestamp_micros()]).with_timezone("UTC")),
+            ],
+        )
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.commit(&self.system_url(TABLE), TABLE, &schema(), batch, None, None)
+            .await?;
+        Ok(())
+    }
+
+    async fn key_records(&self) -> Result<BTreeMap<String, KeyRecord>> {
+        let Some(table) = self.load(&self.system_url(TABLE)).await? else {
+            return Ok(BTreeMap::new());
+        };
+        let ctx = SessionContext::new();
+        table.update_datafusion_session(&ctx.state())?;
+        let batches = ctx.read_table(table.table_provider().await?)?.collect().await?;
+        let mut records = BTreeMap::new();
+        let mut revocations = Vec::new();
+        for batch in &batches {
+            // Scans may hand strings back as views; read them as plain Utf8.
+            let text = |name: &str| {
+                batch
+                    .column_by_name(name)
+                    .and_then(|c| cast(c, &DataType::Utf8).ok())
+                    .map(|c| c.as_string::<i32>().clone())
+            };
+            let (Some(ids), Some(tenants), Some(roles), Some(hashes), Some(events)) =
+                (text("key_id"), text("tenant_id"), text("role"), text("secret_sha256"), text("event"))
+            else {
+                return Err(EngineError::Internal("api_keys table has an unexpected schema".into()));
+            };
+            let at = batch
+                .column_by_name("at")
+                .map(|c| c.as_primitive::<TimestampMicrosecondType>().clone())
+                .ok_or_else(|| EngineError::Internal("api_keys table lacks `at`".into()))?;
+            for i in 0..batch.num_rows() {
+                let when = DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default();
+                match events.value(i) {
+                    "created" => {
+                        let mut hash = [0u8; 32];
+                        if hashes.is_null(i) || hex::decode_to_slice(hashes.value(i), &mut hash).is_err() {
+                            return Err(EngineError::Internal(format!("api key {} has no valid hash", ids.value(i))));
+                        }
+                        let key = ApiKey {
+                            id: ids.value(i).to_string(),
+                            tenant: TenantId::new(tenants.value(i))?,
+                            role: roles.value(i).parse()?,
+                            created_at: when,
+                            revoked_at: None,
+                        };
+                        records.insert(key.id.clone(), KeyRecord { key, secret_sha256: hash });
+                    }
+                    _ => revocations.push((ids.value(i).to_string(), when)),
+                }
+            }
+        }
+        for (id, when) in revocations {
+            if let Some(record) = records.get_mut(&id) {
+                record.key.revoked_at = Some(record.key.revoked_at.map_or(when, |w| w.min(when)));
+            }
+        }
+        Ok(records)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn keys_authenticate_until_revoked_and_are_stored_hashed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+        let acme = TenantId::new("acme").unwrap();
+        let created = store.create_key(&acme, Role::Writer).await.unwrap();
+        assert!(created.secret.starts_with("gyr_"));
+        let found = store.authenticate(&created.secret).await.unwrap().unwrap();
+        assert_eq!((found.tenant.as_str(), found.role), ("acme", Role::Writer));
+
+        // A wrong secret with the right id, a garbage key: nothing.
+        let (id_part, _) = created.secret.rsplit_once('_').unwrap();
+        let forged = format!("{id_part}_{}", "0".repeat(64));
+        assert!(store.authenticate(&forged).await.unwrap().is_none());
+        assert!(store.authenticate("nonsense").await.unwrap().is_none());
+
+        // The secret never reaches storage.
+        let secret_part = created.secret.rsplit_once('_').unwrap().1;
+        for entry in walk(dir.path()) {
+            let bytes = std::fs::read(&entry).unwrap();
+            let text = String::from_utf8_lossy(&bytes);
+            assert!(!text.contains(secret_part), "secret found in {}", entry.display());
+        }
+
+        let listed = store.list_keys().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        store.revoke_key(&created.key.id).await.unwrap();
+        assert!(store.authenticate(&created.secret).await.unwrap().is_none());
+        assert!(store.list_keys().await.unwrap()[0].revoked_at.is_some());
+        assert!(matches!(store.revoke_key("nope").await, Err(EngineError::KeyNotFound(_))));
+    }
+
+    fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+        let mut out = Vec::new();
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                out.extend(walk(&path));
+            } else {
+                out.push(path);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn roles_nest() {
+        assert!(Role::Admin.allows(Role::Writer) && Role::Writer.allows(Role::Reader));
+        assert!(!Role::Reader.allows(Role::Writer));
+        assert!("owner".parse::<Role>().is_err());
+    }
+}

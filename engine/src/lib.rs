@@ -1,0 +1,28 @@
+//! The Gyrus engine: the columnar store and tenant-scoped SQL.
+//!
+//! - [`schema`]: the canonical tables of design.md, defined once.
+//! - [`Store`]: one object_store root (a local folder or `s3://`) with a Delta
+//!   Lake table per tenant and canonical table under `tenants/<tenant>/<table>/`.
+//! - [`Store::write`]: validated, sorted, atomic and idempotent writes, with
+//!   slice replacement for restated data.
+//! - [`Store::session`]: a read-only DataFusion session holding one tenant's
+//!   tables, bounded in memory and time.
+//! - [`keys`]: hashed API keys bound to a tenant and a role.
+
+pub mod error;
+pub mod keys;
+pub mod maintenance;
+pub mod schema;
+pub mod session;
+pub mod store;
+pub mod validate;
+pub mod write;
+
+pub use error::{EngineError, Result};
+pub use keys::{ApiKey, NewKey, Role};
+pub use session::{SessionLimits, TenantSession, check_read_only};
+pub use store::{Store, TenantId};
+pub use write::{Slice, WriteMode, WriteOutcome, WriteRequest};
+
+/// Arrow and DataFusion as the engine uses them, so dependents share one version.
+pub use datafusion;

@@ -1,0 +1,257 @@
+//! SQL sessions scoped to one tenant: its canonical tables and nothing else.
+//!
+//! A [`TenantSession`] holds a DataFusion context whose catalog contains the
+//! tenant's ten canonical tables (empty placeholders for tables never
+//! written) and `information_schema`. No other tenant, no `_system`, no URL
+//! tables, no file-reading functions. Client SQL passes [`check_read_only`]
+//! and DataFusion's own DDL/DML/statement switches (both must agree), runs
+//! under a memory pool that spills or fails cleanly, and under a time limit.
+//!
+//! ```no_run
+//! # async fn run() -> gyrus_engine::Result<()> {
+//! use gyrus_engine::{SessionLimits, Store, TenantId};
+//!
+//! let store = Store::open("./gyrus-data").await?;
+//! let session = store.session(&TenantId::new("acme")?, &SessionLimits::default()).await?;
+//! let batches = session.query("SELECT platform, sum(spend) FROM ad_performance GROUP BY 1").await?;
+//! # Ok(()) }
+//! ```
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use datafusion::arrow::array::RecordBatch;
+use datafusion::catalog::MemTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::SendableRecordBatchStream;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
+use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
+use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+
+use tracing::Instrument as _;
+
+use crate::error::{EngineError, Result, strip_context};
+use crate::schema::CanonicalTable;
+use crate::store::{Store, TenantId};
+
+/// The catalog and schema client SQL sees.
+pub const CATALOG: &str = "gyrus";
+pub const SCHEMA: &str = "public";
+
+/// Bounds on one query.
+#[derive(Debug, Clone)]
+pub struct SessionLimits {
+    /// Memory the query's operators may hold before spilling or failing.
+    pub memory_bytes: usize,
+    /// Wall time from planning to the last batch.
+    pub timeout: Duration,
+    /// Parallelism of a query (defaults to the number of cores).
+    pub target_partitions: usize,
+}
+
+impl Default for SessionLimits {
+    fn default() -> Self {
+        SessionLimits {
+            memory_bytes: 2 << 30,
+            timeout: Duration::from_secs(300),
+            target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        }
+    }
+}
+
+/// A DataFusion session holding one tenant's tables.
+pub struct TenantSession {
+    tenant: TenantId,
+    ctx: SessionContext,
+    limits: SessionLimits,
+}
+
+impl Store {
+    /// Opens a read-only SQL session over `tenant`'s tables.
+    pub async fn session(&self, tenant: &TenantId, limits: &SessionLimits) -> Result<TenantSession> {
+        let runtime = RuntimeEnvBuilder::new()
+            .with_memory_limit(limits.memory_bytes, 1.0)
+            .build_arc()?;
+        let mut config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema(CATALOG, SCHEMA)
+            .with_target_partitions(limits.target_partitions.max(1));
+        // Delta scans read Parquet: let DataFusion prune row groups and pages by the file statistics.
+        config.options_mut().execution.parquet.pushdown_filters = true;
+        config.options_mut().execution.parquet.reorder_filters = true;
+        let ctx = SessionContext::new_with_config_rt(config, runtime);
+        for table in CanonicalTable::ALL {
+            let provider: Arc<dyn datafusion::catalog::TableProvider> = match self.table(tenant, table).await? {
+                Some(delta) => {
+                    delta.update_datafusion_session(&ctx.state())?;
+                    delta.table_provider().await?
+                }
+                None => Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?),
+            };
+            ctx.register_table(table.name(), provider)?;
+        }
+        Ok(TenantSession {
+            tenant: tenant.clone(),
+            ctx,
+            limits: limits.clone(),
+        })
+    }
+}
+
+impl TenantSession {
+    /// The tenant this session belongs to.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// The underlying DataFusion context (for servers that stream results).
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+
+    /// Plans client SQL after the read-only checks; runs nothing.
+    pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        check_read_only(sql)?;
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(|e| self.map_error(e))
+    }
+
+    /// Runs client SQL and collects the result, within the session's limits.
+    pub async fn query(&self, sql: &str) -> Result<Vec<RecordBatch>> {
+        let span = tracing::info_span!("query", tenant = %self.tenant, sql = %truncate(sql, 200));
+        async {
+            let started = Instant::now();
+            let run = async {
+                let df = self.plan(sql).await?;
+                df.collect().await.map_err(|e| self.map_error(e))
+            };
+            let batches = tokio::time::timeout(self.limits.timeout, run)
+                .await
+                .map_err(|_| EngineError::Timeout {
+                    seconds: self.limits.timeout.as_secs(),
+                })??;
+            let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+            tracing::info!(rows, elapsed_ms = started.elapsed().as_millis() as u64, "query finished");
+            Ok(batches)
+        }
+        .instrument(span)
+        .await
+    }
+
+    /// Runs client SQL as a stream; the caller applies the time limit while draining it.
+    pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
+        let df = self.plan(sql).await?;
+        df.execute_stream().await.map_err(|e| self.map_error(e))
+    }
+
+    /// The session's limits.
+    pub fn limits(&self) -> &SessionLimits {
+        &self.limits
+    }
+
+    fn map_error(&self, err: DataFusionError) -> EngineError {
+        match strip_context(err) {
+            DataFusionError::ResourcesExhausted(detail) => EngineError::MemoryLimit {
+                limit_mb: self.limits.memory_bytes >> 20,
+                detail,
+            },
+            other => EngineError::Query(other.to_string()),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Accepts exactly one read-only statement: a query, `EXPLAIN` of one,
+/// `SHOW TABLES`, `SHOW COLUMNS` or `DESCRIBE`. Everything else — DDL, DML,
+/// `COPY`, `CREATE EXTERNAL TABLE`, `SET`, `RESET`, transactions, several
+/// statements — is refused before planning.
+pub fn check_read_only(sql: &str) -> Result<()> {
+    let dialect = GenericDialect {};
+    let mut parser = DFParserBuilder::new(sql)
+        .with_dialect(&dialect)
+        .build()
+        .map_err(|e| EngineError::Query(e.to_string()))?;
+    let statements = parser
+        .parse_statements()
+        .map_err(|e| EngineError::Query(strip_context(e).to_string()))?;
+    match statements.len() {
+        0 => return Err(EngineError::Query("empty query".into())),
+        1 => {}
+        n => return Err(EngineError::ReadOnly(format!("{n} statements; send one at a time"))),
+    }
+    check_statement(&statements[0])
+}
+
+fn check_statement(statement: &DfStatement) -> Result<()> {
+    match statement {
+        DfStatement::Statement(inner) => match inner.as_ref() {
+            SqlStatement::Query(_)
+            | SqlStatement::ShowTables { .. }
+            | SqlStatement::ShowColumns { .. }
+            | SqlStatement::ExplainTable { .. } => Ok(()),
+            SqlStatement::Explain { statement, .. } => {
+                check_statement(&DfStatement::Statement(statement.clone()))
+            }
+            other => Err(EngineError::ReadOnly(first_words(&other.to_string()))),
+        },
+        DfStatement::Explain(explain) => check_statement(&explain.statement),
+        DfStatement::CreateExternalTable(_) => Err(EngineError::ReadOnly("CREATE EXTERNAL TABLE".into())),
+        DfStatement::CopyTo(_) => Err(EngineError::ReadOnly("COPY".into())),
+        DfStatement::Reset(_) => Err(EngineError::ReadOnly("RESET".into())),
+    }
+}
+
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queries_pass_and_everything_else_is_refused() {
+        for ok in [
+            "SELECT 1",
+            "with t as (select 1 as x) select * from t",
+            "EXPLAIN SELECT 1",
+            "SHOW TABLES",
+            "SHOW COLUMNS FROM ad_performance",
+            "DESCRIBE ad_performance",
+        ] {
+            check_read_only(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+        }
+        for bad in [
+            "CREATE TABLE t AS SELECT 1",
+            "create external table t stored as parquet location '/etc'",
+            "INSERT INTO ad_performance VALUES (1)",
+            "DELETE FROM ad_performance",
+            "UPDATE ad_performance SET clicks = 0",
+            "DROP TABLE ad_performance",
+            "COPY (SELECT 1) TO '/tmp/x.csv'",
+            "SET datafusion.execution.batch_size = 1",
+            "RESET datafusion.execution.batch_size",
+            "CREATE VIEW v AS SELECT 1",
+            "SELECT 1; DROP TABLE ad_performance",
+            "EXPLAIN CREATE TABLE t AS SELECT 1",
+            "EXPLAIN COPY (SELECT 1) TO '/tmp/x.csv'",
+            "BEGIN",
+        ] {
+            assert!(check_read_only(bad).is_err(), "{bad} was accepted");
+        }
+    }
+}

@@ -1,0 +1,343 @@
+//! The store: one object_store root holding every tenant's Delta tables.
+//!
+//! Layout (design.md): `<root>/tenants/<tenant_id>/<table>/` for the canonical
+//! tables and `<root>/_system/<name>/` for API keys and other system state.
+//!
+//! ```no_run
+//! # async fn run() -> gyrus_engine::Result<()> {
+//! use gyrus_engine::{Store, TenantId, schema::CanonicalTable};
+//!
+//! let store = Store::open("./gyrus-data").await?;
+//! let acme = TenantId::new("acme")?;
+//! let table = store.table(&acme, CanonicalTable::AdPerformance).await?;
+//! println!("exists: {}", table.is_some());
+//! # Ok(()) }
+//! ```
+
+use std::fmt;
+use std::path::Path as FsPath;
+use std::sync::{Arc, Once};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use deltalake_core::kernel::StructType;
+use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
+use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use object_store::{ObjectStore, ObjectStoreExt as _};
+use object_store::local::LocalFileSystem;
+use url::Url;
+
+use crate::error::{EngineError, Result};
+use crate::schema::CanonicalTable;
+
+/// A tenant's identifier: `[a-z0-9][a-z0-9_-]{0,62}`, so it is always one safe path segment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TenantId(String);
+
+impl TenantId {
+    /// Validates a tenant id.
+    pub fn new(id: impl Into<String>) -> Result<Self> {
+        let id = id.into();
+        let reason = if id.is_empty() {
+            Some("it is empty")
+        } else if id.len() > 63 {
+            Some("it is longer than 63 characters")
+        } else if !id.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit()) {
+            Some("it must start with a lowercase letter or a digit")
+        } else if !id
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        {
+            Some("only lowercase letters, digits, '_' and '-' are allowed")
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => Err(EngineError::InvalidTenant { tenant: id, reason }),
+            None => Ok(TenantId(id)),
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TenantId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The root of all Gyrus data.
+#[derive(Clone)]
+pub struct Store {
+    root: Url,
+    object_store: Arc<dyn ObjectStore>,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("root", &self.root.as_str()).finish()
+    }
+}
+
+impl Store {
+    /// Opens a root given as a local folder (created if missing), a `file://`
+    /// URL or, with the `s3` feature, `s3://bucket/prefix` configured by the
+    /// usual `AWS_*` environment variables.
+    pub async fn open(root: &str) -> Result<Self> {
+        let invalid = |reason: String| EngineError::InvalidRoot {
+            root: root.to_string(),
+            reason,
+        };
+        let url = match Url::parse(root) {
+            Ok(url) if url.scheme().len() > 1 => url,
+            // Not a URL (or a Windows drive letter): a local folder.
+            _ => local_folder_url(FsPath::new(root)).map_err(invalid)?,
+        };
+        let url = with_trailing_slash(url);
+        let object_store: Arc<dyn ObjectStore> = match url.scheme() {
+            "file" => {
+                let path = url
+                    .to_file_path()
+                    .map_err(|_| invalid("not a local path".into()))?;
+                std::fs::create_dir_all(&path).map_err(|e| invalid(e.to_string()))?;
+                Arc::new(LocalFileSystem::new())
+            }
+            #[cfg(feature = "s3")]
+            "s3" | "s3a" => {
+                register_default_log_store(&url);
+                Arc::new(
+                    object_store::aws::AmazonS3Builder::from_env()
+                        .with_url(url.as_str())
+                        .build()
+                        .map_err(|e| invalid(e.to_string()))?,
+                )
+            }
+            other => {
+                return Err(invalid(format!(
+                    "unsupported scheme `{other}`; use a local folder, file://{}",
+                    if cfg!(feature = "s3") { " or s3://" } else { "" }
+                )));
+            }
+        };
+        Ok(Store { root: url, object_store })
+    }
+
+    /// The root URL, always ending in `/`.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The underlying object store (rooted at the store's scheme root, not at `root`).
+    pub fn object_store(&self) -> Arc<dyn ObjectStore> {
+        self.object_store.clone()
+    }
+
+    /// Where a tenant's canonical table lives.
+    pub fn table_url(&self, tenant: &TenantId, table: CanonicalTable) -> Url {
+        self.join(&format!("tenants/{tenant}/{}/", table.name()))
+    }
+
+    /// Where a tenant's folder lives.
+    pub fn tenant_url(&self, tenant: &TenantId) -> Url {
+        self.join(&format!("tenants/{tenant}/"))
+    }
+
+    /// Where a system table lives.
+    pub fn system_url(&self, name: &str) -> Url {
+        self.join(&format!("_system/{name}/"))
+    }
+
+    fn join(&self, relative: &str) -> Url {
+        // Every segment is validated (tenant ids, table names), so joining cannot escape the root.
+        let mut url = self.root.clone();
+        url.set_path(&format!("{}{relative}", self.root.path()));
+        url
+    }
+
+    fn builder(&self, url: &Url) -> Result<DeltaTableBuilder> {
+        Ok(DeltaTableBuilder::from_url(url.clone())?
+            .with_storage_backend(self.object_store.clone(), url.clone()))
+    }
+
+    /// Loads the Delta table at `url`, or `None` when there is none yet.
+    pub async fn load(&self, url: &Url) -> Result<Option<DeltaTable>> {
+        // The Delta kernel refuses local locations that do not exist yet.
+        if let Ok(path) = url.to_file_path()
+            && !path.exists()
+        {
+            return Ok(None);
+        }
+        let mut table = self.builder(url)?.build()?;
+        match table.load().await {
+            Ok(()) => Ok(Some(table)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Loads the Delta table at `url`, creating it with `schema` when missing.
+    pub async fn load_or_create(&self, url: &Url, name: &str, schema: &SchemaRef) -> Result<DeltaTable> {
+        if let Some(table) = self.load(url).await? {
+            return Ok(table);
+        }
+        let columns: StructType = schema
+            .as_ref()
+            .try_into_kernel()
+            .map_err(|e| EngineError::Internal(format!("schema of {name}: {e}")))?;
+        if let Ok(path) = url.to_file_path() {
+            std::fs::create_dir_all(&path)
+                .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", path.display())))?;
+        }
+        let table = self.builder(url)?.build()?;
+        let created = table
+            .create()
+            .with_table_name(name)
+            .with_columns(columns.fields().cloned())
+            .await;
+        match created {
+            Ok(table) => {
+                tracing::info!(table = name, url = %url, "created table");
+                Ok(table)
+            }
+            // Another writer created it first: use theirs.
+            Err(err) => match self.load(url).await? {
+                Some(table) => Ok(table),
+                None => Err(err.into()),
+            },
+        }
+    }
+
+    /// A tenant's canonical table, if it has been written to.
+    pub async fn table(&self, tenant: &TenantId, table: CanonicalTable) -> Result<Option<DeltaTable>> {
+        self.load(&self.table_url(tenant, table)).await
+    }
+
+    /// A tenant's canonical table, created empty on first use.
+    pub async fn table_or_create(&self, tenant: &TenantId, table: CanonicalTable) -> Result<DeltaTable> {
+        self.load_or_create(&self.table_url(tenant, table), table.name(), &table.schema())
+            .await
+    }
+
+    /// Writes a file (not a table) into a tenant's folder, e.g. a dataset's ground truth.
+    pub async fn put_tenant_file(&self, tenant: &TenantId, name: &str, bytes: Vec<u8>) -> Result<Url> {
+        if name.is_empty() || name.contains('/') || name.starts_with('.') {
+            return Err(EngineError::Internal(format!("invalid file name `{name}`")));
+        }
+        let url = self.join(&format!("tenants/{tenant}/{name}"));
+        if let Ok(path) = url.to_file_path()
+            && let Some(parent) = path.parent()
+        {
+            std::fs::create_dir_all(parent).map_err(|e| EngineError::Internal(e.to_string()))?;
+        }
+        let path = object_store::path::Path::from_url_path(url.path()).map_err(|e| EngineError::Internal(e.to_string()))?;
+        self.object_store.put(&path, bytes.into()).await?;
+        Ok(url)
+    }
+
+    /// Reads a file written by [`Store::put_tenant_file`].
+    pub async fn get_tenant_file(&self, tenant: &TenantId, name: &str) -> Result<Vec<u8>> {
+        let url = self.join(&format!("tenants/{tenant}/{name}"));
+        let path = object_store::path::Path::from_url_path(url.path()).map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(self.object_store.get(&path).await?.bytes().await?.to_vec())
+    }
+
+    /// The tenants that have a folder under the root.
+    pub async fn tenants(&self) -> Result<Vec<TenantId>> {
+        let prefix = object_store::path::Path::from_url_path(format!("{}tenants", self.root.path()))
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let listing = self.object_store.list_with_delimiter(Some(&prefix)).await?;
+        let mut tenants: Vec<TenantId> = listing
+            .common_prefixes
+            .iter()
+            .filter_map(|p| p.filename().and_then(|name| TenantId::new(name).ok()))
+            .collect();
+        tenants.sort();
+        Ok(tenants)
+    }
+}
+
+fn local_folder_url(path: &FsPath) -> std::result::Result<Url, String> {
+    std::fs::create_dir_all(path).map_err(|e| format!("cannot create folder: {e}"))?;
+    let absolute = path
+        .canonicalize()
+        .map_err(|e| format!("cannot resolve folder: {e}"))?;
+    Url::from_directory_path(&absolute).map_err(|_| "not an absolute path".to_string())
+}
+
+fn with_trailing_slash(mut url: Url) -> Url {
+    if !url.path().ends_with('/') {
+        let path = format!("{}/", url.path());
+        url.set_path(&path);
+    }
+    url
+}
+
+/// deltalake-core only knows `file://` and `memory://`; S3 stores use its
+/// default log store (atomic commits through S3's conditional put).
+#[cfg_attr(not(feature = "s3"), allow(dead_code))]
+fn register_default_log_store(url: &Url) {
+    use deltalake_core::logstore::{
+        LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+    };
+
+    struct DefaultFactory;
+    impl LogStoreFactory for DefaultFactory {
+        fn with_options(
+            &self,
+            prefixed_store: ObjectStoreRef,
+            root_store: ObjectStoreRef,
+            location: &Url,
+            options: &StorageConfig,
+        ) -> deltalake_core::DeltaResult<Arc<dyn LogStore>> {
+            Ok(default_logstore(prefixed_store, root_store, location, options))
+        }
+    }
+
+    static ONCE: Once = Once::new();
+    let scheme = format!("{}://", url.scheme());
+    ONCE.call_once(|| {
+        for scheme in ["s3://", "s3a://"] {
+            if let Ok(key) = Url::parse(scheme) {
+                logstore_factories().insert(key, Arc::new(DefaultFactory));
+            }
+        }
+    });
+    tracing::debug!(%scheme, "registered the default Delta log store");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tenant_ids_are_single_safe_segments() {
+        for good in ["acme", "a", "tenant-42", "x_y", "0abc"] {
+            assert!(TenantId::new(good).is_ok(), "{good}");
+        }
+        for bad in ["", "Acme", "../b", "a/b", "a.b", "-a", "_system", "a b", &"x".repeat(64)] {
+            assert!(TenantId::new(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[tokio::test]
+    async fn layout_follows_the_design() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+        let acme = TenantId::new("acme").unwrap();
+        let url = store.table_url(&acme, CanonicalTable::Orders);
+        assert!(url.as_str().ends_with("/tenants/acme/orders/"), "{url}");
+        assert!(store.system_url("api_keys").as_str().ends_with("/_system/api_keys/"));
+        assert!(store.table(&acme, CanonicalTable::Orders).await.unwrap().is_none());
+        store.table_or_create(&acme, CanonicalTable::Orders).await.unwrap();
+        assert!(store.table(&acme, CanonicalTable::Orders).await.unwrap().is_some());
+        assert_eq!(store.tenants().await.unwrap(), vec![acme]);
+    }
+
+    #[tokio::test]
+    async fn unknown_schemes_are_refused() {
+        let err = Store::open("ftp://host/x").await.unwrap_err().to_string();
+        assert!(err.contains("unsupported scheme `ftp`"), "{err}");
+    }
+}

@@ -1,0 +1,448 @@
+//! Atomic, idempotent writes to a tenant's canonical tables.
+//!
+//! A write is validated whole, sorted by the table's sort key (time, then
+//! entity) and committed as one Delta transaction. An idempotency key is
+//! recorded in the same commit as a Delta application transaction (`txn`
+//! action), so a replayed key finds it and changes nothing, and two writers
+//! racing with one key conflict instead of both landing. A slice replacement
+//! removes the rows of a slice and adds the new ones in that one commit.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::datatypes::{DataType, Date32Type, TimestampMicrosecondType};
+use datafusion::arrow::row::{RowConverter, Rows, SortField};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
+use datafusion::prelude::{Expr, col, lit};
+use datafusion::scalar::ScalarValue;
+use deltalake_core::DeltaTableError;
+use deltalake_core::kernel::transaction::{CommitProperties, TransactionError};
+use deltalake_core::kernel::Transaction;
+use deltalake_core::protocol::SaveMode;
+use deltalake_core::DeltaTable;
+use sha2::{Digest, Sha256};
+use tracing::Instrument as _;
+use url::Url;
+
+use crate::error::{EngineError, Result};
+use crate::schema::CanonicalTable;
+use crate::store::{Store, TenantId};
+use crate::validate::{ValidationError, check_rows, conform};
+
+/// Rows per Parquet row group: small enough that date and entity filters skip
+/// row groups inside a file, large enough to compress well.
+const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// How often a write is retried when concurrent writers conflict with it.
+const CONFLICT_ATTEMPTS: usize = 5;
+
+/// What a write does to the table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteMode {
+    /// Add the rows.
+    Append,
+    /// Replace every row of the slice with the rows of the write, atomically.
+    ReplaceSlice(Slice),
+}
+
+/// A slice of a table: equality on some of its slice columns and an inclusive
+/// range of days on its time column, e.g. one platform account's month.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slice {
+    pub equals: Vec<(String, String)>,
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+}
+
+impl fmt::Display for Slice {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (column, value) in &self.equals {
+            write!(f, "{column}={value:?} ")?;
+        }
+        write!(f, "{}..={}", self.from, self.to)
+    }
+}
+
+impl Slice {
+    fn check(&self, table: CanonicalTable) -> Result<()> {
+        let def = table.def();
+        if self.from > self.to {
+            return Err(EngineError::InvalidSlice(format!(
+                "it starts ({}) after it ends ({})",
+                self.from, self.to
+            )));
+        }
+        for (column, _) in &self.equals {
+            if !def.slice_columns.contains(&column.as_str()) {
+                return Err(EngineError::InvalidSlice(format!(
+                    "{table} slices by {} (and a range of {}); `{column}` is not one of them",
+                    def.slice_columns.join(", "),
+                    def.time_column
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// Bounds of the slice on the time column, as scalars of its type: [lo, hi).
+    fn bounds(&self, table: CanonicalTable) -> (ScalarValue, ScalarValue, i64, i64) {
+        let day = |d: NaiveDate| (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days();
+        let (lo, hi) = (day(self.from), day(self.to) + 1);
+        let def = table.def();
+        let time_type = def
+            .columns
+            .iter()
+            .find(|c| c.name == def.time_column)
+            .map(|c| c.data_type.clone());
+        match time_type {
+            Some(DataType::Date32) => (
+                ScalarValue::Date32(Some(lo as i32)),
+                ScalarValue::Date32(Some(hi as i32)),
+                lo,
+                hi,
+            ),
+            _ => {
+                const MICROS_PER_DAY: i64 = 86_400_000_000;
+                let (lo, hi) = (lo * MICROS_PER_DAY, hi * MICROS_PER_DAY);
+                (
+                    ScalarValue::TimestampMicrosecond(Some(lo), Some("UTC".into())),
+                    ScalarValue::TimestampMicrosecond(Some(hi), Some("UTC".into())),
+                    lo,
+                    hi,
+                )
+            }
+        }
+    }
+
+    /// The slice as a predicate over the table.
+    pub fn predicate(&self, table: CanonicalTable) -> Expr {
+        let time = table.def().time_column;
+        let (lo, hi, _, _) = self.bounds(table);
+        self.equals.iter().fold(
+            col(time).gt_eq(lit(lo)).and(col(time).lt(lit(hi))),
+            |acc, (column, value)| acc.and(col(column.as_str()).eq(lit(value.as_str()))),
+        )
+    }
+
+    /// Every row of the write must lie inside the slice it replaces.
+    fn check_rows(&self, table: CanonicalTable, batch: &RecordBatch) -> Result<(), ValidationError> {
+        let def = table.def();
+        let (_, _, lo, hi) = self.bounds(table);
+        let time = batch.column_by_name(def.time_column).expect("conformed batch");
+        let outside_time: Box<dyn Fn(usize) -> bool> = match time.data_type() {
+            DataType::Date32 => {
+                let values = time.as_primitive::<Date32Type>().clone();
+                Box::new(move |i| !(lo..hi).contains(&(values.value(i) as i64)))
+            }
+            _ => {
+                let values = time.as_primitive::<TimestampMicrosecondType>().clone();
+                Box::new(move |i| !(lo..hi).contains(&values.value(i)))
+            }
+        };
+        let equals: Vec<(&str, &datafusion::arrow::array::StringArray)> = self
+            .equals
+            .iter()
+            .map(|(c, v)| {
+                let array = batch.column_by_name(c).expect("checked slice column");
+                (v.as_str(), array.as_string::<i32>())
+            })
+            .collect();
+        let mut count = 0;
+        let mut first = Vec::new();
+        for i in 0..batch.num_rows() {
+            let outside = outside_time(i) || equals.iter().any(|(v, a)| a.is_null(i) || a.value(i) != *v);
+            if outside {
+                count += 1;
+                if first.len() < 5 {
+                    first.push((i + 1, describe_row(batch, def.natural_key, i)));
+                }
+            }
+        }
+        if count == 0 {
+            return Ok(());
+        }
+        Err(ValidationError {
+            table: table.name().to_string(),
+            column: None,
+            problem: format!("row lies outside the slice being replaced ({self})"),
+            count,
+            first_rows: first,
+        })
+    }
+}
+
+/// One write to one canonical table.
+#[derive(Debug, Clone)]
+pub struct WriteRequest {
+    pub table: CanonicalTable,
+    pub batches: Vec<RecordBatch>,
+    /// A repeated key changes nothing; `None` writes unconditionally.
+    pub idempotency_key: Option<String>,
+    pub mode: WriteMode,
+}
+
+impl WriteRequest {
+    /// An append of `batches` to `table`.
+    pub fn append(table: CanonicalTable, batches: Vec<RecordBatch>) -> Self {
+        WriteRequest {
+            table,
+            batches,
+            idempotency_key: None,
+            mode: WriteMode::Append,
+        }
+    }
+
+    /// Sets the idempotency key.
+    pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
+        self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Makes the write replace `slice`.
+    pub fn replacing(mut self, slice: Slice) -> Self {
+        self.mode = WriteMode::ReplaceSlice(slice);
+        self
+    }
+}
+
+/// What a write did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOutcome {
+    /// Rows the write carried.
+    pub rows: usize,
+    /// The table's Delta version after the write.
+    pub version: u64,
+    /// True when the idempotency key had been applied before: nothing changed.
+    pub already_applied: bool,
+}
+
+/// Validates and sorts the batches of a write into one batch in the table's
+/// sort order. Nothing is written; errors name the column and first rows.
+pub fn prepare(table: CanonicalTable, batches: &[RecordBatch]) -> Result<RecordBatch> {
+    let mut conformed = Vec::with_capacity(batches.len());
+    let mut offset = 0;
+    for batch in batches {
+        let batch = conform(table, batch)?;
+        check_rows(table, &batch, offset)?;
+        offset += batch.num_rows();
+        conformed.push(batch);
+    }
+    let batch = concat_batches(&table.schema(), &conformed).map_err(|e| EngineError::Internal(e.to_string()))?;
+    sort_and_check_keys(table, batch)
+}
+
+fn key_rows(batch: &RecordBatch, columns: &[&str]) -> Result<Rows> {
+    let arrays: Vec<ArrayRef> = columns
+        .iter()
+        .map(|c| batch.column_by_name(c).cloned().expect("conformed batch"))
+        .collect();
+    let fields = arrays.iter().map(|a| SortField::new(a.data_type().clone())).collect();
+    let converter = RowConverter::new(fields).map_err(|e| EngineError::Internal(e.to_string()))?;
+    converter
+        .convert_columns(&arrays)
+        .map_err(|e| EngineError::Internal(e.to_string()))
+}
+
+fn sort_and_check_keys(table: CanonicalTable, batch: RecordBatch) -> Result<RecordBatch> {
+    let def = table.def();
+    if batch.num_rows() == 0 {
+        return Ok(batch);
+    }
+    let rows = key_rows(&batch, def.sort_key)?;
+    let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
+    if !order.windows(2).all(|w| rows.row(w[0] as usize) <= rows.row(w[1] as usize)) {
+        order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
+    }
+    // When the sort key is exactly the natural key, duplicates are neighbours.
+    let same_columns = def.sort_key.len() == def.natural_key.len();
+    let mut duplicates = 0;
+    let mut examples = Vec::new();
+    let mut report = |row: usize| {
+        duplicates += 1;
+        if examples.len() < 5 {
+            examples.push(describe_row(&batch, def.natural_key, row));
+        }
+    };
+    if same_columns {
+        for w in order.windows(2) {
+            if rows.row(w[0] as usize) == rows.row(w[1] as usize) {
+                report(w[1] as usize);
+            }
+        }
+    } else {
+        let keys = key_rows(&batch, def.natural_key)?;
+        let mut seen = HashSet::with_capacity(batch.num_rows());
+        for i in 0..batch.num_rows() {
+            if !seen.insert(keys.row(i)) {
+                report(i);
+            }
+        }
+    }
+    if duplicates > 0 {
+        return Err(ValidationError::duplicate_keys(table, duplicates, examples).into());
+    }
+    if order.iter().enumerate().all(|(i, &o)| i as u32 == o) {
+        return Ok(batch);
+    }
+    take_record_batch(&batch, &UInt32Array::from(order)).map_err(|e| EngineError::Internal(e.to_string()))
+}
+
+/// Renders the named columns of one row, e.g. `campaign_id=c1, date=2026-01-01`.
+fn describe_row(batch: &RecordBatch, columns: &[&str], row: usize) -> String {
+    columns
+        .iter()
+        .filter_map(|c| {
+            let array = batch.column_by_name(c)?;
+            let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default().with_null("null")).ok()?;
+            Some(format!("{c}={}", formatter.value(row)))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The Delta application id that records an idempotency key.
+fn app_id(key: &str) -> String {
+    format!("gyrus-write-{}", hex::encode(&Sha256::digest(key.as_bytes())[..16]))
+}
+
+/// Parquet settings for every file Gyrus writes: zstd, statistics per page,
+/// row groups small enough to skip.
+pub fn writer_properties() -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
+        .set_statistics_enabled(EnabledStatistics::Page)
+        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .build()
+}
+
+async fn key_applied(table: &DeltaTable, app_id: &str) -> Result<bool> {
+    Ok(table
+        .snapshot()?
+        .transaction_version(table.log_store().as_ref(), app_id)
+        .await?
+        .is_some())
+}
+
+fn is_conflict(err: &DeltaTableError) -> bool {
+    matches!(
+        err,
+        DeltaTableError::Transaction {
+            source: TransactionError::CommitConflict(_)
+                | TransactionError::MaxCommitAttempts(_)
+                | TransactionError::VersionAlreadyExists(_)
+        }
+    ) || matches!(err, DeltaTableError::VersionAlreadyExists(_))
+}
+
+impl Store {
+    /// Validates, sorts and commits one write atomically.
+    ///
+    /// With an idempotency key that was applied before, nothing changes and
+    /// the outcome says `already_applied`. On a validation error nothing is
+    /// written.
+    pub async fn write(&self, tenant: &TenantId, request: WriteRequest) -> Result<WriteOutcome> {
+        let span = tracing::info_span!("write", tenant = %tenant, table = %request.table, rows = tracing::field::Empty);
+        self.write_in_span(tenant, request, span.clone()).instrument(span).await
+    }
+
+    async fn write_in_span(&self, tenant: &TenantId, request: WriteRequest, span: tracing::Span) -> Result<WriteOutcome> {
+        let table = request.table;
+        let started = Instant::now();
+        if let WriteMode::ReplaceSlice(slice) = &request.mode {
+            slice.check(table)?;
+        }
+        let batch = prepare(table, &request.batches)?;
+        if let WriteMode::ReplaceSlice(slice) = &request.mode {
+            slice.check_rows(table, &batch)?;
+        }
+        let rows = batch.num_rows();
+        span.record("rows", rows);
+        let url = self.table_url(tenant, table);
+        let replace_where = match &request.mode {
+            WriteMode::Append => None,
+            WriteMode::ReplaceSlice(slice) => Some(slice.predicate(table)),
+        };
+        let outcome = self
+            .commit(&url, table.name(), &table.schema(), batch, request.idempotency_key.as_deref(), replace_where)
+            .await?;
+        tracing::info!(
+            rows,
+            version = outcome.version,
+            already_applied = outcome.already_applied,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "write committed"
+        );
+        Ok(outcome)
+    }
+
+    /// Commits one validated, sorted batch to the Delta table at `url`.
+    pub(crate) async fn commit(
+        &self,
+        url: &Url,
+        name: &str,
+        schema: &datafusion::arrow::datatypes::SchemaRef,
+        batch: RecordBatch,
+        idempotency_key: Option<&str>,
+        replace_where: Option<Expr>,
+    ) -> Result<WriteOutcome> {
+        let rows = batch.num_rows();
+        let app_id = idempotency_key.map(app_id);
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let table = self.load_or_create(url, name, schema).await?;
+            if let Some(app_id) = &app_id
+                && key_applied(&table, app_id).await?
+            {
+                return Ok(WriteOutcome {
+                    rows,
+                    version: table.version().unwrap_or(0),
+                    already_applied: true,
+                });
+            }
+            if rows == 0 && replace_where.is_none() {
+                return Ok(WriteOutcome {
+                    rows,
+                    version: table.version().unwrap_or(0),
+                    already_applied: false,
+                });
+            }
+            let mut commit = CommitProperties::default();
+            if let (Some(app_id), Some(key)) = (&app_id, idempotency_key) {
+                commit = commit
+                    .with_application_transaction(Transaction::new(app_id, 1))
+                    .with_metadata([("gyrus.idempotency_key".to_string(), serde_json::json!(key))]);
+            }
+            let mut builder = table
+                .write(vec![batch.clone()])
+                .with_writer_properties(writer_properties())
+                .with_commit_properties(commit)
+                .with_save_mode(SaveMode::Append);
+            if let Some(predicate) = &replace_where {
+                builder = builder
+                    .with_save_mode(SaveMode::Overwrite)
+                    .with_replace_where(predicate.clone());
+            }
+            match builder.await {
+                Ok(table) => {
+                    return Ok(WriteOutcome {
+                        rows,
+                        version: table.version().unwrap_or(0),
+                        already_applied: false,
+                    });
+                }
+                Err(err) if is_conflict(&err) && attempts < CONFLICT_ATTEMPTS => {
+                    tracing::warn!(attempt = attempts, error = %err, "write conflicted; retrying");
+                    continue;
+                }
+                Err(err) if is_conflict(&err) => return Err(EngineError::Conflict { attempts }),
+                Err(err) => return Err(err.into()),
+            }
+        }
+    }
+}

@@ -1,0 +1,222 @@
+//! Gyrus ingest: getting data into the canonical tables.
+//!
+//! This crate reads files (CSV with a header, JSON lines, Parquet) into Arrow
+//! batches typed by the canonical schemas, so that the engine's validation
+//! sees exactly what the file said. Platform connectors and push ingest
+//! build on the same normalisation.
+//!
+//! ```no_run
+//! use gyrus_engine::schema::CanonicalTable;
+//! use gyrus_ingest::read_file;
+//!
+//! let batches = read_file(CanonicalTable::AdPerformance, "ads.csv".as_ref()).unwrap();
+//! ```
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Seek, SeekFrom};
+use std::path::Path;
+use std::sync::Arc;
+
+use gyrus_engine::datafusion::arrow::array::RecordBatch;
+use gyrus_engine::datafusion::arrow::csv;
+use gyrus_engine::datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use gyrus_engine::datafusion::arrow::error::ArrowError;
+use gyrus_engine::datafusion::arrow::json;
+use gyrus_engine::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use gyrus_engine::schema::CanonicalTable;
+
+/// Rows per batch read from a file.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// Why a file could not be read; nothing was written.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    #[error("{path}: cannot open: {source}")]
+    Open { path: String, source: std::io::Error },
+    #[error("{path}: unknown file type; use .csv, .jsonl / .ndjson / .json (JSON lines) or .parquet")]
+    UnknownFormat { path: String },
+    #[error("{path}: column `{column}` is not a column of {table}; its columns are: {expected}")]
+    UnknownColumn {
+        path: String,
+        column: String,
+        table: CanonicalTable,
+        expected: String,
+    },
+    #[error("{path}: {message}")]
+    Parse { path: String, message: String },
+}
+
+/// File formats `read_file` understands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Csv,
+    JsonLines,
+    Parquet,
+}
+
+impl Format {
+    /// The format a file name's extension names.
+    pub fn from_path(path: &Path) -> Option<Format> {
+        let ext = path.extension()?.to_str()?.to_ascii_lowercase();
+        match ext.as_str() {
+            "csv" => Some(Format::Csv),
+            "jsonl" | "ndjson" | "json" => Some(Format::JsonLines),
+            "parquet" | "pq" => Some(Format::Parquet),
+            _ => None,
+        }
+    }
+}
+
+/// Reads a whole file for `table`. Columns are matched by name; the engine
+/// checks the rest (missing columns, nulls, ranges) before anything is written.
+pub fn read_file(table: CanonicalTable, path: &Path) -> Result<Vec<RecordBatch>, IngestError> {
+    let shown = path.display().to_string();
+    let format = Format::from_path(path).ok_or_else(|| IngestError::UnknownFormat { path: shown.clone() })?;
+    let file = File::open(path).map_err(|source| IngestError::Open {
+        path: shown.clone(),
+        source,
+    })?;
+    let parse = |e: ArrowError| IngestError::Parse {
+        path: shown.clone(),
+        message: e.to_string(),
+    };
+    match format {
+        Format::Csv => read_csv(table, file, &shown),
+        Format::JsonLines => {
+            let reader = json::ReaderBuilder::new(lenient_schema(table, None))
+                .with_batch_size(BATCH_ROWS)
+                .with_strict_mode(true)
+                .build(BufReader::new(file))
+                .map_err(parse)?;
+            reader.collect::<Result<Vec<_>, _>>().map_err(parse)
+        }
+        Format::Parquet => {
+            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+                .map_err(|e| parse(e.into()))?
+                .with_batch_size(BATCH_ROWS)
+                .build()
+                .map_err(|e| parse(e.into()))?;
+            reader.collect::<Result<Vec<_>, _>>().map_err(parse)
+        }
+    }
+}
+
+/// The table's columns (or those named), all nullable, so that a missing
+/// value is reported by validation with its row rather than by the parser.
+fn lenient_schema(table: CanonicalTable, names: Option<&[String]>) -> SchemaRef {
+    let def = table.def();
+    let fields: Vec<Field> = match names {
+        None => def
+            .columns
+            .iter()
+            .map(|c| Field::new(c.name, c.data_type.clone(), true))
+            .collect(),
+        Some(names) => names
+            .iter()
+            .filter_map(|n| def.columns.iter().find(|c| c.name == n))
+            .map(|c| Field::new(c.name, c.data_type.clone(), true))
+            .collect(),
+    };
+    Arc::new(Schema::new(fields))
+}
+
+fn read_csv(table: CanonicalTable, file: File, shown: &str) -> Result<Vec<RecordBatch>, IngestError> {
+    let mut reader = BufReader::new(file);
+    let mut header = String::new();
+    reader.read_line(&mut header).map_err(|e| IngestError::Parse {
+        path: shown.to_string(),
+        message: format!("cannot read the header: {e}"),
+    })?;
+    let names: Vec<String> = header
+        .trim_end_matches(['\r', '\n'])
+        .trim_start_matches('\u{feff}')
+        .split(',')
+        .map(|n| n.trim().trim_matches('"').to_string())
+        .collect();
+    let def = table.def();
+    for name in &names {
+        if !def.columns.iter().any(|c| c.name == name) {
+            return Err(IngestError::UnknownColumn {
+                path: shown.to_string(),
+                column: name.clone(),
+                table,
+                expected: def.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
+            });
+        }
+    }
+    let mut file = reader.into_inner();
+    file.seek(SeekFrom::Start(0)).map_err(|e| IngestError::Parse {
+        path: shown.to_string(),
+        message: e.to_string(),
+    })?;
+    let csv = csv::ReaderBuilder::new(lenient_schema(table, Some(&names)))
+        .with_header(true)
+        .with_batch_size(BATCH_ROWS)
+        .build(file)
+        .map_err(|e| IngestError::Parse {
+            path: shown.to_string(),
+            message: e.to_string(),
+        })?;
+    csv.collect::<Result<Vec<_>, _>>().map_err(|e| IngestError::Parse {
+        path: shown.to_string(),
+        message: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gyrus_engine::write::prepare;
+
+    fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    const HEADER: &str = "platform,account_id,campaign_id,campaign_name,channel,date,impressions,clicks,spend,currency,conversions,conversion_value";
+
+    #[test]
+    fn csv_and_json_lines_read_into_canonical_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(
+            dir.path(),
+            "ads.csv",
+            &format!("{HEADER}\ngoogle_ads,a1,c1,Brand,search,2026-01-02,100,7,12.34,USD,1.5,99.90\n"),
+        );
+        let batches = read_file(CanonicalTable::AdPerformance, &csv).unwrap();
+        let batch = prepare(CanonicalTable::AdPerformance, &batches).unwrap();
+        assert_eq!(batch.num_rows(), 1);
+        assert_eq!(batch.schema(), CanonicalTable::AdPerformance.schema());
+
+        let jsonl = write(
+            dir.path(),
+            "ads.jsonl",
+            r#"{"platform":"meta_ads","account_id":"a","campaign_id":"c","campaign_name":"n","channel":"social","date":"2026-01-02","impressions":1,"clicks":0,"spend":"0.50","currency":"EUR","conversions":0,"conversion_value":0}"#,
+        );
+        let batches = read_file(CanonicalTable::AdPerformance, &jsonl).unwrap();
+        assert_eq!(prepare(CanonicalTable::AdPerformance, &batches).unwrap().num_rows(), 1);
+    }
+
+    #[test]
+    fn unknown_columns_formats_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = write(dir.path(), "x.csv", "platform,clickz\ngoogle_ads,1\n");
+        let err = read_file(CanonicalTable::AdPerformance, &csv).unwrap_err().to_string();
+        assert!(err.contains("`clickz`") && err.contains("clicks"), "{err}");
+
+        let txt = write(dir.path(), "x.txt", "");
+        assert!(matches!(read_file(CanonicalTable::AdPerformance, &txt), Err(IngestError::UnknownFormat { .. })));
+
+        let bad = write(
+            dir.path(),
+            "bad.csv",
+            &format!("{HEADER}\ngoogle_ads,a1,c1,Brand,search,2026-01-02,many,7,12.34,USD,1.5,99.90\n"),
+        );
+        let err = read_file(CanonicalTable::AdPerformance, &bad).unwrap_err().to_string();
+        assert!(err.contains("bad.csv") && err.contains("many"), "{err}");
+
+        let missing = dir.path().join("nope.csv");
+        assert!(matches!(read_file(CanonicalTable::AdPerformance, &missing), Err(IngestError::Open { .. })));
+    }
+}

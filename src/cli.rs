@@ -1,0 +1,151 @@
+//! The command line: every flag, its `GYRUS_*` variable, and its help.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "gyrus",
+    version,
+    about = "Analytics and prediction engine for marketing data",
+    long_about = "Gyrus keeps ad, analytics, commerce and CRM data as Delta Lake tables per tenant, \
+                  answers SQL over them with DataFusion, and serves them to BI tools and applications."
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Data root: a local folder or an object store URL (s3://bucket/prefix).
+    #[arg(long, global = true, env = "GYRUS_DATA", value_name = "DIR|URL")]
+    pub data: Option<String>,
+    /// Settings file; `gyrus.toml` in the working folder is read when present.
+    #[arg(long, global = true, env = "GYRUS_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Log format on standard error.
+    #[arg(long, global = true, env = "GYRUS_LOG_FORMAT", value_enum)]
+    pub log_format: Option<LogFormat>,
+    /// Log filter, e.g. `info` or `gyrus_engine=debug` (spans for queries and writes are at info).
+    #[arg(long, global = true, env = "GYRUS_LOG", value_name = "FILTER")]
+    pub log_level: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Generate demo data for the tenants acme, globex and initech, load it,
+    /// and print an admin key for acme with example queries.
+    Demo {
+        /// How much data: small (seconds), medium, large (10M+ ad rows for each tenant).
+        #[arg(long, default_value = "small", env = "GYRUS_DEMO_SCALE")]
+        scale: gyrus_datasets::Scale,
+        /// Load the data and stop, without serving it.
+        #[arg(long)]
+        no_serve: bool,
+        /// Only these tenants (comma separated).
+        #[arg(long, value_delimiter = ',', default_value = "acme,globex,initech")]
+        tenants: Vec<String>,
+    },
+    /// Run one read-only SQL query over a tenant's tables.
+    Sql {
+        #[arg(long, env = "GYRUS_TENANT")]
+        tenant: String,
+        /// How to print the result.
+        #[arg(long, value_enum, default_value = "table")]
+        format: OutputFormat,
+        #[command(flatten)]
+        limits: QueryLimitArgs,
+        /// The query, e.g. "SELECT platform, sum(spend) FROM ad_performance GROUP BY 1".
+        sql: String,
+    },
+    /// Load CSV, JSON lines or Parquet files into a tenant's table in one atomic write.
+    Ingest {
+        #[arg(long, env = "GYRUS_TENANT")]
+        tenant: String,
+        /// The canonical table, e.g. ad_performance.
+        #[arg(long)]
+        table: String,
+        /// A repeated key changes nothing; by default the files' content decides.
+        #[arg(long)]
+        idempotency_key: Option<String>,
+        /// Replace the slice from this day (inclusive) with the files' rows.
+        #[arg(long, value_name = "YYYY-MM-DD", requires = "replace_to")]
+        replace_from: Option<chrono::NaiveDate>,
+        /// Replace the slice up to this day (inclusive).
+        #[arg(long, value_name = "YYYY-MM-DD", requires = "replace_from")]
+        replace_to: Option<chrono::NaiveDate>,
+        /// Narrow the replaced slice, e.g. --match platform=google_ads --match account_id=123.
+        #[arg(long = "match", value_name = "COLUMN=VALUE", requires = "replace_from")]
+        matches: Vec<String>,
+        /// The files.
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Create, list and revoke API keys.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Rows, files, bytes and Delta version of a tenant's tables.
+    Tables {
+        #[arg(long, env = "GYRUS_TENANT")]
+        tenant: String,
+    },
+    /// Compact small files (all tenants unless --tenant).
+    Optimize {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Delete files that no recent table version references (all tenants unless --tenant).
+    Vacuum {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Keep files referenced within this many hours (readers of older versions may fail).
+        #[arg(long, default_value_t = 168)]
+        retention_hours: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum KeysCommand {
+    /// Create a key; its secret is printed once, as the last line.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        /// reader (SQL, predictions), writer (plus ingest) or admin (plus keys, connectors, retraining).
+        #[arg(long)]
+        role: String,
+    },
+    /// List keys (never their secrets).
+    List,
+    /// Revoke a key by its id.
+    Revoke { id: String },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct QueryLimitArgs {
+    /// Memory a query may hold before it spills or fails.
+    #[arg(long, env = "GYRUS_QUERY_MEMORY_MB", value_name = "MB")]
+    pub memory_limit_mb: Option<usize>,
+    /// Time a query may run.
+    #[arg(long, env = "GYRUS_QUERY_TIMEOUT_SECS", value_name = "SECONDS")]
+    pub timeout_secs: Option<u64>,
+}

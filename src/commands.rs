@@ -1,0 +1,229 @@
+//! What each command does; `main` only parses, sets up logging and reports errors.
+
+use std::io::Write as _;
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use gyrus_datasets::{GeneratorConfig, Scale, generate};
+use gyrus_engine::schema::CanonicalTable;
+use gyrus_engine::{Role, Slice, Store, TenantId, WriteRequest};
+use indicatif::{ProgressBar, ProgressStyle};
+use sha2::{Digest, Sha256};
+
+use crate::cli::{Command, KeysCommand};
+use crate::output;
+use crate::settings::Settings;
+
+pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
+    let store = Store::open(&settings.data).await?;
+    let mut out = std::io::stdout().lock();
+    match command {
+        Command::Demo {
+            scale,
+            no_serve,
+            tenants,
+        } => demo(&store, scale, &tenants, no_serve, &mut out).await,
+        Command::Sql {
+            tenant,
+            format,
+            limits,
+            sql,
+        } => {
+            let tenant = TenantId::new(tenant)?;
+            let session = store.session(&tenant, &settings.limits(&limits)).await?;
+            let batches = session.query(&sql).await?;
+            output::print(&batches, format, &mut out)
+        }
+        Command::Ingest {
+            tenant,
+            table,
+            idempotency_key,
+            replace_from,
+            replace_to,
+            matches,
+            files,
+        } => {
+            let tenant = TenantId::new(tenant)?;
+            let table: CanonicalTable = table.parse()?;
+            let mut batches = Vec::new();
+            let mut hasher = Sha256::new();
+            hasher.update(table.name());
+            for file in &files {
+                batches.extend(gyrus_ingest::read_file(table, file)?);
+                let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+                hasher.update(Sha256::digest(&bytes));
+            }
+            let key = idempotency_key.unwrap_or_else(|| format!("files:{}", hex::encode(hasher.finalize())));
+            let mut request = WriteRequest::append(table, batches).with_idempotency_key(key.clone());
+            if let (Some(from), Some(to)) = (replace_from, replace_to) {
+                let equals = matches
+                    .iter()
+                    .map(|m| {
+                        m.split_once('=')
+                            .map(|(c, v)| (c.trim().to_string(), v.to_string()))
+                            .with_context(|| format!("--match takes COLUMN=VALUE, got `{m}`"))
+                    })
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                request = request.replacing(Slice { equals, from, to });
+            }
+            let outcome = store.write(&tenant, request).await?;
+            if outcome.already_applied {
+                writeln!(out, "already ingested (idempotency key {key}); nothing was written")?;
+            } else {
+                writeln!(
+                    out,
+                    "wrote {} rows to {tenant}.{table} (Delta version {})",
+                    outcome.rows, outcome.version
+                )?;
+            }
+            Ok(())
+        }
+        Command::Keys { command } => keys(&store, command, &mut out).await,
+        Command::Tables { tenant } => {
+            let tenant = TenantId::new(tenant)?;
+            writeln!(out, "{:<16} {:>12} {:>7} {:>14} {:>8}", "table", "rows", "files", "bytes", "version")?;
+            for s in store.table_stats(&tenant).await? {
+                let version = s.version.map_or("-".to_string(), |v| v.to_string());
+                writeln!(out, "{:<16} {:>12} {:>7} {:>14} {:>8}", s.table.name(), s.rows, s.files, s.bytes, version)?;
+            }
+            Ok(())
+        }
+        Command::Optimize { tenant } => {
+            for tenant in tenants(&store, tenant).await? {
+                for r in store.optimize(&tenant).await? {
+                    writeln!(
+                        out,
+                        "{tenant}.{}: {} files compacted into {}",
+                        r.table, r.files_removed, r.files_added
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        Command::Vacuum {
+            tenant,
+            retention_hours,
+        } => {
+            for tenant in tenants(&store, tenant).await? {
+                for r in store.vacuum(&tenant, Duration::from_secs(retention_hours * 3600)).await? {
+                    writeln!(out, "{tenant}.{}: {} files deleted", r.table, r.files_deleted)?;
+                }
+            }
+            Ok(())
+        }
+    }
+}
+
+async fn tenants(store: &Store, tenant: Option<String>) -> anyhow::Result<Vec<TenantId>> {
+    Ok(match tenant {
+        Some(t) => vec![TenantId::new(t)?],
+        None => store.tenants().await?,
+    })
+}
+
+async fn keys(store: &Store, command: KeysCommand, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Create { tenant, role } => {
+            let tenant = TenantId::new(tenant)?;
+            let role: Role = role.parse()?;
+            let created = store.create_key(&tenant, role).await?;
+            writeln!(out, "created key {} for tenant {tenant} with role {role}", created.key.id)?;
+            writeln!(out, "the secret is shown once; store it now:")?;
+            writeln!(out, "{}", created.secret)?;
+        }
+        KeysCommand::List => {
+            writeln!(out, "{:<14} {:<20} {:<8} {:<22} status", "id", "tenant", "role", "created")?;
+            for key in store.list_keys().await? {
+                let status = key
+                    .revoked_at
+                    .map_or("active".to_string(), |t| format!("revoked {}", t.format("%Y-%m-%d %H:%M")));
+                writeln!(
+                    out,
+                    "{:<14} {:<20} {:<8} {:<22} {status}",
+                    key.id,
+                    key.tenant,
+                    key.role,
+                    key.created_at.format("%Y-%m-%d %H:%M:%S")
+                )?;
+            }
+        }
+        KeysCommand::Revoke { id } => {
+            let key = store.revoke_key(&id).await?;
+            writeln!(out, "revoked key {} (tenant {}, role {})", key.id, key.tenant, key.role)?;
+        }
+    }
+    Ok(())
+}
+
+fn progress(len: u64, message: String) -> ProgressBar {
+    let bar = ProgressBar::new(len).with_message(message);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg:<32} [{bar:30}] {pos}/{len} writes ({elapsed})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+async fn demo(
+    store: &Store,
+    scale: Scale,
+    tenants: &[String],
+    no_serve: bool,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let mut loaded = Vec::new();
+    for name in tenants {
+        let tenant = TenantId::new(name.as_str())?;
+        let spinner = ProgressBar::new_spinner().with_message(format!("generating {scale} data for {tenant}"));
+        spinner.enable_steady_tick(Duration::from_millis(120));
+        let config = GeneratorConfig::for_tenant(tenant.as_str(), scale);
+        let dataset = tokio::task::spawn_blocking(move || generate(&config))
+            .await
+            .context("the generator stopped")?;
+        spinner.finish_and_clear();
+        let mut bar: Option<ProgressBar> = None;
+        let report = dataset
+            .load(store, &tenant, |step| {
+                let bar = bar.get_or_insert_with(|| progress(step.of as u64, format!("loading {tenant}")));
+                bar.set_position(step.index as u64 - 1);
+            })
+            .await?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let rows: usize = report.rows_written.iter().map(|(_, r)| r).sum();
+        writeln!(
+            out,
+            "{tenant}: {} ad_performance rows, {} orders, {} deals{}",
+            dataset.ad_rows(),
+            dataset.orders.num_rows(),
+            dataset.crm_deals.num_rows(),
+            if rows == 0 { " (already loaded)" } else { "" }
+        )?;
+        loaded.push(tenant);
+    }
+    writeln!(out, "data in {} ({:.1} s)", store.root(), started.elapsed().as_secs_f64())?;
+    if let Some(first) = loaded.first() {
+        let key = store.create_key(first, Role::Admin).await?;
+        writeln!(out)?;
+        writeln!(out, "Try:")?;
+        for example in [
+            "SELECT platform, sum(spend) AS spend, sum(conversions) AS conversions, sum(spend) / sum(conversions) AS cpa FROM ad_performance GROUP BY platform ORDER BY spend DESC",
+            "SELECT date, sum(clicks) AS clicks FROM ad_performance WHERE date >= DATE '2026-10-01' GROUP BY date ORDER BY date",
+            "SELECT status, count(*) AS orders, sum(amount) AS amount FROM orders GROUP BY status",
+        ] {
+            writeln!(out, "  gyrus sql --tenant {first} \"{example}\"")?;
+        }
+        writeln!(out)?;
+        writeln!(out, "Admin API key for {first} (shown once):")?;
+        writeln!(out, "{}", key.secret)?;
+    }
+    if !no_serve {
+        writeln!(
+            out,
+            "\n(serving over Flight SQL and HTTP is not built yet; the data stays in {} for `gyrus sql`)",
+            store.root()
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,93 @@
+//! `gyrus`: the command line of the Gyrus analytics and prediction engine.
+
+mod cli;
+mod commands;
+mod output;
+mod settings;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+use tracing_subscriber::EnvFilter;
+use tracing_subscriber::fmt::format::FmtSpan;
+
+use crate::cli::{Cli, LogFormat};
+use crate::settings::Settings;
+
+/// Exit code for input that was refused (validation, unreadable files): EX_DATAERR.
+const EXIT_DATA: u8 = 65;
+
+/// A bare level (`info`) applies to Gyrus's own crates; dependencies stay at `warn`.
+/// A full filter (`gyrus_engine=debug,deltalake_core=info`) is used as given.
+fn log_filter(level: &str) -> EnvFilter {
+    let spec = if level.contains('=') || level.contains(',') {
+        level.to_string()
+    } else {
+        ["gyrus", "gyrus_engine", "gyrus_datasets", "gyrus_ingest"]
+            .iter()
+            .map(|krate| format!("{krate}={level}"))
+            .chain(["warn".to_string()])
+            .collect::<Vec<_>>()
+            .join(",")
+    };
+    EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("warn"))
+}
+
+fn init_logging(settings: &Settings) {
+    let filter = log_filter(&settings.log_level);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_span_events(FmtSpan::CLOSE);
+    match settings.log_format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Pretty => builder.compact().init(),
+    }
+}
+
+fn exit_code(err: &anyhow::Error) -> u8 {
+    use gyrus_engine::EngineError;
+    let data_error = err.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<EngineError>(),
+            Some(EngineError::Validation(_) | EngineError::InvalidSlice(_))
+        ) || cause.downcast_ref::<gyrus_ingest::IngestError>().is_some()
+    });
+    if data_error { EXIT_DATA } else { 1 }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let settings = match Settings::resolve(&cli.global) {
+        Ok(settings) => settings,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(&settings);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("error: cannot start the async runtime: {err}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli.command, &settings)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(exit_code(&err))
+        }
+    }
+}
+
+/// `gyrus sql ... | head` closing the pipe early is not an error.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
