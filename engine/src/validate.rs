@@ -84,7 +84,10 @@ impl ValidationError {
 ///
 /// Missing nullable columns become nulls; missing required columns, unknown
 /// columns and types that cannot be converted without loss are errors.
-pub fn conform(table: CanonicalTable, batch: &RecordBatch) -> Result<RecordBatch, ValidationError> {
+///
+/// `row_offset` is the number of rows of the same write before this batch,
+/// so row numbers in errors count across the whole write.
+pub fn conform(table: CanonicalTable, batch: &RecordBatch, row_offset: usize) -> Result<RecordBatch, ValidationError> {
     let def = table.def();
     let incoming = batch.schema();
     for field in incoming.fields() {
@@ -110,6 +113,13 @@ pub fn conform(table: CanonicalTable, batch: &RecordBatch) -> Result<RecordBatch
                 ));
             }
         };
+        if !column.nullable && array.null_count() > 0 {
+            let mut bad = Offenders::new(table, column.name, "required value is null", row_offset);
+            for row in (0..array.len()).filter(|&i| array.is_null(i)) {
+                bad.add(row, || "null".into());
+            }
+            bad.finish()?;
+        }
         arrays.push(array);
     }
     RecordBatch::try_new(table.schema(), arrays)
@@ -206,21 +216,12 @@ impl<'a> Offenders<'a> {
     }
 }
 
-/// Checks every column rule of the table on a batch that already [`conform`]s.
-///
-/// `row_offset` is the number of rows of the same write before this batch,
-/// so row numbers in errors count across the whole write.
+/// Checks every column rule of the table on a batch that already [`conform`]s
+/// (`row_offset` as there).
 pub fn check_rows(table: CanonicalTable, batch: &RecordBatch, row_offset: usize) -> Result<(), ValidationError> {
     let def = table.def();
     let today = Utc::now().date_naive();
     for (column, array) in def.columns.iter().zip(batch.columns()) {
-        if !column.nullable && array.null_count() > 0 {
-            let mut bad = Offenders::new(table, column.name, "required value is null", row_offset);
-            for row in (0..array.len()).filter(|&i| array.is_null(i)) {
-                bad.add(row, || "null".into());
-            }
-            bad.finish()?;
-        }
         if column.data_type == DataType::Float64 {
             let values = array.as_primitive::<Float64Type>();
             let mut bad = Offenders::new(table, column.name, "value is not a finite number", row_offset);

@@ -227,7 +227,7 @@ pub fn prepare(table: CanonicalTable, batches: &[RecordBatch]) -> Result<RecordB
     let mut conformed = Vec::with_capacity(batches.len());
     let mut offset = 0;
     for batch in batches {
-        let batch = conform(table, batch)?;
+        let batch = conform(table, batch, offset)?;
         check_rows(table, &batch, offset)?;
         offset += batch.num_rows();
         conformed.push(batch);
