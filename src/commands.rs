@@ -50,11 +50,14 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             hasher.update(table.name());
             for file in &files {
                 batches.extend(gyrus_ingest::read_file(table, file)?);
-                let bytes = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
+                let bytes = std::fs::read(file)
+                    .with_context(|| format!("cannot read {}", file.display()))?;
                 hasher.update(Sha256::digest(&bytes));
             }
-            let key = idempotency_key.unwrap_or_else(|| format!("files:{}", hex::encode(hasher.finalize())));
-            let mut request = WriteRequest::append(table, batches).with_idempotency_key(key.clone());
+            let key = idempotency_key
+                .unwrap_or_else(|| format!("files:{}", hex::encode(hasher.finalize())));
+            let mut request =
+                WriteRequest::append(table, batches).with_idempotency_key(key.clone());
             if let (Some(from), Some(to)) = (replace_from, replace_to) {
                 let equals = matches
                     .iter()
@@ -68,7 +71,10 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             }
             let outcome = store.write(&tenant, request).await?;
             if outcome.already_applied {
-                writeln!(out, "already ingested (idempotency key {key}); nothing was written")?;
+                writeln!(
+                    out,
+                    "already ingested (idempotency key {key}); nothing was written"
+                )?;
             } else {
                 writeln!(
                     out,
@@ -81,10 +87,22 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
         Command::Keys { command } => keys(&store, command, &mut out).await,
         Command::Tables { tenant } => {
             let tenant = TenantId::new(tenant)?;
-            writeln!(out, "{:<16} {:>12} {:>7} {:>14} {:>8}", "table", "rows", "files", "bytes", "version")?;
+            writeln!(
+                out,
+                "{:<16} {:>12} {:>7} {:>14} {:>8}",
+                "table", "rows", "files", "bytes", "version"
+            )?;
             for s in store.table_stats(&tenant).await? {
                 let version = s.version.map_or("-".to_string(), |v| v.to_string());
-                writeln!(out, "{:<16} {:>12} {:>7} {:>14} {:>8}", s.table.name(), s.rows, s.files, s.bytes, version)?;
+                writeln!(
+                    out,
+                    "{:<16} {:>12} {:>7} {:>14} {:>8}",
+                    s.table.name(),
+                    s.rows,
+                    s.files,
+                    s.bytes,
+                    version
+                )?;
             }
             Ok(())
         }
@@ -105,8 +123,15 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             retention_hours,
         } => {
             for tenant in tenants(&store, tenant).await? {
-                for r in store.vacuum(&tenant, Duration::from_secs(retention_hours * 3600)).await? {
-                    writeln!(out, "{tenant}.{}: {} files deleted", r.table, r.files_deleted)?;
+                for r in store
+                    .vacuum(&tenant, Duration::from_secs(retention_hours * 3600))
+                    .await?
+                {
+                    writeln!(
+                        out,
+                        "{tenant}.{}: {} files deleted",
+                        r.table, r.files_deleted
+                    )?;
                 }
             }
             Ok(())
@@ -121,22 +146,34 @@ async fn tenants(store: &Store, tenant: Option<String>) -> anyhow::Result<Vec<Te
     })
 }
 
-async fn keys(store: &Store, command: KeysCommand, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+async fn keys(
+    store: &Store,
+    command: KeysCommand,
+    out: &mut impl std::io::Write,
+) -> anyhow::Result<()> {
     match command {
         KeysCommand::Create { tenant, role } => {
             let tenant = TenantId::new(tenant)?;
             let role: Role = role.parse()?;
             let created = store.create_key(&tenant, role).await?;
-            writeln!(out, "created key {} for tenant {tenant} with role {role}", created.key.id)?;
+            writeln!(
+                out,
+                "created key {} for tenant {tenant} with role {role}",
+                created.key.id
+            )?;
             writeln!(out, "the secret is shown once; store it now:")?;
             writeln!(out, "{}", created.secret)?;
         }
         KeysCommand::List => {
-            writeln!(out, "{:<14} {:<20} {:<8} {:<22} status", "id", "tenant", "role", "created")?;
+            writeln!(
+                out,
+                "{:<14} {:<20} {:<8} {:<22} status",
+                "id", "tenant", "role", "created"
+            )?;
             for key in store.list_keys().await? {
-                let status = key
-                    .revoked_at
-                    .map_or("active".to_string(), |t| format!("revoked {}", t.format("%Y-%m-%d %H:%M")));
+                let status = key.revoked_at.map_or("active".to_string(), |t| {
+                    format!("revoked {}", t.format("%Y-%m-%d %H:%M"))
+                });
                 writeln!(
                     out,
                     "{:<14} {:<20} {:<8} {:<22} {status}",
@@ -149,7 +186,11 @@ async fn keys(store: &Store, command: KeysCommand, out: &mut impl std::io::Write
         }
         KeysCommand::Revoke { id } => {
             let key = store.revoke_key(&id).await?;
-            writeln!(out, "revoked key {} (tenant {}, role {})", key.id, key.tenant, key.role)?;
+            writeln!(
+                out,
+                "revoked key {} (tenant {}, role {})",
+                key.id, key.tenant, key.role
+            )?;
         }
     }
     Ok(())
@@ -157,7 +198,9 @@ async fn keys(store: &Store, command: KeysCommand, out: &mut impl std::io::Write
 
 fn progress(len: u64, message: String) -> ProgressBar {
     let bar = ProgressBar::new(len).with_message(message);
-    if let Ok(style) = ProgressStyle::with_template("{spinner} {msg:<32} [{bar:30}] {pos}/{len} writes ({elapsed})") {
+    if let Ok(style) = ProgressStyle::with_template(
+        "{spinner} {msg:<32} [{bar:30}] {pos}/{len} writes ({elapsed})",
+    ) {
         bar.set_style(style.progress_chars("=> "));
     }
     bar
@@ -174,7 +217,8 @@ async fn demo(
     let mut loaded = Vec::new();
     for name in tenants {
         let tenant = TenantId::new(name.as_str())?;
-        let spinner = ProgressBar::new_spinner().with_message(format!("generating {scale} data for {tenant}"));
+        let spinner = ProgressBar::new_spinner()
+            .with_message(format!("generating {scale} data for {tenant}"));
         spinner.enable_steady_tick(Duration::from_millis(120));
         let config = GeneratorConfig::for_tenant(tenant.as_str(), scale);
         let dataset = tokio::task::spawn_blocking(move || generate(&config))
@@ -184,7 +228,8 @@ async fn demo(
         let mut bar: Option<ProgressBar> = None;
         let report = dataset
             .load(store, &tenant, |step| {
-                let bar = bar.get_or_insert_with(|| progress(step.of as u64, format!("loading {tenant}")));
+                let bar = bar
+                    .get_or_insert_with(|| progress(step.of as u64, format!("loading {tenant}")));
                 bar.set_position(step.index as u64 - 1);
             })
             .await?;
@@ -202,7 +247,12 @@ async fn demo(
         )?;
         loaded.push(tenant);
     }
-    writeln!(out, "data in {} ({:.1} s)", store.root(), started.elapsed().as_secs_f64())?;
+    writeln!(
+        out,
+        "data in {} ({:.1} s)",
+        store.root(),
+        started.elapsed().as_secs_f64()
+    )?;
     if let Some(first) = loaded.first() {
         let key = store.create_key(first, Role::Admin).await?;
         writeln!(out)?;

@@ -10,7 +10,11 @@ use gyrus_engine::datafusion::arrow::util::pretty::pretty_format_batches;
 
 use crate::cli::OutputFormat;
 
-pub fn print(batches: &[RecordBatch], format: OutputFormat, out: &mut impl Write) -> anyhow::Result<()> {
+pub fn print(
+    batches: &[RecordBatch],
+    format: OutputFormat,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
     match format {
         OutputFormat::Table => {
             let table = pretty_format_batches(batches).context("cannot format the result")?;

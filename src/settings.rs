@@ -50,7 +50,10 @@ impl Settings {
                 .clone()
                 .or_else(|| file.data.clone())
                 .unwrap_or_else(|| "./gyrus-data".into()),
-            log_format: global.log_format.or(file.log_format).unwrap_or(LogFormat::Pretty),
+            log_format: global
+                .log_format
+                .or(file.log_format)
+                .unwrap_or(LogFormat::Pretty),
             log_level: global
                 .log_level
                 .clone()
@@ -74,6 +77,7 @@ impl Settings {
 }
 
 fn read(path: &Path) -> anyhow::Result<FileSettings> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read settings file {}", path.display()))?;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read settings file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("invalid settings file {}", path.display()))
 }

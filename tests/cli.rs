@@ -4,7 +4,9 @@ use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
 
-use gyrus_engine::datafusion::arrow::array::{Date32Array, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray};
+use gyrus_engine::datafusion::arrow::array::{
+    Date32Array, Decimal128Array, Float64Array, Int64Array, RecordBatch, StringArray,
+};
 use gyrus_engine::datafusion::parquet::arrow::ArrowWriter;
 use gyrus_engine::schema::CanonicalTable;
 
@@ -27,14 +29,24 @@ fn stderr(out: &Output) -> String {
 }
 
 fn ok(out: Output) -> String {
-    assert!(out.status.success(), "failed: {}\n{}", stderr(&out), stdout(&out));
+    assert!(
+        out.status.success(),
+        "failed: {}\n{}",
+        stderr(&out),
+        stdout(&out)
+    );
     assert!(!stderr(&out).contains("panicked"));
     stdout(&out)
 }
 
 fn fails(out: Output, code: i32, needle: &str) -> String {
     let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(code), "stdout: {}\nstderr: {err}", stdout(&out));
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "stdout: {}\nstderr: {err}",
+        stdout(&out)
+    );
     assert!(err.contains(needle), "`{needle}` not in: {err}");
     assert!(!err.contains("panicked"), "{err}");
     err
@@ -55,22 +67,46 @@ fn csv_rows(account: &str, days: std::ops::RangeInclusive<u32>, clicks: i64) -> 
 #[test]
 fn demo_loads_three_tenants_and_prints_a_working_key() {
     let dir = tempfile::tempdir().unwrap();
-    let out = ok(gyrus(dir.path(), &["demo", "--no-serve", "--scale", "small"]));
+    let out = ok(gyrus(
+        dir.path(),
+        &["demo", "--no-serve", "--scale", "small"],
+    ));
     for tenant in ["acme", "globex", "initech"] {
         assert!(out.contains(&format!("{tenant}: ")), "{out}");
     }
-    let key = out.lines().rev().find(|l| l.starts_with("gyr_")).expect("a key").to_string();
+    let key = out
+        .lines()
+        .rev()
+        .find(|l| l.starts_with("gyr_"))
+        .expect("a key")
+        .to_string();
     assert!(out.contains("gyrus sql --tenant acme"), "{out}");
     let keys = ok(gyrus(dir.path(), &["keys", "list"]));
     let id = key.trim_start_matches("gyr_").split('_').next().unwrap();
-    assert!(keys.contains(id) && keys.contains("admin") && keys.contains("acme"), "{keys}");
+    assert!(
+        keys.contains(id) && keys.contains("admin") && keys.contains("acme"),
+        "{keys}"
+    );
     // The ground truth sits beside the data.
     let truth = std::fs::read_to_string(dir.path().join("tenants/acme/ground_truth.json")).unwrap();
     assert!(truth.contains("\"anomalies\"") && truth.contains("\"bgnbd\""));
     // Running it again loads nothing twice.
-    let again = ok(gyrus(dir.path(), &["demo", "--no-serve", "--tenants", "acme"]));
+    let again = ok(gyrus(
+        dir.path(),
+        &["demo", "--no-serve", "--tenants", "acme"],
+    ));
     assert!(again.contains("already loaded"), "{again}");
-    let count = ok(gyrus(dir.path(), &["sql", "--tenant", "acme", "--format", "csv", "SELECT count(*) AS n FROM orders"]));
+    let count = ok(gyrus(
+        dir.path(),
+        &[
+            "sql",
+            "--tenant",
+            "acme",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM orders",
+        ],
+    ));
     let first_count = count.lines().nth(1).unwrap().parse::<u64>().unwrap();
     assert!(first_count > 500, "{count}");
 }
@@ -80,20 +116,61 @@ fn sql_prints_table_csv_and_json_and_refuses_writes() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("ads.csv");
     std::fs::write(&file, csv_rows("a1", 1..=3, 7)).unwrap();
-    ok(gyrus(dir.path(), &["ingest", "--tenant", "acme", "--table", "ad_performance", file.to_str().unwrap()]));
+    ok(gyrus(
+        dir.path(),
+        &[
+            "ingest",
+            "--tenant",
+            "acme",
+            "--table",
+            "ad_performance",
+            file.to_str().unwrap(),
+        ],
+    ));
     let sql = "SELECT account_id, sum(clicks) AS clicks FROM ad_performance GROUP BY account_id";
     let table = ok(gyrus(dir.path(), &["sql", "--tenant", "acme", sql]));
-    assert!(table.contains("| a1 ") && table.contains("21") && table.contains("1 row"), "{table}");
-    let csv = ok(gyrus(dir.path(), &["sql", "--tenant", "acme", "--format", "csv", sql]));
+    assert!(
+        table.contains("| a1 ") && table.contains("21") && table.contains("1 row"),
+        "{table}"
+    );
+    let csv = ok(gyrus(
+        dir.path(),
+        &["sql", "--tenant", "acme", "--format", "csv", sql],
+    ));
     assert_eq!(csv.trim(), "account_id,clicks\na1,21");
-    let json = ok(gyrus(dir.path(), &["sql", "--tenant", "acme", "--format", "json", sql]));
+    let json = ok(gyrus(
+        dir.path(),
+        &["sql", "--tenant", "acme", "--format", "json", sql],
+    ));
     let parsed: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(parsed[0]["clicks"], 21);
 
-    fails(gyrus(dir.path(), &["sql", "--tenant", "acme", "DELETE FROM ad_performance"]), 1, "read-only");
-    fails(gyrus(dir.path(), &["sql", "--tenant", "acme", "SELEC 1"]), 1, "error");
-    fails(gyrus(dir.path(), &["sql", "--tenant", "../globex", "SELECT 1"]), 1, "invalid tenant id");
-    fails(gyrus(dir.path(), &["sql", "--tenant", "acme", "SELECT * FROM nope"]), 1, "nope");
+    fails(
+        gyrus(
+            dir.path(),
+            &["sql", "--tenant", "acme", "DELETE FROM ad_performance"],
+        ),
+        1,
+        "read-only",
+    );
+    fails(
+        gyrus(dir.path(), &["sql", "--tenant", "acme", "SELEC 1"]),
+        1,
+        "error",
+    );
+    fails(
+        gyrus(dir.path(), &["sql", "--tenant", "../globex", "SELECT 1"]),
+        1,
+        "invalid tenant id",
+    );
+    fails(
+        gyrus(
+            dir.path(),
+            &["sql", "--tenant", "acme", "SELECT * FROM nope"],
+        ),
+        1,
+        "nope",
+    );
     fails(gyrus(dir.path(), &["sql", "SELECT 1"]), 2, "--tenant");
 }
 
@@ -101,7 +178,13 @@ fn parquet_file(path: &Path) {
     let epoch = chrono::NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
     let date = (chrono::NaiveDate::from_ymd_opt(2026, 2, 1).unwrap() - epoch).num_days() as i32;
     let text = |v: &str| Arc::new(StringArray::from(vec![v, v])) as _;
-    let money = || Arc::new(Decimal128Array::from(vec![1_000_000, 2_000_000]).with_precision_and_scale(18, 6).unwrap()) as _;
+    let money = || {
+        Arc::new(
+            Decimal128Array::from(vec![1_000_000, 2_000_000])
+                .with_precision_and_scale(18, 6)
+                .unwrap(),
+        ) as _
+    };
     let batch = RecordBatch::try_new(
         CanonicalTable::AdPerformance.schema(),
         vec![
@@ -123,7 +206,8 @@ fn parquet_file(path: &Path) {
         ],
     )
     .unwrap();
-    let mut writer = ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
+    let mut writer =
+        ArrowWriter::try_new(std::fs::File::create(path).unwrap(), batch.schema(), None).unwrap();
     writer.write(&batch).unwrap();
     writer.close().unwrap();
 }
@@ -144,12 +228,30 @@ fn ingest_reads_three_formats_replays_nothing_and_replaces_slices() {
     parquet_file(&parquet);
     let wrote = ok(gyrus(
         d,
-        &["ingest", "--tenant", "acme", "--table", "ad_performance", csv.to_str().unwrap(), jsonl.to_str().unwrap(), parquet.to_str().unwrap()],
+        &[
+            "ingest",
+            "--tenant",
+            "acme",
+            "--table",
+            "ad_performance",
+            csv.to_str().unwrap(),
+            jsonl.to_str().unwrap(),
+            parquet.to_str().unwrap(),
+        ],
     ));
     assert!(wrote.contains("wrote 34 rows"), "{wrote}");
     let replay = ok(gyrus(
         d,
-        &["ingest", "--tenant", "acme", "--table", "ad_performance", csv.to_str().unwrap(), jsonl.to_str().unwrap(), parquet.to_str().unwrap()],
+        &[
+            "ingest",
+            "--tenant",
+            "acme",
+            "--table",
+            "ad_performance",
+            csv.to_str().unwrap(),
+            jsonl.to_str().unwrap(),
+            parquet.to_str().unwrap(),
+        ],
     ));
     assert!(replay.contains("already ingested"), "{replay}");
 
@@ -159,18 +261,44 @@ fn ingest_reads_three_formats_replays_nothing_and_replaces_slices() {
     ok(gyrus(
         d,
         &[
-            "ingest", "--tenant", "acme", "--table", "ad_performance", "--replace-from", "2026-01-16", "--replace-to", "2026-01-31",
-            "--match", "platform=google_ads", "--match", "account_id=a1", restated.to_str().unwrap(),
+            "ingest",
+            "--tenant",
+            "acme",
+            "--table",
+            "ad_performance",
+            "--replace-from",
+            "2026-01-16",
+            "--replace-to",
+            "2026-01-31",
+            "--match",
+            "platform=google_ads",
+            "--match",
+            "account_id=a1",
+            restated.to_str().unwrap(),
         ],
     ));
     let sums = ok(gyrus(
         d,
-        &["sql", "--tenant", "acme", "--format", "csv", "SELECT platform, sum(clicks) AS c, count(*) AS n FROM ad_performance GROUP BY platform ORDER BY platform"],
+        &[
+            "sql",
+            "--tenant",
+            "acme",
+            "--format",
+            "csv",
+            "SELECT platform, sum(clicks) AS c, count(*) AS n FROM ad_performance GROUP BY platform ORDER BY platform",
+        ],
     ));
-    assert_eq!(sums.trim(), "platform,c,n\ngoogle_ads,875,31\nmeta_ads,3,2\ntiktok_ads,1,1", "{sums}");
+    assert_eq!(
+        sums.trim(),
+        "platform,c,n\ngoogle_ads,875,31\nmeta_ads,3,2\ntiktok_ads,1,1",
+        "{sums}"
+    );
 
     let tables = ok(gyrus(d, &["tables", "--tenant", "acme"]));
-    let line = tables.lines().find(|l| l.starts_with("ad_performance")).unwrap();
+    let line = tables
+        .lines()
+        .find(|l| l.starts_with("ad_performance"))
+        .unwrap();
     assert!(line.split_whitespace().nth(1) == Some("34"), "{tables}");
 }
 
@@ -182,31 +310,116 @@ fn bad_files_are_refused_with_the_row_and_nothing_is_written() {
     let mut text = csv_rows("a1", 1..=3, 5);
     text.push_str("google_ads,a1,c1,Brand,g1,ad1,search,2026-01-09,100,-3,12.50,USD,1.5,40.00\n");
     std::fs::write(&bad, text).unwrap();
-    fails(gyrus(d, &["ingest", "--tenant", "acme", "--table", "ad_performance", bad.to_str().unwrap()]), 65, "ad_performance.clicks: value is negative in 1 row; first: row 4 (-3)");
+    fails(
+        gyrus(
+            d,
+            &[
+                "ingest",
+                "--tenant",
+                "acme",
+                "--table",
+                "ad_performance",
+                bad.to_str().unwrap(),
+            ],
+        ),
+        65,
+        "ad_performance.clicks: value is negative in 1 row; first: row 4 (-3)",
+    );
     let unparsable = d.join("unparsable.csv");
-    std::fs::write(&unparsable, format!("{HEADER}\ngoogle_ads,a1,c1,Brand,g1,ad1,search,yesterday,1,1,1,USD,1,1\n")).unwrap();
-    fails(gyrus(d, &["ingest", "--tenant", "acme", "--table", "ad_performance", unparsable.to_str().unwrap()]), 65, "unparsable.csv");
-    fails(gyrus(d, &["ingest", "--tenant", "acme", "--table", "ads", bad.to_str().unwrap()]), 1, "the canonical tables are");
-    fails(gyrus(d, &["ingest", "--tenant", "acme", "--table", "ad_performance", "missing.csv"]), 65, "cannot open");
+    std::fs::write(
+        &unparsable,
+        format!("{HEADER}\ngoogle_ads,a1,c1,Brand,g1,ad1,search,yesterday,1,1,1,USD,1,1\n"),
+    )
+    .unwrap();
+    fails(
+        gyrus(
+            d,
+            &[
+                "ingest",
+                "--tenant",
+                "acme",
+                "--table",
+                "ad_performance",
+                unparsable.to_str().unwrap(),
+            ],
+        ),
+        65,
+        "unparsable.csv",
+    );
+    fails(
+        gyrus(
+            d,
+            &[
+                "ingest",
+                "--tenant",
+                "acme",
+                "--table",
+                "ads",
+                bad.to_str().unwrap(),
+            ],
+        ),
+        1,
+        "the canonical tables are",
+    );
+    fails(
+        gyrus(
+            d,
+            &[
+                "ingest",
+                "--tenant",
+                "acme",
+                "--table",
+                "ad_performance",
+                "missing.csv",
+            ],
+        ),
+        65,
+        "cannot open",
+    );
     let tables = ok(gyrus(d, &["tables", "--tenant", "acme"]));
-    let line = tables.lines().find(|l| l.starts_with("ad_performance")).unwrap();
-    assert!(line.ends_with('-'), "a failed ingest left a table behind: {tables}");
+    let line = tables
+        .lines()
+        .find(|l| l.starts_with("ad_performance"))
+        .unwrap();
+    assert!(
+        line.ends_with('-'),
+        "a failed ingest left a table behind: {tables}"
+    );
 }
 
 #[test]
 fn keys_are_created_listed_and_revoked() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let created = ok(gyrus(d, &["keys", "create", "--tenant", "acme", "--role", "reader"]));
+    let created = ok(gyrus(
+        d,
+        &["keys", "create", "--tenant", "acme", "--role", "reader"],
+    ));
     let secret = created.lines().last().unwrap();
     assert!(secret.starts_with("gyr_") && secret.len() > 70, "{created}");
     let id = secret.trim_start_matches("gyr_").split('_').next().unwrap();
     let listed = ok(gyrus(d, &["keys", "list"]));
-    assert!(listed.contains(id) && listed.contains("active") && !listed.contains(secret.rsplit('_').next().unwrap()), "{listed}");
+    assert!(
+        listed.contains(id)
+            && listed.contains("active")
+            && !listed.contains(secret.rsplit('_').next().unwrap()),
+        "{listed}"
+    );
     ok(gyrus(d, &["keys", "revoke", id]));
     assert!(ok(gyrus(d, &["keys", "list"])).contains("revoked"));
-    fails(gyrus(d, &["keys", "revoke", "000000000000"]), 1, "not found");
-    fails(gyrus(d, &["keys", "create", "--tenant", "acme", "--role", "owner"]), 1, "invalid role `owner`");
+    fails(
+        gyrus(d, &["keys", "revoke", "000000000000"]),
+        1,
+        "not found",
+    );
+    fails(
+        gyrus(
+            d,
+            &["keys", "create", "--tenant", "acme", "--role", "owner"],
+        ),
+        1,
+        "invalid role `owner`",
+    );
 }
 
 #[test]
@@ -216,13 +429,42 @@ fn optimize_compacts_and_vacuum_deletes_unreferenced_files() {
     for day in 1..=4 {
         let file = d.join(format!("day{day}.csv"));
         std::fs::write(&file, csv_rows("a1", day..=day, 5)).unwrap();
-        ok(gyrus(d, &["ingest", "--tenant", "acme", "--table", "ad_performance", file.to_str().unwrap()]));
+        ok(gyrus(
+            d,
+            &[
+                "ingest",
+                "--tenant",
+                "acme",
+                "--table",
+                "ad_performance",
+                file.to_str().unwrap(),
+            ],
+        ));
     }
     let optimized = ok(gyrus(d, &["optimize", "--tenant", "acme"]));
-    assert!(optimized.contains("acme.ad_performance: 4 files compacted into 1"), "{optimized}");
-    let vacuumed = ok(gyrus(d, &["vacuum", "--tenant", "acme", "--retention-hours", "0"]));
-    assert!(vacuumed.contains("acme.ad_performance: 4 files deleted"), "{vacuumed}");
-    let csv = ok(gyrus(d, &["sql", "--tenant", "acme", "--format", "csv", "SELECT count(*) AS n FROM ad_performance"]));
+    assert!(
+        optimized.contains("acme.ad_performance: 4 files compacted into 1"),
+        "{optimized}"
+    );
+    let vacuumed = ok(gyrus(
+        d,
+        &["vacuum", "--tenant", "acme", "--retention-hours", "0"],
+    ));
+    assert!(
+        vacuumed.contains("acme.ad_performance: 4 files deleted"),
+        "{vacuumed}"
+    );
+    let csv = ok(gyrus(
+        d,
+        &[
+            "sql",
+            "--tenant",
+            "acme",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM ad_performance",
+        ],
+    ));
     assert_eq!(csv.trim(), "n\n4");
 }
 
@@ -230,25 +472,62 @@ fn optimize_compacts_and_vacuum_deletes_unreferenced_files() {
 fn settings_come_from_env_and_gyrus_toml() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("elsewhere");
-    std::fs::write(dir.path().join("gyrus.toml"), format!("data = {:?}\n[query]\ntimeout_secs = 30\n", data.display().to_string())).unwrap();
+    std::fs::write(
+        dir.path().join("gyrus.toml"),
+        format!(
+            "data = {:?}\n[query]\ntimeout_secs = 30\n",
+            data.display().to_string()
+        ),
+    )
+    .unwrap();
     let run = |envs: &[(&str, &str)], args: &[&str]| {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_gyrus"));
-        cmd.current_dir(dir.path()).args(args).env_remove("GYRUS_DATA");
+        cmd.current_dir(dir.path())
+            .args(args)
+            .env_remove("GYRUS_DATA");
         for (k, v) in envs {
             cmd.env(k, v);
         }
         cmd.output().unwrap()
     };
-    ok(run(&[], &["keys", "create", "--tenant", "acme", "--role", "admin"]));
-    assert!(data.join("_system/api_keys").exists(), "gyrus.toml's data root was not used");
+    ok(run(
+        &[],
+        &["keys", "create", "--tenant", "acme", "--role", "admin"],
+    ));
+    assert!(
+        data.join("_system/api_keys").exists(),
+        "gyrus.toml's data root was not used"
+    );
     let other = dir.path().join("from-env");
-    ok(run(&[("GYRUS_DATA", other.to_str().unwrap())], &["keys", "create", "--tenant", "acme", "--role", "admin"]));
-    assert!(other.join("_system/api_keys").exists(), "GYRUS_DATA was not used");
+    ok(run(
+        &[("GYRUS_DATA", other.to_str().unwrap())],
+        &["keys", "create", "--tenant", "acme", "--role", "admin"],
+    ));
+    assert!(
+        other.join("_system/api_keys").exists(),
+        "GYRUS_DATA was not used"
+    );
     std::fs::write(dir.path().join("gyrus.toml"), "dta = 1\n").unwrap();
     fails(run(&[], &["keys", "list"]), 2, "invalid settings file");
     // JSON logs carry the query span with its row count.
     std::fs::remove_file(dir.path().join("gyrus.toml")).unwrap();
-    let out = run(&[("GYRUS_DATA", other.to_str().unwrap())], &["--log-format", "json", "--log-level", "info", "sql", "--tenant", "acme", "SELECT 1"]);
+    let out = run(
+        &[("GYRUS_DATA", other.to_str().unwrap())],
+        &[
+            "--log-format",
+            "json",
+            "--log-level",
+            "info",
+            "sql",
+            "--tenant",
+            "acme",
+            "SELECT 1",
+        ],
+    );
     let logs = stderr(&out);
-    assert!(logs.lines().any(|l| l.contains("\"query finished\"") && l.contains("\"rows\":1")), "{logs}");
+    assert!(
+        logs.lines()
+            .any(|l| l.contains("\"query finished\"") && l.contains("\"rows\":1")),
+        "{logs}"
+    );
 }

@@ -125,7 +125,8 @@ fn plan_campaigns(config: &GeneratorConfig, shape: &Shape) -> Vec<Plan> {
                 let adstock_decay = uniform(&mut rng, 0.15, 0.7);
                 let steady_adstock = daily_budget / (1.0 - adstock_decay);
                 let target_cpa = uniform(&mut rng, 20.0, 90.0);
-                let weekly_noise: Vec<f64> = (0..7).map(|_| uniform(&mut rng, 0.97, 1.03)).collect();
+                let weekly_noise: Vec<f64> =
+                    (0..7).map(|_| uniform(&mut rng, 0.97, 1.03)).collect();
                 let mut weekly = [0.0; 7];
                 for (w, (b, n)) in weekly.iter_mut().zip(base_weekly.iter().zip(&weekly_noise)) {
                     *w = b * n;
@@ -206,9 +207,18 @@ fn inject_anomalies(config: &GeneratorConfig, plans: &mut [Plan], rng: &mut StdR
         let span = (last - first).num_days() as u64;
         let date = first + Days::new(rng.random_range(0..span.max(1)));
         let (metrics, factor): (&[&str], f64) = match kind {
-            "spike" => (&["clicks", "conversions", "conversion_value"], uniform(rng, 2.5, 4.0)),
-            "drop" => (&["conversions", "conversion_value"], uniform(rng, 0.05, 0.2)),
-            _ => (&["spend", "impressions", "clicks"], *[0.5, 1.7].get(rng.random_range(0..2)).unwrap_or(&1.7)),
+            "spike" => (
+                &["clicks", "conversions", "conversion_value"],
+                uniform(rng, 2.5, 4.0),
+            ),
+            "drop" => (
+                &["conversions", "conversion_value"],
+                uniform(rng, 0.05, 0.2),
+            ),
+            _ => (
+                &["spend", "impressions", "clicks"],
+                *[0.5, 1.7].get(rng.random_range(0..2)).unwrap_or(&1.7),
+            ),
         };
         plan.anomaly = Some(AnomalyTruth {
             platform: t.platform.clone(),
@@ -236,12 +246,19 @@ fn simulate(config: &GeneratorConfig, days: usize, index: usize, plan: &Plan) ->
         let date = start + Days::new(d as u64);
         let active = date >= t.launch_date && t.paused_from.is_none_or(|p| date < p);
         let years = d as f64 / 365.25;
-        let wave = 1.0 + t.yearly_amplitude * (TAU * date.ordinal() as f64 / 365.25 + t.yearly_phase).sin();
+        let wave = 1.0
+            + t.yearly_amplitude * (TAU * date.ordinal() as f64 / 365.25 + t.yearly_phase).sin();
         let anomaly = plan.anomaly.as_ref();
         let factor_on = |metric: &str| {
             anomaly
                 .filter(|a| a.metrics.iter().any(|m| m == metric))
-                .filter(|a| if a.kind == "level_shift" { date >= a.date } else { date == a.date })
+                .filter(|a| {
+                    if a.kind == "level_shift" {
+                        date >= a.date
+                    } else {
+                        date == a.date
+                    }
+                })
                 .map_or(1.0, |a| a.factor)
         };
         let spend = if active {
@@ -286,8 +303,10 @@ fn simulate(config: &GeneratorConfig, days: usize, index: usize, plan: &Plan) ->
             rows.spend.push(money(ad_spend));
             rows.conversions.push(conversions);
             rows.value.push(money(value));
-            rows.video_views
-                .push(plan.video.then(|| (impressions * uniform(&mut rng, 0.2, 0.35)).round() as i64));
+            rows.video_views.push(
+                plan.video
+                    .then(|| (impressions * uniform(&mut rng, 0.2, 0.35)).round() as i64),
+            );
         }
     }
     rows.day_start.push(rows.ad.len());
@@ -322,7 +341,13 @@ pub(crate) fn generate(
     (batches, campaigns, anomalies)
 }
 
-fn build_chunk(config: &GeneratorConfig, plans: &[Plan], rows: &[CampaignRows], d0: usize, d1: usize) -> RecordBatch {
+fn build_chunk(
+    config: &GeneratorConfig,
+    plans: &[Plan],
+    rows: &[CampaignRows],
+    d0: usize,
+    d1: usize,
+) -> RecordBatch {
     let n: usize = rows.iter().map(|r| r.day_start[d1] - r.day_start[d0]).sum();
     let mut platform = StringBuilder::with_capacity(n, n * 10);
     let mut account = StringBuilder::with_capacity(n, n * 9);
@@ -381,5 +406,6 @@ fn build_chunk(config: &GeneratorConfig, plans: &[Plan], rows: &[CampaignRows], 
         Arc::new(value.finish()),
         Arc::new(video_views.finish()),
     ];
-    RecordBatch::try_new(CanonicalTable::AdPerformance.schema(), columns).expect("columns follow the canonical schema")
+    RecordBatch::try_new(CanonicalTable::AdPerformance.schema(), columns)
+        .expect("columns follow the canonical schema")
 }

@@ -11,8 +11,8 @@ use rand::RngExt as _;
 use rand_distr::{Beta, Distribution, Exp, Gamma};
 use sha2::{Digest, Sha256};
 
-use crate::web::paid_source;
 use crate::truth::{BgNbdTruth, CampaignTruth, GammaGammaTruth};
+use crate::web::paid_source;
 use crate::{GeneratorConfig, Shape, money, money_builder};
 
 const COUNTRIES: [(&str, f64); 8] = [
@@ -48,36 +48,52 @@ pub(crate) fn generate(
         gamma: 15.44,
     };
     let mut rng = config.rng(3);
-    let start = config.start_date().and_time(NaiveTime::MIN).and_utc().timestamp_micros();
-    let end = (config.end_date + Days::new(1)).and_time(NaiveTime::MIN).and_utc().timestamp_micros();
+    let start = config
+        .start_date()
+        .and_time(NaiveTime::MIN)
+        .and_utc()
+        .timestamp_micros();
+    let end = (config.end_date + Days::new(1))
+        .and_time(NaiveTime::MIN)
+        .and_utc()
+        .timestamp_micros();
     let lambda_dist = Gamma::new(bgnbd.r, 1.0 / bgnbd.alpha).expect("valid BG/NBD parameters");
     let p_dist = Beta::new(bgnbd.a, bgnbd.b).expect("valid BG/NBD parameters");
     let nu_dist = Gamma::new(gg.q, 1.0 / gg.gamma).expect("valid Gamma-Gamma parameters");
 
     let mut customer_id = StringBuilder::new();
     let mut first_seen = TimestampMicrosecondBuilder::new().with_timezone("UTC");
-    let (mut country, mut email, mut source) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut country, mut email, mut source) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     let mut order_id = StringBuilder::new();
     let mut order_customer = StringBuilder::new();
     let mut created_at = TimestampMicrosecondBuilder::new().with_timezone("UTC");
     let mut amount = money_builder(0);
-    let (mut currency, mut status, mut order_source) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut currency, mut status, mut order_source) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     let (mut utm_source, mut utm_campaign) = (StringBuilder::new(), StringBuilder::new());
 
     let mut orders = 0usize;
     let mut paid = 0usize;
-    let mut push_order = |customer: &str, at: i64, value: f64, state: &str, utm: Option<(&str, &str)>| {
-        orders += 1;
-        order_id.append_value(format!("ord-{orders:08}"));
-        order_customer.append_value(customer);
-        created_at.append_value(at);
-        amount.append_value(money(value));
-        currency.append_value(&config.currency);
-        status.append_value(state);
-        order_source.append_value(&config.commerce_source);
-        utm_source.append_option(utm.map(|u| u.0));
-        utm_campaign.append_option(utm.map(|u| u.1));
-    };
+    let mut push_order =
+        |customer: &str, at: i64, value: f64, state: &str, utm: Option<(&str, &str)>| {
+            orders += 1;
+            order_id.append_value(format!("ord-{orders:08}"));
+            order_customer.append_value(customer);
+            created_at.append_value(at);
+            amount.append_value(money(value));
+            currency.append_value(&config.currency);
+            status.append_value(state);
+            order_source.append_value(&config.commerce_source);
+            utm_source.append_option(utm.map(|u| u.0));
+            utm_campaign.append_option(utm.map(|u| u.1));
+        };
 
     for c in 1..=shape.customers {
         let id = format!("cust-{c:07}");
@@ -105,7 +121,9 @@ pub(crate) fn generate(
         customer_id.append_value(&id);
         first_seen.append_value(first);
         country.append_value(land);
-        email.append_value(hex::encode(Sha256::digest(format!("{id}@example.com").as_bytes())));
+        email.append_value(hex::encode(Sha256::digest(
+            format!("{id}@example.com").as_bytes(),
+        )));
         source.append_value(&config.commerce_source);
 
         push_order(&id, first, value_dist.sample(&mut rng), "paid", utm);
@@ -127,7 +145,13 @@ pub(crate) fn generate(
         }
         // Noise outside the process: an occasional cancelled order.
         if rng.random_bool(0.02) {
-            push_order(&id, rng.random_range(first..end), value_dist.sample(&mut rng), "cancelled", utm);
+            push_order(
+                &id,
+                rng.random_range(first..end),
+                value_dist.sample(&mut rng),
+                "cancelled",
+                utm,
+            );
         }
     }
     let customers = RecordBatch::try_new(
@@ -156,5 +180,13 @@ pub(crate) fn generate(
         ],
     )
     .expect("columns follow the canonical schema");
-    (customers, orders, BgNbdTruth { paid_orders: paid, ..bgnbd }, gg)
+    (
+        customers,
+        orders,
+        BgNbdTruth {
+            paid_orders: paid,
+            ..bgnbd
+        },
+        gg,
+    )
 }

@@ -18,7 +18,11 @@ const MICROS_PER_DAY: i64 = 86_400_000_000;
 const OPEN_DAYS: i64 = 45;
 const PIPELINES: [&str; 2] = ["new_business", "expansion"];
 
-pub(crate) fn generate(config: &GeneratorConfig, shape: &Shape, campaigns: &[CampaignTruth]) -> (RecordBatch, DealModelTruth) {
+pub(crate) fn generate(
+    config: &GeneratorConfig,
+    shape: &Shape,
+    campaigns: &[CampaignTruth],
+) -> (RecordBatch, DealModelTruth) {
     let intercept = -0.4;
     let coefficients = vec![
         ("log_amount_ratio".to_string(), -0.6),
@@ -27,21 +31,41 @@ pub(crate) fn generate(config: &GeneratorConfig, shape: &Shape, campaigns: &[Cam
         ("no_campaign".to_string(), -0.5),
     ];
     let features = vec![
-        ("log_amount_ratio".to_string(), "ln(amount / 5000)".to_string()),
-        ("is_expansion".to_string(), "pipeline = 'expansion'".to_string()),
+        (
+            "log_amount_ratio".to_string(),
+            "ln(amount / 5000)".to_string(),
+        ),
+        (
+            "is_expansion".to_string(),
+            "pipeline = 'expansion'".to_string(),
+        ),
         (
             "from_search".to_string(),
             "source_campaign is a campaign whose channel is 'search'".to_string(),
         ),
-        ("no_campaign".to_string(), "source_campaign is null".to_string()),
+        (
+            "no_campaign".to_string(),
+            "source_campaign is null".to_string(),
+        ),
     ];
     let mut rng = config.rng(4);
     let amount_dist = LogNormal::new(5000f64.ln(), 0.9).expect("valid parameters");
-    let start = config.start_date().and_time(NaiveTime::MIN).and_utc().timestamp_micros();
-    let end = (config.end_date + Days::new(1)).and_time(NaiveTime::MIN).and_utc().timestamp_micros();
+    let start = config
+        .start_date()
+        .and_time(NaiveTime::MIN)
+        .and_utc()
+        .timestamp_micros();
+    let end = (config.end_date + Days::new(1))
+        .and_time(NaiveTime::MIN)
+        .and_utc()
+        .timestamp_micros();
 
-    let (mut deal_id, mut customer_id, mut pipeline, mut stage) =
-        (StringBuilder::new(), StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut deal_id, mut customer_id, mut pipeline, mut stage) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
     let mut amount = money_builder(0);
     let mut currency = StringBuilder::new();
     let mut created_at = TimestampMicrosecondBuilder::new().with_timezone("UTC");
@@ -59,7 +83,8 @@ pub(crate) fn generate(config: &GeneratorConfig, shape: &Shape, campaigns: &[Cam
         let logit = intercept
             + coefficients[0].1 * (value / 5000.0).ln()
             + coefficients[1].1 * f64::from(u8::from(pipe == "expansion"))
-            + coefficients[2].1 * f64::from(u8::from(campaign.is_some_and(|c| c.channel == "search")))
+            + coefficients[2].1
+                * f64::from(u8::from(campaign.is_some_and(|c| c.channel == "search")))
             + coefficients[3].1 * f64::from(u8::from(campaign.is_none()));
         let p_win = 1.0 / (1.0 + (-logit).exp());
         let created = rng.random_range(start..end);
@@ -75,7 +100,11 @@ pub(crate) fn generate(config: &GeneratorConfig, shape: &Shape, campaigns: &[Cam
         source_campaign.append_option(campaign.map(|c| c.campaign_name.as_str()));
         if end - created < OPEN_DAYS * MICROS_PER_DAY {
             open += 1;
-            stage.append_value(if rng.random_bool(0.5) { "qualification" } else { "proposal" });
+            stage.append_value(if rng.random_bool(0.5) {
+                "qualification"
+            } else {
+                "proposal"
+            });
             closed_at.append_null();
             is_won.append_null();
         } else {

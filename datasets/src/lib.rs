@@ -34,7 +34,9 @@ use rand::SeedableRng;
 use rand::rngs::StdRng;
 
 pub use load::{GROUND_TRUTH_FILE, LoadReport, LoadStep};
-pub use truth::{AnomalyTruth, BgNbdTruth, CampaignTruth, DealModelTruth, GammaGammaTruth, GroundTruth};
+pub use truth::{
+    AnomalyTruth, BgNbdTruth, CampaignTruth, DealModelTruth, GammaGammaTruth, GroundTruth,
+};
 
 /// How much data to make.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -102,7 +104,9 @@ impl FromStr for Scale {
             "small" => Ok(Scale::Small),
             "medium" => Ok(Scale::Medium),
             "large" => Ok(Scale::Large),
-            other => Err(format!("unknown scale `{other}`: use small, medium or large")),
+            other => Err(format!(
+                "unknown scale `{other}`: use small, medium or large"
+            )),
         }
     }
 }
@@ -147,7 +151,9 @@ impl GeneratorConfig {
     /// The config the demo uses for one tenant: seed, currency and shop
     /// differ per tenant so tenants are told apart at a glance.
     pub fn for_tenant(tenant: &str, scale: Scale) -> Self {
-        let seed = tenant.bytes().fold(0xcbf29ce484222325u64, |h, b| (h ^ b as u64).wrapping_mul(0x100000001b3));
+        let seed = tenant.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+            (h ^ b as u64).wrapping_mul(0x100000001b3)
+        });
         let mut config = GeneratorConfig::new(seed, scale);
         let (currency, source) = match tenant {
             "globex" => ("EUR", "stripe"),
@@ -241,10 +247,22 @@ mod tests {
     fn small_data_is_valid_for_every_table() {
         let data = generate(&GeneratorConfig::new(1, Scale::Small));
         prepare(CanonicalTable::AdPerformance, &data.ad_performance).unwrap();
-        prepare(CanonicalTable::WebSessions, std::slice::from_ref(&data.web_sessions)).unwrap();
-        prepare(CanonicalTable::Customers, std::slice::from_ref(&data.customers)).unwrap();
+        prepare(
+            CanonicalTable::WebSessions,
+            std::slice::from_ref(&data.web_sessions),
+        )
+        .unwrap();
+        prepare(
+            CanonicalTable::Customers,
+            std::slice::from_ref(&data.customers),
+        )
+        .unwrap();
         prepare(CanonicalTable::Orders, std::slice::from_ref(&data.orders)).unwrap();
-        prepare(CanonicalTable::CrmDeals, std::slice::from_ref(&data.crm_deals)).unwrap();
+        prepare(
+            CanonicalTable::CrmDeals,
+            std::slice::from_ref(&data.crm_deals),
+        )
+        .unwrap();
         assert!(data.ad_rows() > 3_000, "{}", data.ad_rows());
         assert!(data.orders.num_rows() > data.customers.num_rows());
     }
@@ -264,7 +282,10 @@ mod tests {
     fn truth_covers_every_anomaly_kind_and_serialises() {
         let data = generate(&GeneratorConfig::new(3, Scale::Small));
         for kind in ["spike", "drop", "level_shift"] {
-            assert!(data.truth.anomalies.iter().any(|a| a.kind == kind), "no {kind}");
+            assert!(
+                data.truth.anomalies.iter().any(|a| a.kind == kind),
+                "no {kind}"
+            );
         }
         let json = serde_json::to_string(&data.truth).unwrap();
         assert!(json.contains("\"hill_half_saturation\""));

@@ -62,8 +62,15 @@ impl Dataset {
                 of: writes.len(),
             };
             on_step(&step);
-            let key = format!("dataset:{}:{}:{}:{}:{i}", t.seed, t.scale, t.end_date, table.name());
-            let request = WriteRequest::append(*table, vec![(*batch).clone()]).with_idempotency_key(key);
+            let key = format!(
+                "dataset:{}:{}:{}:{}:{i}",
+                t.seed,
+                t.scale,
+                t.end_date,
+                table.name()
+            );
+            let request =
+                WriteRequest::append(*table, vec![(*batch).clone()]).with_idempotency_key(key);
             let outcome = store.write(tenant, request).await?;
             if outcome.already_applied {
                 report.writes_skipped += 1;
@@ -76,7 +83,9 @@ impl Dataset {
         }
         let truth = serde_json::to_vec_pretty(&self.truth)
             .map_err(|e| gyrus_engine::EngineError::Internal(e.to_string()))?;
-        store.put_tenant_file(tenant, GROUND_TRUTH_FILE, truth).await?;
+        store
+            .put_tenant_file(tenant, GROUND_TRUTH_FILE, truth)
+            .await?;
         Ok(report)
     }
 }

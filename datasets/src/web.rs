@@ -11,8 +11,8 @@ use gyrus_engine::datafusion::arrow::array::{
 use gyrus_engine::schema::CanonicalTable;
 use rand::RngExt as _;
 
-use crate::{GeneratorConfig, money, money_builder};
 use crate::truth::CampaignTruth;
+use crate::{GeneratorConfig, money, money_builder};
 
 /// GA4 source / medium of each ad platform's traffic.
 pub(crate) fn paid_source(platform: &str) -> (&'static str, &'static str) {
@@ -37,9 +37,17 @@ pub(crate) fn generate(config: &GeneratorConfig, campaigns: &[CampaignTruth]) ->
 
     let mut date = Date32Builder::new();
     let mut property_id = StringBuilder::new();
-    let (mut source, mut medium, mut campaign) = (StringBuilder::new(), StringBuilder::new(), StringBuilder::new());
-    let (mut sessions, mut users, mut new_users, mut engaged) =
-        (Int64Builder::new(), Int64Builder::new(), Int64Builder::new(), Int64Builder::new());
+    let (mut source, mut medium, mut campaign) = (
+        StringBuilder::new(),
+        StringBuilder::new(),
+        StringBuilder::new(),
+    );
+    let (mut sessions, mut users, mut new_users, mut engaged) = (
+        Int64Builder::new(),
+        Int64Builder::new(),
+        Int64Builder::new(),
+        Int64Builder::new(),
+    );
     let mut conversions = Float64Builder::new();
     let mut revenue = money_builder(0);
     let mut currency = StringBuilder::new();
@@ -57,12 +65,38 @@ pub(crate) fn generate(config: &GeneratorConfig, campaigns: &[CampaignTruth]) ->
             }
             let (src, med) = paid_source(&t.platform);
             let clicks = t.daily_budget / t.cpm * 1000.0 * t.ctr;
-            streams.push((src.into(), med.into(), t.campaign_name.clone(), clicks * 0.85 * wave));
+            streams.push((
+                src.into(),
+                med.into(),
+                t.campaign_name.clone(),
+                clicks * 0.85 * wave,
+            ));
         }
         let organic_weekday = if weekend { 0.8 } else { 1.05 };
-        streams.push(("google".into(), "organic".into(), "(organic)".into(), organic_base * wave * organic_weekday));
-        streams.push(("(direct)".into(), "(none)".into(), "(not set)".into(), organic_base * 0.6 * wave));
-        streams.push(("newsletter".into(), "email".into(), "weekly".into(), organic_base * 0.15 * if day.weekday().num_days_from_monday() == 1 { 4.0 } else { 0.5 }));
+        streams.push((
+            "google".into(),
+            "organic".into(),
+            "(organic)".into(),
+            organic_base * wave * organic_weekday,
+        ));
+        streams.push((
+            "(direct)".into(),
+            "(none)".into(),
+            "(not set)".into(),
+            organic_base * 0.6 * wave,
+        ));
+        streams.push((
+            "newsletter".into(),
+            "email".into(),
+            "weekly".into(),
+            organic_base
+                * 0.15
+                * if day.weekday().num_days_from_monday() == 1 {
+                    4.0
+                } else {
+                    0.5
+                },
+        ));
         for (src, med, camp, mean) in streams {
             let s = (mean * rng.random_range(0.85..1.15)).round().max(0.0);
             let u = (s * rng.random_range(0.75..0.9)).round();
@@ -95,5 +129,6 @@ pub(crate) fn generate(config: &GeneratorConfig, campaigns: &[CampaignTruth]) ->
         Arc::new(revenue.finish()),
         Arc::new(currency.finish()),
     ];
-    RecordBatch::try_new(CanonicalTable::WebSessions.schema(), columns).expect("columns follow the canonical schema")
+    RecordBatch::try_new(CanonicalTable::WebSessions.schema(), columns)
+        .expect("columns follow the canonical schema")
 }

@@ -18,7 +18,10 @@ pub enum EngineError {
     },
 
     #[error("invalid tenant id `{tenant}`: {reason}")]
-    InvalidTenant { tenant: String, reason: &'static str },
+    InvalidTenant {
+        tenant: String,
+        reason: &'static str,
+    },
 
     #[error("invalid data root `{root}`: {reason}")]
     InvalidRoot { root: String, reason: String },

@@ -12,7 +12,9 @@ use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use datafusion::prelude::SessionContext;
@@ -91,7 +93,10 @@ pub struct NewKey {
 
 impl fmt::Debug for NewKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("NewKey").field("key", &self.key).field("secret", &"<redacted>").finish()
+        f.debug_struct("NewKey")
+            .field("key", &self.key)
+            .field("secret", &"<redacted>")
+            .finish()
     }
 }
 
@@ -134,7 +139,8 @@ impl Store {
             revoked_at: None,
         };
         let hash = hex::encode(hash_secret(&secret));
-        self.append_key_event(&key, Some(&hash), "created", now).await?;
+        self.append_key_event(&key, Some(&hash), "created", now)
+            .await?;
         tracing::info!(key_id = %id, tenant = %tenant, role = %role, "created API key");
         Ok(NewKey {
             key,
@@ -144,7 +150,12 @@ impl Store {
 
     /// Every key, revoked ones included, oldest first.
     pub async fn list_keys(&self) -> Result<Vec<ApiKey>> {
-        let mut keys: Vec<ApiKey> = self.key_records().await?.into_values().map(|r| r.key).collect();
+        let mut keys: Vec<ApiKey> = self
+            .key_records()
+            .await?
+            .into_values()
+            .map(|r| r.key)
+            .collect();
         keys.sort_by(|a, b| (a.created_at, &a.id).cmp(&(b.created_at, &b.id)));
         Ok(keys)
     }
@@ -167,7 +178,10 @@ impl Store {
 
     /// The live key a presented secret belongs to, if any.
     pub async fn authenticate(&self, presented: &str) -> Result<Option<ApiKey>> {
-        let Some((id, secret)) = presented.strip_prefix(PREFIX).and_then(|rest| rest.split_once('_')) else {
+        let Some((id, secret)) = presented
+            .strip_prefix(PREFIX)
+            .and_then(|rest| rest.split_once('_'))
+        else {
             return Ok(None);
         };
         let records = self.key_records().await?;
@@ -178,7 +192,13 @@ impl Store {
         Ok((matches && record.key.revoked_at.is_none()).then(|| record.key.clone()))
     }
 
-    async fn append_key_event(&self, key: &ApiKey, hash: Option<&str>, event: &str, at: DateTime<Utc>) -> Result<()> {
+    async fn append_key_event(
+        &self,
+        key: &ApiKey,
+        hash: Option<&str>,
+        event: &str,
+        at: DateTime<Utc>,
+    ) -> Result<()> {
         let batch = RecordBatch::try_new(
             schema(),
             vec![
@@ -187,7 +207,10 @@ impl Store {
                 Arc::new(StringArray::from(vec![key.role.as_str()])),
                 Arc::new(StringArray::from(vec![hash])),
                 Arc::new(StringArray::from(vec![event])),
-                Arc::new(TimestampMicrosecondArray::from(vec![at.timestamp_micros()]).with_timezone("UTC")),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![at.timestamp_micros()])
+                        .with_timezone("UTC"),
+                ),
             ],
         )
         .map_err(|e| EngineError::Internal(e.to_string()))?;
@@ -202,7 +225,10 @@ impl Store {
         };
         let ctx = SessionContext::new();
         table.update_datafusion_session(&ctx.state())?;
-        let batches = ctx.read_table(table.table_provider().await?)?.collect().await?;
+        let batches = ctx
+            .read_table(table.table_provider().await?)?
+            .collect()
+            .await?;
         let mut records = BTreeMap::new();
         let mut revocations = Vec::new();
         for batch in &batches {
@@ -213,10 +239,16 @@ impl Store {
                     .and_then(|c| cast(c, &DataType::Utf8).ok())
                     .map(|c| c.as_string::<i32>().clone())
             };
-            let (Some(ids), Some(tenants), Some(roles), Some(hashes), Some(events)) =
-                (text("key_id"), text("tenant_id"), text("role"), text("secret_sha256"), text("event"))
-            else {
-                return Err(EngineError::Internal("api_keys table has an unexpected schema".into()));
+            let (Some(ids), Some(tenants), Some(roles), Some(hashes), Some(events)) = (
+                text("key_id"),
+                text("tenant_id"),
+                text("role"),
+                text("secret_sha256"),
+                text("event"),
+            ) else {
+                return Err(EngineError::Internal(
+                    "api_keys table has an unexpected schema".into(),
+                ));
             };
             let at = batch
                 .column_by_name("at")
@@ -227,8 +259,13 @@ impl Store {
                 match events.value(i) {
                     "created" => {
                         let mut hash = [0u8; 32];
-                        if hashes.is_null(i) || hex::decode_to_slice(hashes.value(i), &mut hash).is_err() {
-                            return Err(EngineError::Internal(format!("api key {} has no valid hash", ids.value(i))));
+                        if hashes.is_null(i)
+                            || hex::decode_to_slice(hashes.value(i), &mut hash).is_err()
+                        {
+                            return Err(EngineError::Internal(format!(
+                                "api key {} has no valid hash",
+                                ids.value(i)
+                            )));
                         }
                         let key = ApiKey {
                             id: ids.value(i).to_string(),
@@ -237,7 +274,13 @@ impl Store {
                             created_at: when,
                             revoked_at: None,
                         };
-                        records.insert(key.id.clone(), KeyRecord { key, secret_sha256: hash });
+                        records.insert(
+                            key.id.clone(),
+                            KeyRecord {
+                                key,
+                                secret_sha256: hash,
+                            },
+                        );
                     }
                     _ => revocations.push((ids.value(i).to_string(), when)),
                 }
@@ -277,7 +320,11 @@ mod tests {
         for entry in walk(dir.path()) {
             let bytes = std::fs::read(&entry).unwrap();
             let text = String::from_utf8_lossy(&bytes);
-            assert!(!text.contains(secret_part), "secret found in {}", entry.display());
+            assert!(
+                !text.contains(secret_part),
+                "secret found in {}",
+                entry.display()
+            );
         }
 
         let listed = store.list_keys().await.unwrap();
@@ -285,7 +332,10 @@ mod tests {
         store.revoke_key(&created.key.id).await.unwrap();
         assert!(store.authenticate(&created.secret).await.unwrap().is_none());
         assert!(store.list_keys().await.unwrap()[0].revoked_at.is_some());
-        assert!(matches!(store.revoke_key("nope").await, Err(EngineError::KeyNotFound(_))));
+        assert!(matches!(
+            store.revoke_key("nope").await,
+            Err(EngineError::KeyNotFound(_))
+        ));
     }
 
     fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

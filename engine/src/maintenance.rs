@@ -60,6 +60,27 @@ impl Store {
         Ok(stats)
     }
 
+    /// URLs of the Parquet files of a table's current version: what another
+    /// engine (DuckDB, Spark, Polars) reads to see the same rows.
+    pub async fn data_files(
+        &self,
+        tenant: &TenantId,
+        table: CanonicalTable,
+    ) -> Result<Vec<url::Url>> {
+        let Some(delta) = self.table(tenant, table).await? else {
+            return Ok(Vec::new());
+        };
+        let root = self.table_url(tenant, table);
+        let mut files = Vec::new();
+        for file in delta.snapshot()?.log_data().iter() {
+            let url = root
+                .join(&file.path())
+                .map_err(|e| crate::EngineError::Internal(format!("file {}: {e}", file.path())))?;
+            files.push(url);
+        }
+        Ok(files)
+    }
+
     /// Compacts small files of each of a tenant's tables into large ones.
     pub async fn optimize(&self, tenant: &TenantId) -> Result<Vec<OptimizeReport>> {
         let mut reports = Vec::new();
@@ -93,7 +114,11 @@ impl Store {
     ///
     /// Readers holding an older snapshot may fail after this; the Delta
     /// default retention is 7 days, and shorter periods are the caller's call.
-    pub async fn vacuum(&self, tenant: &TenantId, retention: Duration) -> Result<Vec<VacuumReport>> {
+    pub async fn vacuum(
+        &self,
+        tenant: &TenantId,
+        retention: Duration,
+    ) -> Result<Vec<VacuumReport>> {
         let mut reports = Vec::new();
         let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(7));
         for table in CanonicalTable::ALL {

@@ -70,7 +70,11 @@ pub struct TenantSession {
 
 impl Store {
     /// Opens a read-only SQL session over `tenant`'s tables.
-    pub async fn session(&self, tenant: &TenantId, limits: &SessionLimits) -> Result<TenantSession> {
+    pub async fn session(
+        &self,
+        tenant: &TenantId,
+        limits: &SessionLimits,
+    ) -> Result<TenantSession> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
             .build_arc()?;
@@ -83,13 +87,14 @@ impl Store {
         config.options_mut().execution.parquet.reorder_filters = true;
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         for table in CanonicalTable::ALL {
-            let provider: Arc<dyn datafusion::catalog::TableProvider> = match self.table(tenant, table).await? {
-                Some(delta) => {
-                    delta.update_datafusion_session(&ctx.state())?;
-                    delta.table_provider().await?
-                }
-                None => Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?),
-            };
+            let provider: Arc<dyn datafusion::catalog::TableProvider> =
+                match self.table(tenant, table).await? {
+                    Some(delta) => {
+                        delta.update_datafusion_session(&ctx.state())?;
+                        delta.table_provider().await?
+                    }
+                    None => Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?),
+                };
             ctx.register_table(table.name(), provider)?;
         }
         Ok(TenantSession {
@@ -139,7 +144,11 @@ impl TenantSession {
                     seconds: self.limits.timeout.as_secs(),
                 })??;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
-            tracing::info!(rows, elapsed_ms = started.elapsed().as_millis() as u64, "query finished");
+            tracing::info!(
+                rows,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "query finished"
+            );
             Ok(batches)
         }
         .instrument(span)
@@ -191,7 +200,11 @@ pub fn check_read_only(sql: &str) -> Result<()> {
     match statements.len() {
         0 => return Err(EngineError::Query("empty query".into())),
         1 => {}
-        n => return Err(EngineError::ReadOnly(format!("{n} statements; send one at a time"))),
+        n => {
+            return Err(EngineError::ReadOnly(format!(
+                "{n} statements; send one at a time"
+            )));
+        }
     }
     check_statement(&statements[0])
 }
@@ -209,7 +222,9 @@ fn check_statement(statement: &DfStatement) -> Result<()> {
             other => Err(EngineError::ReadOnly(first_words(&other.to_string()))),
         },
         DfStatement::Explain(explain) => check_statement(&explain.statement),
-        DfStatement::CreateExternalTable(_) => Err(EngineError::ReadOnly("CREATE EXTERNAL TABLE".into())),
+        DfStatement::CreateExternalTable(_) => {
+            Err(EngineError::ReadOnly("CREATE EXTERNAL TABLE".into()))
+        }
         DfStatement::CopyTo(_) => Err(EngineError::ReadOnly("COPY".into())),
         DfStatement::Reset(_) => Err(EngineError::ReadOnly("RESET".into())),
     }

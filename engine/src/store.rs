@@ -22,8 +22,8 @@ use datafusion::arrow::datatypes::SchemaRef;
 use deltalake_core::kernel::StructType;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError};
-use object_store::{ObjectStore, ObjectStoreExt as _};
 use object_store::local::LocalFileSystem;
+use object_store::{ObjectStore, ObjectStoreExt as _};
 use url::Url;
 
 use crate::error::{EngineError, Result};
@@ -77,7 +77,9 @@ pub struct Store {
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Store").field("root", &self.root.as_str()).finish()
+        f.debug_struct("Store")
+            .field("root", &self.root.as_str())
+            .finish()
     }
 }
 
@@ -117,11 +119,18 @@ impl Store {
             other => {
                 return Err(invalid(format!(
                     "unsupported scheme `{other}`; use a local folder, file://{}",
-                    if cfg!(feature = "s3") { " or s3://" } else { "" }
+                    if cfg!(feature = "s3") {
+                        " or s3://"
+                    } else {
+                        ""
+                    }
                 )));
             }
         };
-        Ok(Store { root: url, object_store })
+        Ok(Store {
+            root: url,
+            object_store,
+        })
     }
 
     /// The root URL, always ending in `/`.
@@ -178,7 +187,12 @@ impl Store {
     }
 
     /// Loads the Delta table at `url`, creating it with `schema` when missing.
-    pub async fn load_or_create(&self, url: &Url, name: &str, schema: &SchemaRef) -> Result<DeltaTable> {
+    pub async fn load_or_create(
+        &self,
+        url: &Url,
+        name: &str,
+        schema: &SchemaRef,
+    ) -> Result<DeltaTable> {
         if let Some(table) = self.load(url).await? {
             return Ok(table);
         }
@@ -187,8 +201,9 @@ impl Store {
             .try_into_kernel()
             .map_err(|e| EngineError::Internal(format!("schema of {name}: {e}")))?;
         if let Ok(path) = url.to_file_path() {
-            std::fs::create_dir_all(&path)
-                .map_err(|e| EngineError::Internal(format!("cannot create {}: {e}", path.display())))?;
+            std::fs::create_dir_all(&path).map_err(|e| {
+                EngineError::Internal(format!("cannot create {}: {e}", path.display()))
+            })?;
         }
         let table = self.builder(url)?.build()?;
         let created = table
@@ -210,18 +225,35 @@ impl Store {
     }
 
     /// A tenant's canonical table, if it has been written to.
-    pub async fn table(&self, tenant: &TenantId, table: CanonicalTable) -> Result<Option<DeltaTable>> {
+    pub async fn table(
+        &self,
+        tenant: &TenantId,
+        table: CanonicalTable,
+    ) -> Result<Option<DeltaTable>> {
         self.load(&self.table_url(tenant, table)).await
     }
 
     /// A tenant's canonical table, created empty on first use.
-    pub async fn table_or_create(&self, tenant: &TenantId, table: CanonicalTable) -> Result<DeltaTable> {
-        self.load_or_create(&self.table_url(tenant, table), table.name(), &table.schema())
-            .await
+    pub async fn table_or_create(
+        &self,
+        tenant: &TenantId,
+        table: CanonicalTable,
+    ) -> Result<DeltaTable> {
+        self.load_or_create(
+            &self.table_url(tenant, table),
+            table.name(),
+            &table.schema(),
+        )
+        .await
     }
 
     /// Writes a file (not a table) into a tenant's folder, e.g. a dataset's ground truth.
-    pub async fn put_tenant_file(&self, tenant: &TenantId, name: &str, bytes: Vec<u8>) -> Result<Url> {
+    pub async fn put_tenant_file(
+        &self,
+        tenant: &TenantId,
+        name: &str,
+        bytes: Vec<u8>,
+    ) -> Result<Url> {
         if name.is_empty() || name.contains('/') || name.starts_with('.') {
             return Err(EngineError::Internal(format!("invalid file name `{name}`")));
         }
@@ -231,7 +263,8 @@ impl Store {
         {
             std::fs::create_dir_all(parent).map_err(|e| EngineError::Internal(e.to_string()))?;
         }
-        let path = object_store::path::Path::from_url_path(url.path()).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let path = object_store::path::Path::from_url_path(url.path())
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         self.object_store.put(&path, bytes.into()).await?;
         Ok(url)
     }
@@ -239,14 +272,16 @@ impl Store {
     /// Reads a file written by [`Store::put_tenant_file`].
     pub async fn get_tenant_file(&self, tenant: &TenantId, name: &str) -> Result<Vec<u8>> {
         let url = self.join(&format!("tenants/{tenant}/{name}"));
-        let path = object_store::path::Path::from_url_path(url.path()).map_err(|e| EngineError::Internal(e.to_string()))?;
+        let path = object_store::path::Path::from_url_path(url.path())
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
         Ok(self.object_store.get(&path).await?.bytes().await?.to_vec())
     }
 
     /// The tenants that have a folder under the root.
     pub async fn tenants(&self) -> Result<Vec<TenantId>> {
-        let prefix = object_store::path::Path::from_url_path(format!("{}tenants", self.root.path()))
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let prefix =
+            object_store::path::Path::from_url_path(format!("{}tenants", self.root.path()))
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
         let listing = self.object_store.list_with_delimiter(Some(&prefix)).await?;
         let mut tenants: Vec<TenantId> = listing
             .common_prefixes
@@ -279,7 +314,8 @@ fn with_trailing_slash(mut url: Url) -> Url {
 #[cfg_attr(not(feature = "s3"), allow(dead_code))]
 fn register_default_log_store(url: &Url) {
     use deltalake_core::logstore::{
-        LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore, logstore_factories,
+        LogStore, LogStoreFactory, ObjectStoreRef, StorageConfig, default_logstore,
+        logstore_factories,
     };
 
     struct DefaultFactory;
@@ -291,7 +327,12 @@ fn register_default_log_store(url: &Url) {
             location: &Url,
             options: &StorageConfig,
         ) -> deltalake_core::DeltaResult<Arc<dyn LogStore>> {
-            Ok(default_logstore(prefixed_store, root_store, location, options))
+            Ok(default_logstore(
+                prefixed_store,
+                root_store,
+                location,
+                options,
+            ))
         }
     }
 
@@ -316,7 +357,17 @@ mod tests {
         for good in ["acme", "a", "tenant-42", "x_y", "0abc"] {
             assert!(TenantId::new(good).is_ok(), "{good}");
         }
-        for bad in ["", "Acme", "../b", "a/b", "a.b", "-a", "_system", "a b", &"x".repeat(64)] {
+        for bad in [
+            "",
+            "Acme",
+            "../b",
+            "a/b",
+            "a.b",
+            "-a",
+            "_system",
+            "a b",
+            &"x".repeat(64),
+        ] {
             assert!(TenantId::new(bad).is_err(), "{bad}");
         }
     }
@@ -328,10 +379,30 @@ mod tests {
         let acme = TenantId::new("acme").unwrap();
         let url = store.table_url(&acme, CanonicalTable::Orders);
         assert!(url.as_str().ends_with("/tenants/acme/orders/"), "{url}");
-        assert!(store.system_url("api_keys").as_str().ends_with("/_system/api_keys/"));
-        assert!(store.table(&acme, CanonicalTable::Orders).await.unwrap().is_none());
-        store.table_or_create(&acme, CanonicalTable::Orders).await.unwrap();
-        assert!(store.table(&acme, CanonicalTable::Orders).await.unwrap().is_some());
+        assert!(
+            store
+                .system_url("api_keys")
+                .as_str()
+                .ends_with("/_system/api_keys/")
+        );
+        assert!(
+            store
+                .table(&acme, CanonicalTable::Orders)
+                .await
+                .unwrap()
+                .is_none()
+        );
+        store
+            .table_or_create(&acme, CanonicalTable::Orders)
+            .await
+            .unwrap();
+        assert!(
+            store
+                .table(&acme, CanonicalTable::Orders)
+                .await
+                .unwrap()
+                .is_some()
+        );
         assert_eq!(store.tenants().await.unwrap(), vec![acme]);
     }
 

@@ -14,7 +14,8 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::{CastOptions, cast_with_options};
 use datafusion::arrow::datatypes::{
-    DataType, Date32Type, Decimal128Type, Float64Type, Int64Type, TimeUnit, TimestampMicrosecondType,
+    DataType, Date32Type, Decimal128Type, Float64Type, Int64Type, TimeUnit,
+    TimestampMicrosecondType,
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
@@ -87,7 +88,11 @@ impl ValidationError {
 ///
 /// `row_offset` is the number of rows of the same write before this batch,
 /// so row numbers in errors count across the whole write.
-pub fn conform(table: CanonicalTable, batch: &RecordBatch, row_offset: usize) -> Result<RecordBatch, ValidationError> {
+pub fn conform(
+    table: CanonicalTable,
+    batch: &RecordBatch,
+    row_offset: usize,
+) -> Result<RecordBatch, ValidationError> {
     let def = table.def();
     let incoming = batch.schema();
     for field in incoming.fields() {
@@ -136,19 +141,24 @@ fn lossless(from: &DataType, to: &DataType) -> bool {
         (Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | Float32, Float64) => true,
         (LargeUtf8 | Utf8View, Utf8) => true,
         (Decimal128(p, s), Decimal128(_, to_s)) => *s <= *to_s && (*p as i16 - *s as i16) <= 12,
-        (Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | Float32 | Float64, Decimal128(..)) => {
-            true
-        }
+        (
+            Int8 | Int16 | Int32 | Int64 | UInt8 | UInt16 | UInt32 | Float32 | Float64,
+            Decimal128(..),
+        ) => true,
         (Date64, Date32) => true,
-        (Timestamp(_, tz), Timestamp(TimeUnit::Microsecond, Some(_))) => {
-            tz.as_deref().is_none_or(|tz| tz == "UTC" || tz == "+00:00" || tz == "Z")
-        }
+        (Timestamp(_, tz), Timestamp(TimeUnit::Microsecond, Some(_))) => tz
+            .as_deref()
+            .is_none_or(|tz| tz == "UTC" || tz == "+00:00" || tz == "Z"),
         (Null, _) => true,
         _ => false,
     }
 }
 
-fn convert(table: CanonicalTable, column: &Column, array: &ArrayRef) -> Result<ArrayRef, ValidationError> {
+fn convert(
+    table: CanonicalTable,
+    column: &Column,
+    array: &ArrayRef,
+) -> Result<ArrayRef, ValidationError> {
     let from = array.data_type();
     if from == &column.data_type {
         return Ok(array.clone());
@@ -184,7 +194,12 @@ struct Offenders<'a> {
 }
 
 impl<'a> Offenders<'a> {
-    fn new(table: CanonicalTable, column: &'a str, problem: impl Into<String>, row_offset: usize) -> Self {
+    fn new(
+        table: CanonicalTable,
+        column: &'a str,
+        problem: impl Into<String>,
+        row_offset: usize,
+    ) -> Self {
         Offenders {
             table,
             column,
@@ -218,13 +233,22 @@ impl<'a> Offenders<'a> {
 
 /// Checks every column rule of the table on a batch that already [`conform`]s
 /// (`row_offset` as there).
-pub fn check_rows(table: CanonicalTable, batch: &RecordBatch, row_offset: usize) -> Result<(), ValidationError> {
+pub fn check_rows(
+    table: CanonicalTable,
+    batch: &RecordBatch,
+    row_offset: usize,
+) -> Result<(), ValidationError> {
     let def = table.def();
     let today = Utc::now().date_naive();
     for (column, array) in def.columns.iter().zip(batch.columns()) {
         if column.data_type == DataType::Float64 {
             let values = array.as_primitive::<Float64Type>();
-            let mut bad = Offenders::new(table, column.name, "value is not a finite number", row_offset);
+            let mut bad = Offenders::new(
+                table,
+                column.name,
+                "value is not a finite number",
+                row_offset,
+            );
             for (row, v) in values.iter().enumerate() {
                 if let Some(v) = v.filter(|v| !v.is_finite()) {
                     bad.add(row, || v.to_string());
@@ -237,7 +261,8 @@ pub fn check_rows(table: CanonicalTable, batch: &RecordBatch, row_offset: usize)
             Rule::NonNegative => check_non_negative(table, column, array, row_offset)?,
             Rule::Probability => {
                 let values = array.as_primitive::<Float64Type>();
-                let mut bad = Offenders::new(table, column.name, "probability outside [0, 1]", row_offset);
+                let mut bad =
+                    Offenders::new(table, column.name, "probability outside [0, 1]", row_offset);
                 for (row, v) in values.iter().enumerate() {
                     if let Some(v) = v.filter(|v| !(0.0..=1.0).contains(v)) {
                         bad.add(row, || v.to_string());
@@ -245,10 +270,19 @@ pub fn check_rows(table: CanonicalTable, batch: &RecordBatch, row_offset: usize)
                 }
                 bad.finish()?;
             }
-            Rule::Currency => check_strings(table, column, array, row_offset, "unknown ISO 4217 currency code", is_currency_code)?,
+            Rule::Currency => check_strings(
+                table,
+                column,
+                array,
+                row_offset,
+                "unknown ISO 4217 currency code",
+                is_currency_code,
+            )?,
             Rule::OneOf(allowed) => {
                 let problem = format!("value is not one of: {}", allowed.join(", "));
-                check_strings(table, column, array, row_offset, &problem, |v| allowed.contains(&v))?
+                check_strings(table, column, array, row_offset, &problem, |v| {
+                    allowed.contains(&v)
+                })?
             }
             Rule::Time => {
                 let latest = today
@@ -347,7 +381,11 @@ fn check_time(
         DataType::Timestamp(TimeUnit::Microsecond, _) => {
             const MICROS_PER_DAY: i64 = 86_400_000_000;
             let (lo, hi) = (lo * MICROS_PER_DAY, (hi + 1) * MICROS_PER_DAY);
-            for (row, v) in array.as_primitive::<TimestampMicrosecondType>().iter().enumerate() {
+            for (row, v) in array
+                .as_primitive::<TimestampMicrosecondType>()
+                .iter()
+                .enumerate()
+            {
                 if let Some(v) = v.filter(|v| !(lo..hi).contains(v)) {
                     bad.add(row, || format_value(array, row, v.to_string()));
                 }
@@ -387,7 +425,10 @@ impl ValidationError {
         ValidationError {
             table: table.name().to_string(),
             column: None,
-            problem: format!("rows repeat the natural key ({})", table.def().natural_key.join(", ")),
+            problem: format!(
+                "rows repeat the natural key ({})",
+                table.def().natural_key.join(", ")
+            ),
             count,
             first_rows: Vec::new(),
         }

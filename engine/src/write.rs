@@ -21,11 +21,11 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::prelude::{Expr, col, lit};
 use datafusion::scalar::ScalarValue;
-use deltalake_core::DeltaTableError;
-use deltalake_core::kernel::transaction::{CommitProperties, TransactionError};
-use deltalake_core::kernel::Transaction;
-use deltalake_core::protocol::SaveMode;
 use deltalake_core::DeltaTable;
+use deltalake_core::DeltaTableError;
+use deltalake_core::kernel::Transaction;
+use deltalake_core::kernel::transaction::{CommitProperties, TransactionError};
+use deltalake_core::protocol::SaveMode;
 use sha2::{Digest, Sha256};
 use tracing::Instrument as _;
 use url::Url;
@@ -91,7 +91,8 @@ impl Slice {
 
     /// Bounds of the slice on the time column, as scalars of its type: [lo, hi).
     fn bounds(&self, table: CanonicalTable) -> (ScalarValue, ScalarValue, i64, i64) {
-        let day = |d: NaiveDate| (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days();
+        let day =
+            |d: NaiveDate| (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days();
         let (lo, hi) = (day(self.from), day(self.to) + 1);
         let def = table.def();
         let time_type = def
@@ -130,10 +131,16 @@ impl Slice {
     }
 
     /// Every row of the write must lie inside the slice it replaces.
-    fn check_rows(&self, table: CanonicalTable, batch: &RecordBatch) -> Result<(), ValidationError> {
+    fn check_rows(
+        &self,
+        table: CanonicalTable,
+        batch: &RecordBatch,
+    ) -> Result<(), ValidationError> {
         let def = table.def();
         let (_, _, lo, hi) = self.bounds(table);
-        let time = batch.column_by_name(def.time_column).expect("conformed batch");
+        let time = batch
+            .column_by_name(def.time_column)
+            .expect("conformed batch");
         let outside_time: Box<dyn Fn(usize) -> bool> = match time.data_type() {
             DataType::Date32 => {
                 let values = time.as_primitive::<Date32Type>().clone();
@@ -155,7 +162,8 @@ impl Slice {
         let mut count = 0;
         let mut first = Vec::new();
         for i in 0..batch.num_rows() {
-            let outside = outside_time(i) || equals.iter().any(|(v, a)| a.is_null(i) || a.value(i) != *v);
+            let outside =
+                outside_time(i) || equals.iter().any(|(v, a)| a.is_null(i) || a.value(i) != *v);
             if outside {
                 count += 1;
                 if first.len() < 5 {
@@ -232,7 +240,8 @@ pub fn prepare(table: CanonicalTable, batches: &[RecordBatch]) -> Result<RecordB
         offset += batch.num_rows();
         conformed.push(batch);
     }
-    let batch = concat_batches(&table.schema(), &conformed).map_err(|e| EngineError::Internal(e.to_string()))?;
+    let batch = concat_batches(&table.schema(), &conformed)
+        .map_err(|e| EngineError::Internal(e.to_string()))?;
     sort_and_check_keys(table, batch)
 }
 
@@ -241,7 +250,10 @@ fn key_rows(batch: &RecordBatch, columns: &[&str]) -> Result<Rows> {
         .iter()
         .map(|c| batch.column_by_name(c).cloned().expect("conformed batch"))
         .collect();
-    let fields = arrays.iter().map(|a| SortField::new(a.data_type().clone())).collect();
+    let fields = arrays
+        .iter()
+        .map(|a| SortField::new(a.data_type().clone()))
+        .collect();
     let converter = RowConverter::new(fields).map_err(|e| EngineError::Internal(e.to_string()))?;
     converter
         .convert_columns(&arrays)
@@ -255,7 +267,10 @@ fn sort_and_check_keys(table: CanonicalTable, batch: RecordBatch) -> Result<Reco
     }
     let rows = key_rows(&batch, def.sort_key)?;
     let mut order: Vec<u32> = (0..batch.num_rows() as u32).collect();
-    if !order.windows(2).all(|w| rows.row(w[0] as usize) <= rows.row(w[1] as usize)) {
+    if !order
+        .windows(2)
+        .all(|w| rows.row(w[0] as usize) <= rows.row(w[1] as usize))
+    {
         order.sort_unstable_by(|&a, &b| rows.row(a as usize).cmp(&rows.row(b as usize)));
     }
     // When the sort key is exactly the natural key, duplicates are neighbours.
@@ -289,7 +304,8 @@ fn sort_and_check_keys(table: CanonicalTable, batch: RecordBatch) -> Result<Reco
     if order.iter().enumerate().all(|(i, &o)| i as u32 == o) {
         return Ok(batch);
     }
-    take_record_batch(&batch, &UInt32Array::from(order)).map_err(|e| EngineError::Internal(e.to_string()))
+    take_record_batch(&batch, &UInt32Array::from(order))
+        .map_err(|e| EngineError::Internal(e.to_string()))
 }
 
 /// Renders the named columns of one row, e.g. `campaign_id=c1, date=2026-01-01`.
@@ -298,7 +314,11 @@ fn describe_row(batch: &RecordBatch, columns: &[&str], row: usize) -> String {
         .iter()
         .filter_map(|c| {
             let array = batch.column_by_name(c)?;
-            let formatter = ArrayFormatter::try_new(array.as_ref(), &FormatOptions::default().with_null("null")).ok()?;
+            let formatter = ArrayFormatter::try_new(
+                array.as_ref(),
+                &FormatOptions::default().with_null("null"),
+            )
+            .ok()?;
             Some(format!("{c}={}", formatter.value(row)))
         })
         .collect::<Vec<_>>()
@@ -307,7 +327,10 @@ fn describe_row(batch: &RecordBatch, columns: &[&str], row: usize) -> String {
 
 /// The Delta application id that records an idempotency key.
 fn app_id(key: &str) -> String {
-    format!("gyrus-write-{}", hex::encode(&Sha256::digest(key.as_bytes())[..16]))
+    format!(
+        "gyrus-write-{}",
+        hex::encode(&Sha256::digest(key.as_bytes())[..16])
+    )
 }
 
 /// Parquet settings for every file Gyrus writes: zstd, statistics per page,
@@ -347,10 +370,17 @@ impl Store {
     /// written.
     pub async fn write(&self, tenant: &TenantId, request: WriteRequest) -> Result<WriteOutcome> {
         let span = tracing::info_span!("write", tenant = %tenant, table = %request.table, rows = tracing::field::Empty);
-        self.write_in_span(tenant, request, span.clone()).instrument(span).await
+        self.write_in_span(tenant, request, span.clone())
+            .instrument(span)
+            .await
     }
 
-    async fn write_in_span(&self, tenant: &TenantId, request: WriteRequest, span: tracing::Span) -> Result<WriteOutcome> {
+    async fn write_in_span(
+        &self,
+        tenant: &TenantId,
+        request: WriteRequest,
+        span: tracing::Span,
+    ) -> Result<WriteOutcome> {
         let table = request.table;
         let started = Instant::now();
         if let WriteMode::ReplaceSlice(slice) = &request.mode {
@@ -368,7 +398,14 @@ impl Store {
             WriteMode::ReplaceSlice(slice) => Some(slice.predicate(table)),
         };
         let outcome = self
-            .commit(&url, table.name(), &table.schema(), batch, request.idempotency_key.as_deref(), replace_where)
+            .commit(
+                &url,
+                table.name(),
+                &table.schema(),
+                batch,
+                request.idempotency_key.as_deref(),
+                replace_where,
+            )
             .await?;
         tracing::info!(
             rows,

@@ -25,20 +25,30 @@ const START_VAR: &str = "GYRUS_CRASH_START";
 
 /// Batch `i`: BATCH_ROWS rows, all with campaign id `batch-<i>`.
 fn batch_rows(i: u64) -> Vec<AdRow> {
-    rows("acct", &format!("batch-{i:06}"), day(2026, 1, 1), 12, BATCH_ROWS / 12, 3)
+    rows(
+        "acct",
+        &format!("batch-{i:06}"),
+        day(2026, 1, 1),
+        12,
+        BATCH_ROWS / 12,
+        3,
+    )
 }
 
 /// The writer: writes batches from `START_VAR` on, printing each id once its write returned.
 #[tokio::test]
 #[ignore = "run by crash_test_loses_nothing as a child process"]
 async fn crash_writer() {
-    let Ok(dir) = std::env::var(DIR_VAR) else { return };
+    let Ok(dir) = std::env::var(DIR_VAR) else {
+        return;
+    };
     let start: u64 = std::env::var(START_VAR).unwrap().parse().unwrap();
     let store = gyrus_engine::Store::open(&dir).await.unwrap();
     let acme = tenant("acme");
     for i in start.. {
-        let request = WriteRequest::append(CanonicalTable::AdPerformance, vec![batch(&batch_rows(i))])
-            .with_idempotency_key(format!("batch-{i}"));
+        let request =
+            WriteRequest::append(CanonicalTable::AdPerformance, vec![batch(&batch_rows(i))])
+                .with_idempotency_key(format!("batch-{i}"));
         store.write(&acme, request).await.unwrap();
         println!("ACK {i}");
     }
@@ -55,7 +65,13 @@ fn crash_test_loses_nothing() {
         // again with the same idempotency key, so if it had landed it must not land twice.
         let start = acked.last().map_or(0, |last| last + 1);
         let mut child = Command::new(&exe)
-            .args(["crash_writer", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash_writer",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(DIR_VAR, dir.path())
             .env(START_VAR, start.to_string())
             .stdout(Stdio::piped())
@@ -68,7 +84,11 @@ fn crash_test_loses_nothing() {
                 .lines()
                 .map_while(Result::ok)
                 // libtest may print `test crash_writer ... ` on the same line as the first ACK.
-                .filter_map(|line| line.split("ACK ").nth(1).and_then(|n| n.trim().parse::<u64>().ok()))
+                .filter_map(|line| {
+                    line.split("ACK ")
+                        .nth(1)
+                        .and_then(|n| n.trim().parse::<u64>().ok())
+                })
                 .collect::<Vec<u64>>()
         });
         std::thread::sleep(Duration::from_millis(rng.random_range(20..400)));
@@ -76,7 +96,11 @@ fn crash_test_loses_nothing() {
         child.wait().unwrap();
         acked.extend(reader.join().unwrap());
     }
-    assert!(acked.len() >= KILLS / 2, "the writer made too little progress to test anything: {}", acked.len());
+    assert!(
+        acked.len() >= KILLS / 2,
+        "the writer made too little progress to test anything: {}",
+        acked.len()
+    );
 
     let runtime = tokio::runtime::Runtime::new().unwrap();
     runtime.block_on(async {

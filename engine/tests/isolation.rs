@@ -12,15 +12,36 @@ async fn two_tenants() -> (tempfile::TempDir, Store, TenantId, TenantId) {
     let (dir, store) = temp_store().await;
     let (alpha, beta) = (tenant("alpha"), tenant("beta"));
     let table = CanonicalTable::AdPerformance;
-    store.write(&alpha, WriteRequest::append(table, vec![batch(&rows("a", "alpha-c", day(2026, 1, 1), 5, 2, 1))])).await.unwrap();
-    store.write(&beta, WriteRequest::append(table, vec![batch(&rows("b", "BETA-SECRET", day(2026, 1, 1), 5, 2, 1))])).await.unwrap();
+    store
+        .write(
+            &alpha,
+            WriteRequest::append(
+                table,
+                vec![batch(&rows("a", "alpha-c", day(2026, 1, 1), 5, 2, 1))],
+            ),
+        )
+        .await
+        .unwrap();
+    store
+        .write(
+            &beta,
+            WriteRequest::append(
+                table,
+                vec![batch(&rows("b", "BETA-SECRET", day(2026, 1, 1), 5, 2, 1))],
+            ),
+        )
+        .await
+        .unwrap();
     store.create_key(&beta, Role::Admin).await.unwrap();
     (dir, store, alpha, beta)
 }
 
 /// Runs `sql` as `alpha`; returns the rendered result, or the error.
 async fn as_alpha(store: &Store, alpha: &TenantId, sql: &str) -> Result<String, String> {
-    let session = store.session(alpha, &SessionLimits::default()).await.unwrap();
+    let session = store
+        .session(alpha, &SessionLimits::default())
+        .await
+        .unwrap();
     match session.query(sql).await {
         Ok(batches) => Ok(pretty_format_batches(&batches).unwrap().to_string()),
         Err(e) => Err(e.to_string()),
@@ -42,7 +63,13 @@ async fn other_tenants_and_system_tables_are_unreachable() {
     let keys_table = format!("{root}/_system/api_keys");
 
     // Own data is there.
-    let own = as_alpha(&store, &alpha, "SELECT DISTINCT campaign_id FROM ad_performance").await.unwrap();
+    let own = as_alpha(
+        &store,
+        &alpha,
+        "SELECT DISTINCT campaign_id FROM ad_performance",
+    )
+    .await
+    .unwrap();
     assert!(own.contains("alpha-c") && !own.contains("BETA"));
 
     let attempts = [
@@ -80,7 +107,10 @@ async fn other_tenants_and_system_tables_are_unreachable() {
     for sql in &attempts {
         match as_alpha(&store, &alpha, sql).await {
             Ok(out) => panic!("alpha ran `{sql}`:\n{out}"),
-            Err(e) => assert!(!e.contains("BETA-SECRET"), "{sql} leaked through its error: {e}"),
+            Err(e) => assert!(
+                !e.contains("BETA-SECRET"),
+                "{sql} leaked through its error: {e}"
+            ),
         }
     }
 }
@@ -122,6 +152,9 @@ async fn tenant_ids_cannot_walk_the_tree() {
     }
     let ghost = tenant("ghost");
     // A tenant with no data sees empty tables, and opening them creates nothing.
-    assert_eq!(scalar(&store, &ghost, "SELECT count(*) FROM ad_performance").await, "0");
+    assert_eq!(
+        scalar(&store, &ghost, "SELECT count(*) FROM ad_performance").await,
+        "0"
+    );
     assert!(store.tenants().await.unwrap().is_empty());
 }

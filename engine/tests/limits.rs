@@ -20,7 +20,10 @@ async fn a_query_over_its_memory_limit_fails_cleanly() {
         .query("SELECT array_agg(value) FROM generate_series(1, 5000000)")
         .await
         .unwrap_err();
-    assert!(matches!(err, EngineError::MemoryLimit { limit_mb: 1, .. }), "{err}");
+    assert!(
+        matches!(err, EngineError::MemoryLimit { limit_mb: 1, .. }),
+        "{err}"
+    );
     // The same session still answers small queries.
     assert!(session.query("SELECT 1").await.is_ok());
 }

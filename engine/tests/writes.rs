@@ -19,10 +19,19 @@ async fn appends_are_queryable_and_sorted_by_date() {
     // Rows arrive newest first; the table keeps them by date.
     let mut input = rows("a1", "c1", day(2026, 3, 1), 10, 3, 5);
     input.reverse();
-    let outcome = store.write(&acme, WriteRequest::append(ADS, vec![batch(&input)])).await.unwrap();
+    let outcome = store
+        .write(&acme, WriteRequest::append(ADS, vec![batch(&input)]))
+        .await
+        .unwrap();
     assert_eq!((outcome.rows, outcome.already_applied), (30, false));
-    assert_eq!(scalar(&store, &acme, "SELECT count(*) FROM ad_performance").await, "30");
-    assert_eq!(scalar(&store, &acme, "SELECT sum(spend) FROM ad_performance").await, "55.500000");
+    assert_eq!(
+        scalar(&store, &acme, "SELECT count(*) FROM ad_performance").await,
+        "30"
+    );
+    assert_eq!(
+        scalar(&store, &acme, "SELECT sum(spend) FROM ad_performance").await,
+        "55.500000"
+    );
     let first = scalar(&store, &acme, "SELECT min(date) FROM (SELECT date, row_number() OVER () AS n FROM ad_performance) WHERE n = 1").await;
     assert_eq!(first, "2026-03-01");
 }
@@ -33,23 +42,38 @@ async fn a_replayed_key_changes_nothing() {
     let acme = tenant("acme");
     let data = batch(&rows("a1", "c1", day(2026, 3, 1), 5, 2, 5));
     let first = store
-        .write(&acme, WriteRequest::append(ADS, vec![data.clone()]).with_idempotency_key("k1"))
+        .write(
+            &acme,
+            WriteRequest::append(ADS, vec![data.clone()]).with_idempotency_key("k1"),
+        )
         .await
         .unwrap();
     let replay = store
-        .write(&acme, WriteRequest::append(ADS, vec![data.clone()]).with_idempotency_key("k1"))
+        .write(
+            &acme,
+            WriteRequest::append(ADS, vec![data.clone()]).with_idempotency_key("k1"),
+        )
         .await
         .unwrap();
     assert!(!first.already_applied && replay.already_applied);
     assert_eq!(replay.version, first.version);
-    assert_eq!(scalar(&store, &acme, "SELECT count(*) FROM ad_performance").await, "10");
+    assert_eq!(
+        scalar(&store, &acme, "SELECT count(*) FROM ad_performance").await,
+        "10"
+    );
     // Another key is another write (and its duplicate rows are the caller's business).
     let other = batch(&rows("a1", "c2", day(2026, 3, 1), 5, 2, 5));
     store
-        .write(&acme, WriteRequest::append(ADS, vec![other]).with_idempotency_key("k2"))
+        .write(
+            &acme,
+            WriteRequest::append(ADS, vec![other]).with_idempotency_key("k2"),
+        )
         .await
         .unwrap();
-    assert_eq!(scalar(&store, &acme, "SELECT count(*) FROM ad_performance").await, "20");
+    assert_eq!(
+        scalar(&store, &acme, "SELECT count(*) FROM ad_performance").await,
+        "20"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -63,7 +87,10 @@ async fn racing_writers_with_one_key_land_once() {
         let (store, acme, data) = (store.clone(), acme.clone(), data.clone());
         tasks.push(tokio::spawn(async move {
             store
-                .write(&acme, WriteRequest::append(ADS, vec![data]).with_idempotency_key("same"))
+                .write(
+                    &acme,
+                    WriteRequest::append(ADS, vec![data]).with_idempotency_key("same"),
+                )
                 .await
         }));
     }
@@ -77,12 +104,18 @@ async fn racing_writers_with_one_key_land_once() {
         }
     }
     assert_eq!(landed, 1);
-    assert_eq!(scalar(&store, &acme, "SELECT count(*) FROM ad_performance").await, "6");
+    assert_eq!(
+        scalar(&store, &acme, "SELECT count(*) FROM ad_performance").await,
+        "6"
+    );
 }
 
 fn january(account: &str) -> Slice {
     Slice {
-        equals: vec![("platform".into(), "google_ads".into()), ("account_id".into(), account.into())],
+        equals: vec![
+            ("platform".into(), "google_ads".into()),
+            ("account_id".into(), account.into()),
+        ],
         from: day(2026, 1, 1),
         to: day(2026, 1, 31),
     }
@@ -94,68 +127,121 @@ async fn slice_replacement_swaps_exactly_the_slice() {
     let acme = tenant("acme");
     let mut all = rows("a1", "c1", day(2026, 1, 1), 59, 2, 5); // January and February
     all.extend(rows("a2", "c9", day(2026, 1, 1), 59, 2, 5));
-    store.write(&acme, WriteRequest::append(ADS, vec![batch(&all)])).await.unwrap();
+    store
+        .write(&acme, WriteRequest::append(ADS, vec![batch(&all)]))
+        .await
+        .unwrap();
 
     // The platform restates a1's January: fewer ads, different clicks.
     let restated = rows("a1", "c1", day(2026, 1, 1), 31, 1, 9);
     store
-        .write(&acme, WriteRequest::append(ADS, vec![batch(&restated)]).replacing(january("a1")))
+        .write(
+            &acme,
+            WriteRequest::append(ADS, vec![batch(&restated)]).replacing(january("a1")),
+        )
         .await
         .unwrap();
     let q = |sql: &'static str| scalar(&store, &acme, sql);
     assert_eq!(q("SELECT count(*) FROM ad_performance WHERE account_id = 'a1' AND date < DATE '2026-02-01'").await, "31");
     assert_eq!(q("SELECT sum(clicks) FROM ad_performance WHERE account_id = 'a1' AND date < DATE '2026-02-01'").await, "279");
     assert_eq!(q("SELECT count(*) FROM ad_performance WHERE account_id = 'a1' AND date >= DATE '2026-02-01'").await, "56");
-    assert_eq!(q("SELECT count(*) FROM ad_performance WHERE account_id = 'a2'").await, "118");
+    assert_eq!(
+        q("SELECT count(*) FROM ad_performance WHERE account_id = 'a2'").await,
+        "118"
+    );
 
     // Rows outside the slice are refused, and nothing changes.
     let version = store.table(&acme, ADS).await.unwrap().unwrap().version();
     let stray = rows("a1", "c1", day(2026, 2, 3), 1, 1, 9);
     let err = store
-        .write(&acme, WriteRequest::append(ADS, vec![batch(&stray)]).replacing(january("a1")))
+        .write(
+            &acme,
+            WriteRequest::append(ADS, vec![batch(&stray)]).replacing(january("a1")),
+        )
         .await
         .unwrap_err()
         .to_string();
-    assert!(err.contains("outside the slice") && err.contains("2026-02-03"), "{err}");
-    assert_eq!(store.table(&acme, ADS).await.unwrap().unwrap().version(), version);
+    assert!(
+        err.contains("outside the slice") && err.contains("2026-02-03"),
+        "{err}"
+    );
+    assert_eq!(
+        store.table(&acme, ADS).await.unwrap().unwrap().version(),
+        version
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn readers_see_the_old_slice_or_the_new_never_both_or_neither() {
     let (_dir, store) = temp_store().await;
     let acme = tenant("acme");
-    store.write(&acme, WriteRequest::append(ADS, vec![batch(&rows("a1", "c1", day(2026, 1, 1), 31, 2, 1))])).await.unwrap();
+    store
+        .write(
+            &acme,
+            WriteRequest::append(
+                ADS,
+                vec![batch(&rows("a1", "c1", day(2026, 1, 1), 31, 2, 1))],
+            ),
+        )
+        .await
+        .unwrap();
     let writer = {
         let (store, acme) = (store.clone(), acme.clone());
         tokio::spawn(async move {
             for round in 2..=9 {
                 let data = batch(&rows("a1", "c1", day(2026, 1, 1), 31, 2, round));
-                store.write(&acme, WriteRequest::append(ADS, vec![data]).replacing(january("a1"))).await.unwrap();
+                store
+                    .write(
+                        &acme,
+                        WriteRequest::append(ADS, vec![data]).replacing(january("a1")),
+                    )
+                    .await
+                    .unwrap();
             }
         })
     };
     let mut observed = 0;
     while !writer.is_finished() || observed == 0 {
         let count = scalar(&store, &acme, "SELECT count(*) FROM ad_performance").await;
-        let distinct = scalar(&store, &acme, "SELECT count(DISTINCT clicks) FROM ad_performance").await;
-        assert_eq!((count.as_str(), distinct.as_str()), ("62", "1"), "a reader saw a mixed or missing slice");
+        let distinct = scalar(
+            &store,
+            &acme,
+            "SELECT count(DISTINCT clicks) FROM ad_performance",
+        )
+        .await;
+        assert_eq!(
+            (count.as_str(), distinct.as_str()),
+            ("62", "1"),
+            "a reader saw a mixed or missing slice"
+        );
         observed += 1;
     }
     writer.await.unwrap();
-    assert_eq!(scalar(&store, &acme, "SELECT max(clicks) FROM ad_performance").await, "9");
+    assert_eq!(
+        scalar(&store, &acme, "SELECT max(clicks) FROM ad_performance").await,
+        "9"
+    );
 }
 
 /// Asserts that a write fails validation naming `column` and `needle`, and that nothing was written.
 async fn rejected(batch: RecordBatch, column: Option<&str>, needle: &str) {
     let (_dir, store) = temp_store().await;
     let acme = tenant("acme");
-    let err = store.write(&acme, WriteRequest::append(ADS, vec![batch])).await.unwrap_err();
-    let EngineError::Validation(v) = &err else { panic!("expected a validation error, got {err}") };
+    let err = store
+        .write(&acme, WriteRequest::append(ADS, vec![batch]))
+        .await
+        .unwrap_err();
+    let EngineError::Validation(v) = &err else {
+        panic!("expected a validation error, got {err}")
+    };
     assert_eq!(v.column.as_deref(), column, "{err}");
     let text = err.to_string();
     assert!(text.contains(needle), "`{needle}` not in: {text}");
     assert!(text.contains("nothing was written"), "{text}");
-    assert!(store.table(&acme, ADS).await.unwrap().is_none(), "a table was created by a failed write");
+    assert!(
+        store.table(&acme, ADS).await.unwrap().is_none(),
+        "a table was created by a failed write"
+    );
 }
 
 fn replace_column(batch: &RecordBatch, name: &str, array: ArrayRef) -> RecordBatch {
@@ -181,26 +267,46 @@ fn three_rows() -> RecordBatch {
 
 #[tokio::test]
 async fn missing_unknown_and_mistyped_columns_are_refused() {
-    rejected(drop_column(&three_rows(), "clicks"), Some("clicks"), "required column is missing").await;
+    rejected(
+        drop_column(&three_rows(), "clicks"),
+        Some("clicks"),
+        "required column is missing",
+    )
+    .await;
     let extra = {
         let b = three_rows();
-        let mut fields: Vec<Field> = b.schema().fields().iter().map(|f| f.as_ref().clone()).collect();
+        let mut fields: Vec<Field> = b
+            .schema()
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone())
+            .collect();
         fields.push(Field::new("clickz", DataType::Utf8, true));
         let mut columns = b.columns().to_vec();
         columns.push(Arc::new(StringArray::from(vec!["x"; 3])));
         RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).unwrap()
     };
     rejected(extra, Some("clickz"), "unknown column").await;
-    let text_clicks = replace_column(&three_rows(), "clicks", Arc::new(StringArray::from(vec!["1", "2", "3"])));
+    let text_clicks = replace_column(
+        &three_rows(),
+        "clicks",
+        Arc::new(StringArray::from(vec!["1", "2", "3"])),
+    );
     rejected(text_clicks, Some("clicks"), "has type Utf8; expected Int64").await;
 }
 
 #[tokio::test]
 async fn nulls_negatives_currencies_enums_and_dates_are_refused_with_rows() {
-    use gyrus_engine::datafusion::arrow::array::{Date32Array, Decimal128Array, Float64Array, Int64Array};
+    use gyrus_engine::datafusion::arrow::array::{
+        Date32Array, Decimal128Array, Float64Array, Int64Array,
+    };
     let b = three_rows();
     rejected(
-        replace_column(&b, "campaign_id", Arc::new(StringArray::from(vec![Some("c"), None, Some("c")]))),
+        replace_column(
+            &b,
+            "campaign_id",
+            Arc::new(StringArray::from(vec![Some("c"), None, Some("c")])),
+        ),
         Some("campaign_id"),
         "required value is null in 1 row; first: row 2",
     )
@@ -211,37 +317,74 @@ async fn nulls_negatives_currencies_enums_and_dates_are_refused_with_rows() {
         "value is negative in 2 rows; first: row 2 (-4), row 3 (-2)",
     )
     .await;
-    let spend = Decimal128Array::from(vec![1_000_000, 0, -1_500_000]).with_precision_and_scale(18, 6).unwrap();
-    rejected(replace_column(&b, "spend", Arc::new(spend)), Some("spend"), "row 3 (-1.500000)").await;
+    let spend = Decimal128Array::from(vec![1_000_000, 0, -1_500_000])
+        .with_precision_and_scale(18, 6)
+        .unwrap();
     rejected(
-        replace_column(&b, "currency", Arc::new(StringArray::from(vec!["USD", "usd", "XYZ"]))),
+        replace_column(&b, "spend", Arc::new(spend)),
+        Some("spend"),
+        "row 3 (-1.500000)",
+    )
+    .await;
+    rejected(
+        replace_column(
+            &b,
+            "currency",
+            Arc::new(StringArray::from(vec!["USD", "usd", "XYZ"])),
+        ),
         Some("currency"),
         "unknown ISO 4217 currency code in 2 rows",
     )
     .await;
     rejected(
-        replace_column(&b, "platform", Arc::new(StringArray::from(vec!["google_ads", "bing_ads", "google_ads"]))),
+        replace_column(
+            &b,
+            "platform",
+            Arc::new(StringArray::from(vec![
+                "google_ads",
+                "bing_ads",
+                "google_ads",
+            ])),
+        ),
         Some("platform"),
         "row 2 (\"bing_ads\")",
     )
     .await;
     rejected(
-        replace_column(&b, "conversions", Arc::new(Float64Array::from(vec![1.0, f64::NAN, 0.0]))),
+        replace_column(
+            &b,
+            "conversions",
+            Arc::new(Float64Array::from(vec![1.0, f64::NAN, 0.0])),
+        ),
         Some("conversions"),
         "not a finite number",
     )
     .await;
     let epoch = day(1970, 1, 1);
-    let dates = |d: [chrono::NaiveDate; 3]| Date32Array::from(d.iter().map(|d| (*d - epoch).num_days() as i32).collect::<Vec<_>>());
+    let dates = |d: [chrono::NaiveDate; 3]| {
+        Date32Array::from(
+            d.iter()
+                .map(|d| (*d - epoch).num_days() as i32)
+                .collect::<Vec<_>>(),
+        )
+    };
     rejected(
-        replace_column(&b, "date", Arc::new(dates([day(2026, 3, 1), day(1999, 12, 31), day(2026, 3, 1)]))),
+        replace_column(
+            &b,
+            "date",
+            Arc::new(dates([day(2026, 3, 1), day(1999, 12, 31), day(2026, 3, 1)])),
+        ),
         Some("date"),
         "row 2 (1999-12-31)",
     )
     .await;
     let future = chrono::Utc::now().date_naive() + chrono::Days::new(30);
     rejected(
-        replace_column(&b, "date", Arc::new(dates([future, day(2026, 3, 1), day(2026, 3, 1)]))),
+        replace_column(
+            &b,
+            "date",
+            Arc::new(dates([future, day(2026, 3, 1), day(2026, 3, 1)])),
+        ),
         Some("date"),
         "row 1",
     )
@@ -262,16 +405,30 @@ async fn bad_slices_are_refused() {
     let mut slice = january("a1");
     slice.equals.push(("clicks".into(), "3".into()));
     let err = store
-        .write(&acme, WriteRequest::append(ADS, vec![three_rows()]).replacing(slice))
+        .write(
+            &acme,
+            WriteRequest::append(ADS, vec![three_rows()]).replacing(slice),
+        )
         .await
         .unwrap_err();
     assert!(matches!(err, EngineError::InvalidSlice(_)), "{err}");
-    let backwards = Slice { from: day(2026, 2, 1), to: day(2026, 1, 1), equals: vec![] };
+    let backwards = Slice {
+        from: day(2026, 2, 1),
+        to: day(2026, 1, 1),
+        equals: vec![],
+    };
     let err = store
-        .write(&acme, WriteRequest::append(ADS, vec![three_rows()]).replacing(backwards))
+        .write(
+            &acme,
+            WriteRequest::append(ADS, vec![three_rows()]).replacing(backwards),
+        )
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("starts (2026-02-01) after it ends"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("starts (2026-02-01) after it ends"),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -279,12 +436,32 @@ async fn columns_convert_by_name_losslessly() {
     use gyrus_engine::datafusion::arrow::array::Int32Array;
     // Columns in another order, a narrower integer type, and the nullable video_views absent.
     let b = drop_column(&three_rows(), "video_views");
-    let b = replace_column(&b, "impressions", Arc::new(Int32Array::from(vec![10, 20, 30])));
-    let reordered = b.project(&(0..b.num_columns()).rev().collect::<Vec<_>>()).unwrap();
+    let b = replace_column(
+        &b,
+        "impressions",
+        Arc::new(Int32Array::from(vec![10, 20, 30])),
+    );
+    let reordered = b
+        .project(&(0..b.num_columns()).rev().collect::<Vec<_>>())
+        .unwrap();
     let (_dir, store) = temp_store().await;
     let acme = tenant("acme");
-    store.write(&acme, WriteRequest::append(ADS, vec![reordered])).await.unwrap();
-    assert_eq!(scalar(&store, &acme, "SELECT sum(impressions) FROM ad_performance").await, "60");
-    assert_eq!(scalar(&store, &acme, "SELECT count(video_views) FROM ad_performance").await, "0");
+    store
+        .write(&acme, WriteRequest::append(ADS, vec![reordered]))
+        .await
+        .unwrap();
+    assert_eq!(
+        scalar(&store, &acme, "SELECT sum(impressions) FROM ad_performance").await,
+        "60"
+    );
+    assert_eq!(
+        scalar(
+            &store,
+            &acme,
+            "SELECT count(video_views) FROM ad_performance"
+        )
+        .await,
+        "0"
+    );
     let _ = Array::len(&StringArray::from(vec!["x"]));
 }

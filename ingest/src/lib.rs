@@ -32,8 +32,13 @@ const BATCH_ROWS: usize = 64 * 1024;
 #[derive(Debug, thiserror::Error)]
 pub enum IngestError {
     #[error("{path}: cannot open: {source}")]
-    Open { path: String, source: std::io::Error },
-    #[error("{path}: unknown file type; use .csv, .jsonl / .ndjson / .json (JSON lines) or .parquet")]
+    Open {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path}: unknown file type; use .csv, .jsonl / .ndjson / .json (JSON lines) or .parquet"
+    )]
     UnknownFormat { path: String },
     #[error("{path}: column `{column}` is not a column of {table}; its columns are: {expected}")]
     UnknownColumn {
@@ -71,7 +76,9 @@ impl Format {
 /// checks the rest (missing columns, nulls, ranges) before anything is written.
 pub fn read_file(table: CanonicalTable, path: &Path) -> Result<Vec<RecordBatch>, IngestError> {
     let shown = path.display().to_string();
-    let format = Format::from_path(path).ok_or_else(|| IngestError::UnknownFormat { path: shown.clone() })?;
+    let format = Format::from_path(path).ok_or_else(|| IngestError::UnknownFormat {
+        path: shown.clone(),
+    })?;
     let file = File::open(path).map_err(|source| IngestError::Open {
         path: shown.clone(),
         source,
@@ -120,13 +127,19 @@ fn lenient_schema(table: CanonicalTable, names: Option<&[String]>) -> SchemaRef 
     Arc::new(Schema::new(fields))
 }
 
-fn read_csv(table: CanonicalTable, file: File, shown: &str) -> Result<Vec<RecordBatch>, IngestError> {
+fn read_csv(
+    table: CanonicalTable,
+    file: File,
+    shown: &str,
+) -> Result<Vec<RecordBatch>, IngestError> {
     let mut reader = BufReader::new(file);
     let mut header = String::new();
-    reader.read_line(&mut header).map_err(|e| IngestError::Parse {
-        path: shown.to_string(),
-        message: format!("cannot read the header: {e}"),
-    })?;
+    reader
+        .read_line(&mut header)
+        .map_err(|e| IngestError::Parse {
+            path: shown.to_string(),
+            message: format!("cannot read the header: {e}"),
+        })?;
     let names: Vec<String> = header
         .trim_end_matches(['\r', '\n'])
         .trim_start_matches('\u{feff}')
@@ -140,15 +153,21 @@ fn read_csv(table: CanonicalTable, file: File, shown: &str) -> Result<Vec<Record
                 path: shown.to_string(),
                 column: name.clone(),
                 table,
-                expected: def.columns.iter().map(|c| c.name).collect::<Vec<_>>().join(", "),
+                expected: def
+                    .columns
+                    .iter()
+                    .map(|c| c.name)
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
         }
     }
     let mut file = reader.into_inner();
-    file.seek(SeekFrom::Start(0)).map_err(|e| IngestError::Parse {
-        path: shown.to_string(),
-        message: e.to_string(),
-    })?;
+    file.seek(SeekFrom::Start(0))
+        .map_err(|e| IngestError::Parse {
+            path: shown.to_string(),
+            message: e.to_string(),
+        })?;
     let csv = csv::ReaderBuilder::new(lenient_schema(table, Some(&names)))
         .with_header(true)
         .with_batch_size(BATCH_ROWS)
@@ -157,10 +176,11 @@ fn read_csv(table: CanonicalTable, file: File, shown: &str) -> Result<Vec<Record
             path: shown.to_string(),
             message: e.to_string(),
         })?;
-    csv.collect::<Result<Vec<_>, _>>().map_err(|e| IngestError::Parse {
-        path: shown.to_string(),
-        message: e.to_string(),
-    })
+    csv.collect::<Result<Vec<_>, _>>()
+        .map_err(|e| IngestError::Parse {
+            path: shown.to_string(),
+            message: e.to_string(),
+        })
 }
 
 #[cfg(test)]
@@ -182,7 +202,9 @@ mod tests {
         let csv = write(
             dir.path(),
             "ads.csv",
-            &format!("{HEADER}\ngoogle_ads,a1,c1,Brand,search,2026-01-02,100,7,12.34,USD,1.5,99.90\n"),
+            &format!(
+                "{HEADER}\ngoogle_ads,a1,c1,Brand,search,2026-01-02,100,7,12.34,USD,1.5,99.90\n"
+            ),
         );
         let batches = read_file(CanonicalTable::AdPerformance, &csv).unwrap();
         let batch = prepare(CanonicalTable::AdPerformance, &batches).unwrap();
@@ -195,28 +217,45 @@ mod tests {
             r#"{"platform":"meta_ads","account_id":"a","campaign_id":"c","campaign_name":"n","channel":"social","date":"2026-01-02","impressions":1,"clicks":0,"spend":"0.50","currency":"EUR","conversions":0,"conversion_value":0}"#,
         );
         let batches = read_file(CanonicalTable::AdPerformance, &jsonl).unwrap();
-        assert_eq!(prepare(CanonicalTable::AdPerformance, &batches).unwrap().num_rows(), 1);
+        assert_eq!(
+            prepare(CanonicalTable::AdPerformance, &batches)
+                .unwrap()
+                .num_rows(),
+            1
+        );
     }
 
     #[test]
     fn unknown_columns_formats_and_bad_values_are_named() {
         let dir = tempfile::tempdir().unwrap();
         let csv = write(dir.path(), "x.csv", "platform,clickz\ngoogle_ads,1\n");
-        let err = read_file(CanonicalTable::AdPerformance, &csv).unwrap_err().to_string();
+        let err = read_file(CanonicalTable::AdPerformance, &csv)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("`clickz`") && err.contains("clicks"), "{err}");
 
         let txt = write(dir.path(), "x.txt", "");
-        assert!(matches!(read_file(CanonicalTable::AdPerformance, &txt), Err(IngestError::UnknownFormat { .. })));
+        assert!(matches!(
+            read_file(CanonicalTable::AdPerformance, &txt),
+            Err(IngestError::UnknownFormat { .. })
+        ));
 
         let bad = write(
             dir.path(),
             "bad.csv",
-            &format!("{HEADER}\ngoogle_ads,a1,c1,Brand,search,2026-01-02,many,7,12.34,USD,1.5,99.90\n"),
+            &format!(
+                "{HEADER}\ngoogle_ads,a1,c1,Brand,search,2026-01-02,many,7,12.34,USD,1.5,99.90\n"
+            ),
         );
-        let err = read_file(CanonicalTable::AdPerformance, &bad).unwrap_err().to_string();
+        let err = read_file(CanonicalTable::AdPerformance, &bad)
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("bad.csv") && err.contains("many"), "{err}");
 
         let missing = dir.path().join("nope.csv");
-        assert!(matches!(read_file(CanonicalTable::AdPerformance, &missing), Err(IngestError::Open { .. })));
+        assert!(matches!(
+            read_file(CanonicalTable::AdPerformance, &missing),
+            Err(IngestError::Open { .. })
+        ));
     }
 }

@@ -39,10 +39,25 @@ pub fn row(account: &str, campaign: &str, ad: &str, date: NaiveDate, clicks: i64
 }
 
 /// Rows for `days` consecutive days from `from`, `ads` ads each.
-pub fn rows(account: &str, campaign: &str, from: NaiveDate, days: u64, ads: usize, clicks: i64) -> Vec<AdRow> {
+pub fn rows(
+    account: &str,
+    campaign: &str,
+    from: NaiveDate,
+    days: u64,
+    ads: usize,
+    clicks: i64,
+) -> Vec<AdRow> {
     (0..days)
         .flat_map(|d| {
-            (0..ads).map(move |a| row(account, campaign, &format!("ad-{a:03}"), from + chrono::Days::new(d), clicks))
+            (0..ads).map(move |a| {
+                row(
+                    account,
+                    campaign,
+                    &format!("ad-{a:03}"),
+                    from + chrono::Days::new(d),
+                    clicks,
+                )
+            })
         })
         .collect()
 }
@@ -54,9 +69,14 @@ pub fn batch(rows: &[AdRow]) -> RecordBatch {
     };
     let money = |cents: Vec<i64>| -> ArrayRef {
         Arc::new(
-            Decimal128Array::from(cents.into_iter().map(|c| c as i128 * 10_000).collect::<Vec<_>>())
-                .with_precision_and_scale(18, 6)
-                .unwrap(),
+            Decimal128Array::from(
+                cents
+                    .into_iter()
+                    .map(|c| c as i128 * 10_000)
+                    .collect::<Vec<_>>(),
+            )
+            .with_precision_and_scale(18, 6)
+            .unwrap(),
         )
     };
     let n = rows.len();
@@ -70,12 +90,24 @@ pub fn batch(rows: &[AdRow]) -> RecordBatch {
             text(&|r| format!("{}-group", r.campaign)),
             text(&|r| r.ad.clone()),
             text(&|_| "search".to_string()),
-            Arc::new(Date32Array::from(rows.iter().map(|r| (r.date - epoch).num_days() as i32).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.clicks * 20).collect::<Vec<_>>())),
-            Arc::new(Int64Array::from(rows.iter().map(|r| r.clicks).collect::<Vec<_>>())),
+            Arc::new(Date32Array::from(
+                rows.iter()
+                    .map(|r| (r.date - epoch).num_days() as i32)
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.clicks * 20).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from(
+                rows.iter().map(|r| r.clicks).collect::<Vec<_>>(),
+            )),
             money(rows.iter().map(|r| r.spend_cents).collect()),
             text(&|_| "USD".to_string()),
-            Arc::new(Float64Array::from(rows.iter().map(|r| r.clicks as f64 * 0.1).collect::<Vec<_>>())),
+            Arc::new(Float64Array::from(
+                rows.iter()
+                    .map(|r| r.clicks as f64 * 0.1)
+                    .collect::<Vec<_>>(),
+            )),
             money(rows.iter().map(|r| r.spend_cents * 3).collect()),
             Arc::new(Int64Array::from(vec![None::<i64>; n])),
         ],
@@ -95,8 +127,12 @@ pub fn tenant(name: &str) -> TenantId {
 
 /// Runs SQL for a tenant and returns the single integer (or decimal as string) cell.
 pub async fn scalar(store: &Store, tenant: &TenantId, sql: &str) -> String {
-    let session = store.session(tenant, &SessionLimits::default()).await.unwrap();
+    let session = store
+        .session(tenant, &SessionLimits::default())
+        .await
+        .unwrap();
     let batches = session.query(sql).await.unwrap();
     let batch = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
-    gyrus_engine::datafusion::arrow::util::display::array_value_to_string(batch.column(0), 0).unwrap()
+    gyrus_engine::datafusion::arrow::util::display::array_value_to_string(batch.column(0), 0)
+        .unwrap()
 }

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Runs every test of Gyrus: the Rust unit, integration and doc tests, and the
+# Python end-to-end tests against real peers. Installs what they need itself
+# (a virtual environment in .venv with tests/requirements.txt).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x .venv/bin/python ]; then
+  python3 -m venv .venv
+fi
+.venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+
+cargo build --workspace --all-targets
+
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --no-fail-fast
+else
+  cargo test --workspace --no-fail-fast --lib --bins --tests
+fi
+cargo test --workspace --doc
+
+GYRUS_BIN="$PWD/target/debug/gyrus" .venv/bin/python -m pytest -q tests/e2e
