@@ -122,6 +122,9 @@ pub enum CanonicalTable {
     BudgetPlans,
 }
 
+/// A list of column names.
+type Names = &'static [&'static str];
+
 /// Everything known about one canonical table, built once.
 pub struct TableDef {
     pub columns: Vec<Column>,
@@ -185,15 +188,8 @@ impl CanonicalTable {
 
     fn build_def(self) -> TableDef {
         use CanonicalTable::*;
-        let (columns, natural_key, sort_key, time_column, slice_columns, max_future_days): (
-            Vec<Column>,
-            &'static [&'static str],
-            &'static [&'static str],
-            &'static str,
-            &'static [&'static str],
-            i64,
-        ) = match self {
-            AdPerformance => (
+        match self {
+            AdPerformance => table_def(
                 vec![
                     col("platform", DataType::Utf8, false, Rule::OneOf(AD_PLATFORMS)),
                     text("account_id"),
@@ -231,7 +227,7 @@ impl CanonicalTable {
                 &["platform", "account_id", "campaign_id"],
                 1,
             ),
-            WebSessions => (
+            WebSessions => table_def(
                 vec![
                     day("date"),
                     text("property_id"),
@@ -252,7 +248,7 @@ impl CanonicalTable {
                 &["property_id", "source", "medium", "campaign"],
                 1,
             ),
-            Orders => (
+            Orders => table_def(
                 vec![
                     text("order_id"),
                     text("customer_id"),
@@ -270,7 +266,7 @@ impl CanonicalTable {
                 &["source"],
                 1,
             ),
-            Customers => (
+            Customers => table_def(
                 vec![
                     text("customer_id"),
                     instant("first_seen_at", false),
@@ -284,7 +280,7 @@ impl CanonicalTable {
                 &["source"],
                 1,
             ),
-            CrmDeals => (
+            CrmDeals => table_def(
                 vec![
                     text("deal_id"),
                     text_null("customer_id"),
@@ -303,7 +299,7 @@ impl CanonicalTable {
                 &["pipeline"],
                 1,
             ),
-            Forecasts => (
+            Forecasts => table_def(
                 vec![
                     text("entity_type"),
                     text("entity_id"),
@@ -337,7 +333,7 @@ impl CanonicalTable {
                 &["entity_type", "metric", "model"],
                 5 * 366,
             ),
-            Insights => (
+            Insights => table_def(
                 vec![
                     text("insight_id"),
                     col("kind", DataType::Utf8, false, Rule::OneOf(INSIGHT_KINDS)),
@@ -359,7 +355,7 @@ impl CanonicalTable {
                 &["kind", "entity_type"],
                 1,
             ),
-            CustomerScores => (
+            CustomerScores => table_def(
                 vec![
                     text("customer_id"),
                     count("frequency"),
@@ -380,7 +376,7 @@ impl CanonicalTable {
                 &["model_version"],
                 1,
             ),
-            LeadScores => (
+            LeadScores => table_def(
                 vec![
                     text("deal_id"),
                     float("p_win", false, Rule::Probability),
@@ -393,7 +389,7 @@ impl CanonicalTable {
                 &["model_version"],
                 1,
             ),
-            BudgetPlans => (
+            BudgetPlans => table_def(
                 vec![
                     text("plan_id"),
                     text("entity_type"),
@@ -412,22 +408,32 @@ impl CanonicalTable {
                 &["plan_id"],
                 1,
             ),
-        };
-        let schema = Arc::new(Schema::new(
-            columns
-                .iter()
-                .map(|c| Field::new(c.name, c.data_type.clone(), c.nullable))
-                .collect::<Vec<_>>(),
-        ));
-        TableDef {
-            columns,
-            schema,
-            natural_key,
-            sort_key,
-            time_column,
-            slice_columns,
-            max_future_days,
         }
+    }
+}
+
+fn table_def(
+    columns: Vec<Column>,
+    natural_key: Names,
+    sort_key: Names,
+    time_column: &'static str,
+    slice_columns: Names,
+    max_future_days: i64,
+) -> TableDef {
+    let schema = Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(c.name, c.data_type.clone(), c.nullable))
+            .collect::<Vec<_>>(),
+    ));
+    TableDef {
+        columns,
+        schema,
+        natural_key,
+        sort_key,
+        time_column,
+        slice_columns,
+        max_future_days,
     }
 }
 
