@@ -9,6 +9,7 @@
 
 use std::collections::HashSet;
 use std::fmt;
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
@@ -17,6 +18,9 @@ use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, TimestampMicrosecondType};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::catalog::MemTable;
+use datafusion::datasource::provider_as_source;
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder};
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::{EnabledStatistics, WriterProperties};
 use datafusion::prelude::{Expr, col, lit};
@@ -38,6 +42,8 @@ use crate::validate::{ValidationError, check_rows, conform};
 /// Rows per Parquet row group: small enough that date and entity filters skip
 /// row groups inside a file, large enough to compress well.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
+/// Rows per writer before a write is split across cores.
+const PARALLEL_WRITE_ROWS: usize = 256 * 1024;
 /// How often a write is retried when concurrent writers conflict with it.
 const CONFLICT_ATTEMPTS: usize = 5;
 
@@ -343,6 +349,24 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
+/// The rows as a scan with one partition per core, each a contiguous run of
+/// the sorted rows: deltalake writes partitions in parallel, one file each,
+/// and each file covers its own date range. Small writes stay one file.
+fn input_plan(batch: &RecordBatch) -> Result<LogicalPlan> {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let parts = (batch.num_rows() / PARALLEL_WRITE_ROWS).clamp(1, cores);
+    let per_part = batch.num_rows().div_ceil(parts).max(1);
+    let partitions: Vec<Vec<RecordBatch>> = (0..parts)
+        .map(|p| {
+            let start = (p * per_part).min(batch.num_rows());
+            let len = per_part.min(batch.num_rows() - start);
+            vec![batch.slice(start, len)]
+        })
+        .collect();
+    let table = MemTable::try_new(batch.schema(), partitions)?;
+    Ok(LogicalPlanBuilder::scan("input", provider_as_source(Arc::new(table)), None)?.build()?)
+}
+
 async fn key_applied(table: &DeltaTable, app_id: &str) -> Result<bool> {
     Ok(table
         .snapshot()?
@@ -456,7 +480,8 @@ impl Store {
                     .with_metadata([("gyrus.idempotency_key".to_string(), serde_json::json!(key))]);
             }
             let mut builder = table
-                .write(vec![batch.clone()])
+                .write(vec![])
+                .with_input_plan(input_plan(&batch)?)
                 .with_writer_properties(writer_properties())
                 .with_commit_properties(commit)
                 .with_save_mode(SaveMode::Append);
