@@ -465,3 +465,43 @@ async fn columns_convert_by_name_losslessly() {
     );
     let _ = Array::len(&StringArray::from(vec!["x"]));
 }
+
+#[tokio::test]
+async fn date_filters_skip_files_by_their_statistics() {
+    let (_dir, store) = temp_store().await;
+    let acme = tenant("acme");
+    for month in 1..=4 {
+        let data = batch(&rows("a1", "c1", day(2026, month, 1), 28, 2, 5));
+        store
+            .write(&acme, WriteRequest::append(ADS, vec![data]))
+            .await
+            .unwrap();
+    }
+    let session = store
+        .session(&acme, &gyrus_engine::SessionLimits::default())
+        .await
+        .unwrap();
+    let plan = |sql: &'static str| {
+        let session = &session;
+        async move {
+            let batches = session.query(sql).await.unwrap();
+            gyrus_engine::datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+                .unwrap()
+                .to_string()
+        }
+    };
+    let all = plan("EXPLAIN SELECT sum(clicks) FROM ad_performance").await;
+    assert_eq!(all.matches(".parquet").count(), 4, "{all}");
+    let march =
+        plan("EXPLAIN SELECT sum(clicks) FROM ad_performance WHERE date = DATE '2026-03-05'").await;
+    assert_eq!(march.matches(".parquet").count(), 1, "{march}");
+    assert_eq!(
+        scalar(
+            &store,
+            &acme,
+            "SELECT count(*) FROM ad_performance WHERE date = DATE '2026-03-05'"
+        )
+        .await,
+        "2"
+    );
+}
