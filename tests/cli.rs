@@ -52,6 +52,21 @@ fn fails(out: Output, code: i32, needle: &str) -> String {
     err
 }
 
+/// `gyrus ingest` of one file into acme's ad_performance.
+fn ingest(data: &Path, file: &str) -> Output {
+    gyrus(
+        data,
+        &[
+            "ingest",
+            "--tenant",
+            "acme",
+            "--table",
+            "ad_performance",
+            file,
+        ],
+    )
+}
+
 const HEADER: &str = "platform,account_id,campaign_id,campaign_name,ad_group_id,ad_id,channel,date,impressions,clicks,spend,currency,conversions,conversion_value";
 
 fn csv_rows(account: &str, days: std::ops::RangeInclusive<u32>, clicks: i64) -> String {
@@ -226,33 +241,19 @@ fn ingest_reads_three_formats_replays_nothing_and_replaces_slices() {
     .unwrap();
     let parquet = d.join("meta.parquet");
     parquet_file(&parquet);
-    let wrote = ok(gyrus(
-        d,
-        &[
-            "ingest",
-            "--tenant",
-            "acme",
-            "--table",
-            "ad_performance",
-            csv.to_str().unwrap(),
-            jsonl.to_str().unwrap(),
-            parquet.to_str().unwrap(),
-        ],
-    ));
+    let all_three = [
+        "ingest",
+        "--tenant",
+        "acme",
+        "--table",
+        "ad_performance",
+        csv.to_str().unwrap(),
+        jsonl.to_str().unwrap(),
+        parquet.to_str().unwrap(),
+    ];
+    let wrote = ok(gyrus(d, &all_three));
     assert!(wrote.contains("wrote 34 rows"), "{wrote}");
-    let replay = ok(gyrus(
-        d,
-        &[
-            "ingest",
-            "--tenant",
-            "acme",
-            "--table",
-            "ad_performance",
-            csv.to_str().unwrap(),
-            jsonl.to_str().unwrap(),
-            parquet.to_str().unwrap(),
-        ],
-    ));
+    let replay = ok(gyrus(d, &all_three));
     assert!(replay.contains("already ingested"), "{replay}");
 
     // Restate the second half of January for a1 only.
@@ -311,17 +312,7 @@ fn bad_files_are_refused_with_the_row_and_nothing_is_written() {
     text.push_str("google_ads,a1,c1,Brand,g1,ad1,search,2026-01-09,100,-3,12.50,USD,1.5,40.00\n");
     std::fs::write(&bad, text).unwrap();
     fails(
-        gyrus(
-            d,
-            &[
-                "ingest",
-                "--tenant",
-                "acme",
-                "--table",
-                "ad_performance",
-                bad.to_str().unwrap(),
-            ],
-        ),
+        ingest(d, bad.to_str().unwrap()),
         65,
         "ad_performance.clicks: value is negative in 1 row; first: row 4 (-3)",
     );
@@ -332,17 +323,7 @@ fn bad_files_are_refused_with_the_row_and_nothing_is_written() {
     )
     .unwrap();
     fails(
-        gyrus(
-            d,
-            &[
-                "ingest",
-                "--tenant",
-                "acme",
-                "--table",
-                "ad_performance",
-                unparsable.to_str().unwrap(),
-            ],
-        ),
+        ingest(d, unparsable.to_str().unwrap()),
         65,
         "unparsable.csv",
     );
@@ -429,17 +410,7 @@ fn optimize_compacts_and_vacuum_deletes_unreferenced_files() {
     for day in 1..=4 {
         let file = d.join(format!("day{day}.csv"));
         std::fs::write(&file, csv_rows("a1", day..=day, 5)).unwrap();
-        ok(gyrus(
-            d,
-            &[
-                "ingest",
-                "--tenant",
-                "acme",
-                "--table",
-                "ad_performance",
-                file.to_str().unwrap(),
-            ],
-        ));
+        ok(ingest(d, file.to_str().unwrap()));
     }
     let optimized = ok(gyrus(d, &["optimize", "--tenant", "acme"]));
     assert!(

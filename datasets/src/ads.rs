@@ -16,7 +16,7 @@ use rand_distr::{Distribution, LogNormal, Poisson};
 use rayon::prelude::*;
 
 use crate::truth::{AnomalyTruth, CampaignTruth};
-use crate::{GeneratorConfig, Shape, money, money_builder};
+use crate::{GeneratorConfig, Shape, canonical_batch, money, money_builder};
 
 /// Platforms in the order rows are written (alphabetical, as the sort key wants).
 const PLATFORMS: [(&str, &str, &str); 5] = [
@@ -406,6 +406,5 @@ fn build_chunk(
         Arc::new(value.finish()),
         Arc::new(video_views.finish()),
     ];
-    RecordBatch::try_new(CanonicalTable::AdPerformance.schema(), columns)
-        .expect("columns follow the canonical schema")
+    canonical_batch(CanonicalTable::AdPerformance, columns)
 }

@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use chrono::{Days, NaiveTime};
 use gyrus_engine::datafusion::arrow::array::{
     ArrayRef, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
@@ -13,7 +12,7 @@ use sha2::{Digest, Sha256};
 
 use crate::truth::{BgNbdTruth, CampaignTruth, GammaGammaTruth};
 use crate::web::paid_source;
-use crate::{GeneratorConfig, Shape, money, money_builder};
+use crate::{GeneratorConfig, Shape, canonical_batch, money, money_builder};
 
 const COUNTRIES: [(&str, f64); 8] = [
     ("US", 0.42),
@@ -48,15 +47,7 @@ pub(crate) fn generate(
         gamma: 15.44,
     };
     let mut rng = config.rng(3);
-    let start = config
-        .start_date()
-        .and_time(NaiveTime::MIN)
-        .and_utc()
-        .timestamp_micros();
-    let end = (config.end_date + Days::new(1))
-        .and_time(NaiveTime::MIN)
-        .and_utc()
-        .timestamp_micros();
+    let (start, end) = config.span_micros();
     let lambda_dist = Gamma::new(bgnbd.r, 1.0 / bgnbd.alpha).expect("valid BG/NBD parameters");
     let p_dist = Beta::new(bgnbd.a, bgnbd.b).expect("valid BG/NBD parameters");
     let nu_dist = Gamma::new(gg.q, 1.0 / gg.gamma).expect("valid Gamma-Gamma parameters");
@@ -154,8 +145,8 @@ pub(crate) fn generate(
             );
         }
     }
-    let customers = RecordBatch::try_new(
-        CanonicalTable::Customers.schema(),
+    let customers = canonical_batch(
+        CanonicalTable::Customers,
         vec![
             Arc::new(customer_id.finish()) as ArrayRef,
             Arc::new(first_seen.finish()),
@@ -163,10 +154,9 @@ pub(crate) fn generate(
             Arc::new(email.finish()),
             Arc::new(source.finish()),
         ],
-    )
-    .expect("columns follow the canonical schema");
-    let orders = RecordBatch::try_new(
-        CanonicalTable::Orders.schema(),
+    );
+    let orders = canonical_batch(
+        CanonicalTable::Orders,
         vec![
             Arc::new(order_id.finish()) as ArrayRef,
             Arc::new(order_customer.finish()),
@@ -178,8 +168,7 @@ pub(crate) fn generate(
             Arc::new(utm_source.finish()),
             Arc::new(utm_campaign.finish()),
         ],
-    )
-    .expect("columns follow the canonical schema");
+    );
     (
         customers,
         orders,

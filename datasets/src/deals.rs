@@ -2,7 +2,6 @@
 
 use std::sync::Arc;
 
-use chrono::{Days, NaiveTime};
 use gyrus_engine::datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
@@ -11,7 +10,7 @@ use rand::RngExt as _;
 use rand_distr::{Distribution, LogNormal};
 
 use crate::truth::{CampaignTruth, DealModelTruth};
-use crate::{GeneratorConfig, Shape, money, money_builder};
+use crate::{GeneratorConfig, Shape, canonical_batch, money, money_builder};
 
 const MICROS_PER_DAY: i64 = 86_400_000_000;
 /// Deals younger than this at the end of the data are still open.
@@ -50,15 +49,7 @@ pub(crate) fn generate(
     ];
     let mut rng = config.rng(4);
     let amount_dist = LogNormal::new(5000f64.ln(), 0.9).expect("valid parameters");
-    let start = config
-        .start_date()
-        .and_time(NaiveTime::MIN)
-        .and_utc()
-        .timestamp_micros();
-    let end = (config.end_date + Days::new(1))
-        .and_time(NaiveTime::MIN)
-        .and_utc()
-        .timestamp_micros();
+    let (start, end) = config.span_micros();
 
     let (mut deal_id, mut customer_id, mut pipeline, mut stage) = (
         StringBuilder::new(),
@@ -116,8 +107,8 @@ pub(crate) fn generate(
             is_won.append_value(won);
         }
     }
-    let batch = RecordBatch::try_new(
-        CanonicalTable::CrmDeals.schema(),
+    let batch = canonical_batch(
+        CanonicalTable::CrmDeals,
         vec![
             Arc::new(deal_id.finish()) as ArrayRef,
             Arc::new(customer_id.finish()),
@@ -130,8 +121,7 @@ pub(crate) fn generate(
             Arc::new(is_won.finish()),
             Arc::new(source_campaign.finish()),
         ],
-    )
-    .expect("columns follow the canonical schema");
+    );
     let truth = DealModelTruth {
         intercept,
         coefficients,

@@ -28,8 +28,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use chrono::NaiveDate;
-use gyrus_engine::datafusion::arrow::array::{Decimal128Builder, RecordBatch};
-use gyrus_engine::schema::{MONEY_PRECISION, MONEY_SCALE};
+use gyrus_engine::datafusion::arrow::array::{ArrayRef, Decimal128Builder, RecordBatch};
+use gyrus_engine::schema::{CanonicalTable, MONEY_PRECISION, MONEY_SCALE};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
@@ -170,6 +170,19 @@ impl GeneratorConfig {
         self.end_date - chrono::Days::new(self.scale.shape().days as u64 - 1)
     }
 
+    /// The data's span as UTC microseconds: [first day 00:00, day after the last 00:00).
+    fn span_micros(&self) -> (i64, i64) {
+        let micros = |d: NaiveDate| {
+            d.and_time(chrono::NaiveTime::MIN)
+                .and_utc()
+                .timestamp_micros()
+        };
+        (
+            micros(self.start_date()),
+            micros(self.end_date + chrono::Days::new(1)),
+        )
+    }
+
     /// A generator for one part of the data, independent of the others.
     fn rng(&self, stream: u64) -> StdRng {
         StdRng::seed_from_u64(self.seed ^ stream.wrapping_mul(0x9e3779b97f4a7c15))
@@ -207,6 +220,12 @@ pub(crate) fn money_builder(capacity: usize) -> Decimal128Builder {
         .expect("the money type is a valid decimal")
 }
 
+/// A generated table's batch; the generators build columns in schema order.
+pub(crate) fn canonical_batch(table: CanonicalTable, columns: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(table.schema(), columns)
+        .expect("generated columns follow the canonical schema")
+}
+
 /// Generates a whole dataset (in parallel where the parts allow).
 pub fn generate(config: &GeneratorConfig) -> Dataset {
     let shape = config.scale.shape();
@@ -240,7 +259,6 @@ pub fn generate(config: &GeneratorConfig) -> Dataset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gyrus_engine::schema::CanonicalTable;
     use gyrus_engine::write::prepare;
 
     #[test]

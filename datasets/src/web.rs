@@ -12,7 +12,7 @@ use gyrus_engine::schema::CanonicalTable;
 use rand::RngExt as _;
 
 use crate::truth::CampaignTruth;
-use crate::{GeneratorConfig, money, money_builder};
+use crate::{GeneratorConfig, canonical_batch, money, money_builder};
 
 /// GA4 source / medium of each ad platform's traffic.
 pub(crate) fn paid_source(platform: &str) -> (&'static str, &'static str) {
@@ -129,6 +129,5 @@ pub(crate) fn generate(config: &GeneratorConfig, campaigns: &[CampaignTruth]) ->
         Arc::new(revenue.finish()),
         Arc::new(currency.finish()),
     ];
-    RecordBatch::try_new(CanonicalTable::WebSessions.schema(), columns)
-        .expect("columns follow the canonical schema")
+    canonical_batch(CanonicalTable::WebSessions, columns)
 }
