@@ -1,6 +1,6 @@
 //! Criterion benchmarks of the store: append and slice-replace throughput, and a dashboard query.
 //!
-//! `cargo bench -p gyrus-benches --bench store`
+//! `cargo bench --workspace --bench store` (`--workspace` keeps the feature set, and so the build, of `cargo build --release --workspace`)
 
 use std::time::Instant;
 

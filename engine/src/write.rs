@@ -42,8 +42,6 @@ use crate::validate::{ValidationError, check_rows, conform};
 /// Rows per Parquet row group: small enough that date and entity filters skip
 /// row groups inside a file, large enough to compress well.
 const ROW_GROUP_ROWS: usize = 128 * 1024;
-/// Rows per writer before a write is split across cores.
-const PARALLEL_WRITE_ROWS: usize = 256 * 1024;
 /// How often a write is retried when concurrent writers conflict with it.
 const CONFLICT_ATTEMPTS: usize = 5;
 
@@ -349,21 +347,12 @@ pub fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// The rows as a scan with one partition per core, each a contiguous run of
-/// the sorted rows: deltalake writes partitions in parallel, one file each,
-/// and each file covers its own date range. Small writes stay one file.
+/// The rows as a single-partition scan. deltalake merges the partitions of
+/// an unpartitioned write into one writer in arrival order, so more than one
+/// partition would interleave the sorted rows; one keeps each file in (date,
+/// entity) order, and scanning and encoding still overlap.
 fn input_plan(batch: &RecordBatch) -> Result<LogicalPlan> {
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let parts = (batch.num_rows() / PARALLEL_WRITE_ROWS).clamp(1, cores);
-    let per_part = batch.num_rows().div_ceil(parts).max(1);
-    let partitions: Vec<Vec<RecordBatch>> = (0..parts)
-        .map(|p| {
-            let start = (p * per_part).min(batch.num_rows());
-            let len = per_part.min(batch.num_rows() - start);
-            vec![batch.slice(start, len)]
-        })
-        .collect();
-    let table = MemTable::try_new(batch.schema(), partitions)?;
+    let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
     Ok(LogicalPlanBuilder::scan("input", provider_as_source(Arc::new(table)), None)?.build()?)
 }
 
