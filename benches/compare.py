@@ -7,7 +7,7 @@ Gyrus session; then runs the same queries with DuckDB over the very Parquet
 files of that tenant's Delta table, in the same run on the same machine, and
 appends the ratios to benches/RESULTS.md.
 
-    cargo build --release --workspace
+    cargo build --release --workspace --all-targets
     .venv/bin/python benches/compare.py --scale large --data ./gyrus-bench-data
 """
 

@@ -78,7 +78,9 @@ impl Store {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
             .build_arc()?;
-        let mut config = SessionConfig::new()
+        // Operators may tune DataFusion with its standard DATAFUSION_* variables
+        // (clients cannot: SET is refused).
+        let mut config = SessionConfig::from_env()?
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_target_partitions(limits.target_partitions.max(1));
