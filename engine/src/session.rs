@@ -84,9 +84,11 @@ impl Store {
             .with_information_schema(true)
             .with_default_catalog_and_schema(CATALOG, SCHEMA)
             .with_target_partitions(limits.target_partitions.max(1));
-        // Delta scans read Parquet: let DataFusion prune row groups and pages by the file statistics.
-        config.options_mut().execution.parquet.pushdown_filters = true;
-        config.options_mut().execution.parquet.reorder_filters = true;
+        // Delta scans read Parquet: evaluate filters while decoding, unless the operator said otherwise.
+        if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").is_none() {
+            config.options_mut().execution.parquet.pushdown_filters = true;
+            config.options_mut().execution.parquet.reorder_filters = true;
+        }
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         for table in CanonicalTable::ALL {
             let provider: Arc<dyn datafusion::catalog::TableProvider> =
