@@ -439,7 +439,7 @@ fn table_def(
 
 impl fmt::Display for CanonicalTable {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        f.pad(self.name())
     }
 }
 

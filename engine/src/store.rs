@@ -22,6 +22,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use deltalake_core::kernel::StructType;
 use deltalake_core::kernel::engine::arrow_conversion::TryIntoKernel as _;
 use deltalake_core::{DeltaTable, DeltaTableBuilder, DeltaTableError};
+use futures::StreamExt as _;
 use object_store::local::LocalFileSystem;
 use object_store::{ObjectStore, ObjectStoreExt as _};
 use url::Url;
@@ -64,7 +65,7 @@ impl TenantId {
 
 impl fmt::Display for TenantId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 
@@ -172,11 +173,18 @@ impl Store {
 
     /// Loads the Delta table at `url`, or `None` when there is none yet.
     pub async fn load(&self, url: &Url) -> Result<Option<DeltaTable>> {
-        // The Delta kernel refuses local locations that do not exist yet.
-        if let Ok(path) = url.to_file_path()
-            && !path.exists()
-        {
-            return Ok(None);
+        // The Delta kernel refuses local locations that do not exist yet, and
+        // logs an error for remote ones without a log: look first.
+        if let Ok(path) = url.to_file_path() {
+            if !path.exists() {
+                return Ok(None);
+            }
+        } else {
+            let log = object_store::path::Path::from_url_path(format!("{}_delta_log/", url.path()))
+                .map_err(|e| EngineError::Internal(e.to_string()))?;
+            if self.object_store.list(Some(&log)).next().await.is_none() {
+                return Ok(None);
+            }
         }
         let mut table = self.builder(url)?.build()?;
         match table.load().await {
