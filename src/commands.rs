@@ -31,7 +31,13 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
         } => {
             let tenant = TenantId::new(tenant)?;
             let session = store.session(&tenant, &settings.limits(&limits)).await?;
-            let batches = session.query(&sql).await?;
+            let mut batches = session.query(&sql).await?;
+            if batches.is_empty() {
+                // No rows: still print the header, from the plan's schema.
+                let schema = session.plan(&sql).await?.schema().inner().clone();
+                batches
+                    .push(gyrus_engine::datafusion::arrow::array::RecordBatch::new_empty(schema));
+            }
             output::print(&batches, format, &mut out)
         }
         Command::Ingest {
