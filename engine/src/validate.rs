@@ -368,8 +368,7 @@ fn check_time(
 ) -> Result<(), ValidationError> {
     let problem = format!("date outside {EARLIEST_DAY} ..= {latest}");
     let mut bad = Offenders::new(table, column.name, problem, row_offset);
-    let day = |d: NaiveDate| (d - NaiveDate::default()).num_days() - epoch_offset_days();
-    let (lo, hi) = (day(EARLIEST_DAY), day(latest));
+    let (lo, hi) = (days_since_epoch(EARLIEST_DAY), days_since_epoch(latest));
     match array.data_type() {
         DataType::Date32 => {
             for (row, v) in array.as_primitive::<Date32Type>().iter().enumerate() {
@@ -402,9 +401,9 @@ fn check_time(
     bad.finish()
 }
 
-/// Days from 0001-01-01 (chrono's default date) to 1970-01-01.
-fn epoch_offset_days() -> i64 {
-    (NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default() - NaiveDate::default()).num_days()
+/// Days from 1970-01-01, as Arrow's Date32 counts them.
+pub(crate) fn days_since_epoch(day: NaiveDate) -> i64 {
+    (day - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days()
 }
 
 fn format_value(array: &ArrayRef, row: usize, fallback: String) -> String {

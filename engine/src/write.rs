@@ -37,7 +37,7 @@ use url::Url;
 use crate::error::{EngineError, Result};
 use crate::schema::CanonicalTable;
 use crate::store::{Store, TenantId};
-use crate::validate::{ValidationError, check_rows, conform};
+use crate::validate::{ValidationError, check_rows, conform, days_since_epoch};
 
 /// Rows per Parquet row group: small enough that date and entity filters skip
 /// row groups inside a file, large enough to compress well.
@@ -95,9 +95,7 @@ impl Slice {
 
     /// Bounds of the slice on the time column, as scalars of its type: [lo, hi).
     fn bounds(&self, table: CanonicalTable) -> (ScalarValue, ScalarValue, i64, i64) {
-        let day =
-            |d: NaiveDate| (d - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days();
-        let (lo, hi) = (day(self.from), day(self.to) + 1);
+        let (lo, hi) = (days_since_epoch(self.from), days_since_epoch(self.to) + 1);
         let def = table.def();
         let time_type = def
             .columns
