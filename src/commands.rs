@@ -55,10 +55,14 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             let mut hasher = Sha256::new();
             hasher.update(table.name());
             for file in &files {
-                batches.extend(gyrus_ingest::read_file(table, file)?);
-                let bytes = std::fs::read(file)
-                    .with_context(|| format!("cannot read {}", file.display()))?;
+                // Read once: the same bytes are hashed (the default idempotency key) and parsed.
+                let bytes =
+                    std::fs::read(file).map_err(|source| gyrus_ingest::IngestError::Open {
+                        path: file.display().to_string(),
+                        source,
+                    })?;
                 hasher.update(Sha256::digest(&bytes));
+                batches.extend(gyrus_ingest::read_bytes(table, file, bytes.into())?);
             }
             let key = idempotency_key
                 .unwrap_or_else(|| format!("files:{}", hex::encode(hasher.finalize())));

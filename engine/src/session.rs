@@ -23,7 +23,6 @@ use std::time::{Duration, Instant};
 use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::MemTable;
 use datafusion::error::DataFusionError;
-use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
@@ -157,17 +156,6 @@ impl TenantSession {
         }
         .instrument(span)
         .await
-    }
-
-    /// Runs client SQL as a stream; the caller applies the time limit while draining it.
-    pub async fn stream(&self, sql: &str) -> Result<SendableRecordBatchStream> {
-        let df = self.plan(sql).await?;
-        df.execute_stream().await.map_err(|e| self.map_error(e))
-    }
-
-    /// The session's limits.
-    pub fn limits(&self) -> &SessionLimits {
-        &self.limits
     }
 
     fn map_error(&self, err: DataFusionError) -> EngineError {

@@ -277,14 +277,6 @@ impl Store {
         Ok(url)
     }
 
-    /// Reads a file written by [`Store::put_tenant_file`].
-    pub async fn get_tenant_file(&self, tenant: &TenantId, name: &str) -> Result<Vec<u8>> {
-        let url = self.join(&format!("tenants/{tenant}/{name}"));
-        let path = object_store::path::Path::from_url_path(url.path())
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
-        Ok(self.object_store.get(&path).await?.bytes().await?.to_vec())
-    }
-
     /// The tenants that have a folder under the root.
     pub async fn tenants(&self) -> Result<Vec<TenantId>> {
         let prefix =

@@ -12,11 +12,10 @@
 //! let batches = read_file(CanonicalTable::AdPerformance, "ads.csv".as_ref()).unwrap();
 //! ```
 
-use std::fs::File;
-use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::Path;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
 use gyrus_engine::datafusion::arrow::csv;
 use gyrus_engine::datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
@@ -76,29 +75,40 @@ impl Format {
 /// checks the rest (missing columns, nulls, ranges) before anything is written.
 pub fn read_file(table: CanonicalTable, path: &Path) -> Result<Vec<RecordBatch>, IngestError> {
     let shown = path.display().to_string();
-    let format = Format::from_path(path).ok_or_else(|| IngestError::UnknownFormat {
-        path: shown.clone(),
-    })?;
-    let file = File::open(path).map_err(|source| IngestError::Open {
+    let bytes = std::fs::read(path).map_err(|source| IngestError::Open {
         path: shown.clone(),
         source,
+    })?;
+    read_bytes(table, path, bytes.into())
+}
+
+/// Reads a file's content already in memory; `path` names its format
+/// (by extension) and appears in errors.
+pub fn read_bytes(
+    table: CanonicalTable,
+    path: &Path,
+    bytes: Bytes,
+) -> Result<Vec<RecordBatch>, IngestError> {
+    let shown = path.display().to_string();
+    let format = Format::from_path(path).ok_or_else(|| IngestError::UnknownFormat {
+        path: shown.clone(),
     })?;
     let parse = |e: ArrowError| IngestError::Parse {
         path: shown.clone(),
         message: e.to_string(),
     };
     match format {
-        Format::Csv => read_csv(table, file, &shown),
+        Format::Csv => read_csv(table, &bytes, &shown),
         Format::JsonLines => {
             let reader = json::ReaderBuilder::new(lenient_schema(table, None))
                 .with_batch_size(BATCH_ROWS)
                 .with_strict_mode(true)
-                .build(BufReader::new(file))
+                .build(bytes.as_ref())
                 .map_err(parse)?;
             reader.collect::<Result<Vec<_>, _>>().map_err(parse)
         }
         Format::Parquet => {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .map_err(|e| parse(e.into()))?
                 .with_batch_size(BATCH_ROWS)
                 .build()
@@ -129,19 +139,21 @@ fn lenient_schema(table: CanonicalTable, names: Option<&[String]>) -> SchemaRef 
 
 fn read_csv(
     table: CanonicalTable,
-    file: File,
+    bytes: &[u8],
     shown: &str,
 ) -> Result<Vec<RecordBatch>, IngestError> {
-    let mut reader = BufReader::new(file);
-    let mut header = String::new();
-    reader
-        .read_line(&mut header)
-        .map_err(|e| IngestError::Parse {
-            path: shown.to_string(),
-            message: format!("cannot read the header: {e}"),
-        })?;
+    let parse = |message: String| IngestError::Parse {
+        path: shown.to_string(),
+        message,
+    };
+    let header_end = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .unwrap_or(bytes.len());
+    let header = std::str::from_utf8(&bytes[..header_end])
+        .map_err(|e| parse(format!("the header is not UTF-8: {e}")))?;
     let names: Vec<String> = header
-        .trim_end_matches(['\r', '\n'])
+        .trim_end_matches('\r')
         .trim_start_matches('\u{feff}')
         .split(',')
         .map(|n| n.trim().trim_matches('"').to_string())
@@ -162,25 +174,13 @@ fn read_csv(
             });
         }
     }
-    let mut file = reader.into_inner();
-    file.seek(SeekFrom::Start(0))
-        .map_err(|e| IngestError::Parse {
-            path: shown.to_string(),
-            message: e.to_string(),
-        })?;
     let csv = csv::ReaderBuilder::new(lenient_schema(table, Some(&names)))
         .with_header(true)
         .with_batch_size(BATCH_ROWS)
-        .build(file)
-        .map_err(|e| IngestError::Parse {
-            path: shown.to_string(),
-            message: e.to_string(),
-        })?;
+        .build(bytes)
+        .map_err(|e| parse(e.to_string()))?;
     csv.collect::<Result<Vec<_>, _>>()
-        .map_err(|e| IngestError::Parse {
-            path: shown.to_string(),
-            message: e.to_string(),
-        })
+        .map_err(|e| parse(e.to_string()))
 }
 
 #[cfg(test)]
