@@ -63,6 +63,13 @@ pub enum Command {
         /// Only these tenants (comma separated).
         #[arg(long, value_delimiter = ',', default_value = "acme,globex,initech")]
         tenants: Vec<String>,
+        #[command(flatten)]
+        serve: ServeArgs,
+    },
+    /// Serve the tenants' tables over Arrow Flight SQL until SIGTERM or Ctrl-C.
+    Serve {
+        #[command(flatten)]
+        serve: ServeArgs,
     },
     /// Run one read-only SQL query over a tenant's tables.
     Sql {
@@ -138,6 +145,47 @@ pub enum KeysCommand {
     List,
     /// Revoke a key by its id.
     Revoke { id: String },
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct ServeArgs {
+    /// Flight SQL address (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "GYRUS_FLIGHT_ADDR", default_value = "127.0.0.1:50051")]
+    pub flight_addr: std::net::SocketAddr,
+    /// PEM certificate chain: serve Flight SQL over TLS.
+    #[arg(
+        long,
+        env = "GYRUS_TLS_CERT",
+        requires = "tls_key",
+        value_name = "FILE"
+    )]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(
+        long,
+        env = "GYRUS_TLS_KEY",
+        requires = "tls_cert",
+        value_name = "FILE"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// On SIGTERM, how long running result streams may take to finish.
+    #[arg(
+        long,
+        env = "GYRUS_SHUTDOWN_GRACE_SECS",
+        default_value_t = 30,
+        value_name = "SECONDS"
+    )]
+    pub shutdown_grace_secs: u64,
+    /// Largest Arrow payload one ingest may send.
+    #[arg(
+        long,
+        env = "GYRUS_MAX_INGEST_MB",
+        default_value_t = 2048,
+        value_name = "MB"
+    )]
+    pub max_ingest_mb: usize,
+    #[command(flatten)]
+    pub limits: QueryLimitArgs,
 }
 
 #[derive(Debug, Args, Clone)]

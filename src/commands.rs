@@ -10,7 +10,7 @@ use gyrus_engine::{Role, Slice, Store, TenantId, WriteRequest};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
-use crate::cli::{Command, KeysCommand};
+use crate::cli::{Command, KeysCommand, ServeArgs};
 use crate::output;
 use crate::settings::Settings;
 
@@ -22,7 +22,19 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             scale,
             no_serve,
             tenants,
-        } => demo(&store, scale, &tenants, no_serve, &mut out).await,
+            serve: serve_args,
+        } => {
+            demo(&store, scale, &tenants, &mut out).await?;
+            if no_serve {
+                return Ok(());
+            }
+            drop(out);
+            serve(store, &serve_args, settings).await
+        }
+        Command::Serve { serve: serve_args } => {
+            drop(out);
+            serve(store, &serve_args, settings).await
+        }
         Command::Sql {
             tenant,
             format,
@@ -216,11 +228,63 @@ fn progress(len: u64, message: String) -> ProgressBar {
     bar
 }
 
+/// Serves Flight SQL until SIGTERM or Ctrl-C; prints the address once listening.
+async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
+    let mut config = gyrus_flight::ServerConfig::new(args.flight_addr);
+    config.service.limits = settings.limits(&args.limits);
+    config.service.max_ingest_bytes = args.max_ingest_mb.max(1) << 20;
+    config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
+    if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        config.tls = Some(gyrus_flight::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+        });
+    }
+    let listener = tokio::net::TcpListener::bind(args.flight_addr)
+        .await
+        .with_context(|| format!("cannot listen on {}", args.flight_addr))?;
+    let scheme = if config.tls.is_some() {
+        "grpc+tls"
+    } else {
+        "grpc"
+    };
+    {
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "Flight SQL: {scheme}://{}", listener.local_addr()?)?;
+        writeln!(out, "data: {}", store.root())?;
+        out.flush()?;
+    }
+    gyrus_flight::serve_on(listener, store, config, shutdown_signal()).await?;
+    Ok(())
+}
+
+/// Completes on SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}
+
 async fn demo(
     store: &Store,
     scale: Scale,
     tenants: &[String],
-    no_serve: bool,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -277,13 +341,6 @@ async fn demo(
         writeln!(out)?;
         writeln!(out, "Admin API key for {first} (shown once):")?;
         writeln!(out, "{}", key.secret)?;
-    }
-    if !no_serve {
-        writeln!(
-            out,
-            "\n(serving over Flight SQL and HTTP is not built yet; the data stays in {} for `gyrus sql`)",
-            store.root()
-        )?;
     }
     Ok(())
 }

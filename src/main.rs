@@ -23,12 +23,18 @@ fn log_filter(level: &str) -> EnvFilter {
     let spec = if level.contains('=') || level.contains(',') {
         level.to_string()
     } else {
-        ["gyrus", "gyrus_engine", "gyrus_datasets", "gyrus_ingest"]
-            .iter()
-            .map(|krate| format!("{krate}={level}"))
-            .chain(["warn".to_string()])
-            .collect::<Vec<_>>()
-            .join(",")
+        [
+            "gyrus",
+            "gyrus_engine",
+            "gyrus_datasets",
+            "gyrus_ingest",
+            "gyrus_flight",
+        ]
+        .iter()
+        .map(|krate| format!("{krate}={level}"))
+        .chain(["warn".to_string()])
+        .collect::<Vec<_>>()
+        .join(",")
     };
     EnvFilter::try_new(spec).unwrap_or_else(|_| EnvFilter::new("warn"))
 }

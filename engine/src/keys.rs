@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
+use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
@@ -115,9 +116,136 @@ fn schema() -> SchemaRef {
 }
 
 /// The stored record of a key, with its hash.
+#[derive(Clone)]
 struct KeyRecord {
     key: ApiKey,
     secret_sha256: [u8; 32],
+}
+
+impl KeyRecord {
+    /// The key, if `secret` is its secret and it is not revoked (constant time).
+    fn verify(&self, secret: &str) -> Option<ApiKey> {
+        let matches: bool = self.secret_sha256.ct_eq(&hash_secret(secret)).into();
+        (matches && self.key.revoked_at.is_none()).then(|| self.key.clone())
+    }
+}
+
+/// Splits `gyr_<id>_<secret>` into its id and secret.
+fn split_key(presented: &str) -> Option<(&str, &str)> {
+    presented
+        .strip_prefix(PREFIX)
+        .and_then(|rest| rest.split_once('_'))
+}
+
+/// How a [`KeyRing`] keeps its copy of the key table fresh.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyRingConfig {
+    /// Reread the key table when the copy is older than this: the longest a
+    /// revoked key keeps working on a server.
+    pub max_age: Duration,
+    /// An unknown key id rereads the table (a key created a moment ago), but
+    /// not more often than this, so unknown keys cannot hammer storage.
+    pub min_reload_interval: Duration,
+}
+
+impl Default for KeyRingConfig {
+    fn default() -> Self {
+        KeyRingConfig {
+            max_age: Duration::from_secs(10),
+            min_reload_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The key table, cached for servers: authenticating a request costs a hash
+/// and a map lookup, not a table scan.
+pub struct KeyRing {
+    store: Store,
+    config: KeyRingConfig,
+    cached: tokio::sync::Mutex<Option<CachedKeys>>,
+}
+
+struct CachedKeys {
+    records: Arc<BTreeMap<String, KeyRecord>>,
+    loaded_at: Instant,
+}
+
+impl KeyRing {
+    pub fn new(store: Store, config: KeyRingConfig) -> Self {
+        KeyRing {
+            store,
+            config,
+            cached: Default::default(),
+        }
+    }
+
+    /// The live key a presented `gyr_<id>_<secret>` belongs to, if any.
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<ApiKey>> {
+        let Some((id, secret)) = split_key(presented) else {
+            return Ok(None);
+        };
+        Ok(self.record(id).await?.and_then(|r| r.verify(secret)))
+    }
+
+    /// Basic auth: `user` is a key id (with or without `gyr_`) or a tenant;
+    /// `password` is the key's secret, or the whole key.
+    pub async fn authenticate_basic(&self, user: &str, password: &str) -> Result<Option<ApiKey>> {
+        let secret = match split_key(password) {
+            Some((id, _)) => {
+                let key = self.authenticate(password).await?;
+                let named = user == id || user.strip_prefix(PREFIX) == Some(id);
+                return Ok(key.filter(|k| named || k.tenant.as_str() == user));
+            }
+            None => password,
+        };
+        let id = user.strip_prefix(PREFIX).unwrap_or(user);
+        if let Some(record) = self.record(id).await? {
+            return Ok(record.verify(secret));
+        }
+        // A tenant name: whichever of its live keys has this secret.
+        let records = self.records(false).await?;
+        Ok(records
+            .values()
+            .filter(|r| r.key.tenant.as_str() == user)
+            .find_map(|r| r.verify(secret)))
+    }
+
+    /// Whether the key with this id exists and is not revoked (as of the cached copy).
+    pub async fn is_live(&self, id: &str) -> Result<bool> {
+        Ok(self
+            .record(id)
+            .await?
+            .is_some_and(|r| r.key.revoked_at.is_none()))
+    }
+
+    async fn record(&self, id: &str) -> Result<Option<KeyRecord>> {
+        if let Some(found) = self.records(false).await?.get(id) {
+            return Ok(Some(found.clone()));
+        }
+        Ok(self.records(true).await?.get(id).cloned())
+    }
+
+    async fn records(&self, missing_key: bool) -> Result<Arc<BTreeMap<String, KeyRecord>>> {
+        let mut cached = self.cached.lock().await;
+        let stale = match &*cached {
+            None => true,
+            Some(c) => {
+                let age = c.loaded_at.elapsed();
+                age >= self.config.max_age
+                    || (missing_key && age >= self.config.min_reload_interval)
+            }
+        };
+        if stale {
+            *cached = Some(CachedKeys {
+                records: Arc::new(self.store.key_records().await?),
+                loaded_at: Instant::now(),
+            });
+        }
+        Ok(cached
+            .as_ref()
+            .map(|c| c.records.clone())
+            .unwrap_or_default())
+    }
 }
 
 fn hash_secret(secret: &str) -> [u8; 32] {
@@ -176,20 +304,17 @@ impl Store {
         Ok(key)
     }
 
-    /// The live key a presented secret belongs to, if any.
+    /// The live key a presented secret belongs to, if any. Reads the key
+    /// table each time; servers use a [`KeyRing`].
     pub async fn authenticate(&self, presented: &str) -> Result<Option<ApiKey>> {
-        let Some((id, secret)) = presented
-            .strip_prefix(PREFIX)
-            .and_then(|rest| rest.split_once('_'))
-        else {
+        let Some((id, secret)) = split_key(presented) else {
             return Ok(None);
         };
-        let records = self.key_records().await?;
-        let Some(record) = records.get(id) else {
-            return Ok(None);
-        };
-        let matches: bool = record.secret_sha256.ct_eq(&hash_secret(secret)).into();
-        Ok((matches && record.key.revoked_at.is_none()).then(|| record.key.clone()))
+        Ok(self
+            .key_records()
+            .await?
+            .get(id)
+            .and_then(|record| record.verify(secret)))
     }
 
     async fn append_key_event(

@@ -19,8 +19,8 @@ pub mod validate;
 pub mod write;
 
 pub use error::{EngineError, Result};
-pub use keys::{ApiKey, NewKey, Role};
-pub use session::{SessionLimits, TenantSession, check_read_only};
+pub use keys::{ApiKey, KeyRing, KeyRingConfig, NewKey, Role};
+pub use session::{SessionLimits, TableCache, TenantSession, TenantTables, check_read_only};
 pub use store::{Store, TenantId};
 pub use write::{Slice, WriteMode, WriteOutcome, WriteRequest};
 

@@ -17,11 +17,12 @@
 //! # Ok(()) }
 //! ```
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::catalog::MemTable;
+use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
@@ -29,6 +30,7 @@ use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 
+use deltalake_core::DeltaTable;
 use tracing::Instrument as _;
 
 use crate::error::{EngineError, Result, strip_context};
@@ -67,13 +69,127 @@ pub struct TenantSession {
     limits: SessionLimits,
 }
 
+/// A snapshot of one tenant's ten tables: the expensive part of a session
+/// (reading ten Delta logs), loaded once and shared by many sessions.
+pub struct TenantTables {
+    tenant: TenantId,
+    tables: Vec<LoadedTable>,
+    loaded_at: Instant,
+}
+
+struct LoadedTable {
+    table: CanonicalTable,
+    /// `None` for a table never written: an empty placeholder is served.
+    delta: Option<DeltaTable>,
+    provider: Arc<dyn TableProvider>,
+}
+
+impl TenantTables {
+    /// The tenant these tables belong to.
+    pub fn tenant(&self) -> &TenantId {
+        &self.tenant
+    }
+
+    /// When the snapshot was read.
+    pub fn loaded_at(&self) -> Instant {
+        self.loaded_at
+    }
+
+    /// Every canonical table with its provider, in [`CanonicalTable::ALL`] order.
+    pub fn providers(&self) -> impl Iterator<Item = (CanonicalTable, &Arc<dyn TableProvider>)> {
+        self.tables.iter().map(|t| (t.table, &t.provider))
+    }
+}
+
 impl Store {
-    /// Opens a read-only SQL session over `tenant`'s tables.
+    /// Reads the current snapshot of every canonical table of `tenant`.
+    pub async fn tenant_tables(&self, tenant: &TenantId) -> Result<TenantTables> {
+        let mut tables = Vec::with_capacity(CanonicalTable::ALL.len());
+        for table in CanonicalTable::ALL {
+            let loaded = match self.table(tenant, table).await? {
+                Some(delta) => LoadedTable {
+                    table,
+                    provider: delta.table_provider().await?,
+                    delta: Some(delta),
+                },
+                None => LoadedTable {
+                    table,
+                    delta: None,
+                    provider: Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?),
+                },
+            };
+            tables.push(loaded);
+        }
+        Ok(TenantTables {
+            tenant: tenant.clone(),
+            tables,
+            loaded_at: Instant::now(),
+        })
+    }
+
+    /// Opens a read-only SQL session over `tenant`'s tables as they are now.
     pub async fn session(
         &self,
         tenant: &TenantId,
         limits: &SessionLimits,
     ) -> Result<TenantSession> {
+        TenantSession::new(&self.tenant_tables(tenant).await?, limits)
+    }
+}
+
+/// Tenant snapshots shared between requests, reread when older than
+/// `max_age` or when this process wrote to the tenant ([`TableCache::invalidate`]).
+/// Servers use it so that a query does not read ten Delta logs first; the
+/// price is that writes by *other* processes show up after at most `max_age`.
+pub struct TableCache {
+    store: Store,
+    max_age: Duration,
+    entries: tokio::sync::Mutex<HashMap<TenantId, Arc<TenantTables>>>,
+}
+
+impl TableCache {
+    pub fn new(store: Store, max_age: Duration) -> Self {
+        TableCache {
+            store,
+            max_age,
+            entries: Default::default(),
+        }
+    }
+
+    /// The tenant's tables, read again if the cached snapshot is too old.
+    pub async fn get(&self, tenant: &TenantId) -> Result<Arc<TenantTables>> {
+        if let Some(tables) = self.entries.lock().await.get(tenant)
+            && tables.loaded_at.elapsed() < self.max_age
+        {
+            return Ok(tables.clone());
+        }
+        // Loaded outside the lock: one slow tenant does not hold up the others.
+        let tables = Arc::new(self.store.tenant_tables(tenant).await?);
+        self.entries
+            .lock()
+            .await
+            .insert(tenant.clone(), tables.clone());
+        Ok(tables)
+    }
+
+    /// Forgets the tenant's snapshot (after a write through this process).
+    pub async fn invalidate(&self, tenant: &TenantId) {
+        self.entries.lock().await.remove(tenant);
+    }
+
+    /// A session over the tenant's cached tables.
+    pub async fn session(
+        &self,
+        tenant: &TenantId,
+        limits: &SessionLimits,
+    ) -> Result<TenantSession> {
+        TenantSession::new(&*self.get(tenant).await?, limits)
+    }
+}
+
+impl TenantSession {
+    /// A session over a snapshot of the tenant's tables, with its own memory pool.
+    pub fn new(tables: &TenantTables, limits: &SessionLimits) -> Result<Self> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
             .build_arc()?;
@@ -89,26 +205,19 @@ impl Store {
             config.options_mut().execution.parquet.reorder_filters = true;
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime);
-        for table in CanonicalTable::ALL {
-            let provider: Arc<dyn datafusion::catalog::TableProvider> =
-                match self.table(tenant, table).await? {
-                    Some(delta) => {
-                        delta.update_datafusion_session(&ctx.state())?;
-                        delta.table_provider().await?
-                    }
-                    None => Arc::new(MemTable::try_new(table.schema(), vec![vec![]])?),
-                };
-            ctx.register_table(table.name(), provider)?;
+        for loaded in &tables.tables {
+            if let Some(delta) = &loaded.delta {
+                delta.update_datafusion_session(&ctx.state())?;
+            }
+            ctx.register_table(loaded.table.name(), loaded.provider.clone())?;
         }
         Ok(TenantSession {
-            tenant: tenant.clone(),
+            tenant: tables.tenant.clone(),
             ctx,
             limits: limits.clone(),
         })
     }
-}
 
-impl TenantSession {
     /// The tenant this session belongs to.
     pub fn tenant(&self) -> &TenantId {
         &self.tenant
@@ -158,7 +267,15 @@ impl TenantSession {
         .await
     }
 
-    fn map_error(&self, err: DataFusionError) -> EngineError {
+    /// The limits this session runs under.
+    pub fn limits(&self) -> &SessionLimits {
+        &self.limits
+    }
+
+    /// Turns a DataFusion error of this session into the engine's (memory
+    /// limits become [`EngineError::MemoryLimit`]); for callers that execute
+    /// plans themselves.
+    pub fn map_error(&self, err: DataFusionError) -> EngineError {
         match strip_context(err) {
             DataFusionError::ResourcesExhausted(detail) => EngineError::MemoryLimit {
                 limit_mb: self.limits.memory_bytes >> 20,

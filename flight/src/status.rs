@@ -1,0 +1,37 @@
+//! Engine errors as gRPC statuses, in one place.
+
+use gyrus_engine::EngineError;
+use tonic::Status;
+
+/// The status a client sees for an engine error; the message is the engine's,
+/// which names what to change. Storage failures are logged in full and
+/// reported without internals.
+pub fn engine_status(err: EngineError) -> Status {
+    match err {
+        EngineError::Query(_)
+        | EngineError::Validation(_)
+        | EngineError::InvalidSlice(_)
+        | EngineError::InvalidTenant { .. }
+        | EngineError::InvalidRole(_) => Status::invalid_argument(err.to_string()),
+        EngineError::ReadOnly(_) => Status::permission_denied(err.to_string()),
+        EngineError::UnknownTable { .. } | EngineError::KeyNotFound(_) => {
+            Status::not_found(err.to_string())
+        }
+        EngineError::MemoryLimit { .. } => Status::resource_exhausted(err.to_string()),
+        EngineError::Timeout { .. } => Status::deadline_exceeded(err.to_string()),
+        EngineError::Conflict { .. } => Status::aborted(err.to_string()),
+        EngineError::InvalidRoot { .. }
+        | EngineError::Delta(_)
+        | EngineError::ObjectStore(_)
+        | EngineError::Internal(_) => {
+            tracing::error!(error = %err, "storage error");
+            Status::internal("storage error; the server log has the details")
+        }
+    }
+}
+
+/// An Arrow error while building a response: a bug or corrupt data, not the caller's fault.
+pub fn arrow_status(err: gyrus_engine::datafusion::arrow::error::ArrowError) -> Status {
+    tracing::error!(error = %err, "arrow error");
+    Status::internal(err.to_string())
+}
