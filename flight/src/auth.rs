@@ -155,7 +155,13 @@ fn credentials(metadata: &MetadataMap) -> Result<Credentials, Status> {
         return Ok(Credentials::Bearer(value.to_string()));
     }
     if scheme.eq_ignore_ascii_case("basic") {
-        let decoded = base64::engine::general_purpose::STANDARD
+        // Go's Flight client (ADBC) sends unpadded base64; C++ and Java pad it.
+        let lenient = base64::engine::GeneralPurpose::new(
+            &base64::alphabet::STANDARD,
+            base64::engine::GeneralPurposeConfig::new()
+                .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+        );
+        let decoded = lenient
             .decode(value)
             .ok()
             .and_then(|bytes| String::from_utf8(bytes).ok())

@@ -8,6 +8,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
 use gyrus_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
@@ -32,7 +33,11 @@ pub struct Prepared {
     pub parameters: SchemaRef,
     /// Rows of bound parameter values (each row runs the statement once).
     pub bound: Option<RecordBatch>,
+    last_used: Instant,
 }
+
+/// Statements unused for this long are dropped (clients that never close).
+const IDLE_TTL: Duration = Duration::from_secs(3600);
 
 /// The prepared statements of the server.
 #[derive(Default)]
@@ -47,13 +52,16 @@ impl PreparedStatements {
 
     pub fn insert(&self, owner: &Identity, sql: String, parameters: SchemaRef) -> Vec<u8> {
         let handle = rand::rng().random::<[u8; 16]>().to_vec();
-        self.lock().insert(
+        let mut entries = self.lock();
+        entries.retain(|_, p| p.last_used.elapsed() < IDLE_TTL);
+        entries.insert(
             handle.clone(),
             Prepared {
                 owner: owner.key_id.clone(),
                 sql,
                 parameters,
                 bound: None,
+                last_used: Instant::now(),
             },
         );
         handle
@@ -61,11 +69,13 @@ impl PreparedStatements {
 
     /// The statement, if `owner` created it.
     pub fn get(&self, owner: &Identity, handle: &[u8]) -> Result<Prepared, Status> {
-        self.lock()
-            .get(handle)
+        let mut entries = self.lock();
+        let prepared = entries
+            .get_mut(handle)
             .filter(|p| p.owner == owner.key_id)
-            .cloned()
-            .ok_or_else(unknown)
+            .ok_or_else(unknown)?;
+        prepared.last_used = Instant::now();
+        Ok(prepared.clone())
     }
 
     pub fn bind(&self, owner: &Identity, handle: &[u8], values: RecordBatch) -> Result<(), Status> {

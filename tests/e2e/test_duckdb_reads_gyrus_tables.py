@@ -14,6 +14,8 @@ from decimal import Decimal
 import duckdb
 import pytest
 
+from delta_log import active_files
+
 GYRUS = os.environ.get("GYRUS_BIN", "target/debug/gyrus")
 
 
@@ -21,22 +23,6 @@ def gyrus(data, *args):
     out = subprocess.run([GYRUS, "--data", str(data), *args], capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     return out.stdout
-
-
-def active_files(table_dir):
-    """The files the Delta log says make up the current version."""
-    live = set()
-    log = os.path.join(table_dir, "_delta_log")
-    for name in sorted(os.listdir(log)):
-        if not name.endswith(".json"):
-            continue
-        for line in open(os.path.join(log, name), encoding="utf-8"):
-            action = json.loads(line)
-            if "add" in action:
-                live.add(action["add"]["path"])
-            elif "remove" in action:
-                live.discard(action["remove"]["path"])
-    return [os.path.join(table_dir, p) for p in sorted(live)]
 
 
 @pytest.fixture(scope="module")
