@@ -100,7 +100,8 @@ def main():
         flight_s, remote = timed(args.runs, fetch)
         assert remote.num_rows == local.num_rows, (remote.num_rows, local.num_rows)
 
-        sample = remote.slice(0, args.ingest_rows).combine_chunks()
+        # ADBC sends each batch as one gRPC message (its limit is 16 MiB): 64k-row batches.
+        sample = pa.Table.from_batches(remote.slice(0, args.ingest_rows).combine_chunks().to_batches(max_chunksize=65536))
 
         def ingest():
             with connect(uri, writer) as conn, conn.cursor() as cur:

@@ -22,31 +22,35 @@ use tonic::metadata::MetadataMap;
 pub const IDEMPOTENCY_OPTIONS: [&str; 2] = ["gyrus.idempotency_key", "idempotency_key"];
 pub const IDEMPOTENCY_HEADER: &str = "x-idempotency-key";
 
-/// Reads every batch of a DoPut stream, refusing more than `limit_bytes` of Arrow data.
+/// Reads every batch of a DoPut stream, refusing more than `limit_bytes` of
+/// Arrow data (counted on the wire: decoded arrays share their message's
+/// buffer, so their own sizes would count it many times).
 pub async fn read_batches(
     stream: PeekableFlightDataStream,
     limit_bytes: usize,
 ) -> Result<Vec<RecordBatch>, Status> {
-    let mut batches = FlightRecordBatchStream::new_from_flight_data(
-        // The stream itself, not `into_inner()`: the first message was peeked
-        // (it carries the schema) and only the peekable stream still has it.
-        stream.map_err(FlightError::from),
-    );
-    let mut out = Vec::new();
-    let mut bytes = 0usize;
-    while let Some(batch) = batches.next().await {
-        let batch = batch.map_err(|e| match e {
-            FlightError::Tonic(status) => *status,
-            other => Status::invalid_argument(format!("not a valid Arrow stream: {other}")),
-        })?;
-        bytes += batch.get_array_memory_size();
-        if bytes > limit_bytes {
+    let mut received = 0usize;
+    // The stream itself, not `into_inner()`: the first message was peeked
+    // (it carries the schema) and only the peekable stream still has it.
+    let counted = stream.map(move |message| {
+        let message = message?;
+        received += message.data_header.len() + message.data_body.len();
+        if received > limit_bytes {
             return Err(Status::resource_exhausted(format!(
                 "the stream exceeds the ingest limit of {} MiB; send it in several writes",
                 limit_bytes >> 20
             )));
         }
-        out.push(batch);
+        Ok(message)
+    });
+    let mut batches =
+        FlightRecordBatchStream::new_from_flight_data(counted.map_err(FlightError::from));
+    let mut out = Vec::new();
+    while let Some(batch) = batches.next().await {
+        out.push(batch.map_err(|e| match e {
+            FlightError::Tonic(status) => *status,
+            other => Status::invalid_argument(format!("not a valid Arrow stream: {other}")),
+        })?);
     }
     Ok(out)
 }

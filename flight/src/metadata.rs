@@ -16,10 +16,10 @@ use arrow_flight::sql::{
     SqlSupportedTransaction, SqlSupportsConvert, SupportedSqlGrammar, XdbcDataType,
     XdbcDatetimeSubcode,
 };
-use gyrus_engine::datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
-use gyrus_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use gyrus_engine::datafusion::arrow::array::AsArray;
+use gyrus_engine::datafusion::arrow::array::{ArrayRef, Int32Array, RecordBatch, StringArray};
 use gyrus_engine::datafusion::arrow::compute::cast;
+use gyrus_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use gyrus_engine::datafusion::common::TableReference;
 use gyrus_engine::datafusion::error::DataFusionError;
 use gyrus_engine::datafusion::prelude::SessionContext;
@@ -57,7 +57,9 @@ pub async fn list_tables(ctx: &SessionContext) -> Result<Vec<TableEntry>, Flight
     let mut out = Vec::new();
     for batch in &batches {
         let text = |i: usize| -> Result<StringArray, FlightError> {
-            Ok(cast(batch.column(i), &DataType::Utf8)?.as_string::<i32>().clone())
+            Ok(cast(batch.column(i), &DataType::Utf8)?
+                .as_string::<i32>()
+                .clone())
         };
         let (catalogs, schemas, tables, types) = (text(0)?, text(1)?, text(2)?, text(3)?);
         for i in 0..batch.num_rows() {
@@ -125,7 +127,13 @@ pub async fn tables(
         } else {
             Arc::new(empty.clone())
         };
-        builder.append(entry.catalog, entry.schema, entry.table, entry.table_type, &schema)?;
+        builder.append(
+            entry.catalog,
+            entry.schema,
+            entry.table,
+            entry.table_type,
+            &schema,
+        )?;
     }
     builder.build()
 }

@@ -352,7 +352,9 @@ async fn queries_stream_in_batches_with_the_announced_schema_and_tenant_data_onl
         query: "SELECT 1".into(),
         transaction_id: None,
     };
-    let planned = get_info(&mut raw, Some(acme), command.as_any()).await.unwrap();
+    let planned = get_info(&mut raw, Some(acme), command.as_any())
+        .await
+        .unwrap();
     assert_code(
         fetch(&mut raw, Some(globex), &planned).await,
         Code::NotFound,
@@ -381,31 +383,31 @@ async fn sql_errors_writes_and_unknown_commands_get_their_codes() {
     let h = start(|_| {}).await;
     let mut raw = h.raw().await;
     let key = h.acme_writer.1.as_str();
-    assert_code(
-        query(&mut raw, key, "SELEC 1").await,
-        Code::InvalidArgument,
-        "SELEC",
-    );
-    assert_code(
-        query(&mut raw, key, "SELECT nope FROM ad_performance").await,
-        Code::InvalidArgument,
-        "nope",
-    );
-    assert_code(
-        query(&mut raw, key, "SELECT * FROM globex.public.ad_performance").await,
-        Code::InvalidArgument,
-        "globex",
-    );
-    assert_code(
-        query(&mut raw, key, "DROP TABLE ad_performance").await,
-        Code::PermissionDenied,
-        "read-only",
-    );
-    assert_code(
-        query(&mut raw, key, "COPY (SELECT 1) TO '/tmp/x.csv'").await,
-        Code::PermissionDenied,
-        "COPY",
-    );
+    for (sql, code, needle) in [
+        ("SELEC 1", Code::InvalidArgument, "SELEC"),
+        (
+            "SELECT nope FROM ad_performance",
+            Code::InvalidArgument,
+            "nope",
+        ),
+        (
+            "SELECT * FROM globex.public.ad_performance",
+            Code::InvalidArgument,
+            "globex",
+        ),
+        (
+            "DROP TABLE ad_performance",
+            Code::PermissionDenied,
+            "read-only",
+        ),
+        (
+            "COPY (SELECT 1) TO '/tmp/x.csv'",
+            Code::PermissionDenied,
+            "COPY",
+        ),
+    ] {
+        assert_code(query(&mut raw, key, sql).await, code, needle);
+    }
 
     // Updates over SQL: refused for every role.
     let mut client = h.sql(key).await;
@@ -900,7 +902,9 @@ async fn deadlines_cancellation_and_memory_limits_end_queries_cleanly() {
         query: slow.into(),
         transaction_id: None,
     };
-    let planned = get_info(&mut raw, Some(key), command.as_any()).await.unwrap();
+    let planned = get_info(&mut raw, Some(key), command.as_any())
+        .await
+        .unwrap();
     let cancel = |info: &FlightInfo| Action {
         r#type: "CancelFlightInfo".into(),
         body: CancelFlightInfoRequest::new(info.clone())
@@ -949,7 +953,9 @@ async fn deadlines_cancellation_and_memory_limits_end_queries_cleanly() {
         query: "SELECT value FROM generate_series(1, 1000000000)".into(),
         transaction_id: None,
     };
-    let planned = get_info(&mut raw, Some(key), streaming.as_any()).await.unwrap();
+    let planned = get_info(&mut raw, Some(key), streaming.as_any())
+        .await
+        .unwrap();
     let ticket = planned.endpoint[0].ticket.clone().unwrap();
     let mut stream = raw
         .do_get(authed(ticket, Some(key)))
@@ -980,7 +986,9 @@ async fn graceful_shutdown_lets_running_streams_finish_then_refuses() {
         query: "SELECT value FROM generate_series(1, 2000000)".into(),
         transaction_id: None,
     };
-    let planned = get_info(&mut raw, Some(&key), command.as_any()).await.unwrap();
+    let planned = get_info(&mut raw, Some(&key), command.as_any())
+        .await
+        .unwrap();
     let ticket = planned.endpoint[0].ticket.clone().unwrap();
     let stream = raw
         .do_get(authed(ticket, Some(&key)))
@@ -1018,7 +1026,9 @@ async fn streams_outliving_the_grace_period_end_with_unavailable() {
         query: "SELECT value FROM generate_series(1, 10000000000)".into(),
         transaction_id: None,
     };
-    let planned = get_info(&mut raw, Some(&key), command.as_any()).await.unwrap();
+    let planned = get_info(&mut raw, Some(&key), command.as_any())
+        .await
+        .unwrap();
     let ticket = planned.endpoint[0].ticket.clone().unwrap();
     let mut stream = raw
         .do_get(authed(ticket, Some(&key)))
