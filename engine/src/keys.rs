@@ -476,6 +476,67 @@ mod tests {
         out
     }
 
+    #[tokio::test]
+    async fn the_key_ring_caches_and_takes_basic_credentials() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+        let acme = TenantId::new("acme").unwrap();
+        let ring = KeyRing::new(
+            store.clone(),
+            KeyRingConfig {
+                max_age: Duration::from_secs(3600),
+                min_reload_interval: Duration::ZERO,
+            },
+        );
+        assert!(
+            ring.authenticate("gyr_000000000000_00")
+                .await
+                .unwrap()
+                .is_none()
+        );
+        // Created after the ring's first read: an unknown id rereads the table.
+        let created = store.create_key(&acme, Role::Reader).await.unwrap();
+        let (_, secret) = split_key(&created.secret).unwrap();
+        let id = created.key.id.as_str();
+        assert_eq!(
+            ring.authenticate(&created.secret)
+                .await
+                .unwrap()
+                .unwrap()
+                .id,
+            id
+        );
+        for (user, password) in [
+            (id, secret),
+            (&format!("gyr_{id}") as &str, secret),
+            ("acme", secret),
+            ("acme", created.secret.as_str()),
+            (id, created.secret.as_str()),
+        ] {
+            let found = ring.authenticate_basic(user, password).await.unwrap();
+            assert_eq!(found.map(|k| k.id), Some(id.to_string()), "{user}");
+        }
+        for (user, password) in [
+            ("globex", secret),
+            ("globex", created.secret.as_str()),
+            ("acme", "0"),
+            (id, "0"),
+        ] {
+            assert!(
+                ring.authenticate_basic(user, password)
+                    .await
+                    .unwrap()
+                    .is_none(),
+                "{user}:{password}"
+            );
+        }
+        // The cached copy is an hour old at most here: revocation shows after max_age.
+        store.revoke_key(id).await.unwrap();
+        assert!(ring.is_live(id).await.unwrap(), "still cached");
+        let fresh = KeyRing::new(store, KeyRingConfig::default());
+        assert!(!fresh.is_live(id).await.unwrap());
+    }
+
     #[test]
     fn roles_nest() {
         assert!(Role::Admin.allows(Role::Writer) && Role::Writer.allows(Role::Reader));

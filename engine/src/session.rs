@@ -205,9 +205,11 @@ impl TenantSession {
             config.options_mut().execution.parquet.reorder_filters = true;
         }
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        // The object stores go into the runtime, which the state shares with the context.
+        let state = ctx.state();
         for loaded in &tables.tables {
             if let Some(delta) = &loaded.delta {
-                delta.update_datafusion_session(&ctx.state())?;
+                delta.update_datafusion_session(&state)?;
             }
             ctx.register_table(loaded.table.name(), loaded.provider.clone())?;
         }

@@ -119,10 +119,7 @@ impl Queries {
             schema,
             sql,
         } = *query;
-        let timeout = session.limits().timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let batches = execute_stream(plan, session.context().task_ctx())
-            .map_err(|e| engine_status(session.map_error(e)))?;
+        // From here on the entry is removed however the query ends.
         let guard = Running {
             queries: self.clone(),
             handle: handle.to_vec(),
@@ -130,6 +127,10 @@ impl Queries {
             started: Instant::now(),
             sql,
         };
+        let timeout = session.limits().timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let batches = execute_stream(plan, session.context().task_ctx())
+            .map_err(|e| engine_status(session.map_error(e)))?;
         let wire_schema = schema.clone();
         let state = StreamState {
             batches,

@@ -177,7 +177,7 @@ impl GyrusFlightSql {
                 .is_some()
         {
             return Err(Status::already_exists(format!(
-                "{} already holds data; ingest with mode \"append\"",
+                "{} already exists; ingest with mode \"append\"",
                 target.table
             )));
         }

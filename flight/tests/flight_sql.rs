@@ -845,7 +845,7 @@ async fn bulk_ingest_is_for_writers_validated_atomic_and_idempotent() {
         .execute_ingest(create, stream(new_rows()))
         .await
         .unwrap_err();
-    assert!(err.to_string().contains("already holds data"), "{err}");
+    assert!(err.to_string().contains("already exists"), "{err}");
 
     // A plain DoPut to the table's path.
     let flight_data = FlightDataEncoderBuilder::new()
