@@ -8,6 +8,7 @@
 //! - [`queries`]: planned queries behind opaque tickets, streamed batch by
 //!   batch under a deadline.
 //! - [`wire`]: the Arrow types results are sent with (no view types).
+//! - [`schema`]: `GetSchema`, which arrow-flight leaves out of reach.
 //! - [`server`]: the tonic server: TLS, message limits, graceful shutdown.
 //!
 //! ```no_run
@@ -26,6 +27,7 @@ pub mod ingest;
 pub mod metadata;
 pub mod prepared;
 pub mod queries;
+pub mod schema;
 pub mod server;
 pub mod service;
 mod status;

@@ -3,6 +3,7 @@
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
@@ -12,6 +13,7 @@ use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+use crate::schema::GyrusFlightService;
 use crate::service::{GyrusFlightSql, ServiceConfig};
 
 /// A PEM certificate chain and its private key.
@@ -88,7 +90,7 @@ pub async fn serve_on(
     let local = listener.local_addr().ok();
     let (stop_streams, streams_stopped) = watch::channel(false);
     let service = GyrusFlightSql::new(store, config.service.clone(), streams_stopped);
-    let service = FlightServiceServer::new(service)
+    let service = FlightServiceServer::new(GyrusFlightService(Arc::new(service)))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);
 

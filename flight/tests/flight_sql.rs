@@ -347,6 +347,30 @@ async fn queries_stream_in_batches_with_the_announced_schema_and_tenant_data_onl
     assert_eq!(rows_of(&big), 300_000);
     assert!(big.len() > 3, "{} batches", big.len());
 
+    // GetSchema answers what GetFlightInfo would announce.
+    let command = CommandStatementQuery {
+        query: "SELECT platform, spend FROM ad_performance".into(),
+        transaction_id: None,
+    };
+    let announced = get_info(&mut raw, Some(acme), command.as_any())
+        .await
+        .unwrap()
+        .try_decode_schema()
+        .unwrap();
+    let result = raw
+        .get_schema(authed(descriptor(command.as_any()), Some(acme)))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(Schema::try_from(&result).unwrap(), announced);
+    assert_eq!(
+        raw.get_schema(authed(descriptor(command.as_any()), None))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::Unauthenticated
+    );
+
     // Tickets: opaque, single use, and only for the key that asked.
     let command = CommandStatementQuery {
         query: "SELECT 1".into(),

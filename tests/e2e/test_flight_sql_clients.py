@@ -96,6 +96,9 @@ def test_table_schema_and_info(flight):
         assert schema.field("platform").type == pa.string()
         assert not schema.field("platform").nullable
         assert schema.field("ad_id").nullable
+        with conn.cursor() as cur:
+            result = cur.adbc_execute_schema("SELECT date, sum(spend) AS spend FROM ad_performance GROUP BY date")
+        assert result.names == ["date", "spend"] and result.field("date").type == pa.date32()
         info = conn.adbc_get_info()
         assert info["vendor_name"] == "Gyrus"
         assert info["vendor_version"]
