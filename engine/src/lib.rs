@@ -12,6 +12,7 @@
 pub mod error;
 pub mod keys;
 pub mod maintenance;
+pub mod params;
 pub mod schema;
 pub mod session;
 pub mod store;

@@ -11,11 +11,10 @@ use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
-use gyrus_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use gyrus_engine::datafusion::arrow::datatypes::{Schema, SchemaRef};
 use gyrus_engine::datafusion::common::ScalarValue;
 use gyrus_engine::datafusion::prelude::DataFrame;
-use gyrus_engine::datafusion::sql::sqlparser::dialect::GenericDialect;
-use gyrus_engine::datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+use gyrus_engine::params;
 use rand::RngExt as _;
 use tonic::Status;
 
@@ -111,77 +110,7 @@ fn unknown() -> Status {
     Status::not_found("unknown or closed prepared statement")
 }
 
-/// Numbers JDBC/ODBC-style `?` placeholders as `$1`, `$2`, ... (DataFusion's
-/// spelling). Strings, quoted names and comments are left alone.
-pub fn number_placeholders(sql: &str) -> Result<String, Status> {
-    let dialect = GenericDialect {};
-    let tokens = Tokenizer::new(&dialect, sql)
-        .tokenize_with_location()
-        .map_err(|e| Status::invalid_argument(format!("SQL syntax error: {e}")))?;
-    let line_starts: Vec<usize> = std::iter::once(0)
-        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
-        .collect();
-    // Byte offset of a 1-based line/column (columns count characters).
-    let offset = |line: u64, column: u64| -> Option<usize> {
-        let start = *line_starts.get((line as usize).checked_sub(1)?)?;
-        let (i, _) = sql[start..]
-            .char_indices()
-            .chain(std::iter::once((sql.len() - start, ' ')))
-            .nth((column as usize).checked_sub(1)?)?;
-        Some(start + i)
-    };
-    let mut out = String::with_capacity(sql.len() + 8);
-    let mut copied = 0;
-    let mut n = 0;
-    for token in tokens {
-        if token.token == Token::Placeholder("?".into()) {
-            let at = offset(token.span.start.line, token.span.start.column)
-                .filter(|&i| sql[i..].starts_with('?'))
-                .ok_or_else(|| Status::internal("cannot locate a `?` placeholder"))?;
-            n += 1;
-            out.push_str(&sql[copied..at]);
-            out.push_str(&format!("${n}"));
-            copied = at + 1;
-        }
-    }
-    out.push_str(&sql[copied..]);
-    Ok(out)
-}
-
-/// The parameters a planned statement takes, `$1`, `$2`, ... in order.
-pub fn parameter_schema(df: &DataFrame) -> Result<SchemaRef, Status> {
-    let found = df
-        .logical_plan()
-        .get_parameter_fields()
-        .map_err(|e| engine_status(e.into()))?;
-    let mut numbered: Vec<(usize, String, Option<DataType>)> = Vec::new();
-    for (id, field) in found {
-        let n = id
-            .strip_prefix('$')
-            .and_then(|n| n.parse::<usize>().ok())
-            .ok_or_else(|| {
-                Status::invalid_argument(format!(
-                    "named parameter `{id}`: use `?` or `$1`, `$2`, ..."
-                ))
-            })?;
-        numbered.push((n, id, field.map(|f| f.data_type().clone())));
-    }
-    numbered.sort();
-    if let Some(gap) = numbered.iter().enumerate().find(|(i, (n, ..))| *n != i + 1) {
-        return Err(Status::invalid_argument(format!(
-            "parameters must be numbered $1, $2, ... without gaps; ${} is missing",
-            gap.0 + 1
-        )));
-    }
-    let fields: Vec<Field> = numbered
-        .into_iter()
-        .map(|(_, id, t)| Field::new(id, t.unwrap_or(DataType::Utf8), true))
-        .collect();
-    Ok(std::sync::Arc::new(Schema::new(fields)))
-}
-
-/// The statement with row `row` of `bound` as its parameter values, cast to
-/// `parameters` (the plan's own types, from [`parameter_schema`]).
+/// The statement with row `row` of `bound` as its parameter values.
 pub fn bind_row(
     df: DataFrame,
     parameters: &Schema,
@@ -191,45 +120,8 @@ pub fn bind_row(
     let values = bound
         .columns()
         .iter()
-        .zip(parameters.fields())
-        .map(|(column, field)| {
-            let value = ScalarValue::try_from_array(column, row)
-                .map_err(|e| Status::invalid_argument(e.to_string()))?;
-            // Values arrive in the client's types; the plan expects the inferred ones.
-            if value.data_type() == *field.data_type() {
-                Ok(value)
-            } else {
-                value.cast_to(field.data_type()).map_err(|e| {
-                    Status::invalid_argument(format!(
-                        "parameter {}: cannot use {value:?} as {}: {e}",
-                        field.name(),
-                        field.data_type()
-                    ))
-                })
-            }
-        })
-        .collect::<Result<Vec<_>, Status>>()?;
-    df.with_param_values(values)
-        .map_err(|e| Status::invalid_argument(e.to_string()))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn question_marks_are_numbered_outside_strings_and_comments() {
-        assert_eq!(
-            number_placeholders(
-                "SELECT ? , '?' AS q, \"?\" FROM t -- ?\nWHERE a = ? AND b = 'it''s'"
-            )
-            .unwrap(),
-            "SELECT $1 , '?' AS q, \"?\" FROM t -- ?\nWHERE a = $2 AND b = 'it''s'"
-        );
-        assert_eq!(
-            number_placeholders("SELECT 'é', ?").unwrap(),
-            "SELECT 'é', $1"
-        );
-        assert_eq!(number_placeholders("SELECT $1").unwrap(), "SELECT $1");
-    }
+        .map(|column| ScalarValue::try_from_array(column, row))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| Status::invalid_argument(e.to_string()))?;
+    params::bind(df, parameters, values).map_err(engine_status)
 }

@@ -41,10 +41,11 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::{Authenticator, Identity};
 use crate::ingest::{IngestTarget, read_batches};
 use crate::metadata;
-use crate::prepared::{PreparedStatements, bind_row, number_placeholders, parameter_schema};
+use crate::prepared::{PreparedStatements, bind_row};
 use crate::queries::{BatchStream, PlannedQuery, Queries};
 use crate::status::{arrow_status, engine_status};
 use crate::wire::wire_schema;
+use gyrus_engine::params::{number_placeholders, parameter_schema};
 
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 
@@ -327,10 +328,10 @@ impl FlightSqlService for GyrusFlightSql {
         if query.transaction_id.is_some() {
             return Err(Status::invalid_argument("transactions are not supported"));
         }
-        let sql = number_placeholders(&query.query)?;
+        let sql = number_placeholders(&query.query).map_err(engine_status)?;
         let session = self.session(&identity).await?;
         let df = session.plan(&sql).await.map_err(engine_status)?;
-        let parameters = wire_schema(parameter_schema(&df)?.as_ref());
+        let parameters = wire_schema(parameter_schema(&df).map_err(engine_status)?.as_ref());
         let dataset = wire_schema(df.schema().as_arrow());
         let handle = self.prepared.insert(&identity, sql, parameters.clone());
         Ok(ActionCreatePreparedStatementResult {
@@ -389,7 +390,7 @@ impl FlightSqlService for GyrusFlightSql {
                     ))
                 })?;
             // One execution per row of parameters, results one after the other.
-            let types = parameter_schema(&df)?;
+            let types = parameter_schema(&df).map_err(engine_status)?;
             let mut combined: Option<DataFrame> = None;
             for row in 0..bound.num_rows() {
                 let one = bind_row(df.clone(), &types, bound, row)?;
