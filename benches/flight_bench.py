@@ -84,7 +84,7 @@ def main():
     writer = key(args.binary, args.data, ingest_tenant, "writer")
 
     server = subprocess.Popen(
-        [args.binary, "--data", args.data, "serve", "--flight-addr", "127.0.0.1:0"],
+        [args.binary, "--data", args.data, "serve", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0"],
         stdout=subprocess.PIPE, text=True,
     )
     try:

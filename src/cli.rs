@@ -152,6 +152,9 @@ pub struct ServeArgs {
     /// Flight SQL address (port 0 picks a free port; the address is printed).
     #[arg(long, env = "GYRUS_FLIGHT_ADDR", default_value = "127.0.0.1:50051")]
     pub flight_addr: std::net::SocketAddr,
+    /// HTTP API address (port 0 picks a free port; the address is printed).
+    #[arg(long, env = "GYRUS_HTTP_ADDR", default_value = "127.0.0.1:8080")]
+    pub http_addr: std::net::SocketAddr,
     /// PEM certificate chain: serve Flight SQL over TLS.
     #[arg(
         long,

@@ -228,10 +228,12 @@ fn progress(len: u64, message: String) -> ProgressBar {
     bar
 }
 
-/// Serves Flight SQL until SIGTERM or Ctrl-C; prints the address once listening.
+/// Serves Flight SQL and the HTTP API until SIGTERM or Ctrl-C; prints both
+/// addresses once listening.
 async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
+    let limits = settings.limits(&args.limits);
     let mut config = gyrus_flight::ServerConfig::new(args.flight_addr);
-    config.service.limits = settings.limits(&args.limits);
+    config.service.limits = limits.clone();
     config.service.max_ingest_bytes = args.max_ingest_mb.max(1) << 20;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
@@ -240,9 +242,16 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
             key: key.clone(),
         });
     }
-    let listener = tokio::net::TcpListener::bind(args.flight_addr)
+    let api_config = gyrus_api::ApiConfig {
+        limits,
+        ..Default::default()
+    };
+    let flight_listener = tokio::net::TcpListener::bind(args.flight_addr)
         .await
-        .with_context(|| format!("cannot listen on {}", args.flight_addr))?;
+        .with_context(|| format!("cannot listen on {} (Flight SQL)", args.flight_addr))?;
+    let http_listener = tokio::net::TcpListener::bind(args.http_addr)
+        .await
+        .with_context(|| format!("cannot listen on {} (HTTP)", args.http_addr))?;
     let scheme = if config.tls.is_some() {
         "grpc+tls"
     } else {
@@ -250,11 +259,36 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
     };
     {
         let mut out = std::io::stdout().lock();
-        writeln!(out, "Flight SQL: {scheme}://{}", listener.local_addr()?)?;
+        writeln!(
+            out,
+            "Flight SQL: {scheme}://{}",
+            flight_listener.local_addr()?
+        )?;
+        writeln!(out, "HTTP API: http://{}", http_listener.local_addr()?)?;
         writeln!(out, "data: {}", store.root())?;
         out.flush()?;
     }
-    gyrus_flight::serve_on(listener, store, config, shutdown_signal()).await?;
+    // One signal stops both servers.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
+        let _ = rx.wait_for(|s| *s).await;
+    };
+    let http_state = gyrus_api::AppState::new(store.clone(), api_config);
+    let (flight, http) = tokio::join!(
+        gyrus_flight::serve_on(
+            flight_listener,
+            store,
+            config,
+            until_stopped(stopped.clone())
+        ),
+        gyrus_api::serve_on(http_listener, http_state, until_stopped(stopped)),
+    );
+    flight?;
+    http.context("HTTP API")?;
     Ok(())
 }
 

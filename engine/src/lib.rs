@@ -17,6 +17,7 @@ pub mod schema;
 pub mod session;
 pub mod store;
 pub mod validate;
+pub mod wire;
 pub mod write;
 
 pub use error::{EngineError, Result};

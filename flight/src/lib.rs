@@ -7,7 +7,6 @@
 //!   catalog metadata, SqlInfo, XDBC types, bulk ingest, cancellation.
 //! - [`queries`]: planned queries behind opaque tickets, streamed batch by
 //!   batch under a deadline.
-//! - [`wire`]: the Arrow types results are sent with (no view types).
 //! - [`schema`]: `GetSchema`, which arrow-flight leaves out of reach.
 //! - [`server`]: the tonic server: TLS, message limits, graceful shutdown.
 //!
@@ -31,7 +30,6 @@ pub mod schema;
 pub mod server;
 pub mod service;
 mod status;
-pub mod wire;
 
 pub use server::{ServerConfig, ServerError, TlsFiles, serve, serve_on};
 pub use service::{GyrusFlightSql, ServiceConfig};

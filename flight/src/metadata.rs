@@ -27,7 +27,7 @@ use gyrus_engine::datafusion::sql::sqlparser::keywords::ALL_KEYWORDS;
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::session::{CATALOG, SCHEMA};
 
-use crate::wire::wire_schema;
+use gyrus_engine::wire::wire_schema;
 
 /// The table types GetTableTypes lists.
 pub const TABLE_TYPES: [&str; 2] = ["TABLE", "VIEW"];

@@ -24,7 +24,7 @@ use tonic::Status;
 
 use crate::auth::Identity;
 use crate::status::engine_status;
-use crate::wire::to_wire;
+use gyrus_engine::wire::to_wire;
 
 /// Result batches on their way to the client.
 pub type BatchStream = Pin<Box<dyn Stream<Item = Result<RecordBatch, Status>> + Send>>;

@@ -44,8 +44,8 @@ use crate::metadata;
 use crate::prepared::{PreparedStatements, bind_row};
 use crate::queries::{BatchStream, PlannedQuery, Queries};
 use crate::status::{arrow_status, engine_status};
-use crate::wire::wire_schema;
 use gyrus_engine::params::{number_placeholders, parameter_schema};
+use gyrus_engine::wire::wire_schema;
 
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
 

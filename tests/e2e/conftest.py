@@ -33,7 +33,7 @@ class Server:
     def __init__(self, data, extra_args=()):
         self.data = data
         self.proc = subprocess.Popen(
-            [GYRUS, "--data", str(data), "serve", "--flight-addr", "127.0.0.1:0", *extra_args],
+            [GYRUS, "--data", str(data), "serve", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0", *extra_args],
             stdout=subprocess.PIPE,
             stderr=sys.stderr,
             text=True,
@@ -43,6 +43,9 @@ class Server:
         assert match, f"gyrus serve printed {first!r}"
         self.scheme, self.host, self.port = match.group(1), match.group(2), int(match.group(3))
         self.uri = f"{self.scheme}://{self.host}:{self.port}"
+        http = re.search(r"http://([\d.]+:\d+)", self.proc.stdout.readline())
+        assert http, "gyrus serve printed no HTTP address"
+        self.http = f"http://{http.group(1)}"
 
     def stop(self):
         if self.proc.poll() is None:

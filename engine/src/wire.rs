@@ -1,4 +1,4 @@
-//! Arrow types as they go over the wire.
+//! Arrow types as they go over the wire (Flight SQL, HTTP Arrow streams).
 //!
 //! DataFusion scans hand back `Utf8View` / `BinaryView` strings, and
 //! dictionary-encoded columns; JDBC drivers and several BI tools reject view
@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use gyrus_engine::datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
-use gyrus_engine::datafusion::arrow::compute::cast;
-use gyrus_engine::datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
-use gyrus_engine::datafusion::arrow::error::ArrowError;
+use datafusion::arrow::array::{ArrayRef, RecordBatch, RecordBatchOptions};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, Schema, SchemaRef};
+use datafusion::arrow::error::ArrowError;
 
 /// The type a column of type `data_type` is sent as.
 pub fn wire_type(data_type: &DataType) -> DataType {
@@ -76,8 +76,8 @@ pub fn to_wire(batch: RecordBatch, schema: &SchemaRef) -> Result<RecordBatch, Ar
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gyrus_engine::datafusion::arrow::array::{Array, DictionaryArray, StringViewArray};
-    use gyrus_engine::datafusion::arrow::datatypes::Int32Type;
+    use datafusion::arrow::array::{Array, DictionaryArray, StringViewArray};
+    use datafusion::arrow::datatypes::Int32Type;
 
     #[test]
     fn views_and_dictionaries_become_plain_types_and_nullability_stays() {
@@ -101,9 +101,7 @@ mod tests {
             vec![
                 Arc::new(StringViewArray::from(vec!["x", "y"])),
                 Arc::new(DictionaryArray::<Int32Type>::from_iter([Some("p"), None])),
-                Arc::new(gyrus_engine::datafusion::arrow::array::Date32Array::from(
-                    vec![1, 2],
-                )),
+                Arc::new(datafusion::arrow::array::Date32Array::from(vec![1, 2])),
             ],
         )
         .unwrap();

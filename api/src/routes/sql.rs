@@ -1,0 +1,400 @@
+//! `POST /api/v1/sql` `{"sql": "...", "params": [...]}`: one read-only query,
+//! answered as JSON rows (default), CSV or an Arrow IPC stream by `Accept`.
+//!
+//! JSON keeps types a program can rely on: integers and floats as numbers,
+//! decimals as strings (exact), dates and timestamps as ISO 8601 strings,
+//! NULL as null; at most `json_row_cap` rows, or a 422 that says to add a
+//! LIMIT or ask for CSV / Arrow, which stream any size.
+
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::extract::State;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::ScalarValue;
+use datafusion::execution::SendableRecordBatchStream;
+use futures::StreamExt as _;
+use gyrus_engine::params::{bind, number_placeholders, parameter_schema};
+use gyrus_engine::wire::{to_wire, wire_schema};
+use gyrus_engine::{EngineError, Role};
+use serde::Deserialize;
+use serde_json::{Map, Value};
+
+use crate::auth::Caller;
+use crate::problem::Problem;
+use crate::state::AppState;
+
+pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SqlRequest {
+    /// One read-only statement; `?` or `$1`, `$2`, ... for parameters.
+    pub sql: String,
+    /// Values for the parameters, in order.
+    #[serde(default)]
+    pub params: Vec<Value>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Format {
+    Json,
+    Csv,
+    Arrow,
+}
+
+fn negotiate(headers: &HeaderMap) -> Result<Format, Problem> {
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("*/*");
+    for media in accept
+        .split(',')
+        .map(|m| m.split(';').next().unwrap_or("").trim())
+    {
+        match media {
+            "application/json" | "application/*" | "*/*" | "" => return Ok(Format::Json),
+            "text/csv" | "text/*" => return Ok(Format::Csv),
+            ARROW_STREAM => return Ok(Format::Arrow),
+            _ => {}
+        }
+    }
+    Err(Problem::new(
+        StatusCode::NOT_ACCEPTABLE,
+        "not-acceptable",
+        format!("cannot answer `{accept}`; accept application/json, text/csv or {ARROW_STREAM}"),
+    ))
+}
+
+/// Parses a JSON body, answering problems for everything a client can get wrong.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<T, Problem> {
+    let body = body.map_err(|rejection| {
+        let status = rejection.status();
+        if status == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::new(
+                status,
+                "body-too-large",
+                "the request body exceeds the size limit",
+            )
+        } else {
+            Problem::bad_request(format!("cannot read the request body: {rejection}"))
+        }
+    })?;
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("send `Content-Type: application/json`, not `{content_type}`"),
+        ));
+    }
+    if body.is_empty() {
+        return Err(Problem::bad_request("the request body is empty"));
+    }
+    serde_json::from_slice(&body).map_err(|e| {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid-body",
+            format!("the JSON body does not fit: {e}"),
+        )
+    })
+}
+
+fn scalar(value: &Value, position: usize) -> Result<ScalarValue, Problem> {
+    Ok(match value {
+        Value::Null => ScalarValue::Null,
+        Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        Value::Number(n) => match (n.as_i64(), n.as_f64()) {
+            (Some(i), _) => ScalarValue::Int64(Some(i)),
+            (None, Some(f)) => ScalarValue::Float64(Some(f)),
+            _ => {
+                return Err(Problem::bad_request(format!(
+                    "parameter {position}: number out of range"
+                )));
+            }
+        },
+        Value::String(s) => ScalarValue::Utf8(Some(s.clone())),
+        _ => {
+            return Err(Problem::bad_request(format!(
+                "parameter {position}: use a string, number, boolean or null"
+            )));
+        }
+    })
+}
+
+pub async fn run(
+    State(state): State<AppState>,
+    caller: Caller,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Result<Response, Problem> {
+    caller.require(Role::Reader)?;
+    let request: SqlRequest = json_body(&headers, body)?;
+    let format = negotiate(&headers)?;
+    let session = state
+        .tables
+        .session(&caller.tenant, &state.config.limits)
+        .await?;
+    let sql = number_placeholders(&request.sql)?;
+    let mut df = session.plan(&sql).await?;
+    let parameters = parameter_schema(&df)?;
+    if !parameters.fields().is_empty() || !request.params.is_empty() {
+        let values = request
+            .params
+            .iter()
+            .enumerate()
+            .map(|(i, v)| scalar(v, i + 1))
+            .collect::<Result<Vec<_>, _>>()?;
+        df = bind(df, &parameters, values)?;
+    }
+    let timeout = session.limits().timeout;
+    let deadline = tokio::time::Instant::now() + timeout;
+    let stream = tokio::time::timeout_at(deadline, df.execute_stream())
+        .await
+        .map_err(|_| EngineError::Timeout {
+            seconds: timeout.as_secs(),
+        })?
+        .map_err(|e| session.map_error(e))?;
+    let schema = wire_schema(stream.schema().as_ref());
+    match format {
+        Format::Json => {
+            let batches = collect_capped(
+                stream,
+                &session,
+                deadline,
+                timeout,
+                state.config.json_row_cap,
+            )
+            .await?;
+            Ok(json_response(&schema, &batches)?)
+        }
+        Format::Csv | Format::Arrow => Ok(streamed(format, schema, stream, deadline)),
+    }
+}
+
+async fn collect_capped(
+    mut stream: SendableRecordBatchStream,
+    session: &gyrus_engine::TenantSession,
+    deadline: tokio::time::Instant,
+    timeout: Duration,
+    cap: usize,
+) -> Result<Vec<RecordBatch>, Problem> {
+    let mut batches = Vec::new();
+    let mut rows = 0;
+    loop {
+        let next = tokio::time::timeout_at(deadline, stream.next())
+            .await
+            .map_err(|_| EngineError::Timeout {
+                seconds: timeout.as_secs(),
+            })?;
+        let Some(batch) = next else { break };
+        let batch = batch.map_err(|e| session.map_error(e))?;
+        rows += batch.num_rows();
+        if rows > cap {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too-many-rows",
+                format!(
+                    "the result has more than {cap} rows, the limit for JSON; add a LIMIT, or ask for `Accept: text/csv` or `{ARROW_STREAM}`, which stream any size"
+                ),
+            ));
+        }
+        batches.push(batch);
+    }
+    Ok(batches)
+}
+
+/// One JSON value per cell, by the column's type.
+fn cells(column: &ArrayRef) -> Result<Vec<Value>, Problem> {
+    let n = column.len();
+    let formatted = || -> Result<Vec<Value>, Problem> {
+        let options = FormatOptions::default();
+        let formatter = ArrayFormatter::try_new(column.as_ref(), &options)
+            .map_err(|e| Problem::bad_request(format!("cannot format a result column: {e}")))?;
+        Ok((0..n)
+            .map(|i| {
+                if column.is_null(i) {
+                    Value::Null
+                } else {
+                    Value::String(formatter.value(i).to_string())
+                }
+            })
+            .collect())
+    };
+    let cast_to = |t: &DataType| {
+        datafusion::arrow::compute::cast(column, t).map_err(|e| Problem::bad_request(e.to_string()))
+    };
+    Ok(match column.data_type() {
+        DataType::Boolean => column
+            .as_boolean()
+            .iter()
+            .map(|v| v.map_or(Value::Null, Value::Bool))
+            .collect(),
+        t if t.is_integer() && !matches!(t, DataType::UInt64) => {
+            let c = cast_to(&DataType::Int64)?;
+            c.as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                .iter()
+                .map(|v| v.map_or(Value::Null, Value::from))
+                .collect()
+        }
+        DataType::Float16 | DataType::Float32 | DataType::Float64 => {
+            let c = cast_to(&DataType::Float64)?;
+            c.as_primitive::<datafusion::arrow::datatypes::Float64Type>()
+                .iter()
+                .map(|v| {
+                    v.and_then(serde_json::Number::from_f64)
+                        .map_or(Value::Null, Value::Number)
+                })
+                .collect()
+        }
+        DataType::Utf8 => column
+            .as_string::<i32>()
+            .iter()
+            .map(|v| v.map_or(Value::Null, Value::from))
+            .collect(),
+        // Decimals (exact), dates, timestamps, everything else: their text form.
+        _ => formatted()?,
+    })
+}
+
+fn json_response(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Response, Problem> {
+    let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
+    let mut rows: Vec<Value> = Vec::new();
+    for batch in batches {
+        let batch =
+            to_wire(batch.clone(), schema).map_err(|e| Problem::bad_request(e.to_string()))?;
+        let columns = batch
+            .columns()
+            .iter()
+            .map(cells)
+            .collect::<Result<Vec<_>, _>>()?;
+        for i in 0..batch.num_rows() {
+            let mut row = Map::with_capacity(names.len());
+            for (name, column) in names.iter().zip(&columns) {
+                row.insert((*name).clone(), column[i].clone());
+            }
+            rows.push(Value::Object(row));
+        }
+    }
+    let columns: Vec<Value> = schema
+        .fields()
+        .iter()
+        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+        .collect();
+    let body = serde_json::json!({"columns": columns, "row_count": rows.len(), "rows": rows});
+    Ok(axum::Json(body).into_response())
+}
+
+/// CSV or Arrow IPC, batch by batch; a failure mid-stream ends the body early
+/// (the status line has gone out), and is logged.
+fn streamed(
+    format: Format,
+    schema: SchemaRef,
+    batches: SendableRecordBatchStream,
+    deadline: tokio::time::Instant,
+) -> Response {
+    enum Encoder {
+        Csv { header: bool },
+        Arrow(Box<datafusion::arrow::ipc::writer::StreamWriter<Vec<u8>>>),
+    }
+    let encoder = match format {
+        Format::Arrow => {
+            match datafusion::arrow::ipc::writer::StreamWriter::try_new(Vec::new(), &schema) {
+                Ok(w) => Encoder::Arrow(Box::new(w)),
+                Err(e) => return Problem::bad_request(e.to_string()).into_response(),
+            }
+        }
+        _ => Encoder::Csv { header: true },
+    };
+    let content_type = if format == Format::Arrow {
+        ARROW_STREAM
+    } else {
+        "text/csv; charset=utf-8"
+    };
+    let state = (batches, encoder, schema, false);
+    let body = futures::stream::unfold(
+        state,
+        move |(mut batches, mut encoder, schema, done)| async move {
+            if done {
+                return None;
+            }
+            let next = match tokio::time::timeout_at(deadline, batches.next()).await {
+                Ok(next) => next,
+                Err(_) => {
+                    tracing::warn!("query exceeded its time limit while streaming; body cut short");
+                    return Some((
+                        Err(std::io::Error::other("query time limit")),
+                        (batches, encoder, schema, true),
+                    ));
+                }
+            };
+            let (batch, last) = match next {
+                Some(Ok(batch)) => (Some(batch), false),
+                None => (None, true),
+                Some(Err(e)) => {
+                    tracing::warn!(error = %e, "query failed while streaming; body cut short");
+                    return Some((
+                        Err(std::io::Error::other(e.to_string())),
+                        (batches, encoder, schema, true),
+                    ));
+                }
+            };
+            let bytes = encode(&mut encoder, batch, &schema, last);
+            Some((bytes, (batches, encoder, schema, last)))
+        },
+    );
+
+    fn encode(
+        encoder: &mut Encoder,
+        batch: Option<RecordBatch>,
+        schema: &SchemaRef,
+        last: bool,
+    ) -> Result<Bytes, std::io::Error> {
+        let batch = batch
+            .map(|b| to_wire(b, schema))
+            .transpose()
+            .map_err(std::io::Error::other)?;
+        match encoder {
+            Encoder::Csv { header } => {
+                let batch = batch.unwrap_or_else(|| RecordBatch::new_empty(schema.clone()));
+                if batch.num_rows() == 0 && !*header {
+                    return Ok(Bytes::new());
+                }
+                let mut out = Vec::new();
+                let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                    .with_header(*header)
+                    .build(&mut out);
+                writer.write(&batch).map_err(std::io::Error::other)?;
+                drop(writer);
+                *header = false;
+                Ok(Bytes::from(out))
+            }
+            Encoder::Arrow(writer) => {
+                if let Some(batch) = batch {
+                    writer.write(&batch).map_err(std::io::Error::other)?;
+                }
+                if last {
+                    writer.finish().map_err(std::io::Error::other)?;
+                }
+                Ok(Bytes::from(std::mem::take(writer.get_mut())))
+            }
+        }
+    }
+
+    let mut response = Body::from_stream(body).into_response();
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
