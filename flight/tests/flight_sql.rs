@@ -192,6 +192,37 @@ async fn query(
     Ok((info, schema, batches))
 }
 
+/// Plans `sql` and opens its DoGet stream.
+async fn open_stream(
+    raw: &mut FlightServiceClient<Channel>,
+    key: &str,
+    sql: &str,
+) -> (FlightInfo, tonic::Streaming<arrow_flight::FlightData>) {
+    let command = CommandStatementQuery {
+        query: sql.into(),
+        transaction_id: None,
+    };
+    let planned = get_info(raw, Some(key), command.as_any()).await.unwrap();
+    let ticket = planned.endpoint[0].ticket.clone().unwrap();
+    let stream = raw
+        .do_get(authed(ticket, Some(key)))
+        .await
+        .unwrap()
+        .into_inner();
+    (planned, stream)
+}
+
+/// Reads a stream to its end, which must be an error status.
+async fn until_error(stream: &mut tonic::Streaming<arrow_flight::FlightData>) -> Status {
+    loop {
+        match stream.message().await {
+            Ok(Some(_)) => continue,
+            Ok(None) => panic!("the stream ended without an error"),
+            Err(status) => return status,
+        }
+    }
+}
+
 fn int(batches: &[RecordBatch], column: usize) -> i64 {
     let batch = batches.iter().find(|b| b.num_rows() > 0).expect("a row");
     batch.column(column).as_primitive::<Int64Type>().value(0)
@@ -973,31 +1004,18 @@ async fn deadlines_cancellation_and_memory_limits_end_queries_cleanly() {
     );
 
     // CancelFlightInfo while streaming: the stream ends with CANCELLED.
-    let streaming = CommandStatementQuery {
-        query: "SELECT value FROM generate_series(1, 1000000000)".into(),
-        transaction_id: None,
-    };
-    let planned = get_info(&mut raw, Some(key), streaming.as_any())
-        .await
-        .unwrap();
-    let ticket = planned.endpoint[0].ticket.clone().unwrap();
-    let mut stream = raw
-        .do_get(authed(ticket, Some(key)))
-        .await
-        .unwrap()
-        .into_inner();
+    let (planned, mut stream) = open_stream(
+        &mut raw,
+        key,
+        "SELECT value FROM generate_series(1, 1000000000)",
+    )
+    .await;
     assert!(stream.message().await.unwrap().is_some());
     other
         .do_action(authed(cancel(&planned), Some(key)))
         .await
         .unwrap();
-    let ended = loop {
-        match stream.message().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the stream ended without an error"),
-            Err(status) => break status,
-        }
-    };
+    let ended = until_error(&mut stream).await;
     assert_eq!(ended.code(), Code::Cancelled, "{ended:?}");
 }
 
@@ -1006,19 +1024,12 @@ async fn graceful_shutdown_lets_running_streams_finish_then_refuses() {
     let mut h = start(|c| c.shutdown_grace = Duration::from_secs(10)).await;
     let mut raw = h.raw().await;
     let key = h.acme_reader.1.clone();
-    let command = CommandStatementQuery {
-        query: "SELECT value FROM generate_series(1, 2000000)".into(),
-        transaction_id: None,
-    };
-    let planned = get_info(&mut raw, Some(&key), command.as_any())
-        .await
-        .unwrap();
-    let ticket = planned.endpoint[0].ticket.clone().unwrap();
-    let stream = raw
-        .do_get(authed(ticket, Some(&key)))
-        .await
-        .unwrap()
-        .into_inner();
+    let (_, stream) = open_stream(
+        &mut raw,
+        &key,
+        "SELECT value FROM generate_series(1, 2000000)",
+    )
+    .await;
     let mut stream =
         FlightRecordBatchStream::new_from_flight_data(stream.map_err(FlightError::from));
     let first = stream.next().await.unwrap().unwrap();
@@ -1046,28 +1057,15 @@ async fn streams_outliving_the_grace_period_end_with_unavailable() {
     let mut h = start(|c| c.shutdown_grace = Duration::from_millis(500)).await;
     let mut raw = h.raw().await;
     let key = h.acme_reader.1.clone();
-    let command = CommandStatementQuery {
-        query: "SELECT value FROM generate_series(1, 10000000000)".into(),
-        transaction_id: None,
-    };
-    let planned = get_info(&mut raw, Some(&key), command.as_any())
-        .await
-        .unwrap();
-    let ticket = planned.endpoint[0].ticket.clone().unwrap();
-    let mut stream = raw
-        .do_get(authed(ticket, Some(&key)))
-        .await
-        .unwrap()
-        .into_inner();
+    let (_, mut stream) = open_stream(
+        &mut raw,
+        &key,
+        "SELECT value FROM generate_series(1, 10000000000)",
+    )
+    .await;
     assert!(stream.message().await.unwrap().is_some());
     h.stop.take().unwrap().send(()).unwrap();
-    let ended = loop {
-        match stream.message().await {
-            Ok(Some(_)) => continue,
-            Ok(None) => panic!("the stream ended without an error"),
-            Err(status) => break status,
-        }
-    };
+    let ended = until_error(&mut stream).await;
     assert_eq!(ended.code(), Code::Unavailable, "{ended:?}");
     tokio::time::timeout(Duration::from_secs(10), &mut h.server)
         .await
