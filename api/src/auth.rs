@@ -21,14 +21,7 @@ pub struct Caller {
 impl Caller {
     /// 403 unless the key's role includes `needed`.
     pub fn require(&self, needed: Role) -> Result<(), Problem> {
-        if self.role.allows(needed) {
-            Ok(())
-        } else {
-            Err(Problem::forbidden(format!(
-                "this {} key may not do this; it needs a {needed} key",
-                self.role
-            )))
-        }
+        Ok(self.role.require(needed)?)
     }
 }
 

@@ -76,6 +76,7 @@ impl From<EngineError> for Problem {
                 Problem::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-rows", detail)
             }
             EngineError::ReadOnly(_) => Problem::new(StatusCode::FORBIDDEN, "read-only", detail),
+            EngineError::Forbidden(_) => Problem::forbidden(detail),
             EngineError::UnknownTable { .. } => {
                 Problem::new(StatusCode::NOT_FOUND, "unknown-table", detail)
             }

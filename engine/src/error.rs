@@ -46,6 +46,9 @@ pub enum EngineError {
     #[error("query exceeded its time limit of {seconds} s")]
     Timeout { seconds: u64 },
 
+    #[error("{0}")]
+    Forbidden(String),
+
     #[error("API key `{0}` not found")]
     KeyNotFound(String),
 

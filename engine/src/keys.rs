@@ -54,6 +54,18 @@ impl Role {
     pub fn allows(self, needed: Role) -> bool {
         self >= needed
     }
+
+    /// [`EngineError::Forbidden`] unless this role includes `needed`; every
+    /// server answers a too-small key with this one message.
+    pub fn require(self, needed: Role) -> Result<()> {
+        if self.allows(needed) {
+            Ok(())
+        } else {
+            Err(EngineError::Forbidden(format!(
+                "this {self} key may not do this; it needs a {needed} key"
+            )))
+        }
+    }
 }
 
 impl fmt::Display for Role {

@@ -17,6 +17,8 @@ use base64::Engine as _;
 use gyrus_engine::{ApiKey, KeyRing, Role, TenantId};
 use rand::RngExt as _;
 use tonic::Status;
+
+use crate::status::engine_status;
 use tonic::metadata::MetadataMap;
 
 const TOKEN_PREFIX: &str = "gys_";
@@ -41,14 +43,7 @@ impl Identity {
 
     /// `PERMISSION_DENIED` unless the key's role includes `needed`.
     pub fn require(&self, needed: Role) -> Result<(), Status> {
-        if self.role.allows(needed) {
-            Ok(())
-        } else {
-            Err(Status::permission_denied(format!(
-                "this {} key may not do this; it needs a {needed} key",
-                self.role
-            )))
-        }
+        self.role.require(needed).map_err(engine_status)
     }
 }
 

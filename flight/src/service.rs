@@ -443,7 +443,6 @@ impl FlightSqlService for GyrusFlightSql {
         request: Request<PeekableFlightDataStream>,
     ) -> Result<i64, Status> {
         let identity = self.identify(request.metadata()).await?;
-        identity.require(Role::Writer)?;
         let target = IngestTarget::from_command(&command, request.metadata())?;
         self.ingest(&identity, target, request.into_inner()).await
     }
@@ -465,7 +464,6 @@ impl FlightSqlService for GyrusFlightSql {
                 message.type_url
             )));
         };
-        identity.require(Role::Writer)?;
         let target = IngestTarget::from_path(&descriptor.path, request.metadata())?;
         let record_count = self.ingest(&identity, target, request.into_inner()).await?;
         let result = DoPutUpdateResult { record_count };

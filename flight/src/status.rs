@@ -13,7 +13,9 @@ pub fn engine_status(err: EngineError) -> Status {
         | EngineError::InvalidSlice(_)
         | EngineError::InvalidTenant { .. }
         | EngineError::InvalidRole(_) => Status::invalid_argument(err.to_string()),
-        EngineError::ReadOnly(_) => Status::permission_denied(err.to_string()),
+        EngineError::ReadOnly(_) | EngineError::Forbidden(_) => {
+            Status::permission_denied(err.to_string())
+        }
         EngineError::UnknownTable { .. } | EngineError::KeyNotFound(_) => {
             Status::not_found(err.to_string())
         }
