@@ -37,16 +37,8 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "e2e"))
 from delta_log import active_files  # noqa: E402
 
-
-def gyrus(binary, data, *args):
-    out = subprocess.run([binary, "--data", data, *args], capture_output=True, text=True)
-    if out.returncode != 0:
-        sys.exit(f"gyrus {' '.join(args)} failed:\n{out.stderr}")
-    return out.stdout
-
-
-def key(binary, data, tenant, role):
-    return gyrus(binary, data, "keys", "create", "--tenant", tenant, "--role", role).strip().splitlines()[-1]
+sys.path.insert(0, HERE)
+from gyrus_cli import gyrus, key  # noqa: E402
 
 
 def timed(runs, fn):

@@ -187,6 +187,54 @@ pub struct ServeArgs {
         value_name = "MB"
     )]
     pub max_ingest_mb: usize,
+    /// HTTP: requests per second each API key may make (0: no limit).
+    #[arg(
+        long,
+        env = "GYRUS_RATE_LIMIT",
+        default_value_t = 100.0,
+        value_name = "PER_SECOND"
+    )]
+    pub rate_limit: f64,
+    /// HTTP: requests a key may make at once after being idle.
+    #[arg(
+        long,
+        env = "GYRUS_RATE_BURST",
+        default_value_t = 200.0,
+        value_name = "REQUESTS"
+    )]
+    pub rate_burst: f64,
+    /// HTTP: API requests in progress at once; more are answered 503.
+    #[arg(
+        long,
+        env = "GYRUS_MAX_CONCURRENT",
+        default_value_t = 64,
+        value_name = "REQUESTS"
+    )]
+    pub max_concurrent: usize,
+    /// HTTP: ingests in progress at once (each holds its body in memory); more get 503.
+    #[arg(
+        long,
+        env = "GYRUS_MAX_CONCURRENT_INGESTS",
+        default_value_t = 4,
+        value_name = "REQUESTS"
+    )]
+    pub max_concurrent_ingests: usize,
+    /// HTTP: the longest a request may take to get its answer started.
+    #[arg(
+        long,
+        env = "GYRUS_REQUEST_TIMEOUT_SECS",
+        default_value_t = 120,
+        value_name = "SECONDS"
+    )]
+    pub request_timeout_secs: u64,
+    /// HTTP: largest request body (an ingest of more rows goes in parts, or over Flight SQL).
+    #[arg(
+        long,
+        env = "GYRUS_MAX_BODY_MB",
+        default_value_t = 256,
+        value_name = "MB"
+    )]
+    pub max_body_mb: usize,
     #[command(flatten)]
     pub limits: QueryLimitArgs,
 }

@@ -244,8 +244,20 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
     }
     let api_config = gyrus_api::ApiConfig {
         limits,
+        max_body_bytes: args.max_body_mb.max(1) << 20,
+        rate_limit: gyrus_api::limits::RateLimit {
+            per_second: args.rate_limit,
+            burst: args.rate_burst,
+        },
+        max_concurrent: args.max_concurrent.max(1),
+        max_concurrent_ingests: args.max_concurrent_ingests.max(1),
+        request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         ..Default::default()
     };
+    // One key ring and one table cache for both servers.
+    let caches =
+        gyrus_engine::ServerCaches::new(&store, api_config.keys, api_config.catalog_max_age);
+    config.caches = Some(caches.clone());
     let flight_listener = tokio::net::TcpListener::bind(args.flight_addr)
         .await
         .with_context(|| format!("cannot listen on {} (Flight SQL)", args.flight_addr))?;
@@ -277,7 +289,7 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http_state = gyrus_api::AppState::new(store.clone(), api_config);
+    let http_state = gyrus_api::AppState::sharing(store.clone(), caches, api_config);
     let (flight, http) = tokio::join!(
         gyrus_flight::serve_on(
             flight_listener,

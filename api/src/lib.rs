@@ -19,6 +19,10 @@
 //! ```
 
 pub mod auth;
+pub mod limits;
+pub mod metrics;
+pub mod openapi;
+pub mod pagination;
 pub mod problem;
 pub mod request_id;
 pub mod routes;
@@ -26,35 +30,68 @@ pub mod state;
 
 use std::future::Future;
 
-use axum::Router;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::http::StatusCode;
+use axum::{Extension, Router, middleware};
 use tokio::net::TcpListener;
+use utoipa::OpenApi as _;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 pub use problem::Problem;
 pub use state::{ApiConfig, AppState};
 
-/// Every route of the API.
+/// The routes and the OpenAPI document that describes them, built together.
+pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
+    let v1 = OpenApiRouter::new()
+        .routes(routes!(routes::sql::run))
+        .routes(routes!(routes::tables::list))
+        .routes(routes!(routes::tables::get))
+        .routes(routes!(routes::rows::ingest))
+        .routes(routes!(routes::keys::create, routes::keys::list))
+        .routes(routes!(routes::keys::revoke))
+        .routes(routes!(openapi::openapi_json));
+    let ops = OpenApiRouter::new()
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(metrics::export))
+        .routes(routes!(openapi::docs_page));
+    OpenApiRouter::with_openapi(openapi::ApiDoc::openapi())
+        .nest("/api/v1", v1)
+        .merge(ops)
+        .split_for_parts()
+}
+
+/// Every route of the API, with its limits, metrics and request ids.
 pub fn router(state: AppState) -> Router {
+    let (routes, document) = routes_and_document();
     let body_limit = state.config.max_body_bytes;
-    let api = Router::new()
-        .route("/sql", post(routes::sql::run))
-        .route("/tables", get(routes::tables::list))
-        .route("/tables/{table}", get(routes::tables::get));
-    Router::new()
-        .route("/healthz", get(routes::health::healthz))
-        .route("/readyz", get(routes::health::readyz))
-        .nest("/api/v1", api)
-        .fallback(|| async { Problem::not_found("no such route; the API lives under /api/v1/") })
+    routes
+        .fallback(|| async {
+            Problem::not_found("no such route; the API lives under /api/v1/ (see /docs)")
+        })
         .method_not_allowed_fallback(|| async {
             Problem::new(
-                axum::http::StatusCode::METHOD_NOT_ALLOWED,
+                StatusCode::METHOD_NOT_ALLOWED,
                 "method-not-allowed",
-                "this route does not take that method",
+                "this route does not take that method (see /docs)",
             )
         })
+        .layer(Extension(openapi::Docs::new(&document)))
         .layer(DefaultBodyLimit::max(body_limit))
-        .layer(axum::middleware::from_fn(request_id::middleware))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::timeout,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            limits::concurrency,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            metrics::middleware,
+        ))
+        .layer(middleware::from_fn(request_id::middleware))
         .with_state(state)
 }
 

@@ -1,9 +1,14 @@
-//! What every handler gets: the store, the cached keys and tables, the limits.
+//! What every handler gets: the store, the cached keys and tables, the limits
+//! and the metrics.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use gyrus_engine::{KeyRing, KeyRingConfig, SessionLimits, Store, TableCache};
+use gyrus_engine::{KeyRing, KeyRingConfig, ServerCaches, SessionLimits, Store, TableCache};
+use tokio::sync::Semaphore;
+
+use crate::limits::{RateLimit, RateLimiter, slots};
+use crate::metrics::Metrics;
 
 /// Settings of the HTTP API.
 #[derive(Debug, Clone)]
@@ -14,6 +19,15 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most rows a JSON result may carry (CSV and Arrow stream any size).
     pub json_row_cap: usize,
+    /// Requests per second per key.
+    pub rate_limit: RateLimit,
+    /// Requests in progress at once; more are answered 503.
+    pub max_concurrent: usize,
+    /// Ingests in progress at once (each holds its body, parsed, in memory);
+    /// more are answered 503 before their bodies are read.
+    pub max_concurrent_ingests: usize,
+    /// Longest wait for a response's headers.
+    pub request_timeout: Duration,
     pub keys: KeyRingConfig,
     pub catalog_max_age: Duration,
 }
@@ -24,6 +38,10 @@ impl Default for ApiConfig {
             limits: SessionLimits::default(),
             max_body_bytes: 64 << 20,
             json_row_cap: 100_000,
+            rate_limit: RateLimit::default(),
+            max_concurrent: 64,
+            max_concurrent_ingests: 4,
+            request_timeout: Duration::from_secs(120),
             keys: KeyRingConfig::default(),
             catalog_max_age: Duration::from_secs(2),
         }
@@ -37,14 +55,31 @@ pub struct AppState {
     pub keys: Arc<KeyRing>,
     pub tables: Arc<TableCache>,
     pub config: Arc<ApiConfig>,
+    pub metrics: Arc<Metrics>,
+    pub rate_limiter: Arc<RateLimiter>,
+    pub in_progress: Arc<Semaphore>,
+    pub ingests_in_progress: Arc<Semaphore>,
 }
 
 impl AppState {
+    /// State with its own key and table caches.
     pub fn new(store: Store, config: ApiConfig) -> Self {
+        let caches = ServerCaches::new(&store, config.keys, config.catalog_max_age);
+        Self::sharing(store, caches, config)
+    }
+
+    /// State using caches shared with another server in the process (Flight
+    /// SQL), so that a key revoked or a table written through one is seen by
+    /// the other at once.
+    pub fn sharing(store: Store, caches: ServerCaches, config: ApiConfig) -> Self {
         AppState {
-            keys: Arc::new(KeyRing::new(store.clone(), config.keys)),
-            tables: Arc::new(TableCache::new(store.clone(), config.catalog_max_age)),
             store,
+            keys: caches.keys,
+            tables: caches.tables,
+            metrics: Arc::default(),
+            rate_limiter: Arc::new(RateLimiter::new(config.rate_limit)),
+            in_progress: slots(config.max_concurrent),
+            ingests_in_progress: slots(config.max_concurrent_ingests),
             config: Arc::new(config),
         }
     }

@@ -55,6 +55,11 @@ pub enum EngineError {
     #[error("invalid role `{0}`: use reader, writer or admin")]
     InvalidRole(String),
 
+    #[error(
+        "idempotency key `{key}` was first used for a different request; send a new key for new data"
+    )]
+    IdempotencyMismatch { key: String },
+
     #[error("the write conflicted with concurrent writers {attempts} times; retry it")]
     Conflict { attempts: usize },
 

@@ -211,15 +211,32 @@ impl KeyRing {
             None => password,
         };
         let id = user.strip_prefix(PREFIX).unwrap_or(user);
+        // A tenant name: whichever of its live keys has this secret.
+        let by_tenant = |records: &BTreeMap<String, KeyRecord>| {
+            records
+                .values()
+                .filter(|r| r.key.tenant.as_str() == user)
+                .find_map(|r| r.verify(secret))
+        };
+        let (records, _) = self.records(false).await?;
+        if let Some(record) = records.get(id) {
+            return Ok(record.verify(secret));
+        }
+        if let Some(key) = by_tenant(&records) {
+            return Ok(Some(key));
+        }
+        // Neither known yet: a key created a moment ago, by id or tenant.
         if let Some(record) = self.record(id).await? {
             return Ok(record.verify(secret));
         }
-        // A tenant name: whichever of its live keys has this secret.
-        let records = self.records(false).await?;
-        Ok(records
-            .values()
-            .filter(|r| r.key.tenant.as_str() == user)
-            .find_map(|r| r.verify(secret)))
+        let (records, _) = self.records(false).await?;
+        Ok(by_tenant(&records))
+    }
+
+    /// Drops the cached copy, so that the next request rereads the key table:
+    /// a key revoked on this server stops working at once.
+    pub async fn forget(&self) {
+        *self.cached.lock().await = None;
     }
 
     /// Whether the key with this id exists and is not revoked (as of the cached copy).
@@ -231,13 +248,24 @@ impl KeyRing {
     }
 
     async fn record(&self, id: &str) -> Result<Option<KeyRecord>> {
-        if let Some(found) = self.records(false).await?.get(id) {
+        let (records, age) = self.records(false).await?;
+        if let Some(found) = records.get(id) {
             return Ok(Some(found.clone()));
         }
-        Ok(self.records(true).await?.get(id).cloned())
+        // Unknown: perhaps created a moment ago. The table is reread at most
+        // once per interval; a caller inside the interval waits for the next
+        // reread instead of being refused a key that exists.
+        if let Some(wait) = self.config.min_reload_interval.checked_sub(age) {
+            tokio::time::sleep(wait).await;
+        }
+        Ok(self.records(true).await?.0.get(id).cloned())
     }
 
-    async fn records(&self, missing_key: bool) -> Result<Arc<BTreeMap<String, KeyRecord>>> {
+    /// The cached records and their age, reread first when stale.
+    async fn records(
+        &self,
+        missing_key: bool,
+    ) -> Result<(Arc<BTreeMap<String, KeyRecord>>, Duration)> {
         let mut cached = self.cached.lock().await;
         let stale = match &*cached {
             None => true,
@@ -255,7 +283,7 @@ impl KeyRing {
         }
         Ok(cached
             .as_ref()
-            .map(|c| c.records.clone())
+            .map(|c| (c.records.clone(), c.loaded_at.elapsed()))
             .unwrap_or_default())
     }
 }
@@ -267,9 +295,14 @@ fn hash_secret(secret: &str) -> [u8; 32] {
 impl Store {
     /// Creates a key for `tenant` with `role`; the secret is in the result only.
     pub async fn create_key(&self, tenant: &TenantId, role: Role) -> Result<NewKey> {
-        let mut rng = rand::rng();
-        let id = hex::encode(rng.random::<[u8; 6]>());
-        let secret = hex::encode(rng.random::<[u8; 32]>());
+        // The thread's generator is not Send: done with it before any await.
+        let (id, secret) = {
+            let mut rng = rand::rng();
+            (
+                hex::encode(rng.random::<[u8; 6]>()),
+                hex::encode(rng.random::<[u8; 32]>()),
+            )
+        };
         let now = Utc::now();
         let key = ApiKey {
             id: id.clone(),
@@ -351,8 +384,16 @@ impl Store {
             ],
         )
         .map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.commit(&self.system_url(TABLE), TABLE, &schema(), batch, None, None)
-            .await?;
+        self.commit(
+            &self.system_url(TABLE),
+            TABLE,
+            &schema(),
+            batch,
+            None,
+            None,
+            None,
+        )
+        .await?;
         Ok(())
     }
 

@@ -22,7 +22,9 @@ pub mod write;
 
 pub use error::{EngineError, Result};
 pub use keys::{ApiKey, KeyRing, KeyRingConfig, NewKey, Role};
-pub use session::{SessionLimits, TableCache, TenantSession, TenantTables, check_read_only};
+pub use session::{
+    ServerCaches, SessionLimits, TableCache, TenantSession, TenantTables, check_read_only,
+};
 pub use store::{Store, TenantId};
 pub use write::{Slice, WriteMode, WriteOutcome, WriteRequest};
 

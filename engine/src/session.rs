@@ -137,6 +137,30 @@ impl Store {
     }
 }
 
+/// The key and table caches of a server. Clones share them, so that the
+/// servers of one process (Flight SQL and HTTP) see each other's writes and
+/// key revocations at once.
+#[derive(Clone)]
+pub struct ServerCaches {
+    pub keys: Arc<crate::keys::KeyRing>,
+    pub tables: Arc<TableCache>,
+}
+
+impl ServerCaches {
+    pub fn new(store: &Store, keys: crate::keys::KeyRingConfig, catalog_max_age: Duration) -> Self {
+        ServerCaches {
+            keys: Arc::new(crate::keys::KeyRing::new(store.clone(), keys)),
+            tables: Arc::new(TableCache::new(store.clone(), catalog_max_age)),
+        }
+    }
+}
+
+impl std::fmt::Debug for ServerCaches {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ServerCaches")
+    }
+}
+
 /// Tenant snapshots shared between requests, reread when older than
 /// `max_age` or when this process wrote to the tenant ([`TableCache::invalidate`]).
 /// Servers use it so that a query does not read ten Delta logs first; the

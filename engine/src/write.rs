@@ -193,6 +193,10 @@ pub struct WriteRequest {
     pub batches: Vec<RecordBatch>,
     /// A repeated key changes nothing; `None` writes unconditionally.
     pub idempotency_key: Option<String>,
+    /// What the request was (e.g. a hash of its body), kept with the
+    /// idempotency key: a replay whose fingerprint differs is refused with
+    /// [`EngineError::IdempotencyMismatch`] instead of silently ignored.
+    pub fingerprint: Option<String>,
     pub mode: WriteMode,
 }
 
@@ -203,8 +207,15 @@ impl WriteRequest {
             table,
             batches,
             idempotency_key: None,
+            fingerprint: None,
             mode: WriteMode::Append,
         }
+    }
+
+    /// Sets the fingerprint kept with the idempotency key.
+    pub fn with_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
+        self.fingerprint = Some(fingerprint.into());
+        self
     }
 
     /// Sets the idempotency key.
@@ -223,9 +234,10 @@ impl WriteRequest {
 /// What a write did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WriteOutcome {
-    /// Rows the write carried.
+    /// Rows the write carried. For a replay: the rows of the first write.
     pub rows: usize,
-    /// The table's Delta version after the write.
+    /// The table's Delta version the write committed. For a replay: the
+    /// version of the first write, so a replay answers what the first did.
     pub version: u64,
     /// True when the idempotency key had been applied before: nothing changed.
     pub already_applied: bool,
@@ -362,6 +374,74 @@ async fn key_applied(table: &DeltaTable, app_id: &str) -> Result<bool> {
         .is_some())
 }
 
+/// The commit that applied an idempotency key, as the commit log records it.
+#[derive(Debug)]
+struct FirstWrite {
+    version: u64,
+    rows: Option<usize>,
+    fingerprint: Option<String>,
+}
+
+/// Finds the commit whose `txn` action carries `app_id`, newest first. Only
+/// replays pay for this walk. `None` when log cleanup has removed it.
+async fn first_write(table: &DeltaTable, app_id: &str) -> Result<Option<FirstWrite>> {
+    let store = table.log_store();
+    let newest = table.version().unwrap_or(0);
+    for version in (0..=newest).rev() {
+        let Some(bytes) = store.read_commit_entry(version).await? else {
+            break;
+        };
+        let mut applied = false;
+        let mut info = None;
+        for line in bytes.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+            let Ok(action) = serde_json::from_slice::<serde_json::Value>(line) else {
+                continue;
+            };
+            if action["txn"]["appId"].as_str() == Some(app_id) {
+                applied = true;
+            }
+            if action.get("commitInfo").is_some() {
+                info = Some(action["commitInfo"].clone());
+            }
+        }
+        if applied {
+            let info = info.unwrap_or_default();
+            return Ok(Some(FirstWrite {
+                version,
+                rows: info["gyrus.rows"].as_u64().map(|r| r as usize),
+                fingerprint: info["gyrus.fingerprint"].as_str().map(str::to_string),
+            }));
+        }
+    }
+    Ok(None)
+}
+
+/// The answer to a replayed idempotency key: what the first write did.
+async fn replay_outcome(
+    table: &DeltaTable,
+    app_id: &str,
+    key: &str,
+    fingerprint: Option<&str>,
+    rows: usize,
+) -> Result<WriteOutcome> {
+    let first = first_write(table, app_id).await?;
+    if let (Some(first), Some(sent)) = (&first, fingerprint)
+        && first
+            .fingerprint
+            .as_deref()
+            .is_some_and(|kept| kept != sent)
+    {
+        return Err(EngineError::IdempotencyMismatch {
+            key: key.to_string(),
+        });
+    }
+    Ok(WriteOutcome {
+        rows: first.as_ref().and_then(|f| f.rows).unwrap_or(rows),
+        version: first.map_or(table.version().unwrap_or(0), |f| f.version),
+        already_applied: true,
+    })
+}
+
 fn is_conflict(err: &DeltaTableError) -> bool {
     matches!(
         err,
@@ -415,6 +495,7 @@ impl Store {
                 &table.schema(),
                 batch,
                 request.idempotency_key.as_deref(),
+                request.fingerprint.as_deref(),
                 replace_where,
             )
             .await?;
@@ -436,6 +517,7 @@ impl Store {
         schema: &datafusion::arrow::datatypes::SchemaRef,
         batch: RecordBatch,
         idempotency_key: Option<&str>,
+        fingerprint: Option<&str>,
         replace_where: Option<Expr>,
     ) -> Result<WriteOutcome> {
         let rows = batch.num_rows();
@@ -444,14 +526,10 @@ impl Store {
         loop {
             attempts += 1;
             let table = self.load_or_create(url, name, schema).await?;
-            if let Some(app_id) = &app_id
+            if let (Some(app_id), Some(key)) = (&app_id, idempotency_key)
                 && key_applied(&table, app_id).await?
             {
-                return Ok(WriteOutcome {
-                    rows,
-                    version: table.version().unwrap_or(0),
-                    already_applied: true,
-                });
+                return replay_outcome(&table, app_id, key, fingerprint, rows).await;
             }
             if rows == 0 && replace_where.is_none() {
                 return Ok(WriteOutcome {
@@ -464,7 +542,14 @@ impl Store {
             if let (Some(app_id), Some(key)) = (&app_id, idempotency_key) {
                 commit = commit
                     .with_application_transaction(Transaction::new(app_id, 1))
-                    .with_metadata([("gyrus.idempotency_key".to_string(), serde_json::json!(key))]);
+                    .with_metadata(
+                        [
+                            ("gyrus.idempotency_key", serde_json::json!(key)),
+                            ("gyrus.rows", serde_json::json!(rows)),
+                            ("gyrus.fingerprint", serde_json::json!(fingerprint)),
+                        ]
+                        .map(|(k, v)| (k.to_string(), v)),
+                    );
             }
             let mut builder = table
                 .write(vec![])

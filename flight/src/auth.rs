@@ -11,6 +11,7 @@
 //! or SQL text can name another.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -49,13 +50,13 @@ impl Identity {
 
 /// Checks credentials against the cached key table and keeps session tokens.
 pub struct Authenticator {
-    keys: KeyRing,
+    keys: Arc<KeyRing>,
     token_ttl: Duration,
     tokens: std::sync::Mutex<HashMap<String, (Identity, Instant)>>,
 }
 
 impl Authenticator {
-    pub fn new(keys: KeyRing, token_ttl: Duration) -> Self {
+    pub fn new(keys: Arc<KeyRing>, token_ttl: Duration) -> Self {
         Authenticator {
             keys,
             token_ttl,

@@ -35,6 +35,9 @@ pub struct ServerConfig {
     pub shutdown_grace: Duration,
     /// Largest gRPC message accepted or sent (FlightData of one batch).
     pub max_message_bytes: usize,
+    /// Key and table caches shared with another server of the process;
+    /// `None`: the service keeps its own.
+    pub caches: Option<gyrus_engine::ServerCaches>,
 }
 
 impl ServerConfig {
@@ -45,6 +48,7 @@ impl ServerConfig {
             service: ServiceConfig::default(),
             shutdown_grace: Duration::from_secs(30),
             max_message_bytes: 64 << 20,
+            caches: None,
         }
     }
 }
@@ -89,7 +93,12 @@ pub async fn serve_on(
 ) -> Result<(), ServerError> {
     let local = listener.local_addr().ok();
     let (stop_streams, streams_stopped) = watch::channel(false);
-    let service = GyrusFlightSql::new(store, config.service.clone(), streams_stopped);
+    let service = match config.caches.clone() {
+        Some(caches) => {
+            GyrusFlightSql::sharing(store, caches, config.service.clone(), streams_stopped)
+        }
+        None => GyrusFlightSql::new(store, config.service.clone(), streams_stopped),
+    };
     let service = FlightServiceServer::new(GyrusFlightService(Arc::new(service)))
         .max_decoding_message_size(config.max_message_bytes)
         .max_encoding_message_size(config.max_message_bytes);

@@ -31,7 +31,8 @@ use gyrus_engine::datafusion::arrow::datatypes::{Schema, SchemaRef};
 use gyrus_engine::datafusion::arrow::ipc::writer::IpcWriteOptions;
 use gyrus_engine::datafusion::prelude::DataFrame;
 use gyrus_engine::{
-    KeyRing, KeyRingConfig, Role, SessionLimits, Store, TableCache, TenantSession, WriteRequest,
+    KeyRingConfig, Role, ServerCaches, SessionLimits, Store, TableCache, TenantSession,
+    WriteRequest,
 };
 use prost::Message;
 use tokio::sync::watch;
@@ -83,7 +84,7 @@ impl Default for ServiceConfig {
 pub struct GyrusFlightSql {
     store: Store,
     auth: Authenticator,
-    tables: TableCache,
+    tables: Arc<TableCache>,
     queries: Arc<Queries>,
     prepared: PreparedStatements,
     config: ServiceConfig,
@@ -93,9 +94,20 @@ impl GyrusFlightSql {
     /// A service over `store`; running result streams end with `UNAVAILABLE`
     /// once `shutdown` turns true.
     pub fn new(store: Store, config: ServiceConfig, shutdown: watch::Receiver<bool>) -> Self {
+        let caches = ServerCaches::new(&store, config.keys, config.catalog_max_age);
+        Self::sharing(store, caches, config, shutdown)
+    }
+
+    /// A service using caches shared with another server of the process.
+    pub fn sharing(
+        store: Store,
+        caches: ServerCaches,
+        config: ServiceConfig,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         GyrusFlightSql {
-            auth: Authenticator::new(KeyRing::new(store.clone(), config.keys), config.token_ttl),
-            tables: TableCache::new(store.clone(), config.catalog_max_age),
+            auth: Authenticator::new(caches.keys, config.token_ttl),
+            tables: caches.tables,
             queries: Arc::new(Queries::new(config.unclaimed_query_ttl, shutdown)),
             prepared: PreparedStatements::default(),
             store,

@@ -12,7 +12,8 @@ pub fn engine_status(err: EngineError) -> Status {
         | EngineError::Validation(_)
         | EngineError::InvalidSlice(_)
         | EngineError::InvalidTenant { .. }
-        | EngineError::InvalidRole(_) => Status::invalid_argument(err.to_string()),
+        | EngineError::InvalidRole(_)
+        | EngineError::IdempotencyMismatch { .. } => Status::invalid_argument(err.to_string()),
         EngineError::ReadOnly(_) | EngineError::Forbidden(_) => {
             Status::permission_denied(err.to_string())
         }

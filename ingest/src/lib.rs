@@ -1,6 +1,7 @@
 //! Gyrus ingest: getting data into the canonical tables.
 //!
-//! This crate reads files (CSV with a header, JSON lines, Parquet) into Arrow
+//! This crate reads files (CSV with a header, JSON lines, Parquet, Arrow IPC
+//! streams) into Arrow
 //! batches typed by the canonical schemas, so that the engine's validation
 //! sees exactly what the file said. Platform connectors and push ingest
 //! build on the same normalisation.
@@ -20,7 +21,7 @@ use gyrus_engine::datafusion::arrow::array::RecordBatch;
 use gyrus_engine::datafusion::arrow::csv;
 use gyrus_engine::datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use gyrus_engine::datafusion::arrow::error::ArrowError;
-use gyrus_engine::datafusion::arrow::json;
+use gyrus_engine::datafusion::arrow::{ipc, json};
 use gyrus_engine::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use gyrus_engine::schema::CanonicalTable;
 
@@ -46,19 +47,46 @@ pub enum IngestError {
         table: CanonicalTable,
         expected: String,
     },
-    #[error("{path}: {message}")]
-    Parse { path: String, message: String },
+    #[error("{path}: {}{message}", row.map(|r| format!("row {r}: ")).unwrap_or_default())]
+    Parse {
+        path: String,
+        /// The 1-based row (record) at fault, when the reader can tell.
+        row: Option<usize>,
+        message: String,
+    },
 }
 
-/// File formats `read_file` understands.
+/// Formats `read_file` and [`read`] understand.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Csv,
     JsonLines,
     Parquet,
+    /// The Arrow IPC streaming format.
+    ArrowStream,
 }
 
 impl Format {
+    /// The media types each format is sent as, the first one canonical.
+    pub const MEDIA_TYPES: &[(&str, Format)] = &[
+        ("application/x-ndjson", Format::JsonLines),
+        ("application/jsonl", Format::JsonLines),
+        ("application/json-lines", Format::JsonLines),
+        ("text/csv", Format::Csv),
+        ("application/vnd.apache.parquet", Format::Parquet),
+        ("application/x-parquet", Format::Parquet),
+        ("application/vnd.apache.arrow.stream", Format::ArrowStream),
+    ];
+
+    /// The format a `Content-Type` names (parameters such as `charset` ignored).
+    pub fn from_media_type(content_type: &str) -> Option<Format> {
+        let media = content_type.split(';').next()?.trim().to_ascii_lowercase();
+        Self::MEDIA_TYPES
+            .iter()
+            .find(|(m, _)| *m == media)
+            .map(|(_, f)| *f)
+    }
+
     /// The format a file name's extension names.
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
@@ -66,6 +94,7 @@ impl Format {
             "csv" => Some(Format::Csv),
             "jsonl" | "ndjson" | "json" => Some(Format::JsonLines),
             "parquet" | "pq" => Some(Format::Parquet),
+            "arrows" | "arrow" => Some(Format::ArrowStream),
             _ => None,
         }
     }
@@ -93,20 +122,35 @@ pub fn read_bytes(
     let format = Format::from_path(path).ok_or_else(|| IngestError::UnknownFormat {
         path: shown.clone(),
     })?;
+    read(table, format, &shown, bytes)
+}
+
+/// Reads `bytes` in `format` for `table`; `name` says where they came from
+/// in errors (a file name, "the request body").
+pub fn read(
+    table: CanonicalTable,
+    format: Format,
+    name: &str,
+    bytes: Bytes,
+) -> Result<Vec<RecordBatch>, IngestError> {
     let parse = |e: ArrowError| IngestError::Parse {
-        path: shown.clone(),
+        path: name.to_string(),
+        row: None,
         message: e.to_string(),
     };
     match format {
-        Format::Csv => read_csv(table, &bytes, &shown),
-        Format::JsonLines => {
-            let reader = json::ReaderBuilder::new(lenient_schema(table, None))
-                .with_batch_size(BATCH_ROWS)
-                .with_strict_mode(true)
-                .build(bytes.as_ref())
-                .map_err(parse)?;
-            reader.collect::<Result<Vec<_>, _>>().map_err(parse)
-        }
+        Format::Csv => read_csv(table, &bytes, name),
+        Format::JsonLines => read_json_lines(table, &bytes, BATCH_ROWS).map_err(|e| {
+            match read_json_lines(table, &bytes, 1) {
+                // Read again a record at a time to say which one is at fault.
+                Err((row, e)) => IngestError::Parse {
+                    path: name.to_string(),
+                    row: Some(row + 1),
+                    message: e.to_string(),
+                },
+                Ok(_) => parse(e.1),
+            }
+        }),
         Format::Parquet => {
             let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
                 .map_err(|e| parse(e.into()))?
@@ -115,7 +159,75 @@ pub fn read_bytes(
                 .map_err(|e| parse(e.into()))?;
             reader.collect::<Result<Vec<_>, _>>().map_err(parse)
         }
+        Format::ArrowStream => {
+            check_ipc_framing(&bytes).map_err(|message| IngestError::Parse {
+                path: name.to_string(),
+                row: None,
+                message,
+            })?;
+            let reader = ipc::reader::StreamReader::try_new(std::io::Cursor::new(bytes), None)
+                .map_err(parse)?;
+            reader.collect::<Result<Vec<_>, _>>().map_err(parse)
+        }
     }
+}
+
+/// Checks that every message of an Arrow IPC stream fits in the bytes sent
+/// before the reader sizes buffers by the lengths the stream claims: eight
+/// bytes claiming a 2 GiB message must not make the server allocate 2 GiB.
+fn check_ipc_framing(bytes: &[u8]) -> Result<(), String> {
+    let mut at = 0;
+    let word = |at: usize| -> Option<i32> {
+        bytes
+            .get(at..at + 4)
+            .map(|w| i32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+    };
+    loop {
+        let Some(mut length) = word(at) else {
+            // A stream may end without its end-of-stream marker.
+            return Ok(());
+        };
+        at += 4;
+        if length == -1 {
+            // The continuation marker; the length follows.
+            length = word(at).ok_or("the stream ends inside a message header")?;
+            at += 4;
+        }
+        if length == 0 {
+            return Ok(());
+        }
+        let length = usize::try_from(length).map_err(|_| "a message has a negative length")?;
+        let metadata = bytes
+            .get(at..at + length)
+            .ok_or("a message claims more bytes than were sent; is this an Arrow IPC stream?")?;
+        let message = ipc::root_as_message(metadata)
+            .map_err(|e| format!("a message header is not valid: {e}"))?;
+        let body = usize::try_from(message.bodyLength())
+            .map_err(|_| "a message has a negative body length")?;
+        at += length;
+        if bytes.len() - at < body {
+            return Err("a message body claims more bytes than were sent".into());
+        }
+        at += body;
+    }
+}
+
+/// JSON lines in batches of `batch_rows`; an error comes with the index of
+/// the batch it ended (with one-row batches: the record at fault).
+fn read_json_lines(
+    table: CanonicalTable,
+    bytes: &[u8],
+    batch_rows: usize,
+) -> Result<Vec<RecordBatch>, (usize, ArrowError)> {
+    let reader = json::ReaderBuilder::new(lenient_schema(table, None))
+        .with_batch_size(batch_rows)
+        .with_strict_mode(true)
+        .build(bytes)
+        .map_err(|e| (0, e))?;
+    reader
+        .enumerate()
+        .map(|(i, batch)| batch.map_err(|e| (i, e)))
+        .collect()
 }
 
 /// The table's columns (or those named), all nullable, so that a missing
@@ -144,6 +256,7 @@ fn read_csv(
 ) -> Result<Vec<RecordBatch>, IngestError> {
     let parse = |message: String| IngestError::Parse {
         path: shown.to_string(),
+        row: None,
         message,
     };
     let header_end = bytes
@@ -251,6 +364,32 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("bad.csv") && err.contains("many"), "{err}");
+
+        let jsonl = write(
+            dir.path(),
+            "bad.jsonl",
+            "{\"platform\":\"google_ads\"}\n{\"platform\":\"meta_ads\"}\n{\"clicks\":\"many\"}\n",
+        );
+        let err = read_file(CanonicalTable::AdPerformance, &jsonl).unwrap_err();
+        assert!(
+            matches!(err, IngestError::Parse { row: Some(3), .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("row 3"), "{err}");
+
+        // A stream claiming a huge message is refused before any allocation.
+        let lying = [0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x70];
+        let err = read(
+            CanonicalTable::AdPerformance,
+            Format::ArrowStream,
+            "body",
+            Bytes::copy_from_slice(&lying),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("more bytes than were sent"),
+            "{err}"
+        );
 
         let missing = dir.path().join("nope.csv");
         assert!(matches!(

@@ -1,5 +1,89 @@
-//! The handlers, one module per resource.
+//! The handlers, one module per resource, and the body readers they share.
 
 pub mod health;
+pub mod keys;
+pub mod rows;
 pub mod sql;
 pub mod tables;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::http::{HeaderMap, StatusCode, header};
+
+use crate::problem::Problem;
+
+/// Why a body could not be read: too large, or anything else.
+pub enum BodyError {
+    TooLarge,
+    Unreadable(String),
+}
+
+/// From [`axum::body::to_bytes`]'s error.
+impl From<axum::Error> for BodyError {
+    fn from(err: axum::Error) -> Self {
+        let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&err);
+        while let Some(e) = source {
+            if e.is::<http_body_util::LengthLimitError>() {
+                return BodyError::TooLarge;
+            }
+            source = e.source();
+        }
+        BodyError::Unreadable(err.to_string())
+    }
+}
+
+impl From<BytesRejection> for BodyError {
+    fn from(rejection: BytesRejection) -> Self {
+        if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            BodyError::TooLarge
+        } else {
+            BodyError::Unreadable(rejection.to_string())
+        }
+    }
+}
+
+/// The request body, or the problem with it: 413 past `limit`, 400 when it
+/// cannot be read or is empty.
+pub fn read_body<E: Into<BodyError>>(
+    body: Result<Bytes, E>,
+    limit: usize,
+) -> Result<Bytes, Problem> {
+    let body = body.map_err(|e| match e.into() {
+        BodyError::TooLarge => Problem::too_large(limit),
+        BodyError::Unreadable(why) => {
+            Problem::bad_request(format!("cannot read the request body: {why}"))
+        }
+    })?;
+    if body.is_empty() {
+        return Err(Problem::bad_request("the request body is empty"));
+    }
+    Ok(body)
+}
+
+/// Parses a JSON body, answering problems for everything a client can get wrong.
+pub fn json_body<T: serde::de::DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+    limit: usize,
+) -> Result<T, Problem> {
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !content_type.starts_with("application/json") {
+        return Err(Problem::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported-media-type",
+            format!("send `Content-Type: application/json`, not `{content_type}`"),
+        ));
+    }
+    let body = read_body(body, limit)?;
+    serde_json::from_slice(&body).map_err(|e| {
+        let (status, kind) = if e.is_data() {
+            (StatusCode::UNPROCESSABLE_ENTITY, "invalid-body")
+        } else {
+            (StatusCode::BAD_REQUEST, "malformed-json")
+        };
+        Problem::new(status, kind, format!("the JSON body does not fit: {e}"))
+    })
+}

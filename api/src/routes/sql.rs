@@ -22,23 +22,49 @@ use futures::StreamExt as _;
 use gyrus_engine::params::{bind, number_placeholders, parameter_schema};
 use gyrus_engine::wire::{to_wire, wire_schema};
 use gyrus_engine::{EngineError, Role};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::metrics::Metrics;
+use crate::problem::{Problem, ProblemBody};
+use crate::routes::json_body;
 use crate::state::AppState;
 
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SqlRequest {
     /// One read-only statement; `?` or `$1`, `$2`, ... for parameters.
+    #[schema(
+        example = "SELECT platform, sum(spend) AS spend FROM ad_performance WHERE date >= ? GROUP BY 1"
+    )]
     pub sql: String,
-    /// Values for the parameters, in order.
+    /// Values for the parameters, in order: strings, numbers, booleans or null.
     #[serde(default)]
+    #[schema(value_type = Vec<Object>, example = json!(["2026-01-01"]))]
     pub params: Vec<Value>,
+}
+
+/// A JSON result.
+#[derive(Serialize, ToSchema)]
+pub struct SqlResult {
+    columns: Vec<ResultColumn>,
+    row_count: usize,
+    /// One object per row, keyed by column name. Integers and floats are
+    /// numbers; decimals are strings (exact); dates and timestamps ISO 8601.
+    #[schema(value_type = Vec<Object>)]
+    rows: Vec<Value>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ResultColumn {
+    name: String,
+    /// The Arrow type, e.g. `Decimal128(18, 6)`, `Date32`, `Utf8`.
+    r#type: String,
+    nullable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,46 +97,6 @@ fn negotiate(headers: &HeaderMap) -> Result<Format, Problem> {
     ))
 }
 
-/// Parses a JSON body, answering problems for everything a client can get wrong.
-pub fn json_body<T: serde::de::DeserializeOwned>(
-    headers: &HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<T, Problem> {
-    let body = body.map_err(|rejection| {
-        let status = rejection.status();
-        if status == StatusCode::PAYLOAD_TOO_LARGE {
-            Problem::new(
-                status,
-                "body-too-large",
-                "the request body exceeds the size limit",
-            )
-        } else {
-            Problem::bad_request(format!("cannot read the request body: {rejection}"))
-        }
-    })?;
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type.starts_with("application/json") {
-        return Err(Problem::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported-media-type",
-            format!("send `Content-Type: application/json`, not `{content_type}`"),
-        ));
-    }
-    if body.is_empty() {
-        return Err(Problem::bad_request("the request body is empty"));
-    }
-    serde_json::from_slice(&body).map_err(|e| {
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
-            format!("the JSON body does not fit: {e}"),
-        )
-    })
-}
-
 fn scalar(value: &Value, position: usize) -> Result<ScalarValue, Problem> {
     Ok(match value {
         Value::Null => ScalarValue::Null,
@@ -133,6 +119,21 @@ fn scalar(value: &Value, position: usize) -> Result<ScalarValue, Problem> {
     })
 }
 
+/// Runs one read-only SQL query on the caller's tenant.
+///
+/// The answer's form follows `Accept`: `application/json` (default; at most
+/// the JSON row cap, else 422), `text/csv` or
+/// `application/vnd.apache.arrow.stream` (both streamed, any size).
+#[utoipa::path(post, path = "/sql", operation_id = "run_sql", tag = "sql", security(("bearer" = [])),
+    request_body = SqlRequest,
+    responses(
+        (status = 200, description = "The result", content(
+            (SqlResult = "application/json"),
+            (String = "text/csv"),
+            (Vec<u8> = "application/vnd.apache.arrow.stream"))),
+        (status = "4XX", description = "A problem", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 504, description = "The query exceeded its time limit", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
 pub async fn run(
     State(state): State<AppState>,
     caller: Caller,
@@ -140,7 +141,7 @@ pub async fn run(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Role::Reader)?;
-    let request: SqlRequest = json_body(&headers, body)?;
+    let request: SqlRequest = json_body(&headers, body, state.config.max_body_bytes)?;
     let format = negotiate(&headers)?;
     let session = state
         .tables
@@ -158,6 +159,7 @@ pub async fn run(
             .collect::<Result<Vec<_>, _>>()?;
         df = bind(df, &parameters, values)?;
     }
+    state.metrics.query();
     let timeout = session.limits().timeout;
     let deadline = tokio::time::Instant::now() + timeout;
     let stream = tokio::time::timeout_at(deadline, df.execute_stream())
@@ -177,9 +179,19 @@ pub async fn run(
                 state.config.json_row_cap,
             )
             .await?;
-            Ok(json_response(&schema, &batches)?)
+            let response = json_response(&schema, &batches)?;
+            state
+                .metrics
+                .rows_returned(batches.iter().map(RecordBatch::num_rows).sum());
+            Ok(response)
         }
-        Format::Csv | Format::Arrow => Ok(streamed(format, schema, stream, deadline)),
+        Format::Csv | Format::Arrow => Ok(streamed(
+            format,
+            schema,
+            stream,
+            deadline,
+            state.metrics.clone(),
+        )),
     }
 }
 
@@ -287,13 +299,21 @@ fn json_response(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Response
             rows.push(Value::Object(row));
         }
     }
-    let columns: Vec<Value> = schema
+    let columns = schema
         .fields()
         .iter()
-        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string(), "nullable": f.is_nullable()}))
+        .map(|f| ResultColumn {
+            name: f.name().clone(),
+            r#type: f.data_type().to_string(),
+            nullable: f.is_nullable(),
+        })
         .collect();
-    let body = serde_json::json!({"columns": columns, "row_count": rows.len(), "rows": rows});
-    Ok(axum::Json(body).into_response())
+    Ok(axum::Json(SqlResult {
+        columns,
+        row_count: rows.len(),
+        rows,
+    })
+    .into_response())
 }
 
 /// CSV or Arrow IPC, batch by batch; a failure mid-stream ends the body early
@@ -303,6 +323,7 @@ fn streamed(
     schema: SchemaRef,
     batches: SendableRecordBatchStream,
     deadline: tokio::time::Instant,
+    metrics: std::sync::Arc<Metrics>,
 ) -> Response {
     enum Encoder {
         Csv { header: bool },
@@ -322,6 +343,11 @@ fn streamed(
     } else {
         "text/csv; charset=utf-8"
     };
+    let batches = batches.inspect(move |batch| {
+        if let Ok(batch) = batch {
+            metrics.rows_returned(batch.num_rows());
+        }
+    });
     let state = (batches, encoder, schema, false);
     let body = futures::stream::unfold(
         state,

@@ -7,13 +7,16 @@ use gyrus_engine::Role;
 use gyrus_engine::maintenance::TableStats;
 use gyrus_engine::schema::CanonicalTable;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::auth::Caller;
-use crate::problem::Problem;
+use crate::pagination::{ListParams, ListQuery, ListSpec, Page};
+use crate::problem::{Problem, ProblemBody};
 use crate::state::AppState;
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TableSummary {
+    #[schema(example = "ad_performance")]
     name: &'static str,
     rows: u64,
     files: u64,
@@ -34,30 +37,57 @@ impl From<&TableStats> for TableSummary {
     }
 }
 
-#[derive(Serialize)]
-pub struct TableList {
-    items: Vec<TableSummary>,
+/// A canonical table's name, as a path parameter: the OpenAPI document lists
+/// the names, so clients and generated tests know them.
+pub struct TableName;
+
+impl utoipa::PartialSchema for TableName {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        utoipa::openapi::ObjectBuilder::new()
+            .schema_type(utoipa::openapi::schema::Type::String)
+            .enum_values(Some(CanonicalTable::ALL.map(CanonicalTable::name)))
+            .description(Some("A canonical table"))
+            .into()
+    }
 }
 
+impl ToSchema for TableName {}
+
+const TABLES: ListSpec = ListSpec {
+    id: "name",
+    sortable: &["name", "rows", "bytes", "version"],
+    filterable: &[],
+    default_sort: "name",
+};
+
+/// The tenant's canonical tables with their size and version.
+///
+/// Sorts by `name` (default), `rows`, `bytes`, `version`.
+#[utoipa::path(get, path = "/tables", operation_id = "list_tables", tag = "tables", security(("bearer" = [])),
+    params(ListParams),
+    responses(
+        (status = 200, description = "One page of tables", body = Page<TableSummary>),
+        (status = "4XX", description = "A problem", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-) -> Result<Json<TableList>, Problem> {
+    query: ListQuery,
+) -> Result<Json<Page<TableSummary>>, Problem> {
     caller.require(Role::Reader)?;
     let stats = state.store.table_stats(&caller.tenant).await?;
-    Ok(Json(TableList {
-        items: stats.iter().map(TableSummary::from).collect(),
-    }))
+    let tables = stats.iter().map(TableSummary::from).collect();
+    Ok(Json(query.page(tables, &TABLES)?))
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct ColumnInfo {
     name: String,
     r#type: String,
     nullable: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, ToSchema)]
 pub struct TableDetail {
     #[serde(flatten)]
     summary: TableSummary,
@@ -65,6 +95,13 @@ pub struct TableDetail {
     natural_key: &'static [&'static str],
 }
 
+/// One table: its columns, natural key, rows, files, bytes and version.
+#[utoipa::path(get, path = "/tables/{table}", operation_id = "get_table", tag = "tables", security(("bearer" = [])),
+    params(("table" = inline(TableName), Path, description = "A canonical table, e.g. `ad_performance`")),
+    responses(
+        (status = 200, description = "The table", body = TableDetail),
+        (status = "4XX", description = "A problem", body = ProblemBody, content_type = "application/problem+json"),
+    ))]
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,

@@ -1,124 +1,20 @@
-//! The HTTP API through its router: auth, errors as problem+json, SQL in
-//! three formats, tables, health.
+//! The HTTP API through its router (tower's `oneshot`, no socket): auth and
+//! roles, errors as problem+json, SQL in three formats, ingest, keys, lists,
+//! limits, metrics and the OpenAPI document.
 
-#[path = "../../engine/tests/common/mod.rs"]
+#[path = "../../../engine/tests/common/mod.rs"]
 mod common;
+mod ingest;
+mod keys;
+mod operations;
+mod support;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};
 use datafusion::arrow::ipc::reader::StreamReader;
-use gyrus_api::{ApiConfig, AppState, router};
-use gyrus_engine::schema::CanonicalTable;
-use gyrus_engine::{Role, TenantId, WriteRequest};
-use http_body_util::BodyExt as _;
-use serde_json::{Value, json};
-use tower::ServiceExt as _;
+use serde_json::json;
 
-use common::{batch, day, rows};
-
-struct Api {
-    app: Router,
-    reader: String,
-    writer: String,
-    _dir: tempfile::TempDir,
-}
-
-async fn api(configure: impl FnOnce(&mut ApiConfig)) -> Api {
-    let (dir, store) = common::temp_store().await;
-    let acme = TenantId::new("acme").unwrap();
-    store
-        .write(
-            &acme,
-            WriteRequest::append(
-                CanonicalTable::AdPerformance,
-                vec![batch(&rows("acct-1", "camp-1", day(2026, 3, 1), 10, 3, 10))],
-            ),
-        )
-        .await
-        .unwrap();
-    let reader = store.create_key(&acme, Role::Reader).await.unwrap().secret;
-    let writer = store.create_key(&acme, Role::Writer).await.unwrap().secret;
-    let mut config = ApiConfig::default();
-    configure(&mut config);
-    Api {
-        app: router(AppState::new(store, config)),
-        reader,
-        writer,
-        _dir: dir,
-    }
-}
-
-struct Answer {
-    status: StatusCode,
-    content_type: String,
-    request_id: String,
-    body: bytes::Bytes,
-}
-
-impl Answer {
-    fn json(&self) -> Value {
-        serde_json::from_slice(&self.body)
-            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&self.body)))
-    }
-
-    /// Asserts a problem+json answer of `status` and `kind`.
-    fn problem(&self, status: StatusCode, kind: &str) -> Value {
-        assert_eq!(
-            self.status,
-            status,
-            "{}",
-            String::from_utf8_lossy(&self.body)
-        );
-        assert_eq!(self.content_type, "application/problem+json");
-        let body = self.json();
-        assert_eq!(body["type"], format!("urn:gyrus:problem:{kind}"), "{body}");
-        assert_eq!(body["status"], status.as_u16());
-        assert_eq!(body["request_id"], self.request_id.as_str());
-        assert!(body["detail"].as_str().is_some_and(|d| !d.is_empty()));
-        body
-    }
-}
-
-async fn call(app: &Router, request: Request<Body>) -> Answer {
-    let response = app.clone().oneshot(request).await.unwrap();
-    let header = |name: &str| {
-        response
-            .headers()
-            .get(name)
-            .map(|v| v.to_str().unwrap().to_string())
-            .unwrap_or_default()
-    };
-    let (status, content_type, request_id) = (
-        response.status(),
-        header("content-type"),
-        header("x-request-id"),
-    );
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    Answer {
-        status,
-        content_type,
-        request_id,
-        body,
-    }
-}
-
-fn get(path: &str, key: Option<&str>) -> Request<Body> {
-    let mut request = Request::get(path);
-    if let Some(key) = key {
-        request = request.header(header::AUTHORIZATION, format!("Bearer {key}"));
-    }
-    request.body(Body::empty()).unwrap()
-}
-
-fn sql(key: &str, accept: &str, body: Value) -> Request<Body> {
-    Request::post("/api/v1/sql")
-        .header(header::AUTHORIZATION, format!("Bearer {key}"))
-        .header(header::CONTENT_TYPE, "application/json")
-        .header(header::ACCEPT, accept)
-        .body(Body::from(body.to_string()))
-        .unwrap()
-}
+use support::*;
 
 #[tokio::test]
 async fn health_routes_and_unknown_routes() {
@@ -272,8 +168,8 @@ async fn every_bad_request_gets_a_problem_and_the_server_keeps_serving() {
         ),
         (
             raw("application/json", b"{\"sql\": "),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
         ),
         (
             raw("application/json", b"{\"query\": \"SELECT 1\"}"),
@@ -287,8 +183,8 @@ async fn every_bad_request_gets_a_problem_and_the_server_keeps_serving() {
         ),
         (
             raw("application/json", b"\xff\xfe{}"),
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid-body",
+            StatusCode::BAD_REQUEST,
+            "malformed-json",
         ),
         (
             raw("text/plain", b"SELECT 1"),
@@ -355,4 +251,26 @@ async fn every_bad_request_gets_a_problem_and_the_server_keeps_serving() {
     )
     .await;
     assert_eq!(ok.json()["rows"][0]["n"], 30);
+}
+
+#[tokio::test]
+async fn a_panicking_handler_becomes_a_500_problem_without_internals() {
+    let app = axum::Router::new()
+        .route(
+            "/boom",
+            axum::routing::get(|| async {
+                let secret_path = "/srv/gyrus/internal/state.rs";
+                panic!("failed at {secret_path}");
+                #[allow(unreachable_code)]
+                ""
+            }),
+        )
+        .layer(axum::middleware::from_fn(gyrus_api::request_id::middleware));
+    let answer = call(&app, get("/boom", None)).await;
+    let body = answer.problem(StatusCode::INTERNAL_SERVER_ERROR, "internal");
+    let text = body.to_string();
+    assert!(
+        !text.contains("/srv/gyrus") && !text.contains("panicked"),
+        "{text}"
+    );
 }

@@ -1,0 +1,227 @@
+//! Limits (rate, concurrency, time), metrics, and the OpenAPI document.
+
+use axum::http::StatusCode;
+use http_body_util::BodyExt as _;
+use serde_json::{Value, json};
+use tower::ServiceExt as _;
+
+use crate::support::*;
+
+#[tokio::test]
+async fn each_key_has_its_own_rate_limit_with_retry_after() {
+    let api = api(|c| {
+        c.rate_limit = gyrus_api::limits::RateLimit {
+            per_second: 0.2,
+            burst: 3.0,
+        }
+    })
+    .await;
+    for _ in 0..3 {
+        let ok = call(&api.app, get("/api/v1/tables", Some(&api.reader))).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    let limited = call(&api.app, get("/api/v1/tables", Some(&api.reader))).await;
+    limited.problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+    assert_eq!(limited.retry_after, Some(5));
+    // Another key, and the unauthenticated operations routes, are not held back.
+    assert_eq!(
+        call(&api.app, get("/api/v1/tables", Some(&api.writer)))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&api.app, get("/healthz", None)).await.status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn past_the_concurrency_limit_requests_get_503_until_a_body_is_done() {
+    let api = api(|c| c.max_concurrent = 1).await;
+    let query = json!({"sql": "SELECT * FROM ad_performance"});
+    // A streamed answer whose body is not read yet holds the one slot.
+    let held = api
+        .app
+        .clone()
+        .oneshot(sql(&api.reader, "text/csv", query.clone()))
+        .await
+        .unwrap();
+    assert_eq!(held.status(), StatusCode::OK);
+    let refused = call(&api.app, sql(&api.reader, "text/csv", query.clone())).await;
+    refused.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert_eq!(refused.retry_after, Some(1));
+    // Health stays answerable under load.
+    assert_eq!(
+        call(&api.app, get("/healthz", None)).await.status,
+        StatusCode::OK
+    );
+    let body = held.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(String::from_utf8_lossy(&body).lines().count(), 31);
+    let after = call(&api.app, sql(&api.reader, "text/csv", query)).await;
+    assert_eq!(after.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_request_past_its_time_limit_gets_504() {
+    let api = api(|c| c.request_timeout = std::time::Duration::ZERO).await;
+    call(&api.app, get("/api/v1/tables", Some(&api.reader)))
+        .await
+        .problem(StatusCode::GATEWAY_TIMEOUT, "timeout");
+}
+
+#[tokio::test]
+async fn metrics_count_requests_errors_queries_and_rows() {
+    let api = api(|_| {}).await;
+    let query = json!({"sql": "SELECT * FROM ad_performance"});
+    assert_eq!(
+        call(
+            &api.app,
+            sql(&api.reader, "application/json", query.clone())
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&api.app, sql(&api.reader, "text/csv", query))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    call(&api.app, get("/api/v1/tables", None))
+        .await
+        .problem(StatusCode::UNAUTHORIZED, "unauthorized");
+    let ndjson = r#"{"platform":"google_ads","account_id":"m","campaign_id":"m","campaign_name":"n","channel":"search","date":"2026-04-01","impressions":10,"clicks":1,"spend":"1.50","currency":"USD","conversions":0,"conversion_value":0}"#;
+    let pushed = call(
+        &api.app,
+        request(
+            "POST",
+            "/api/v1/tables/ad_performance/rows",
+            Some(&api.writer),
+            Some("application/x-ndjson"),
+            ndjson,
+        ),
+    )
+    .await;
+    assert_eq!(pushed.status, StatusCode::CREATED);
+    let metrics = call(&api.app, get("/metrics", None)).await;
+    assert!(
+        metrics
+            .content_type
+            .starts_with("text/plain; version=0.0.4")
+    );
+    let text = String::from_utf8(metrics.body.to_vec()).unwrap();
+    for line in [
+        "gyrus_http_requests_total{route=\"/api/v1/sql\",method=\"POST\",status=\"200\"} 2",
+        "gyrus_http_requests_total{route=\"/api/v1/tables\",method=\"GET\",status=\"401\"} 1",
+        "gyrus_http_requests_total{route=\"/api/v1/tables/{table}/rows\",method=\"POST\",status=\"201\"} 1",
+        "gyrus_http_request_duration_seconds_count{route=\"/api/v1/sql\"} 2",
+        "gyrus_http_errors_total{kind=\"unauthorized\"} 1",
+        "gyrus_sql_queries_total 2",
+        "gyrus_rows_returned_total 60",
+        "gyrus_rows_ingested_total 1",
+    ] {
+        assert!(text.contains(line), "missing `{line}` in\n{text}");
+    }
+}
+
+/// A path of the document with its parameters filled in.
+fn concrete(path: &str) -> String {
+    path.replace("{table}", "ad_performance")
+        .replace("{id}", "000000000000")
+}
+
+#[tokio::test]
+async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
+    let api = api(|_| {}).await;
+    let doc = call(&api.app, get("/api/v1/openapi.json", None))
+        .await
+        .json();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "{}",
+        doc["openapi"]
+    );
+    let paths = doc["paths"].as_object().unwrap();
+    let mut operations = Vec::new();
+    for (path, item) in paths {
+        for method in item.as_object().unwrap().keys() {
+            operations.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    operations.sort();
+    let expected = [
+        ("DELETE", "/api/v1/keys/{id}"),
+        ("GET", "/api/v1/keys"),
+        ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/tables"),
+        ("GET", "/api/v1/tables/{table}"),
+        ("GET", "/docs"),
+        ("GET", "/healthz"),
+        ("GET", "/metrics"),
+        ("GET", "/readyz"),
+        ("POST", "/api/v1/keys"),
+        ("POST", "/api/v1/sql"),
+        ("POST", "/api/v1/tables/{table}/rows"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(m, p)| (m.to_string(), p.to_string()))
+        .collect();
+    assert_eq!(operations, expected);
+    let mut ids: Vec<&str> = paths
+        .values()
+        .flat_map(|item| item.as_object().unwrap().values())
+        .map(|op| op["operationId"].as_str().unwrap())
+        .collect();
+    ids.sort();
+    let count = ids.len();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operation ids are unique: {ids:?}");
+    // Each is routed: whatever the answer, it is not "no such route".
+    for (method, path) in &operations {
+        let answer = call(
+            &api.app,
+            request(method, &concrete(path), Some(&api.admin), None, ""),
+        )
+        .await;
+        assert!(
+            answer.status != StatusCode::NOT_FOUND
+                || answer.json()["type"] != "urn:gyrus:problem:not-found"
+                || path.contains("{id}"),
+            "{method} {path} is documented but not routed"
+        );
+        assert_ne!(
+            answer.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {path}"
+        );
+        // Every operation documents its problems.
+        let responses = &paths[path.as_str()][method.to_lowercase()]["responses"];
+        assert!(
+            responses.as_object().is_some_and(|r| !r.is_empty()),
+            "{method} {path}"
+        );
+    }
+    // Security scheme and the shared problem schema are declared.
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    assert!(doc["components"]["schemas"]["ProblemBody"].is_object());
+    // The docs page is self-contained: every path is on it, nothing is fetched.
+    let page = call(&api.app, get("/docs", None)).await;
+    assert!(page.content_type.starts_with("text/html"));
+    let html = String::from_utf8(page.body.to_vec()).unwrap();
+    for (_, path) in &operations {
+        assert!(
+            html.contains(&format!("<code>{path}</code>")),
+            "{path} not on /docs"
+        );
+    }
+    for external in ["<script", "http://", "https://", "<link"] {
+        assert!(!html.contains(external), "/docs refers to `{external}`");
+    }
+    let _: Value = doc;
+}
