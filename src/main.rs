@@ -14,6 +14,10 @@ use tracing_subscriber::fmt::format::FmtSpan;
 use crate::cli::{Cli, LogFormat};
 use crate::settings::Settings;
 
+/// mimalloc rather than the system allocator: see the note in Cargo.toml.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code for input that was refused (validation, unreadable files): EX_DATAERR.
 const EXIT_DATA: u8 = 65;
 

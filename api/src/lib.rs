@@ -43,12 +43,16 @@ pub use state::{ApiConfig, AppState};
 
 /// The routes and the OpenAPI document that describes them, built together.
 pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
-    let v1 = OpenApiRouter::new()
+    // JSON requests are small: a tighter body limit than ingest's.
+    let json = OpenApiRouter::new()
         .routes(routes!(routes::sql::run))
+        .routes(routes!(routes::keys::create, routes::keys::list))
+        .layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT));
+    let v1 = OpenApiRouter::new()
+        .merge(json)
         .routes(routes!(routes::tables::list))
         .routes(routes!(routes::tables::get))
         .routes(routes!(routes::rows::ingest))
-        .routes(routes!(routes::keys::create, routes::keys::list))
         .routes(routes!(routes::keys::revoke))
         .routes(routes!(openapi::openapi_json));
     let ops = OpenApiRouter::new()

@@ -7,8 +7,8 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{MatchedPath, Request, State};
@@ -174,22 +174,56 @@ fn escape(value: &str) -> String {
         .replace('\n', "\\n")
 }
 
+/// The method as a label: the standard ones by name, anything else `other`,
+/// so that made-up methods cannot mint series.
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::HEAD => "HEAD",
+        Method::OPTIONS => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// Counts a request as in flight until dropped: a request whose client went
+/// away (its future dropped mid-way) still leaves the gauge.
+struct InFlight(Arc<Metrics>);
+
+impl InFlight {
+    fn new(metrics: &Arc<Metrics>) -> Self {
+        metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(metrics.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Counts every request: route, status, latency and the problem kind if any.
+/// Runs outside the panic guard, so a panicking handler counts as its 500.
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
     let route = request
         .extensions()
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_string();
-    let method = request.method().to_string();
+    let method = method_label(request.method());
     let started = std::time::Instant::now();
-    state.metrics.in_flight.fetch_add(1, Ordering::Relaxed);
+    let in_flight = InFlight::new(&state.metrics);
     let response = next.run(request).await;
-    state.metrics.in_flight.fetch_sub(1, Ordering::Relaxed);
+    drop(in_flight);
     let problem = response.extensions().get::<ProblemKind>().map(|k| k.0);
     state.metrics.observe(
         &route,
-        &method,
+        method,
         response.status().as_u16(),
         started.elapsed(),
         problem,

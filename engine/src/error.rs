@@ -75,7 +75,20 @@ pub enum EngineError {
 
 impl From<DataFusionError> for EngineError {
     fn from(err: DataFusionError) -> Self {
-        EngineError::Query(strip_context(err).to_string())
+        classify(strip_context(err))
+    }
+}
+
+/// The caller's fault (a query to fix) or the server's (storage, I/O, a bug):
+/// the latter must not be answered as a bad query, nor show storage paths.
+pub(crate) fn classify(err: DataFusionError) -> EngineError {
+    match err {
+        DataFusionError::ObjectStore(_)
+        | DataFusionError::IoError(_)
+        | DataFusionError::ParquetError(_)
+        | DataFusionError::Internal(_)
+        | DataFusionError::External(_) => EngineError::Internal(err.to_string()),
+        other => EngineError::Query(other.to_string()),
     }
 }
 

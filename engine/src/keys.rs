@@ -164,7 +164,7 @@ impl Default for KeyRingConfig {
     fn default() -> Self {
         KeyRingConfig {
             max_age: Duration::from_secs(10),
-            min_reload_interval: Duration::from_secs(1),
+            min_reload_interval: Duration::from_millis(250),
         }
     }
 }
@@ -218,7 +218,7 @@ impl KeyRing {
                 .filter(|r| r.key.tenant.as_str() == user)
                 .find_map(|r| r.verify(secret))
         };
-        let (records, _) = self.records(false).await?;
+        let records = self.records(false).await?;
         if let Some(record) = records.get(id) {
             return Ok(record.verify(secret));
         }
@@ -229,7 +229,7 @@ impl KeyRing {
         if let Some(record) = self.record(id).await? {
             return Ok(record.verify(secret));
         }
-        let (records, _) = self.records(false).await?;
+        let records = self.records(false).await?;
         Ok(by_tenant(&records))
     }
 
@@ -248,24 +248,18 @@ impl KeyRing {
     }
 
     async fn record(&self, id: &str) -> Result<Option<KeyRecord>> {
-        let (records, age) = self.records(false).await?;
+        let records = self.records(false).await?;
         if let Some(found) = records.get(id) {
             return Ok(Some(found.clone()));
         }
-        // Unknown: perhaps created a moment ago. The table is reread at most
-        // once per interval; a caller inside the interval waits for the next
-        // reread instead of being refused a key that exists.
-        if let Some(wait) = self.config.min_reload_interval.checked_sub(age) {
-            tokio::time::sleep(wait).await;
-        }
-        Ok(self.records(true).await?.0.get(id).cloned())
+        // Unknown: perhaps created a moment ago, so reread the table, but at
+        // most once per interval. Unknown ids are refused at once rather than
+        // made to wait, so that they cannot tie up the server's request slots.
+        Ok(self.records(true).await?.get(id).cloned())
     }
 
     /// The cached records and their age, reread first when stale.
-    async fn records(
-        &self,
-        missing_key: bool,
-    ) -> Result<(Arc<BTreeMap<String, KeyRecord>>, Duration)> {
+    async fn records(&self, missing_key: bool) -> Result<Arc<BTreeMap<String, KeyRecord>>> {
         let mut cached = self.cached.lock().await;
         let stale = match &*cached {
             None => true,
@@ -283,7 +277,7 @@ impl KeyRing {
         }
         Ok(cached
             .as_ref()
-            .map(|c| (c.records.clone(), c.loaded_at.elapsed()))
+            .map(|c| c.records.clone())
             .unwrap_or_default())
     }
 }

@@ -164,11 +164,28 @@ impl std::fmt::Debug for ServerCaches {
 /// Tenant snapshots shared between requests, reread when older than
 /// `max_age` or when this process wrote to the tenant ([`TableCache::invalidate`]).
 /// Servers use it so that a query does not read ten Delta logs first; the
-/// price is that writes by *other* processes show up after at most `max_age`.
+/// price is that writes by *other* processes show up after `max_age` and one
+/// reread.
+///
+/// One task rereads a tenant at a time. While it does, other requests keep
+/// using the snapshot it replaces (unless this process wrote since, when they
+/// wait for the new one), so an expiring snapshot does not make every
+/// request in flight read the Delta logs at once.
 pub struct TableCache {
     store: Store,
     max_age: Duration,
-    entries: tokio::sync::Mutex<HashMap<TenantId, Arc<TenantTables>>>,
+    entries: tokio::sync::Mutex<HashMap<TenantId, CacheEntry>>,
+}
+
+#[derive(Default)]
+struct CacheEntry {
+    /// `None` until loaded, and after an invalidation.
+    tables: Option<Arc<TenantTables>>,
+    /// Held by the one task rereading this tenant.
+    reloading: Arc<tokio::sync::Mutex<()>>,
+    /// Bumped by each invalidation: a reread that began before a write must
+    /// not be cached as if it came after it.
+    generation: u64,
 }
 
 impl TableCache {
@@ -180,25 +197,61 @@ impl TableCache {
         }
     }
 
+    /// The cached snapshot, the tenant's reload lock and its generation.
+    async fn entry(
+        &self,
+        tenant: &TenantId,
+    ) -> (Option<Arc<TenantTables>>, Arc<tokio::sync::Mutex<()>>, u64) {
+        let mut entries = self.entries.lock().await;
+        let entry = entries.entry(tenant.clone()).or_default();
+        (
+            entry.tables.clone(),
+            entry.reloading.clone(),
+            entry.generation,
+        )
+    }
+
+    fn fresh(&self, tables: &Option<Arc<TenantTables>>) -> Option<Arc<TenantTables>> {
+        tables
+            .as_ref()
+            .filter(|t| t.loaded_at.elapsed() < self.max_age)
+            .cloned()
+    }
+
     /// The tenant's tables, read again if the cached snapshot is too old.
     pub async fn get(&self, tenant: &TenantId) -> Result<Arc<TenantTables>> {
-        if let Some(tables) = self.entries.lock().await.get(tenant)
-            && tables.loaded_at.elapsed() < self.max_age
-        {
-            return Ok(tables.clone());
+        let (cached, reloading, _) = self.entry(tenant).await;
+        if let Some(fresh) = self.fresh(&cached) {
+            return Ok(fresh);
         }
-        // Loaded outside the lock: one slow tenant does not hold up the others.
+        let _reloading = match (reloading.try_lock(), cached) {
+            (Ok(guard), _) => guard,
+            // Another task is rereading: the old snapshot serves meanwhile.
+            (Err(_), Some(stale)) => return Ok(stale),
+            (Err(_), None) => reloading.lock().await,
+        };
+        // Reread by the task that held the lock before us?
+        let (cached, _, generation) = self.entry(tenant).await;
+        if let Some(fresh) = self.fresh(&cached) {
+            return Ok(fresh);
+        }
+        // Loaded outside the map's lock: one slow tenant does not hold up the others.
         let tables = Arc::new(self.store.tenant_tables(tenant).await?);
-        self.entries
-            .lock()
-            .await
-            .insert(tenant.clone(), tables.clone());
+        let mut entries = self.entries.lock().await;
+        let entry = entries.entry(tenant.clone()).or_default();
+        if entry.generation == generation {
+            entry.tables = Some(tables.clone());
+        }
         Ok(tables)
     }
 
-    /// Forgets the tenant's snapshot (after a write through this process).
+    /// Forgets the tenant's snapshot (after a write through this process):
+    /// the next request reads the tables again and waits for them.
     pub async fn invalidate(&self, tenant: &TenantId) {
-        self.entries.lock().await.remove(tenant);
+        if let Some(entry) = self.entries.lock().await.get_mut(tenant) {
+            entry.tables = None;
+            entry.generation += 1;
+        }
     }
 
     /// A session over the tenant's cached tables.
@@ -307,7 +360,7 @@ impl TenantSession {
                 limit_mb: self.limits.memory_bytes >> 20,
                 detail,
             },
-            other => EngineError::Query(other.to_string()),
+            other => crate::error::classify(other),
         }
     }
 }

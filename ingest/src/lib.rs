@@ -27,6 +27,9 @@ use gyrus_engine::schema::CanonicalTable;
 
 /// Rows per batch read from a file.
 const BATCH_ROWS: usize = 64 * 1024;
+/// The most a Parquet file may claim to decode to: a small file must not
+/// expand into all of the server's memory.
+const MAX_DECODED_BYTES: u64 = 8 << 30;
 
 /// Why a file could not be read; nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -152,8 +155,26 @@ pub fn read(
             }
         }),
         Format::Parquet => {
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
-                .map_err(|e| parse(e.into()))?
+            let builder =
+                ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parse(e.into()))?;
+            let claimed: i64 = builder
+                .metadata()
+                .row_groups()
+                .iter()
+                .map(|g| g.total_byte_size().max(0))
+                .sum();
+            if claimed as u64 > MAX_DECODED_BYTES {
+                return Err(IngestError::Parse {
+                    path: name.to_string(),
+                    row: None,
+                    message: format!(
+                        "the file decodes to {} MiB, more than the {} MiB one write may hold; split it",
+                        claimed >> 20,
+                        MAX_DECODED_BYTES >> 20
+                    ),
+                });
+            }
+            let reader = builder
                 .with_batch_size(BATCH_ROWS)
                 .build()
                 .map_err(|e| parse(e.into()))?;
@@ -202,6 +223,18 @@ fn check_ipc_framing(bytes: &[u8]) -> Result<(), String> {
             .ok_or("a message claims more bytes than were sent; is this an Arrow IPC stream?")?;
         let message = ipc::root_as_message(metadata)
             .map_err(|e| format!("a message header is not valid: {e}"))?;
+        // Compressed buffers state their own decompressed length, which the
+        // reader would trust: refuse them rather than budget them.
+        let compressed = message
+            .header_as_record_batch()
+            .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()))
+            .is_some_and(|batch| batch.compression().is_some());
+        if compressed {
+            return Err(
+                "compressed Arrow IPC buffers are not accepted; send the stream uncompressed, or Parquet"
+                    .into(),
+            );
+        }
         let body = usize::try_from(message.bodyLength())
             .map_err(|_| "a message has a negative body length")?;
         at += length;
@@ -390,6 +423,32 @@ mod tests {
             err.to_string().contains("more bytes than were sent"),
             "{err}"
         );
+
+        // Compressed buffers claim their own decoded size: refused.
+        let batch = gyrus_engine::datafusion::arrow::array::RecordBatch::try_from_iter([(
+            "clicks",
+            std::sync::Arc::new(gyrus_engine::datafusion::arrow::array::Int64Array::from(
+                vec![1, 2],
+            )) as gyrus_engine::datafusion::arrow::array::ArrayRef,
+        )])
+        .unwrap();
+        let options = ipc::writer::IpcWriteOptions::default()
+            .try_with_compression(Some(ipc::CompressionType::ZSTD))
+            .unwrap();
+        let mut writer =
+            ipc::writer::StreamWriter::try_new_with_options(Vec::new(), &batch.schema(), options)
+                .unwrap();
+        writer.write(&batch).unwrap();
+        writer.finish().unwrap();
+        let compressed = Bytes::from(writer.into_inner().unwrap());
+        let err = read(
+            CanonicalTable::AdPerformance,
+            Format::ArrowStream,
+            "body",
+            compressed,
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("compressed"), "{err}");
 
         let missing = dir.path().join("nope.csv");
         assert!(matches!(

@@ -5,6 +5,7 @@ import re
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -26,7 +27,12 @@ class Key:
 
 
 def create_key(data, tenant, role):
-    return Key(run_gyrus(data, "keys", "create", "--tenant", tenant, "--role", role).strip().splitlines()[-1])
+    key = Key(run_gyrus(data, "keys", "create", "--tenant", tenant, "--role", role).strip().splitlines()[-1])
+    # A running server rereads the key table for an unknown key at most every
+    # 250 ms (KeyRingConfig::min_reload_interval): a key made by another
+    # process works on it from then on.
+    time.sleep(0.3)
+    return key
 
 
 class Server:

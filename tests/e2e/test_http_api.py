@@ -120,7 +120,10 @@ def test_schemathesis_finds_no_server_error_and_no_answer_off_the_document(fligh
         [st, "run", f"{flight.http}/api/v1/openapi.json",
          "--header", f"Authorization: Bearer {admin.whole}",
          "--checks", "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance",
-         "--max-examples", "40", "--seed", "7", "--request-timeout", "30", "--no-color"],
+         "--max-examples", "40", "--seed", "7", "--request-timeout", "30", "--no-color",
+         # Hypothesis, not the API: header values (Idempotency-Key) must be
+         # printable ASCII, so many generated ones are dropped before sending.
+         "--suppress-health-check", "filter_too_much"],
         capture_output=True, text=True, timeout=900, env={**os.environ, "SCHEMATHESIS_HOOKS": ""},
     )
     assert out.returncode == 0, out.stdout[-8000:] + out.stderr[-2000:]

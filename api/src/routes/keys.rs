@@ -5,8 +5,8 @@
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, Utc};
 use gyrus_engine::{ApiKey, Role};
@@ -16,6 +16,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::pagination::{ListParams, ListQuery, ListSpec, Page};
 use crate::problem::{Problem, ProblemBody};
+use crate::routes::PathParam;
 use crate::routes::json_body;
 use crate::state::AppState;
 
@@ -84,7 +85,7 @@ pub async fn create(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<CreatedKey>), Problem> {
     caller.require(Role::Admin)?;
-    let request: CreateKey = json_body(&headers, body, state.config.max_body_bytes)?;
+    let request: CreateKey = json_body(&headers, body)?;
     let role: Role = request.role.parse()?;
     let created = state.store.create_key(&caller.tenant, role).await?;
     // Usable at once, not after the cache's reload interval.
@@ -138,7 +139,7 @@ pub async fn list(
 pub async fn revoke(
     State(state): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam,
 ) -> Result<Json<KeyInfo>, Problem> {
     caller.require(Role::Admin)?;
     let not_found = || Problem::not_found(format!("no key `{id}` in tenant {}", caller.tenant));

@@ -12,6 +12,26 @@ use axum::http::{HeaderMap, StatusCode, header};
 
 use crate::problem::Problem;
 
+/// Largest JSON request body (SQL and its parameters, a key to create).
+pub const JSON_BODY_LIMIT: usize = 1 << 20;
+
+/// A path parameter; a malformed one (bad percent-encoding, say) is a 400 problem.
+pub struct PathParam(pub String);
+
+impl<S: Send + Sync> axum::extract::FromRequestParts<S> for PathParam {
+    type Rejection = Problem;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Problem> {
+        axum::extract::Path::<String>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(value)| PathParam(value))
+            .map_err(|e| Problem::bad_request(format!("the path is not valid: {e}")))
+    }
+}
+
 /// Why a body could not be read: too large, or anything else.
 pub enum BodyError {
     TooLarge,
@@ -64,8 +84,8 @@ pub fn read_body<E: Into<BodyError>>(
 pub fn json_body<T: serde::de::DeserializeOwned>(
     headers: &HeaderMap,
     body: Result<Bytes, BytesRejection>,
-    limit: usize,
 ) -> Result<T, Problem> {
+    let limit = JSON_BODY_LIMIT;
     let content_type = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())

@@ -4,9 +4,10 @@
 //! by `Content-Type`. The write is one Delta commit: every row lands or none
 //! does; refused data is answered 422 with the columns and rows at fault.
 //!
-//! `Idempotency-Key`: a retry with the same key and the same body answers
-//! what the first request did and writes nothing; the same key with another
-//! body is refused (422), so a client bug cannot silently drop data.
+//! `Idempotency-Key` (scoped to the tenant's table): a retry with the same key
+//! and the same body answers what the first request did and writes nothing;
+//! the same key with another body is refused (422), so a client bug cannot
+//! silently drop data. An append of no rows writes nothing and records no key.
 //!
 //! Slice replacement: `replace_from` and `replace_to` (days, inclusive) and
 //! any `match=column=value` replace exactly that slice with the body's rows,
@@ -14,7 +15,7 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::NaiveDate;
 use gyrus_engine::schema::CanonicalTable;
@@ -26,6 +27,7 @@ use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
 use crate::problem::{Problem, ProblemBody};
+use crate::routes::PathParam;
 use crate::routes::read_body;
 use crate::routes::tables::TableName;
 use crate::state::AppState;
@@ -147,7 +149,7 @@ fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, Problem> {
 pub async fn ingest(
     State(state): State<AppState>,
     caller: Caller,
-    Path(table): Path<String>,
+    PathParam(table): PathParam,
     Query(pairs): Query<Vec<(String, String)>>,
     headers: HeaderMap,
     body: Body,
@@ -177,7 +179,15 @@ pub async fn ingest(
         gyrus_ingest::read(table, format, "the request body", body)
     })
     .await
-    .map_err(|_| Problem::internal())??;
+    .map_err(|err| {
+        // A reader that panics on a malformed body is still a malformed body.
+        tracing::error!(error = %err, "reading an ingest body panicked");
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable-rows",
+            "the request body could not be read as the format its Content-Type names",
+        )
+    })??;
     let mut request = WriteRequest::append(table, batches).with_fingerprint(fingerprint);
     if let Some(key) = &key {
         request = request.with_idempotency_key(key.clone());

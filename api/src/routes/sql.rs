@@ -141,7 +141,7 @@ pub async fn run(
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, Problem> {
     caller.require(Role::Reader)?;
-    let request: SqlRequest = json_body(&headers, body, state.config.max_body_bytes)?;
+    let request: SqlRequest = json_body(&headers, body)?;
     let format = negotiate(&headers)?;
     let session = state
         .tables

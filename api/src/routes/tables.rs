@@ -2,7 +2,7 @@
 //! their columns, rows, files, bytes and Delta version.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::State;
 use gyrus_engine::Role;
 use gyrus_engine::maintenance::TableStats;
 use gyrus_engine::schema::CanonicalTable;
@@ -12,6 +12,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::pagination::{ListParams, ListQuery, ListSpec, Page};
 use crate::problem::{Problem, ProblemBody};
+use crate::routes::PathParam;
 use crate::state::AppState;
 
 #[derive(Serialize, ToSchema)]
@@ -105,7 +106,7 @@ pub struct TableDetail {
 pub async fn get(
     State(state): State<AppState>,
     caller: Caller,
-    Path(name): Path<String>,
+    PathParam(name): PathParam,
 ) -> Result<Json<TableDetail>, Problem> {
     caller.require(Role::Reader)?;
     let table: CanonicalTable = name.parse()?;

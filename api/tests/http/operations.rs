@@ -225,3 +225,24 @@ async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
     }
     let _: Value = doc;
 }
+
+#[tokio::test]
+async fn odd_methods_and_paths_get_problems_and_mint_no_metric_series() {
+    let api = api(|_| {}).await;
+    for method in ["AAAA0001", "AAAA0002"] {
+        let answer = call(&api.app, request(method, "/api/v1/sql", None, None, "")).await;
+        answer.problem(StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed");
+    }
+    call(&api.app, get("/api/v1/tables/%FF", Some(&api.reader)))
+        .await
+        .problem(StatusCode::BAD_REQUEST, "bad-request");
+    let text =
+        String::from_utf8(call(&api.app, get("/metrics", None)).await.body.to_vec()).unwrap();
+    assert!(!text.contains("AAAA"), "{text}");
+    assert!(
+        text.contains(
+            "gyrus_http_requests_total{route=\"/api/v1/sql\",method=\"other\",status=\"405\"} 2"
+        ),
+        "{text}"
+    );
+}
