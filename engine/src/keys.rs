@@ -378,16 +378,8 @@ impl Store {
             ],
         )
         .map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.commit(
-            &self.system_url(TABLE),
-            TABLE,
-            &schema(),
-            batch,
-            None,
-            None,
-            None,
-        )
-        .await?;
+        self.commit(&self.system_url(TABLE), TABLE, &schema(), batch, None, None)
+            .await?;
         Ok(())
     }
 

@@ -374,6 +374,13 @@ async fn key_applied(table: &DeltaTable, app_id: &str) -> Result<bool> {
         .is_some())
 }
 
+/// A write's idempotency key and the fingerprint of what it carried.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Idempotency<'a> {
+    pub key: &'a str,
+    pub fingerprint: Option<&'a str>,
+}
+
 /// The commit that applied an idempotency key, as the commit log records it.
 #[derive(Debug)]
 struct FirstWrite {
@@ -494,8 +501,10 @@ impl Store {
                 table.name(),
                 &table.schema(),
                 batch,
-                request.idempotency_key.as_deref(),
-                request.fingerprint.as_deref(),
+                request.idempotency_key.as_deref().map(|key| Idempotency {
+                    key,
+                    fingerprint: request.fingerprint.as_deref(),
+                }),
                 replace_where,
             )
             .await?;
@@ -516,11 +525,12 @@ impl Store {
         name: &str,
         schema: &datafusion::arrow::datatypes::SchemaRef,
         batch: RecordBatch,
-        idempotency_key: Option<&str>,
-        fingerprint: Option<&str>,
+        idempotency: Option<Idempotency<'_>>,
         replace_where: Option<Expr>,
     ) -> Result<WriteOutcome> {
         let rows = batch.num_rows();
+        let idempotency_key = idempotency.map(|i| i.key);
+        let fingerprint = idempotency.and_then(|i| i.fingerprint);
         let app_id = idempotency_key.map(app_id);
         let mut attempts = 0;
         loop {

@@ -69,7 +69,8 @@ async fn count(api: &Api, key: &str, filter: &str) -> i64 {
 #[tokio::test]
 async fn every_format_lands_in_one_commit_and_is_queryable() {
     let api = api(|_| {}).await;
-    let formats: [(&str, fn(&RecordBatch) -> Vec<u8>); 4] = [
+    type Encode = fn(&RecordBatch) -> Vec<u8>;
+    let formats: [(&str, Encode); 4] = [
         ("application/x-ndjson", ndjson),
         ("text/csv; charset=utf-8", csv),
         ("application/vnd.apache.arrow.stream", arrow_stream),
@@ -221,7 +222,9 @@ async fn malformed_bodies_get_4xx_problems_and_the_server_keeps_serving() {
     let key = Some(api.writer.as_str());
     let huge_line = format!("{{\"platform\":\"{}\"}}\n", "x".repeat(2 << 20));
     let latin1: &'static [u8] = b"platform,campaign_name\ngoogle_ads,Caf\xe9\n";
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+    // (what, content type, body, status, problem kind)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, StatusCode, &'a str);
+    let cases: Vec<Case> = vec![
         (
             "empty body",
             Some("application/x-ndjson"),
@@ -309,12 +312,7 @@ async fn malformed_bodies_get_4xx_problems_and_the_server_keeps_serving() {
     ];
     for (what, content_type, body, status, kind) in cases {
         let answer = call(&api.app, request("POST", ROWS, key, content_type, body)).await;
-        assert_eq!(
-            answer.status,
-            status,
-            "{what}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
+        eprintln!("case: {what}");
         answer.problem(status, kind);
     }
     // Past the limit on ingests in progress: 503 before the body is read.
@@ -367,12 +365,7 @@ async fn malformed_bodies_get_4xx_problems_and_the_server_keeps_serving() {
         ),
     ] {
         let answer = call(&api.app, request("POST", path, key, ndjson_type, body())).await;
-        assert_eq!(
-            answer.status,
-            status,
-            "{what}: {}",
-            String::from_utf8_lossy(&answer.body)
-        );
+        eprintln!("case: {what}");
         answer.problem(status, kind);
     }
     let mut long_key = request("POST", ROWS, key, ndjson_type, body());

@@ -141,7 +141,8 @@ async fn the_role_by_route_matrix() {
     let spare_id = spare["id"].as_str().unwrap().to_string();
     let ndjson = r#"{"platform":"google_ads","account_id":"m","campaign_id":"m","campaign_name":"n","channel":"search","date":"2026-04-01","impressions":10,"clicks":1,"spend":"1.50","currency":"USD","conversions":0,"conversion_value":0}"#;
     // (method, path, content type, body, the least role that may call it)
-    let routes: Vec<(&str, String, Option<&str>, String, Option<&str>)> = vec![
+    type Route<'a> = (&'a str, String, Option<&'a str>, String, Option<&'a str>);
+    let routes: Vec<Route> = vec![
         ("GET", "/healthz".into(), None, String::new(), None),
         ("GET", "/readyz".into(), None, String::new(), None),
         ("GET", "/metrics".into(), None, String::new(), None),
