@@ -112,8 +112,15 @@ pub async fn concurrency(State(state): State<AppState>, request: Request, next: 
         .into_response();
     };
     let response = next.run(request).await;
-    // Keep the slot until the body is done: a streamed result still holds
-    // its query's memory.
+    // A body already in memory (its size known) frees the slot now.
+    if axum::body::HttpBody::size_hint(response.body())
+        .exact()
+        .is_some()
+    {
+        return response;
+    }
+    // Keep the slot until a streamed body is done: it still holds its
+    // query's memory.
     let (parts, body) = response.into_parts();
     let body = body.into_data_stream().map(move |chunk| {
         let _held = &permit;

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use axum::extract::{MatchedPath, Request, State};
+use axum::extract::{Request, State};
 use axum::http::header;
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -210,11 +210,7 @@ impl Drop for InFlight {
 /// Counts every request: route, status, latency and the problem kind if any.
 /// Runs outside the panic guard, so a panicking handler counts as its 500.
 pub async fn middleware(State(state): State<AppState>, request: Request, next: Next) -> Response {
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or("unmatched", |p| p.as_str())
-        .to_string();
+    let route = crate::request_id::route(&request);
     let method = method_label(request.method());
     let started = std::time::Instant::now();
     let in_flight = InFlight::new(&state.metrics);

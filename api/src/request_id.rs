@@ -32,6 +32,16 @@ fn sane(id: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
 }
 
+/// The route template a request matched (`/api/v1/tables/{table}`), not
+/// its path: a label of bounded cardinality for logs and metrics.
+pub fn route(request: &Request) -> String {
+    request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string()
+}
+
 pub async fn middleware(request: Request, next: Next) -> Response {
     let id = request
         .headers()
@@ -40,10 +50,7 @@ pub async fn middleware(request: Request, next: Next) -> Response {
         .filter(|v| sane(v))
         .map(str::to_string)
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
-    let route = request
-        .extensions()
-        .get::<MatchedPath>()
-        .map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route = route(&request);
     let span =
         tracing::info_span!("http", request_id = %id, method = %request.method(), route = %route);
     let started = Instant::now();

@@ -329,10 +329,21 @@ impl Store {
 
     /// Revokes a key by id; revoking twice is harmless.
     pub async fn revoke_key(&self, id: &str) -> Result<ApiKey> {
+        self.revoke(id, None).await
+    }
+
+    /// Revokes a key of `tenant`; another tenant's key is not found, as if
+    /// it did not exist.
+    pub async fn revoke_tenant_key(&self, tenant: &TenantId, id: &str) -> Result<ApiKey> {
+        self.revoke(id, Some(tenant)).await
+    }
+
+    async fn revoke(&self, id: &str, tenant: Option<&TenantId>) -> Result<ApiKey> {
         let records = self.key_records().await?;
         let mut key = records
             .get(id)
             .map(|r| r.key.clone())
+            .filter(|k| tenant.is_none_or(|t| k.tenant == *t))
             .ok_or_else(|| EngineError::KeyNotFound(id.to_string()))?;
         if key.revoked_at.is_none() {
             let now = Utc::now();

@@ -264,23 +264,35 @@ impl TableCache {
     }
 }
 
+/// The session settings every query starts from, read once per process (a
+/// session is made per request). Operators may tune DataFusion with its
+/// standard DATAFUSION_* variables; clients cannot, SET is refused.
+fn base_config() -> Result<SessionConfig> {
+    static BASE: std::sync::LazyLock<std::result::Result<SessionConfig, String>> =
+        std::sync::LazyLock::new(|| {
+            let mut config = SessionConfig::from_env()
+                .map_err(|e| e.to_string())?
+                .with_information_schema(true)
+                .with_default_catalog_and_schema(CATALOG, SCHEMA);
+            // Delta scans read Parquet: evaluate filters while decoding,
+            // unless the operator said otherwise.
+            if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").is_none() {
+                config.options_mut().execution.parquet.pushdown_filters = true;
+                config.options_mut().execution.parquet.reorder_filters = true;
+            }
+            Ok(config)
+        });
+    BASE.clone()
+        .map_err(|e| EngineError::Internal(format!("DATAFUSION_* settings: {e}")))
+}
+
 impl TenantSession {
     /// A session over a snapshot of the tenant's tables, with its own memory pool.
     pub fn new(tables: &TenantTables, limits: &SessionLimits) -> Result<Self> {
         let runtime = RuntimeEnvBuilder::new()
             .with_memory_limit(limits.memory_bytes, 1.0)
             .build_arc()?;
-        // Operators may tune DataFusion with its standard DATAFUSION_* variables
-        // (clients cannot: SET is refused).
-        let mut config = SessionConfig::from_env()?
-            .with_information_schema(true)
-            .with_default_catalog_and_schema(CATALOG, SCHEMA)
-            .with_target_partitions(limits.target_partitions.max(1));
-        // Delta scans read Parquet: evaluate filters while decoding, unless the operator said otherwise.
-        if std::env::var_os("DATAFUSION_EXECUTION_PARQUET_PUSHDOWN_FILTERS").is_none() {
-            config.options_mut().execution.parquet.pushdown_filters = true;
-            config.options_mut().execution.parquet.reorder_filters = true;
-        }
+        let config = base_config()?.with_target_partitions(limits.target_partitions.max(1));
         let ctx = SessionContext::new_with_config_rt(config, runtime);
         // The object stores go into the runtime, which the state shares with the context.
         let state = ctx.state();

@@ -142,17 +142,7 @@ pub async fn revoke(
     PathParam(id): PathParam,
 ) -> Result<Json<KeyInfo>, Problem> {
     caller.require(Role::Admin)?;
-    let not_found = || Problem::not_found(format!("no key `{id}` in tenant {}", caller.tenant));
-    let owned = state
-        .store
-        .list_keys()
-        .await?
-        .into_iter()
-        .any(|k| k.id == id && k.tenant == caller.tenant);
-    if !owned {
-        return Err(not_found());
-    }
-    let key = state.store.revoke_key(&id).await?;
+    let key = state.store.revoke_tenant_key(&caller.tenant, &id).await?;
     state.keys.forget().await;
     tracing::info!(by = %caller.key_id, key_id = %id, "key revoked over HTTP");
     Ok(Json(key.into()))

@@ -30,6 +30,7 @@ use crate::auth::Caller;
 use crate::metrics::Metrics;
 use crate::problem::{Problem, ProblemBody};
 use crate::routes::json_body;
+use crate::routes::tables::ColumnInfo;
 use crate::state::AppState;
 
 pub const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
@@ -51,20 +52,12 @@ pub struct SqlRequest {
 /// A JSON result.
 #[derive(Serialize, ToSchema)]
 pub struct SqlResult {
-    columns: Vec<ResultColumn>,
+    columns: Vec<ColumnInfo>,
     row_count: usize,
     /// One object per row, keyed by column name. Integers and floats are
     /// numbers; decimals are strings (exact); dates and timestamps ISO 8601.
     #[schema(value_type = Vec<Object>)]
     rows: Vec<Value>,
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct ResultColumn {
-    name: String,
-    /// The Arrow type, e.g. `Decimal128(18, 6)`, `Date32`, `Utf8`.
-    r#type: String,
-    nullable: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -299,17 +292,8 @@ fn json_response(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Response
             rows.push(Value::Object(row));
         }
     }
-    let columns = schema
-        .fields()
-        .iter()
-        .map(|f| ResultColumn {
-            name: f.name().clone(),
-            r#type: f.data_type().to_string(),
-            nullable: f.is_nullable(),
-        })
-        .collect();
     Ok(axum::Json(SqlResult {
-        columns,
+        columns: ColumnInfo::of(schema),
         row_count: rows.len(),
         rows,
     })

@@ -81,11 +81,28 @@ pub async fn list(
     Ok(Json(query.page(tables, &TABLES)?))
 }
 
+/// A column, as tables and query results describe theirs.
 #[derive(Serialize, ToSchema)]
 pub struct ColumnInfo {
     name: String,
+    /// The Arrow type, e.g. `Decimal128(18, 6)`, `Date32`, `Utf8`.
     r#type: String,
     nullable: bool,
+}
+
+impl ColumnInfo {
+    /// The columns of `schema`, in order.
+    pub fn of(schema: &datafusion::arrow::datatypes::Schema) -> Vec<ColumnInfo> {
+        schema
+            .fields()
+            .iter()
+            .map(|f| ColumnInfo {
+                name: f.name().clone(),
+                r#type: f.data_type().to_string(),
+                nullable: f.is_nullable(),
+            })
+            .collect()
+    }
 }
 
 #[derive(Serialize, ToSchema)]
@@ -116,19 +133,9 @@ pub async fn get(
         .find(|s| s.table == table)
         .map(TableSummary::from)
         .ok_or_else(|| Problem::not_found(format!("no statistics for {table}")))?;
-    let columns = table
-        .schema()
-        .fields()
-        .iter()
-        .map(|f| ColumnInfo {
-            name: f.name().clone(),
-            r#type: f.data_type().to_string(),
-            nullable: f.is_nullable(),
-        })
-        .collect();
     Ok(Json(TableDetail {
         summary,
-        columns,
+        columns: ColumnInfo::of(&table.schema()),
         natural_key: table.def().natural_key,
     }))
 }
