@@ -1,6 +1,7 @@
 //! The command line: every flag, its `GYRUS_*` variable, and its help.
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -60,11 +61,31 @@ pub enum Command {
         /// Load the data and stop, without serving it.
         #[arg(long)]
         no_serve: bool,
+        /// Load the data without training ORACLE on it.
+        #[arg(long)]
+        no_train: bool,
         /// Only these tenants (comma separated).
         #[arg(long, value_delimiter = ',', default_value = "acme,globex,initech")]
         tenants: Vec<String>,
         #[command(flatten)]
         serve: ServeArgs,
+    },
+    /// Train model families and write their output tables (`forecasts`, …),
+    /// for every tenant unless --tenant. A run that fails or scores worse than
+    /// the serving model is recorded and does not replace it.
+    Train {
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Families to train, comma separated: oracle (forecasts). curiosity,
+        /// memory and reflexes are named but have no pipeline yet.
+        #[arg(long, value_delimiter = ',', default_value = "oracle")]
+        family: Vec<String>,
+        /// Days ORACLE forecasts into the `forecasts` table.
+        #[arg(long, default_value_t = 28, value_name = "DAYS")]
+        horizon: usize,
+        /// Print one JSON object per tenant and family instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Serve the tenants' tables over Arrow Flight SQL until SIGTERM or Ctrl-C.
     Serve {
@@ -235,6 +256,26 @@ pub struct ServeArgs {
         value_name = "MB"
     )]
     pub max_body_mb: usize,
+    /// Retrain every tenant's models this often (e.g. 24h, 90m; 0 turns the
+    /// schedule off). A tenant whose data changed since its last run is
+    /// retrained sooner, at most every --retrain-min-gap.
+    #[arg(
+        long,
+        env = "GYRUS_RETRAIN_EVERY",
+        default_value = "24h",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub retrain_every: Duration,
+    /// The shortest time between two runs of one tenant when new data lands.
+    #[arg(
+        long,
+        env = "GYRUS_RETRAIN_MIN_GAP",
+        default_value = "10m",
+        value_parser = parse_duration,
+        value_name = "DURATION"
+    )]
+    pub retrain_min_gap: Duration,
     #[command(flatten)]
     pub limits: QueryLimitArgs,
 }
@@ -247,4 +288,28 @@ pub struct QueryLimitArgs {
     /// Time a query may run.
     #[arg(long, env = "GYRUS_QUERY_TIMEOUT_SECS", value_name = "SECONDS")]
     pub timeout_secs: Option<u64>,
+}
+
+/// Parses `90s`, `10m`, `24h`, `7d` (or plain seconds).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    let number: u64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a duration: use e.g. 90s, 10m, 24h or 7d"))?;
+    let seconds = match unit {
+        "" | "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        other => {
+            return Err(format!(
+                "unknown unit `{other}` in `{text}`: use s, m, h or d"
+            ));
+        }
+    };
+    Ok(Duration::from_secs(number.saturating_mul(seconds)))
 }

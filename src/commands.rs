@@ -13,6 +13,8 @@ use sha2::{Digest, Sha256};
 use crate::cli::{Command, KeysCommand, ServeArgs};
 use crate::output;
 use crate::settings::Settings;
+use crate::training;
+use gyrus_models::pipeline::TrainOptions;
 
 pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
     let store = Store::open(&settings.data).await?;
@@ -21,15 +23,43 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
         Command::Demo {
             scale,
             no_serve,
+            no_train,
             tenants,
             serve: serve_args,
         } => {
             demo(&store, scale, &tenants, &mut out).await?;
+            if !no_train {
+                // So that `SELECT * FROM forecasts` answers right away.
+                let options = TrainOptions {
+                    tenants: Some(
+                        tenants
+                            .iter()
+                            .map(|t| TenantId::new(t.as_str()))
+                            .collect::<Result<_, _>>()?,
+                    ),
+                    ..TrainOptions::default()
+                };
+                training::run_train(&store, options, false, &mut out).await?;
+            }
             if no_serve {
                 return Ok(());
             }
             drop(out);
             serve(store, &serve_args, settings).await
+        }
+        Command::Train {
+            tenant,
+            family,
+            horizon,
+            json,
+        } => {
+            let mut options = TrainOptions {
+                tenants: tenant.map(TenantId::new).transpose()?.map(|t| vec![t]),
+                families: training::families(&family)?,
+                ..TrainOptions::default()
+            };
+            options.oracle.horizon = horizon;
+            training::run_train(&store, options, json, &mut out).await
         }
         Command::Serve { serve: serve_args } => {
             drop(out);
@@ -286,6 +316,12 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
         shutdown_signal().await;
         let _ = stop.send(true);
     });
+    tokio::spawn(training::schedule(
+        store.clone(),
+        args.retrain_every,
+        args.retrain_min_gap,
+        stopped.clone(),
+    ));
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };

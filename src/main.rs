@@ -4,6 +4,7 @@ mod cli;
 mod commands;
 mod output;
 mod settings;
+mod training;
 
 use std::process::ExitCode;
 

@@ -306,13 +306,16 @@ impl CanonicalTable {
                     text("metric"),
                     day("date"),
                     float("yhat", false, Rule::Plain),
-                    float("yhat_lower", false, Rule::Plain),
-                    float("yhat_upper", false, Rule::Plain),
+                    // Null where an interval cannot be derived: a ratio whose
+                    // denominator's interval reaches zero.
+                    float("yhat_lower", true, Rule::Plain),
+                    float("yhat_upper", true, Rule::Plain),
                     float("interval_level", false, Rule::Probability),
                     text("model"),
                     text("model_version"),
                     instant("trained_at", false),
                 ],
+                // One row per interval level (80% and 95% by default).
                 &[
                     "entity_type",
                     "entity_id",
@@ -320,6 +323,7 @@ impl CanonicalTable {
                     "date",
                     "model",
                     "model_version",
+                    "interval_level",
                 ],
                 &[
                     "date",
@@ -328,6 +332,7 @@ impl CanonicalTable {
                     "metric",
                     "model",
                     "model_version",
+                    "interval_level",
                 ],
                 "date",
                 &["entity_type", "metric", "model"],

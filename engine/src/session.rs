@@ -95,6 +95,20 @@ impl TenantTables {
         self.loaded_at
     }
 
+    /// The Delta version of every table in the snapshot (`None`: never
+    /// written), recorded with a model so it is known what data it saw.
+    pub fn versions(&self) -> Vec<(CanonicalTable, Option<u64>)> {
+        self.tables
+            .iter()
+            .map(|t| {
+                (
+                    t.table,
+                    t.delta.as_ref().and_then(|d| d.version()).map(|v| v as u64),
+                )
+            })
+            .collect()
+    }
+
     /// Every canonical table with its provider, in [`CanonicalTable::ALL`] order.
     pub fn providers(&self) -> impl Iterator<Item = (CanonicalTable, &Arc<dyn TableProvider>)> {
         self.tables.iter().map(|t| (t.table, &t.provider))

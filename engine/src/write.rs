@@ -52,6 +52,9 @@ pub enum WriteMode {
     Append,
     /// Replace every row of the slice with the rows of the write, atomically.
     ReplaceSlice(Slice),
+    /// Replace the whole table with the rows of the write, atomically (a
+    /// model's output table, rewritten by each training run).
+    ReplaceAll,
 }
 
 /// A slice of a table: equality on some of its slice columns and an inclusive
@@ -221,6 +224,12 @@ impl WriteRequest {
     /// Sets the idempotency key.
     pub fn with_idempotency_key(mut self, key: impl Into<String>) -> Self {
         self.idempotency_key = Some(key.into());
+        self
+    }
+
+    /// Makes the write replace the whole table.
+    pub fn replacing_all(mut self) -> Self {
+        self.mode = WriteMode::ReplaceAll;
         self
     }
 
@@ -494,6 +503,7 @@ impl Store {
         let replace_where = match &request.mode {
             WriteMode::Append => None,
             WriteMode::ReplaceSlice(slice) => Some(slice.predicate(table)),
+            WriteMode::ReplaceAll => Some(lit(true)),
         };
         let outcome = self
             .commit(
@@ -516,6 +526,45 @@ impl Store {
             "write committed"
         );
         Ok(outcome)
+    }
+
+    /// Appends `batch` to the system table `name` (under `_system/`), creating
+    /// it with `schema` when missing, in one commit; returns the version.
+    /// For the stores that are not canonical tables: the model registry,
+    /// connector state.
+    pub async fn append_system(
+        &self,
+        name: &str,
+        schema: &datafusion::arrow::datatypes::SchemaRef,
+        batch: RecordBatch,
+    ) -> Result<u64> {
+        let outcome = self
+            .commit(&self.system_url(name), name, schema, batch, None, None)
+            .await?;
+        Ok(outcome.version)
+    }
+
+    /// Reads the rows of the system table `name` that match `filter`, with
+    /// only `columns` (all when empty). A table never written has no rows.
+    pub async fn scan_system(
+        &self,
+        name: &str,
+        columns: &[&str],
+        filter: Option<Expr>,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some(table) = self.load(&self.system_url(name)).await? else {
+            return Ok(Vec::new());
+        };
+        let ctx = datafusion::prelude::SessionContext::new();
+        table.update_datafusion_session(&ctx.state())?;
+        let mut frame = ctx.read_table(table.table_provider().await?)?;
+        if let Some(filter) = filter {
+            frame = frame.filter(filter)?;
+        }
+        if !columns.is_empty() {
+            frame = frame.select_columns(columns)?;
+        }
+        Ok(frame.collect().await?)
     }
 
     /// Commits one validated, sorted batch to the Delta table at `url`.

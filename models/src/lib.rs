@@ -1,3 +1,17 @@
 //! Gyrus model families (ORACLE, CURIOSITY, MEMORY, REFLEXES), the model
-//! registry and the batch pipelines. Empty until the model issues land; the
-//! crate exists so the workspace already has the shape design.md fixes.
+//! registry and the batch pipelines.
+//!
+//! Every family has one shape: a config fits data into a trained model
+//! ([`TrainedModel`]) that serialises into the [`Registry`], predicts, and
+//! reports the evaluation it was judged on. [`pipeline::train`] runs the
+//! families over every tenant and writes their output tables.
+
+pub mod error;
+pub mod family;
+pub mod oracle;
+pub mod pipeline;
+pub mod registry;
+
+pub use error::{ModelError, Result};
+pub use family::{Family, TrainedModel};
+pub use registry::{Entry, Registry, Status};

@@ -1,0 +1,283 @@
+//! The model registry, shared by every family: one row per training run in
+//! the system table `_system/model_registry`.
+//!
+//! A row holds the tenant, family, version, when it was trained, the Delta
+//! version of every input table it saw, its parameters and evaluation
+//! metrics, its status and (for a good run) the model itself as JSON. The
+//! newest `good` version serves; failed and rejected runs are kept for the
+//! record and never serve; older good versions stay readable by version.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, LazyLock};
+
+use chrono::{DateTime, Utc};
+use datafusion::arrow::array::{
+    Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use datafusion::prelude::{col, lit};
+use gyrus_engine::schema::timestamp_utc;
+use gyrus_engine::{Store, TenantId};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{ModelError, Result};
+use crate::family::{Family, TrainedModel};
+
+const TABLE: &str = "model_registry";
+/// Every column but the model itself.
+const ENTRY_COLUMNS: [&str; 9] = [
+    "tenant_id",
+    "family",
+    "version",
+    "trained_at",
+    "status",
+    "input_versions",
+    "parameters",
+    "metrics",
+    "message",
+];
+
+fn schema() -> SchemaRef {
+    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+        Arc::new(Schema::new(vec![
+            Field::new("tenant_id", DataType::Utf8, false),
+            Field::new("family", DataType::Utf8, false),
+            Field::new("version", DataType::Int64, false),
+            Field::new("trained_at", timestamp_utc(), false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("input_versions", DataType::Utf8, false),
+            Field::new("parameters", DataType::Utf8, false),
+            Field::new("metrics", DataType::Utf8, false),
+            Field::new("message", DataType::Utf8, true),
+            Field::new("model", DataType::Utf8, true),
+        ]))
+    });
+    SCHEMA.clone()
+}
+
+/// How a training run ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Trained and judged: it serves until a newer good version exists.
+    Good,
+    /// Training failed; the message says why.
+    Failed,
+    /// Trained, but it scored worse than the serving version.
+    Rejected,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Good => "good",
+            Status::Failed => "failed",
+            Status::Rejected => "rejected",
+        }
+    }
+
+    fn parse(s: &str) -> Result<Self> {
+        match s {
+            "good" => Ok(Status::Good),
+            "failed" => Ok(Status::Failed),
+            "rejected" => Ok(Status::Rejected),
+            other => Err(ModelError::Registry(format!("unknown status `{other}`"))),
+        }
+    }
+}
+
+/// One training run, without the model itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Entry {
+    pub tenant: String,
+    pub family: String,
+    pub version: u64,
+    pub trained_at: DateTime<Utc>,
+    pub status: Status,
+    /// Delta version of each input table (`None`: the table was empty).
+    pub input_versions: BTreeMap<String, Option<u64>>,
+    pub parameters: serde_json::Value,
+    pub metrics: serde_json::Value,
+    pub message: Option<String>,
+}
+
+impl Entry {
+    /// The version as written to output tables' `model_version`.
+    pub fn version_label(&self) -> String {
+        format!("{}-v{}", self.family, self.version)
+    }
+}
+
+/// The registry over a store.
+#[derive(Clone)]
+pub struct Registry {
+    store: Store,
+}
+
+impl Registry {
+    pub fn new(store: Store) -> Self {
+        Registry { store }
+    }
+
+    /// Records a run; `model` only for a good or rejected run.
+    pub async fn record<M: TrainedModel>(&self, entry: &Entry, model: Option<&M>) -> Result<()> {
+        let model_json = model
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| ModelError::Registry(format!("serialising the model: {e}")))?;
+        let batch = RecordBatch::try_new(
+            schema(),
+            vec![
+                Arc::new(StringArray::from(vec![entry.tenant.as_str()])),
+                Arc::new(StringArray::from(vec![entry.family.as_str()])),
+                Arc::new(Int64Array::from(vec![entry.version as i64])),
+                Arc::new(
+                    TimestampMicrosecondArray::from(vec![entry.trained_at.timestamp_micros()])
+                        .with_timezone("UTC"),
+                ),
+                Arc::new(StringArray::from(vec![entry.status.as_str()])),
+                Arc::new(StringArray::from(vec![to_json(&entry.input_versions)])),
+                Arc::new(StringArray::from(vec![to_json(&entry.parameters)])),
+                Arc::new(StringArray::from(vec![to_json(&entry.metrics)])),
+                Arc::new(StringArray::from(vec![entry.message.as_deref()])),
+                Arc::new(StringArray::from(vec![model_json.as_deref()])),
+            ],
+        )?;
+        self.store.append_system(TABLE, &schema(), batch).await?;
+        Ok(())
+    }
+
+    /// Every run of a tenant (all tenants when `None`) and family, oldest first.
+    pub async fn entries(
+        &self,
+        tenant: Option<&TenantId>,
+        family: Option<Family>,
+    ) -> Result<Vec<Entry>> {
+        let batches = self.scan(tenant, family, None, &ENTRY_COLUMNS).await?;
+        let mut entries = Vec::new();
+        for batch in &batches {
+            for row in 0..batch.num_rows() {
+                entries.push(read_entry(batch, row)?);
+            }
+        }
+        entries.sort_by(|a, b| {
+            (&a.tenant, &a.family, a.version).cmp(&(&b.tenant, &b.family, b.version))
+        });
+        Ok(entries)
+    }
+
+    /// The version a new run of `family` for `tenant` gets.
+    pub async fn next_version(&self, tenant: &TenantId, family: Family) -> Result<u64> {
+        let entries = self.entries(Some(tenant), Some(family)).await?;
+        Ok(entries.iter().map(|e| e.version).max().unwrap_or(0) + 1)
+    }
+
+    /// The newest good run, without its model.
+    pub async fn serving_entry(&self, tenant: &TenantId, family: Family) -> Result<Option<Entry>> {
+        let entries = self.entries(Some(tenant), Some(family)).await?;
+        Ok(entries.into_iter().rev().find(|e| e.status == Status::Good))
+    }
+
+    /// The model of a given version (good or rejected), as it was stored.
+    pub async fn load<M: TrainedModel>(
+        &self,
+        tenant: &TenantId,
+        version: u64,
+    ) -> Result<Option<(Entry, M)>> {
+        let mut columns = ENTRY_COLUMNS.to_vec();
+        columns.push("model");
+        let batches = self
+            .scan(Some(tenant), Some(M::FAMILY), Some(version), &columns)
+            .await?;
+        for batch in &batches {
+            let models = text(batch, "model")?;
+            for row in 0..batch.num_rows() {
+                if models.is_null(row) {
+                    continue;
+                }
+                let entry = read_entry(batch, row)?;
+                let model: M = serde_json::from_str(models.value(row)).map_err(|e| {
+                    ModelError::Registry(format!(
+                        "{} model version {version} of tenant {tenant} does not read back: {e}",
+                        M::FAMILY
+                    ))
+                })?;
+                return Ok(Some((entry, model)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// The serving model: the newest good version.
+    pub async fn serving<M: TrainedModel>(&self, tenant: &TenantId) -> Result<Option<(Entry, M)>> {
+        match self.serving_entry(tenant, M::FAMILY).await? {
+            Some(entry) => self.load(tenant, entry.version).await,
+            None => Ok(None),
+        }
+    }
+
+    async fn scan(
+        &self,
+        tenant: Option<&TenantId>,
+        family: Option<Family>,
+        version: Option<u64>,
+        columns: &[&str],
+    ) -> Result<Vec<RecordBatch>> {
+        let mut filter = lit(true);
+        if let Some(tenant) = tenant {
+            filter = filter.and(col("tenant_id").eq(lit(tenant.as_str())));
+        }
+        if let Some(family) = family {
+            filter = filter.and(col("family").eq(lit(family.as_str())));
+        }
+        if let Some(version) = version {
+            filter = filter.and(col("version").eq(lit(version as i64)));
+        }
+        Ok(self.store.scan_system(TABLE, columns, Some(filter)).await?)
+    }
+}
+
+/// JSON for the registry's text columns (maps and values always serialise).
+fn to_json<T: Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
+}
+
+/// A text column, whatever string type the scan handed back.
+fn text(batch: &RecordBatch, name: &str) -> Result<datafusion::arrow::array::StringArray> {
+    let column = batch
+        .column_by_name(name)
+        .ok_or_else(|| ModelError::Registry(format!("the registry lacks column `{name}`")))?;
+    Ok(cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
+}
+
+fn read_entry(batch: &RecordBatch, row: usize) -> Result<Entry> {
+    let json = |name: &str| -> Result<serde_json::Value> {
+        let column = text(batch, name)?;
+        serde_json::from_str(column.value(row))
+            .map_err(|e| ModelError::Registry(format!("column `{name}`: {e}")))
+    };
+    let version = batch
+        .column_by_name("version")
+        .and_then(|c| c.as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>())
+        .ok_or_else(|| ModelError::Registry("the registry lacks `version`".into()))?
+        .value(row);
+    let trained_at = batch
+        .column_by_name("trained_at")
+        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
+        .ok_or_else(|| ModelError::Registry("the registry lacks `trained_at`".into()))?
+        .value(row);
+    let message = text(batch, "message")?;
+    Ok(Entry {
+        tenant: text(batch, "tenant_id")?.value(row).to_string(),
+        family: text(batch, "family")?.value(row).to_string(),
+        version: version as u64,
+        trained_at: DateTime::from_timestamp_micros(trained_at).unwrap_or_default(),
+        status: Status::parse(text(batch, "status")?.value(row))?,
+        input_versions: serde_json::from_value(json("input_versions")?)
+            .map_err(|e| ModelError::Registry(format!("input_versions: {e}")))?,
+        parameters: json("parameters")?,
+        metrics: json("metrics")?,
+        message: (!message.is_null(row)).then(|| message.value(row).to_string()),
+    })
+}
