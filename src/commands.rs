@@ -27,20 +27,7 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             tenants,
             serve: serve_args,
         } => {
-            demo(&store, scale, &tenants, &mut out).await?;
-            if !no_train {
-                // So that `SELECT * FROM forecasts` answers right away.
-                let options = TrainOptions {
-                    tenants: Some(
-                        tenants
-                            .iter()
-                            .map(|t| TenantId::new(t.as_str()))
-                            .collect::<Result<_, _>>()?,
-                    ),
-                    ..TrainOptions::default()
-                };
-                training::run_train(&store, options, false, &mut out).await?;
-            }
+            demo(&store, scale, &tenants, !no_train, &mut out).await?;
             if no_serve {
                 return Ok(());
             }
@@ -367,6 +354,7 @@ async fn demo(
     store: &Store,
     scale: Scale,
     tenants: &[String],
+    train: bool,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<()> {
     let started = Instant::now();
@@ -409,6 +397,14 @@ async fn demo(
         store.root(),
         started.elapsed().as_secs_f64()
     )?;
+    if train && !loaded.is_empty() {
+        // So that `SELECT * FROM forecasts` answers right away.
+        let options = TrainOptions {
+            tenants: Some(loaded.clone()),
+            ..TrainOptions::default()
+        };
+        training::run_train(store, options, false, out).await?;
+    }
     if let Some(first) = loaded.first() {
         let key = store.create_key(first, Role::Admin).await?;
         writeln!(out)?;
@@ -417,6 +413,7 @@ async fn demo(
             "SELECT platform, sum(spend) AS spend, sum(conversions) AS conversions, sum(spend) / sum(conversions) AS cpa FROM ad_performance GROUP BY platform ORDER BY spend DESC",
             "SELECT date, sum(clicks) AS clicks FROM ad_performance WHERE date >= DATE '2026-10-01' GROUP BY date ORDER BY date",
             "SELECT status, count(*) AS orders, sum(amount) AS amount FROM orders GROUP BY status",
+            "SELECT date, yhat, yhat_lower, yhat_upper FROM forecasts WHERE entity_type = 'business' AND metric = 'revenue' AND interval_level = 0.8 ORDER BY date",
         ] {
             writeln!(out, "  gyrus sql --tenant {first} \"{example}\"")?;
         }

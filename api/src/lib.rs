@@ -47,6 +47,7 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let json = OpenApiRouter::new()
         .routes(routes!(routes::sql::run))
         .routes(routes!(routes::keys::create, routes::keys::list))
+        .routes(routes!(routes::oracle::forecast))
         .layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT));
     let v1 = OpenApiRouter::new()
         .merge(json)

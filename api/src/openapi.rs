@@ -34,6 +34,7 @@ const DESCRIPTION: &str = r#"Gyrus over HTTP: SQL, ingest, keys and operations f
         (name = "sql", description = "Read-only SQL on the tenant's tables"),
         (name = "tables", description = "The canonical tables: what they hold, and pushing rows into them"),
         (name = "keys", description = "API keys of the tenant (admins)"),
+        (name = "oracle", description = "ORACLE: forecasts with prediction intervals, from the trained model or a series sent in"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -10,6 +10,7 @@ use axum::response::{IntoResponse, Response};
 use gyrus_engine::EngineError;
 use gyrus_engine::validate::ValidationError;
 use gyrus_ingest::IngestError;
+use gyrus_models::ModelError;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -120,6 +121,11 @@ impl Problem {
         Self::new(StatusCode::NOT_FOUND, "not-found", detail)
     }
 
+    /// A well-formed request whose values cannot be served (422).
+    pub fn invalid_request(detail: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request", detail)
+    }
+
     pub fn internal() -> Self {
         Self::new(
             StatusCode::INTERNAL_SERVER_ERROR,
@@ -165,6 +171,22 @@ impl From<EngineError> for Problem {
             | EngineError::ObjectStore(_)
             | EngineError::Internal(_) => {
                 tracing::error!(error = %detail, "storage error");
+                Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<ModelError> for Problem {
+    fn from(err: ModelError) -> Self {
+        match err {
+            ModelError::Engine(e) => e.into(),
+            ModelError::Invalid(detail) => Problem::invalid_request(detail),
+            err @ ModelError::NoModel { .. } => {
+                Problem::new(StatusCode::NOT_FOUND, "no-model", err.to_string())
+            }
+            ModelError::Registry(detail) => {
+                tracing::error!(error = %detail, "model registry error");
                 Problem::internal()
             }
         }

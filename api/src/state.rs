@@ -2,6 +2,9 @@
 //! and the metrics.
 
 use std::sync::Arc;
+
+use gyrus_models::oracle::OracleModel;
+use gyrus_models::{Registry, ServingCache};
 use std::time::Duration;
 
 use gyrus_engine::{KeyRing, KeyRingConfig, ServerCaches, SessionLimits, Store, TableCache};
@@ -59,6 +62,8 @@ pub struct AppState {
     pub rate_limiter: Arc<RateLimiter>,
     pub in_progress: Arc<Semaphore>,
     pub ingests_in_progress: Arc<Semaphore>,
+    /// Each tenant's serving ORACLE model, read from the registry.
+    pub oracle: Arc<ServingCache<OracleModel>>,
 }
 
 impl AppState {
@@ -72,6 +77,10 @@ impl AppState {
     /// SQL), so that a key revoked or a table written through one is seen by
     /// the other at once.
     pub fn sharing(store: Store, caches: ServerCaches, config: ApiConfig) -> Self {
+        let oracle = Arc::new(ServingCache::new(
+            Registry::new(store.clone()),
+            config.catalog_max_age,
+        ));
         AppState {
             store,
             keys: caches.keys,
@@ -80,6 +89,7 @@ impl AppState {
             rate_limiter: Arc::new(RateLimiter::new(config.rate_limit)),
             in_progress: slots(config.max_concurrent),
             ingests_in_progress: slots(config.max_concurrent_ingests),
+            oracle,
             config: Arc::new(config),
         }
     }

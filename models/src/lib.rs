@@ -11,7 +11,9 @@ pub mod family;
 pub mod oracle;
 pub mod pipeline;
 pub mod registry;
+pub mod serving;
 
 pub use error::{ModelError, Result};
 pub use family::{Family, TrainedModel};
 pub use registry::{Entry, Registry, Status};
+pub use serving::{Served, ServingCache};

@@ -7,6 +7,7 @@ mod common;
 mod ingest;
 mod keys;
 mod operations;
+mod oracle;
 mod support;
 
 use axum::body::Body;

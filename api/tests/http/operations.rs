@@ -162,6 +162,7 @@ async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
         ("GET", "/metrics"),
         ("GET", "/readyz"),
         ("POST", "/api/v1/keys"),
+        ("POST", "/api/v1/oracle/forecast"),
         ("POST", "/api/v1/sql"),
         ("POST", "/api/v1/tables/{table}/rows"),
     ];
