@@ -488,3 +488,120 @@ fn settings_come_from_env_and_gyrus_toml() {
         "{logs}"
     );
 }
+
+#[test]
+fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(gyrus(
+        dir.path(),
+        &["demo", "--no-serve", "--no-train", "--tenants", "acme"],
+    ));
+    let none = ok(gyrus(
+        dir.path(),
+        &[
+            "sql",
+            "--tenant",
+            "acme",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM forecasts",
+        ],
+    ));
+    assert_eq!(none.lines().nth(1), Some("0"), "--no-train trained: {none}");
+    let out = ok(gyrus(
+        dir.path(),
+        &["train", "--tenant", "acme", "--horizon", "14"],
+    ));
+    assert!(out.contains("acme") && out.contains("good"), "{out}");
+    assert!(out.contains("series/s"), "{out}");
+    let days = ok(gyrus(
+        dir.path(),
+        &[
+            "sql",
+            "--tenant",
+            "acme",
+            "--format",
+            "csv",
+            "SELECT count(DISTINCT date) AS d, min(model_version) AS v FROM forecasts",
+        ],
+    ));
+    assert_eq!(days.lines().nth(1), Some("14,oracle-v1"), "{days}");
+    // JSON lines for scripts; the second run is version 2.
+    let json = ok(gyrus(dir.path(), &["train", "--tenant", "acme", "--json"]));
+    let report: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
+    assert_eq!(report["version"], 2);
+    assert_eq!(report["status"], "good");
+    assert_eq!(report["family"], "oracle");
+
+    fails(
+        gyrus(dir.path(), &["train", "--family", "astrology"]),
+        1,
+        "unknown model family",
+    );
+    fails(
+        gyrus(dir.path(), &["train", "--family", "memory"]),
+        1,
+        "no training pipeline",
+    );
+    fails(
+        gyrus(dir.path(), &["train", "--horizon", "0"]),
+        1,
+        "--horizon",
+    );
+    // A tenant without data: the run is recorded as failed and the exit code says so.
+    fails(
+        gyrus(dir.path(), &["train", "--tenant", "nobody"]),
+        1,
+        "no data",
+    );
+}
+
+#[test]
+fn serve_trains_tenants_that_have_no_model_on_its_schedule() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(gyrus(
+        dir.path(),
+        &["demo", "--no-serve", "--no-train", "--tenants", "acme"],
+    ));
+    let mut server = Command::new(env!("CARGO_BIN_EXE_gyrus"))
+        .arg("--data")
+        .arg(dir.path())
+        .args([
+            "serve",
+            "--flight-addr",
+            "127.0.0.1:0",
+            "--http-addr",
+            "127.0.0.1:0",
+            "--retrain-every",
+            "24h",
+        ])
+        .env_remove("GYRUS_DATA")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut rows = String::new();
+    for _ in 0..120 {
+        std::thread::sleep(std::time::Duration::from_millis(500));
+        rows = stdout(&gyrus(
+            dir.path(),
+            &[
+                "sql",
+                "--tenant",
+                "acme",
+                "--format",
+                "csv",
+                "SELECT count(*) AS n FROM forecasts",
+            ],
+        ));
+        if rows.lines().nth(1).is_some_and(|n| n != "0") {
+            break;
+        }
+    }
+    server.kill().unwrap();
+    server.wait().unwrap();
+    assert!(
+        rows.lines().nth(1).is_some_and(|n| n != "0"),
+        "no forecasts: {rows}"
+    );
+}

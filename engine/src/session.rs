@@ -100,12 +100,7 @@ impl TenantTables {
     pub fn versions(&self) -> Vec<(CanonicalTable, Option<u64>)> {
         self.tables
             .iter()
-            .map(|t| {
-                (
-                    t.table,
-                    t.delta.as_ref().and_then(|d| d.version()).map(|v| v as u64),
-                )
-            })
+            .map(|t| (t.table, t.delta.as_ref().and_then(|d| d.version())))
             .collect()
     }
 

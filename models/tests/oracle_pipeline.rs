@@ -142,8 +142,10 @@ async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
     let before = scalar(&store, &acme, "SELECT COUNT(*) FROM forecasts").await;
 
     // Worse: a tolerance below 1 makes any equal score count as worse.
-    let mut strict = TrainOptions::default();
-    strict.worse_tolerance = 0.5;
+    let strict = TrainOptions {
+        worse_tolerance: 0.5,
+        ..TrainOptions::default()
+    };
     let reports = train(&store, &strict, Arc::new(Silent)).await.unwrap();
     assert_eq!(reports[0].status, Status::Rejected, "{reports:?}");
     assert!(
@@ -156,8 +158,10 @@ async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
 
     // Failed: a tenant with no data at all.
     let empty = TenantId::new("empty").unwrap();
-    let mut only_empty = TrainOptions::default();
-    only_empty.tenants = Some(vec![empty.clone()]);
+    let only_empty = TrainOptions {
+        tenants: Some(vec![empty.clone()]),
+        ..TrainOptions::default()
+    };
     let reports = train(&store, &only_empty, Arc::new(Silent)).await.unwrap();
     assert_eq!(reports[0].status, Status::Failed);
 

@@ -203,7 +203,7 @@ async fn fitted_now(
 ) -> Result<Json<ForecastResponse>, Problem> {
     let mut by_date: BTreeMap<NaiveDate, f64> = BTreeMap::new();
     for point in &series {
-        if !(point.value.abs() <= MAX_VALUE) {
+        if !point.value.is_finite() || point.value.abs() > MAX_VALUE {
             return Err(invalid(format!(
                 "the value on {} is beyond ±{MAX_VALUE:e}",
                 point.date

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::str::FromStr;
 
-use chrono::{Days, NaiveDate};
+use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type};
@@ -271,19 +271,12 @@ async fn collect(
     Ok(())
 }
 
-/// Days since 1970-01-01 (Arrow's Date32) to a date.
+/// Arrow's Date32 (days since 1970-01-01) to a date.
 pub fn day_to_date(day: i32) -> NaiveDate {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    if day >= 0 {
-        epoch.checked_add_days(Days::new(day as u64))
-    } else {
-        epoch.checked_sub_days(Days::new(day.unsigned_abs() as u64))
-    }
-    .unwrap_or(epoch)
+    Date32Type::to_naive_date_opt(day).unwrap_or_default()
 }
 
-/// A date to days since 1970-01-01.
+/// A date to Arrow's Date32.
 pub fn date_to_day(date: NaiveDate) -> i32 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
-    (date - epoch).num_days() as i32
+    Date32Type::from_naive_date(date)
 }

@@ -134,13 +134,22 @@ impl EtsForm {
 /// refits the form the whole history chose: one fit instead of six).
 /// `augurs-ets` matches statsforecast's non-seasonal AutoETS; it is kept
 /// behind `catch_unwind` because a library panic must never reach a user.
-pub fn ets(y: &[f64], form: Option<&EtsForm>) -> Option<(Trend, EtsForm)> {
+///
+/// `additive_errors` limits the search to additive-error forms: their
+/// likelihood needs no logarithm per observation, which is most of the cost
+/// on long daily series, and their point forecasts differ little.
+pub fn ets(y: &[f64], form: Option<&EtsForm>, additive_errors: bool) -> Option<(Trend, EtsForm)> {
     if y.len() < 10 || !y.iter().all(|v| v.is_finite()) {
         return None;
     }
     let (points, form) = catch_unwind(AssertUnwindSafe(|| match form {
         None => {
-            let fitted = AutoETS::non_seasonal().fit(y).ok()?;
+            let search = if additive_errors {
+                AutoETS::new(1, "AZN").ok()?
+            } else {
+                AutoETS::non_seasonal()
+            };
+            let fitted = search.fit(y).ok()?;
             let model = fitted.model();
             let form = EtsForm {
                 model_type: model.model_type(),
@@ -172,7 +181,7 @@ pub fn damped(y: &[f64]) -> Option<Trend> {
         },
         damped: true,
     };
-    ets(y, Some(&form)).map(|(trend, _)| trend)
+    ets(y, Some(&form), true).map(|(trend, _)| trend)
 }
 
 /// Simple exponential smoothing with its smoothing weight chosen by least
@@ -327,7 +336,7 @@ mod tests {
     #[test]
     fn ets_forecasts_a_linear_trend_exactly() {
         let y: Vec<f64> = (0..40).map(|t| 100.0 + 3.0 * t as f64).collect();
-        let (path, form) = ets(&y, None).unwrap();
+        let (path, form) = ets(&y, None, false).unwrap();
         assert_eq!(form.name(), "AAN", "{form:?}");
         for h in 1..=12 {
             let want = 100.0 + 3.0 * (39 + h) as f64;
@@ -344,18 +353,35 @@ mod tests {
         let y: Vec<f64> = (0..30)
             .map(|t| 50.0 + if t % 2 == 0 { 1.0 } else { -1.0 })
             .collect();
-        let (path, form) = ets(&y, None).unwrap();
+        let (path, form) = ets(&y, None, false).unwrap();
         assert!((path.at(1) - 50.0).abs() < 1.5);
         // The same form refitted gives the same path.
-        let (again, _) = ets(&y, Some(&form)).unwrap();
+        let (again, _) = ets(&y, Some(&form), false).unwrap();
         assert!((again.at(5) - path.at(5)).abs() < 1e-9);
         assert!((path.at(20) - path.at(1)).abs() < 1.0);
     }
 
     #[test]
     fn ets_refuses_what_it_cannot_fit_instead_of_panicking() {
-        assert!(ets(&[1.0, 2.0], None).is_none());
-        assert!(ets(&[f64::NAN; 20], None).is_none());
+        assert!(ets(&[1.0, 2.0], None, false).is_none());
+        assert!(ets(&[f64::NAN; 20], None, true).is_none());
+    }
+
+    #[test]
+    fn damped_trend_flattens_out() {
+        // A trend that slows down: the damped path grows less each step.
+        let y: Vec<f64> = (0..60).map(|t| 100.0 * (1.0 - 0.95f64.powi(t))).collect();
+        let path = damped(&y).unwrap();
+        assert!(path.damping < 1.0, "{path:?}");
+        let (d1, d20) = (path.at(2) - path.at(1), path.at(21) - path.at(20));
+        assert!(d20 < d1, "{d1} then {d20}");
+        assert!(path.at(50) < 110.0, "{}", path.at(50));
+    }
+
+    #[test]
+    fn naive_carries_the_last_value() {
+        assert_eq!(naive(&[3.0, 9.0, 4.0]).unwrap().at(7), 4.0);
+        assert!(naive(&[]).is_none());
     }
 
     #[test]

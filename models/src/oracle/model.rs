@@ -318,8 +318,7 @@ impl OracleModel {
         levels: &[f64],
     ) -> Vec<SeriesForecast> {
         let wanted = |s: &TrainedSeries| {
-            s.entity_type == entity_type
-                && entity_ids.is_none_or(|ids| ids.iter().any(|id| *id == s.entity_id))
+            s.entity_type == entity_type && entity_ids.is_none_or(|ids| ids.contains(&s.entity_id))
         };
         let find = |id: &str, m: Metric| {
             self.series

@@ -113,7 +113,7 @@ fn classical(y: &[f64], period: usize) -> Option<Adjusted> {
     let mut sums = vec![0.0; period];
     let mut counts = vec![0usize; period];
     for t in half..n.saturating_sub(half) {
-        let trend = if period % 2 == 0 {
+        let trend = if period.is_multiple_of(2) {
             let inner: f64 = y[t + 1 - half..t + half].iter().sum();
             (inner + 0.5 * (y[t - half] + y[t + half])) / period as f64
         } else {
@@ -177,7 +177,7 @@ fn mstl(y: &[f64], periods: &[usize]) -> Option<Adjusted> {
     let usable: Vec<usize> = periods
         .iter()
         .copied()
-        .filter(|&p| p >= 2 && n >= 2 * p + 1)
+        .filter(|&p| p >= 2 && n > 2 * p)
         .collect();
     if usable.is_empty() {
         return None;

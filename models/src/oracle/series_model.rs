@@ -28,6 +28,12 @@ pub struct SeriesConfig {
     /// A single method replaces the default combination only when its
     /// backtest error is below this share of the combination's.
     pub switch_margin: f64,
+    /// The methods see at most this many of the latest (seasonally adjusted)
+    /// values; the decomposition sees the whole history. Exponential
+    /// smoothing forgets old data anyway, and its cost grows with length.
+    pub fit_window: usize,
+    /// ETS searches additive-error forms only (see [`methods::ets`]).
+    pub additive_errors: bool,
 }
 
 impl SeriesConfig {
@@ -45,6 +51,8 @@ impl SeriesConfig {
             paused_after: 14,
             intermittent_share: 0.5,
             switch_margin: 0.6,
+            fit_window: 365,
+            additive_errors: true,
         }
     }
 
@@ -64,6 +72,8 @@ impl SeriesConfig {
             paused_after: 0,
             intermittent_share: 1.1,
             switch_margin: 0.6,
+            fit_window: usize::MAX,
+            additive_errors: false,
         }
     }
 }
@@ -318,10 +328,7 @@ pub fn fit_series(config: &SeriesConfig, y: &[f64]) -> Result<FittedSeries, Seri
     let scale = mase_scale(y, period);
 
     // Rolling-origin backtest: every candidate forecasts the same windows.
-    let horizon = config
-        .backtest_horizon
-        .min(n.saturating_sub(MIN_TRAIN))
-        .max(0);
+    let horizon = config.backtest_horizon.min(n.saturating_sub(MIN_TRAIN));
     let mut windows = Vec::new();
     if horizon > 0 {
         for r in 0..config.origins.max(1) {
@@ -335,11 +342,17 @@ pub fn fit_series(config: &SeriesConfig, y: &[f64]) -> Result<FittedSeries, Seri
         }
     }
     // The whole history first: its ETS form is refitted at every origin.
-    let full = fit_methods(&seasonality, y, candidates, None);
+    let full = fit_methods(config, &seasonality, y, candidates, None);
     // errors[candidate][window][step]
     let mut errors: Vec<Option<Vec<Vec<f64>>>> = vec![Some(Vec::new()); candidates.len()];
     for &end in &windows {
-        let fitted = fit_methods(&seasonality, &y[..end], candidates, full.ets_form.as_ref());
+        let fitted = fit_methods(
+            config,
+            &seasonality,
+            &y[..end],
+            candidates,
+            full.ets_form.as_ref(),
+        );
         for (slot, model) in errors.iter_mut().zip(fitted.models) {
             match (slot.as_mut(), model) {
                 (Some(rows), Some(model)) => rows.push(
@@ -383,7 +396,7 @@ pub fn fit_series(config: &SeriesConfig, y: &[f64]) -> Result<FittedSeries, Seri
     if components.is_empty() {
         // No backtest was possible (a short history) or every candidate
         // failed on the full series: Theta, or the mean of a very short one.
-        let model = fit_methods(&Seasonality::None, y, &[Method::Theta], None)
+        let model = fit_methods(config, &Seasonality::None, y, &[Method::Theta], None)
             .models
             .pop()
             .flatten()
@@ -581,13 +594,14 @@ struct Fits {
 /// Fits each candidate to `y` (seasonally adjusted once for all of them);
 /// ETS searches its forms unless `ets_form` fixes one.
 fn fit_methods(
+    config: &SeriesConfig,
     seasonality: &Seasonality,
     y: &[f64],
     candidates: &[Method],
     ets_form: Option<&EtsForm>,
 ) -> Fits {
     let adjusted = seasonality.adjust(y);
-    let x = &adjusted.values;
+    let x = &adjusted.values[adjusted.values.len().saturating_sub(config.fit_window)..];
     let mut form = None;
     let models = candidates
         .iter()
@@ -597,10 +611,12 @@ fn fit_methods(
             };
             match method {
                 Method::Naive => trend(methods::naive(x)),
-                Method::Ets => trend(methods::ets(x, ets_form).map(|(t, f)| {
-                    form = Some(f);
-                    t
-                })),
+                Method::Ets => trend(methods::ets(x, ets_form, config.additive_errors).map(
+                    |(t, f)| {
+                        form = Some(f);
+                        t
+                    },
+                )),
                 Method::Theta => trend(methods::theta(x)),
                 Method::Damped => trend(methods::damped(x)),
                 Method::Croston => trend(methods::croston(x)),
@@ -670,6 +686,26 @@ mod tests {
         // A series the methods forecast exactly has (nearly) no spread.
         let (_, lower, upper) = &f.intervals[0];
         assert!(upper[0] - lower[0] < 1.0);
+    }
+
+    #[test]
+    fn seasonal_naive_repeats_the_last_season() {
+        let y: Vec<f64> = (0..48)
+            .map(|t| [5.0, 9.0, 2.0, 7.0][t % 4] + (t / 4) as f64)
+            .collect();
+        let fits = fit_methods(
+            &SeriesConfig::periodic(4, 8),
+            &Seasonality::Classical { period: 4 },
+            &y,
+            &[Method::SeasonalNaive],
+            None,
+        );
+        let model = fits.models[0]
+            .as_ref()
+            .expect("a seasonal series has a seasonal naive fit");
+        for h in 1..=8 {
+            assert_eq!(model.point(h), y[44 + (h - 1) % 4], "step {h}");
+        }
     }
 
     #[test]
