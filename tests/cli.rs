@@ -489,6 +489,11 @@ fn settings_come_from_env_and_gyrus_toml() {
     );
 }
 
+/// `gyrus sql` over acme's tables, as CSV.
+fn csv_query(data: &Path, sql: &str) -> Output {
+    gyrus(data, &["sql", "--tenant", "acme", "--format", "csv", sql])
+}
+
 #[test]
 fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
     let dir = tempfile::tempdir().unwrap();
@@ -496,17 +501,7 @@ fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
         dir.path(),
         &["demo", "--no-serve", "--no-train", "--tenants", "acme"],
     ));
-    let none = ok(gyrus(
-        dir.path(),
-        &[
-            "sql",
-            "--tenant",
-            "acme",
-            "--format",
-            "csv",
-            "SELECT count(*) AS n FROM forecasts",
-        ],
-    ));
+    let none = ok(csv_query(dir.path(), "SELECT count(*) AS n FROM forecasts"));
     assert_eq!(none.lines().nth(1), Some("0"), "--no-train trained: {none}");
     let out = ok(gyrus(
         dir.path(),
@@ -514,16 +509,9 @@ fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
     ));
     assert!(out.contains("acme") && out.contains("good"), "{out}");
     assert!(out.contains("series/s"), "{out}");
-    let days = ok(gyrus(
+    let days = ok(csv_query(
         dir.path(),
-        &[
-            "sql",
-            "--tenant",
-            "acme",
-            "--format",
-            "csv",
-            "SELECT count(DISTINCT date) AS d, min(model_version) AS v FROM forecasts",
-        ],
+        "SELECT count(DISTINCT date) AS d, min(model_version) AS v FROM forecasts",
     ));
     assert_eq!(days.lines().nth(1), Some("14,oracle-v1"), "{days}");
     // JSON lines for scripts; the second run is version 2.
@@ -583,16 +571,9 @@ fn serve_trains_tenants_that_have_no_model_on_its_schedule() {
     let mut rows = String::new();
     for _ in 0..120 {
         std::thread::sleep(std::time::Duration::from_millis(500));
-        rows = stdout(&gyrus(
+        rows = stdout(&csv_query(
             dir.path(),
-            &[
-                "sql",
-                "--tenant",
-                "acme",
-                "--format",
-                "csv",
-                "SELECT count(*) AS n FROM forecasts",
-            ],
+            "SELECT count(*) AS n FROM forecasts",
         ));
         if rows.lines().nth(1).is_some_and(|n| n != "0") {
             break;
