@@ -18,7 +18,6 @@ use datafusion::arrow::array::{
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
-use datafusion::prelude::SessionContext;
 use rand::RngExt as _;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
@@ -395,15 +394,7 @@ impl Store {
     }
 
     async fn key_records(&self) -> Result<BTreeMap<String, KeyRecord>> {
-        let Some(table) = self.load(&self.system_url(TABLE)).await? else {
-            return Ok(BTreeMap::new());
-        };
-        let ctx = SessionContext::new();
-        table.update_datafusion_session(&ctx.state())?;
-        let batches = ctx
-            .read_table(table.table_provider().await?)?
-            .collect()
-            .await?;
+        let batches = self.scan_system(TABLE, &[], None).await?;
         let mut records = BTreeMap::new();
         let mut revocations = Vec::new();
         for batch in &batches {

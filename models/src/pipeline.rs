@@ -147,7 +147,10 @@ async fn publish(
     started: Instant,
 ) -> Result<RunReport> {
     let tenant = &series.tenant;
-    let version = registry.next_version(tenant, Family::Oracle).await?;
+    // One read of the tenant's runs: the next version and the serving one.
+    let runs = registry.entries(Some(tenant), Some(Family::Oracle)).await?;
+    let version = runs.iter().map(|e| e.version).max().unwrap_or(0) + 1;
+    let serving = runs.into_iter().rev().find(|e| e.status == Status::Good);
     let trained_at = Utc::now();
     let mut entry = Entry {
         tenant: tenant.as_str().to_string(),
@@ -172,7 +175,7 @@ async fn publish(
         registry.record::<OracleModel>(&entry, None).await?;
         return Ok(report(&entry, units, 0, started, score));
     }
-    if let Some(serving) = registry.serving_entry(tenant, Family::Oracle).await?
+    if let Some(serving) = serving
         && let (Some(new), Some(old)) = (score, serving_score(&serving))
         && new > old * options.worse_tolerance
     {

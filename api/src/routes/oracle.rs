@@ -10,7 +10,7 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
-use chrono::{DateTime, Days, NaiveDate, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use gyrus_engine::Role;
 use gyrus_models::oracle::data::entity_type;
 use gyrus_models::oracle::model::{ForecastPoint, SeriesForecast};
@@ -261,22 +261,9 @@ async fn fitted_now(
             "the series could not be forecast: its fit diverged",
         ));
     }
-    let points = (0..horizon)
-        .map(|i| ForecastDay {
-            date: last
-                .checked_add_days(Days::new(i as u64 + 1))
-                .unwrap_or(last),
-            yhat: f.point[i],
-            intervals: f
-                .intervals
-                .iter()
-                .map(|(level, lower, upper)| Interval {
-                    level: *level,
-                    lower: Some(lower[i]),
-                    upper: Some(upper[i]),
-                })
-                .collect(),
-        })
+    let points = ForecastPoint::days(last, &f)
+        .into_iter()
+        .map(ForecastDay::from)
         .collect();
     Ok(Json(ForecastResponse {
         model_version: None,

@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 use super::data::{Metric, Series, TenantSeries, date_to_day};
 use super::methods::Method;
 use super::series_model::{
-    Calibration, FittedSeries, SeriesConfig, SeriesModel, fit_series, mase_scale,
+    Calibration, FittedSeries, Forecast, SeriesConfig, SeriesModel, fit_series, mase_scale,
 };
 use crate::error::{ModelError, Result};
 use crate::family::{Family, TrainedModel};
@@ -294,6 +294,25 @@ pub struct ForecastPoint {
     pub intervals: Vec<(f64, Option<f64>, Option<f64>)>,
 }
 
+impl ForecastPoint {
+    /// A series' forecast as dated points, the first the day after `end`.
+    pub fn days(end: NaiveDate, f: &Forecast) -> Vec<ForecastPoint> {
+        f.point
+            .iter()
+            .enumerate()
+            .map(|(i, &yhat)| ForecastPoint {
+                date: end.checked_add_days(Days::new(i as u64 + 1)).unwrap_or(end),
+                yhat,
+                intervals: f
+                    .intervals
+                    .iter()
+                    .map(|(level, lo, hi)| (*level, Some(lo[i]), Some(hi[i])))
+                    .collect(),
+            })
+            .collect()
+    }
+}
+
 /// The forecast of one entity and metric.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct SeriesForecast {
@@ -335,19 +354,7 @@ impl OracleModel {
                 .filter(|s| s.metric == metric && wanted(s))
                 .map(|s| {
                     let f = s.model.forecast(horizon, levels, &self.calibration);
-                    let points = dates
-                        .iter()
-                        .enumerate()
-                        .map(|(i, &date)| ForecastPoint {
-                            date,
-                            yhat: f.point[i],
-                            intervals: f
-                                .intervals
-                                .iter()
-                                .map(|(level, lo, hi)| (*level, Some(lo[i]), Some(hi[i])))
-                                .collect(),
-                        })
-                        .collect();
+                    let points = ForecastPoint::days(self.end, &f);
                     SeriesForecast {
                         entity_type: s.entity_type.clone(),
                         entity_id: s.entity_id.clone(),

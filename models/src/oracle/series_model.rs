@@ -381,7 +381,6 @@ pub fn fit_series(config: &SeriesConfig, y: &[f64]) -> Result<FittedSeries, Seri
         mean_abs(&chosen_errors)
     };
 
-    let adjusted_outliers = seasonality.adjust(y).outliers;
     let mut components = Vec::new();
     let mut cycles = Vec::new();
     for &(i, weight) in &chosen {
@@ -435,7 +434,7 @@ pub fn fit_series(config: &SeriesConfig, y: &[f64]) -> Result<FittedSeries, Seri
         spread,
         backtest_mase: (best.is_finite() && scale > 0.0).then(|| best / scale),
         observations: n,
-        outliers: adjusted_outliers,
+        outliers: full.outliers,
     };
     Ok(FittedSeries {
         model,
@@ -589,6 +588,8 @@ fn single(method: Method, path: Path, cycles: Vec<Cycle>) -> SeriesModel {
 struct Fits {
     models: Vec<Option<SeriesModel>>,
     ets_form: Option<EtsForm>,
+    /// Outlier days the seasonal adjustment left out.
+    outliers: usize,
 }
 
 /// Fits each candidate to `y` (seasonally adjusted once for all of them);
@@ -638,6 +639,7 @@ fn fit_methods(
     Fits {
         models,
         ets_form: form,
+        outliers: adjusted.outliers,
     }
 }
 
