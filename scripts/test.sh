@@ -5,6 +5,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# A clean checkout gains nothing from incremental compilation, and its caches
+# take gigabytes of disk (a CI run once died of "No space left on device").
+if [ -n "${CI:-}" ]; then
+  export CARGO_INCREMENTAL=0
+fi
+
 if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
