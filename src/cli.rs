@@ -76,13 +76,21 @@ pub enum Command {
     Train {
         #[arg(long)]
         tenant: Option<String>,
-        /// Families to train, comma separated: oracle (forecasts). curiosity,
-        /// memory and reflexes are named but have no pipeline yet.
-        #[arg(long, value_delimiter = ',', default_value = "oracle")]
+        /// Families to train, comma separated: oracle (forecasts), memory
+        /// (customer and lead scores). curiosity and reflexes are named but
+        /// have no pipeline yet.
+        #[arg(long, value_delimiter = ',', default_value = "oracle,memory")]
         family: Vec<String>,
         /// Days ORACLE forecasts into the `forecasts` table.
         #[arg(long, default_value_t = 28, value_name = "DAYS")]
         horizon: usize,
+        /// Monthly discount rate of MEMORY's 365-day customer lifetime value.
+        #[arg(long, default_value_t = 0.01, value_name = "RATE")]
+        monthly_discount_rate: f64,
+        /// Days of orders MEMORY holds back to validate its purchase
+        /// forecasts (default: a third of the history, at most 182).
+        #[arg(long, value_name = "DAYS")]
+        holdout_days: Option<u32>,
         /// Print one JSON object per tenant and family instead of a table.
         #[arg(long)]
         json: bool,

@@ -38,6 +38,8 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             tenant,
             family,
             horizon,
+            monthly_discount_rate,
+            holdout_days,
             json,
         } => {
             let mut options = TrainOptions {
@@ -46,6 +48,8 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
                 ..TrainOptions::default()
             };
             options.oracle.horizon = horizon;
+            options.memory.monthly_discount_rate = monthly_discount_rate;
+            options.memory.holdout_days = holdout_days;
             training::run_train(&store, options, json, &mut out).await
         }
         Command::Serve { serve: serve_args } => {
@@ -398,7 +402,7 @@ async fn demo(
         started.elapsed().as_secs_f64()
     )?;
     if train && !loaded.is_empty() {
-        // So that `SELECT * FROM forecasts` answers right away.
+        // So that `SELECT * FROM forecasts` (and customer_scores) answers right away.
         let options = TrainOptions {
             tenants: Some(loaded.clone()),
             ..TrainOptions::default()
@@ -414,6 +418,7 @@ async fn demo(
             "SELECT date, sum(clicks) AS clicks FROM ad_performance WHERE date >= DATE '2026-10-01' GROUP BY date ORDER BY date",
             "SELECT status, count(*) AS orders, sum(amount) AS amount FROM orders GROUP BY status",
             "SELECT date, yhat, yhat_lower, yhat_upper FROM forecasts WHERE entity_type = 'business' AND metric = 'revenue' AND interval_level = 0.8 ORDER BY date",
+            "SELECT rfm_segment, count(*) AS customers, avg(clv_365d) AS mean_clv, avg(p_alive) AS p_alive FROM customer_scores GROUP BY rfm_segment ORDER BY mean_clv DESC",
         ] {
             writeln!(out, "  gyrus sql --tenant {first} \"{example}\"")?;
         }

@@ -19,7 +19,11 @@ impl Progress for Bar {
     fn start(&self, family: Family, total: usize) {
         self.0.set_length(total as u64);
         self.0.set_position(0);
-        self.0.set_message(format!("training {family}"));
+        let unit = match family {
+            Family::Oracle => "series",
+            _ => "tenants",
+        };
+        self.0.set_message(format!("training {family} ({unit})"));
     }
 
     fn advance(&self) {
@@ -30,7 +34,7 @@ impl Progress for Bar {
 fn bar() -> Arc<Bar> {
     let bar = ProgressBar::new(0);
     if let Ok(style) = ProgressStyle::with_template(
-        "{spinner} {msg:<20} [{bar:30}] {pos}/{len} series ({elapsed}, {per_sec})",
+        "{spinner} {msg:<26} [{bar:30}] {pos}/{len} ({elapsed}, {per_sec})",
     ) {
         bar.set_style(style.progress_chars("=> "));
     }
@@ -44,7 +48,7 @@ pub fn families(names: &[String]) -> anyhow::Result<Vec<Family>> {
         let family: Family = name.trim().parse()?;
         if !family.is_trainable() {
             anyhow::bail!(
-                "the {family} family has no training pipeline in this build yet; train oracle"
+                "the {family} family has no training pipeline in this build yet; train oracle or memory"
             );
         }
         if !families.contains(&family) {
@@ -72,6 +76,11 @@ pub async fn run_train(
     }
     if options.oracle.horizon == 0 || options.oracle.horizon > 365 {
         anyhow::bail!("--horizon must be between 1 and 365 days");
+    }
+    if !(0.0..1.0).contains(&options.memory.monthly_discount_rate) {
+        anyhow::bail!(
+            "--monthly-discount-rate must be at least 0 and below 1 (0.01 is 1% a month)"
+        );
     }
     let started = Instant::now();
     let progress = bar();
@@ -107,7 +116,7 @@ fn print_reports(
     writeln!(
         out,
         "{:<16} {:<9} {:>7} {:<9} {:>7} {:>8} {:>9}  note",
-        "tenant", "family", "version", "status", "series", "rows", "score"
+        "tenant", "family", "version", "status", "units", "rows", "score"
     )?;
     for r in reports {
         writeln!(
@@ -123,21 +132,40 @@ fn print_reports(
             r.message.as_deref().unwrap_or("")
         )?;
     }
-    let units: usize = reports.iter().map(|r| r.units).sum();
     let seconds = elapsed.as_secs_f64();
-    writeln!(
-        out,
-        "{units} series in {seconds:.1} s ({:.0} series/s); score = MASE on the last {} held-back days",
-        units as f64 / seconds.max(1e-9),
-        TrainOptions::default().oracle.holdout_days
-    )?;
+    for family in Family::ALL {
+        let units: usize = reports
+            .iter()
+            .filter(|r| r.family == family)
+            .map(|r| r.units)
+            .sum();
+        if !reports.iter().any(|r| r.family == family) {
+            continue;
+        }
+        match family {
+            Family::Oracle => writeln!(
+                out,
+                "oracle: {units} series ({:.0} series/s over the whole run); units = series, \
+                 score = MASE on the last {} held-back days",
+                units as f64 / seconds.max(1e-9),
+                TrainOptions::default().oracle.holdout_days
+            )?,
+            Family::Memory => writeln!(
+                out,
+                "memory: {units} customers and open deals scored; score = holdout error \
+                 (|predicted - actual| repeat purchases per frequency bucket / actual)"
+            )?,
+            _ => {}
+        }
+    }
+    writeln!(out, "in {seconds:.1} s")?;
     Ok(())
 }
 
 /// How often the schedule looks for tenants due a run.
 const CHECK_EVERY: Duration = Duration::from_secs(60);
 
-/// Retrains each tenant's ORACLE when its last run is older than `every`, or
+/// Retrains each tenant's families when their last run is older than `every`, or
 /// when its data changed since then and the last run is older than `min_gap`.
 /// Runs until `stop` turns true; errors are logged, never fatal to the server.
 pub async fn schedule(
@@ -151,26 +179,31 @@ pub async fn schedule(
     }
     let registry = Registry::new(store.clone());
     loop {
-        match due_tenants(&store, &registry, every, min_gap).await {
-            Ok(due) if !due.is_empty() => {
-                tracing::info!(tenants = due.len(), "scheduled training starts");
-                let options = TrainOptions {
-                    tenants: Some(due),
-                    ..TrainOptions::default()
-                };
-                match train(&store, &options, Arc::new(gyrus_models::pipeline::Silent)).await {
-                    Ok(reports) => {
-                        for r in reports {
-                            tracing::info!(tenant = %r.tenant, family = %r.family, version = r.version,
-                                status = r.status.as_str(), series = r.units, message = r.message.as_deref().unwrap_or(""),
-                                "scheduled training finished");
+        for family in Family::ALL.into_iter().filter(|f| f.is_trainable()) {
+            match due_tenants(&store, &registry, family, every, min_gap).await {
+                Ok(due) if !due.is_empty() => {
+                    tracing::info!(%family, tenants = due.len(), "scheduled training starts");
+                    let options = TrainOptions {
+                        tenants: Some(due),
+                        families: vec![family],
+                        ..TrainOptions::default()
+                    };
+                    match train(&store, &options, Arc::new(gyrus_models::pipeline::Silent)).await {
+                        Ok(reports) => {
+                            for r in reports {
+                                tracing::info!(tenant = %r.tenant, family = %r.family, version = r.version,
+                                    status = r.status.as_str(), units = r.units, message = r.message.as_deref().unwrap_or(""),
+                                    "scheduled training finished");
+                            }
                         }
+                        Err(e) => tracing::error!(%family, error = %e, "scheduled training failed"),
                     }
-                    Err(e) => tracing::error!(error = %e, "scheduled training failed"),
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!(%family, error = %e, "cannot tell which tenants are due training")
                 }
             }
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, "cannot tell which tenants are due training"),
         }
         tokio::select! {
             _ = tokio::time::sleep(CHECK_EVERY) => {}
@@ -182,10 +215,11 @@ pub async fn schedule(
 async fn due_tenants(
     store: &Store,
     registry: &Registry,
+    family: Family,
     every: Duration,
     min_gap: Duration,
 ) -> anyhow::Result<Vec<TenantId>> {
-    let entries = registry.entries(None, Some(Family::Oracle)).await?;
+    let entries = registry.entries(None, Some(family)).await?;
     let mut last: BTreeMap<String, gyrus_models::Entry> = BTreeMap::new();
     for entry in entries {
         last.insert(entry.tenant.clone(), entry);

@@ -514,6 +514,17 @@ fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
         "SELECT count(DISTINCT date) AS d, min(model_version) AS v FROM forecasts",
     ));
     assert_eq!(days.lines().nth(1), Some("14,oracle-v1"), "{days}");
+    // MEMORY trains beside ORACLE by default: every paying customer is scored.
+    assert!(
+        out.contains("memory") && out.contains("customers and open deals"),
+        "{out}"
+    );
+    let scores = ok(csv_query(
+        dir.path(),
+        "SELECT count(*) = (SELECT count(DISTINCT customer_id) FROM orders WHERE status = 'paid') AS all_scored, \
+         min(model_version) AS v FROM customer_scores",
+    ));
+    assert_eq!(scores.lines().nth(1), Some("true,memory-v1"), "{scores}");
     // JSON lines for scripts; the second run is version 2.
     let json = ok(gyrus(dir.path(), &["train", "--tenant", "acme", "--json"]));
     let report: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
@@ -527,9 +538,14 @@ fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
         "unknown model family",
     );
     fails(
-        gyrus(dir.path(), &["train", "--family", "memory"]),
+        gyrus(dir.path(), &["train", "--family", "curiosity"]),
         1,
         "no training pipeline",
+    );
+    fails(
+        gyrus(dir.path(), &["train", "--monthly-discount-rate", "1.5"]),
+        1,
+        "--monthly-discount-rate",
     );
     fails(
         gyrus(dir.path(), &["train", "--horizon", "0"]),

@@ -48,6 +48,7 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::sql::run))
         .routes(routes!(routes::keys::create, routes::keys::list))
         .routes(routes!(routes::oracle::forecast))
+        .routes(routes!(routes::memory::score))
         .layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT));
     let v1 = OpenApiRouter::new()
         .merge(json)
@@ -55,6 +56,9 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::tables::get))
         .routes(routes!(routes::rows::ingest))
         .routes(routes!(routes::keys::revoke))
+        .routes(routes!(routes::memory::customer))
+        .routes(routes!(routes::memory::segments))
+        .routes(routes!(routes::memory::leads))
         .routes(routes!(openapi::openapi_json));
     let ops = OpenApiRouter::new()
         .routes(routes!(routes::health::healthz))

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use gyrus_models::memory::MemoryModel;
 use gyrus_models::oracle::OracleModel;
 use gyrus_models::{Registry, ServingCache};
 use std::time::Duration;
@@ -64,6 +65,8 @@ pub struct AppState {
     pub ingests_in_progress: Arc<Semaphore>,
     /// Each tenant's serving ORACLE model, read from the registry.
     pub oracle: Arc<ServingCache<OracleModel>>,
+    /// Each tenant's serving MEMORY model.
+    pub memory: Arc<ServingCache<MemoryModel>>,
 }
 
 impl AppState {
@@ -77,10 +80,9 @@ impl AppState {
     /// SQL), so that a key revoked or a table written through one is seen by
     /// the other at once.
     pub fn sharing(store: Store, caches: ServerCaches, config: ApiConfig) -> Self {
-        let oracle = Arc::new(ServingCache::new(
-            Registry::new(store.clone()),
-            config.catalog_max_age,
-        ));
+        let registry = Registry::new(store.clone());
+        let oracle = Arc::new(ServingCache::new(registry.clone(), config.catalog_max_age));
+        let memory = Arc::new(ServingCache::new(registry, config.catalog_max_age));
         AppState {
             store,
             keys: caches.keys,
@@ -90,6 +92,7 @@ impl AppState {
             in_progress: slots(config.max_concurrent),
             ingests_in_progress: slots(config.max_concurrent_ingests),
             oracle,
+            memory,
             config: Arc::new(config),
         }
     }

@@ -26,6 +26,126 @@ const COUNTRIES: [(&str, f64); 8] = [
 ];
 const MICROS_PER_WEEK: f64 = 7.0 * 86_400_000_000.0;
 
+/// The repeat purchases of one customer of the BG/NBD process: times
+/// after `first` and before `end` (in any unit; `per_week` of it make a
+/// week). Purchases come at rate λ per week; after each, the customer drops
+/// out with probability p.
+pub fn repeat_purchases<R: rand::Rng>(
+    rng: &mut R,
+    lambda: f64,
+    p: f64,
+    first: f64,
+    end: f64,
+    per_week: f64,
+) -> Vec<f64> {
+    let mut times = Vec::new();
+    let Ok(gap) = Exp::new(lambda) else {
+        return times;
+    };
+    if lambda <= 0.0 {
+        return times;
+    }
+    let mut t = first;
+    loop {
+        t += gap.sample(rng) * per_week;
+        if t >= end {
+            break;
+        }
+        times.push(t);
+        if rng.random_bool(p.clamp(0.0, 1.0)) {
+            break;
+        }
+    }
+    times
+}
+
+/// A customer of [`btyd_summaries`], in days.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SimulatedCustomer {
+    /// Days with a purchase after the first.
+    pub frequency: u32,
+    /// Days from the first purchase to the last.
+    pub recency_days: u32,
+    /// Days from the first purchase to the end of observation.
+    pub tenure_days: u32,
+    /// Mean value of the repeat purchases (0 without any).
+    pub monetary: f64,
+    /// Value of every purchase, the first included.
+    pub revenue: f64,
+    /// The exact (continuous-time) repeat count, recency and tenure in
+    /// weeks, before purchases are counted per day.
+    pub exact: (u32, f64, f64),
+}
+
+/// Summaries of `customers` drawn from the BG/NBD and Gamma-Gamma
+/// processes, acquired uniformly over `days` days and observed to their
+/// end, with purchases counted per day as the pipeline counts them.
+/// Millions of customers without building their orders.
+pub fn btyd_summaries(
+    customers: usize,
+    bgnbd: &BgNbdTruth,
+    gg: &GammaGammaTruth,
+    days: u32,
+    seed: u64,
+) -> Vec<SimulatedCustomer> {
+    use rand::SeedableRng as _;
+    use rayon::prelude::*;
+    const CHUNK: usize = 65_536;
+    let lambda_dist = Gamma::new(bgnbd.r, 1.0 / bgnbd.alpha).expect("valid BG/NBD parameters");
+    let p_dist = Beta::new(bgnbd.a, bgnbd.b).expect("valid BG/NBD parameters");
+    let nu_dist = Gamma::new(gg.q, 1.0 / gg.gamma).expect("valid Gamma-Gamma parameters");
+    (0..customers.div_ceil(CHUNK))
+        .into_par_iter()
+        .flat_map_iter(|chunk| {
+            let mut rng = rand::rngs::StdRng::seed_from_u64(
+                seed ^ (chunk as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            );
+            let n = CHUNK.min(customers - chunk * CHUNK);
+            (0..n)
+                .map(|_| {
+                    // Acquired at a random moment; observed to the end of day `days − 1`.
+                    let first_at: f64 = rng.random_range(0.0..f64::from(days));
+                    let first = first_at as u32;
+                    let (lambda, p, nu): (f64, f64, f64) = (
+                        lambda_dist.sample(&mut rng),
+                        p_dist.sample(&mut rng),
+                        nu_dist.sample(&mut rng),
+                    );
+                    let value = Gamma::new(gg.p, 1.0 / nu).expect("positive scale");
+                    let times =
+                        repeat_purchases(&mut rng, lambda, p, first_at, f64::from(days), 7.0);
+                    let mut repeat_days: Vec<u32> = times
+                        .iter()
+                        .map(|t| *t as u32)
+                        .filter(|d| *d > first)
+                        .collect();
+                    repeat_days.dedup();
+                    let values: Vec<f64> =
+                        repeat_days.iter().map(|_| value.sample(&mut rng)).collect();
+                    let repeat_value: f64 = values.iter().sum();
+                    let frequency = repeat_days.len() as u32;
+                    SimulatedCustomer {
+                        frequency,
+                        recency_days: repeat_days.last().map_or(0, |d| d - first),
+                        tenure_days: days - 1 - first,
+                        monetary: if frequency > 0 {
+                            repeat_value / f64::from(frequency)
+                        } else {
+                            0.0
+                        },
+                        revenue: value.sample(&mut rng) + repeat_value,
+                        exact: (
+                            times.len() as u32,
+                            times.last().map_or(0.0, |t| t - first_at) / 7.0,
+                            (f64::from(days) - first_at) / 7.0,
+                        ),
+                    }
+                })
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
 pub(crate) fn generate(
     config: &GeneratorConfig,
     shape: &Shape,
@@ -119,20 +239,17 @@ pub(crate) fn generate(
 
         push_order(&id, first, value_dist.sample(&mut rng), "paid", utm);
         paid += 1;
-        let mut t = first as f64;
-        if lambda > 0.0 {
-            let gap = Exp::new(lambda).expect("positive rate");
-            loop {
-                t += gap.sample(&mut rng) * MICROS_PER_WEEK;
-                if t >= end as f64 {
-                    break;
-                }
-                push_order(&id, t as i64, value_dist.sample(&mut rng), "paid", utm);
-                paid += 1;
-                if rng.random_bool(p.clamp(0.0, 1.0)) {
-                    break;
-                }
-            }
+        let repeats = repeat_purchases(
+            &mut rng,
+            lambda,
+            p,
+            first as f64,
+            end as f64,
+            MICROS_PER_WEEK,
+        );
+        for t in repeats {
+            push_order(&id, t as i64, value_dist.sample(&mut rng), "paid", utm);
+            paid += 1;
         }
         // Noise outside the process: an occasional cancelled order.
         if rng.random_bool(0.02) {

@@ -33,6 +33,7 @@ use gyrus_engine::schema::{CanonicalTable, MONEY_PRECISION, MONEY_SCALE};
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 
+pub use buyers::{SimulatedCustomer, btyd_summaries, repeat_purchases};
 pub use load::{GROUND_TRUTH_FILE, LoadReport, LoadStep};
 pub use truth::{
     AnomalyTruth, BgNbdTruth, CampaignTruth, DealModelTruth, GammaGammaTruth, GroundTruth,

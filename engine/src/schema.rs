@@ -374,6 +374,13 @@ impl CanonicalTable {
                     float("churn_risk", false, Rule::Probability),
                     text("model_version"),
                     instant("scored_at", false),
+                    // Added by MEMORY beside the contract's columns: total
+                    // paid, the Gamma-Gamma expected order value, the RFM
+                    // quintile scores ("534") and the churn band.
+                    money("revenue"),
+                    money("expected_order_value"),
+                    text("rfm_score"),
+                    text("churn_band"),
                 ],
                 &["customer_id", "model_version"],
                 &["scored_at", "customer_id", "model_version"],

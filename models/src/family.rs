@@ -41,7 +41,7 @@ impl Family {
 
     /// Families whose pipeline exists in this build.
     pub fn is_trainable(self) -> bool {
-        matches!(self, Family::Oracle)
+        matches!(self, Family::Oracle | Family::Memory)
     }
 }
 
@@ -76,6 +76,10 @@ impl FromStr for Family {
 /// its family, and reports the evaluation it was judged on.
 pub trait TrainedModel: Serialize + DeserializeOwned + Send + Sync + 'static {
     const FAMILY: Family;
+    /// The key of [`TrainedModel::score`] in [`TrainedModel::metrics`].
+    const SCORE_METRIC: &'static str;
+    /// The score as people read it ("holdout MASE").
+    const SCORE_NAME: &'static str;
 
     /// The figure a new version must not make worse (lower is better), e.g.
     /// ORACLE's mean backtest MASE. `None` when nothing could be measured.

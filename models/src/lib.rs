@@ -8,6 +8,8 @@
 
 pub mod error;
 pub mod family;
+pub mod memory;
+pub mod optimize;
 pub mod oracle;
 pub mod pipeline;
 pub mod registry;

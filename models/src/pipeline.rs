@@ -13,6 +13,9 @@ use serde::Serialize;
 
 use crate::error::{ModelError, Result};
 use crate::family::{Family, TrainedModel};
+use crate::memory::data::{TenantMemoryData, load as load_memory};
+use crate::memory::model::{MemoryConfig, MemoryModel};
+use crate::memory::tenant::fit_tenant;
 use crate::oracle::data::{TenantSeries, load_series};
 use crate::oracle::model::{OracleConfig, OracleModel, fit_tenants};
 use crate::registry::{Entry, Registry, Status};
@@ -24,6 +27,7 @@ pub struct TrainOptions {
     pub tenants: Option<Vec<TenantId>>,
     pub families: Vec<Family>,
     pub oracle: OracleConfig,
+    pub memory: MemoryConfig,
     /// A new model is rejected when its score (lower is better) is worse
     /// than the serving model's by more than this factor.
     pub worse_tolerance: f64,
@@ -33,8 +37,12 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             tenants: None,
-            families: vec![Family::Oracle],
+            families: Family::ALL
+                .into_iter()
+                .filter(|f| f.is_trainable())
+                .collect(),
             oracle: OracleConfig::default(),
+            memory: MemoryConfig::default(),
             worse_tolerance: 1.10,
         }
     }
@@ -70,6 +78,8 @@ pub struct RunReport {
     pub seconds: f64,
     pub score: Option<f64>,
     pub message: Option<String>,
+    /// The evaluation metrics recorded in the registry.
+    pub metrics: serde_json::Value,
 }
 
 /// Trains the requested families for the requested tenants.
@@ -88,9 +98,11 @@ pub async fn train(
         match family {
             Family::Oracle => reports
                 .extend(train_oracle(store, &registry, &tenants, options, progress.clone()).await?),
+            Family::Memory => reports
+                .extend(train_memory(store, &registry, &tenants, options, progress.clone()).await?),
             other => {
                 return Err(ModelError::Invalid(format!(
-                    "the {other} family has no training pipeline yet; train oracle"
+                    "the {other} family has no training pipeline yet; train oracle or memory"
                 )));
             }
         }
@@ -113,10 +125,11 @@ async fn train_oracle(
             Ok(series) => loaded.push(series),
             Err(e) => {
                 // A tenant whose data cannot be read fails alone.
-                let version = registry.next_version(tenant, Family::Oracle).await?;
-                let entry = failed_entry(tenant, version, options, &e.to_string());
-                registry.record::<OracleModel>(&entry, None).await?;
-                reports.push(report(&entry, 0, 0, started, None));
+                let parameters = serde_json::to_value(&options.oracle).unwrap_or_default();
+                reports.push(
+                    record_failure::<OracleModel>(registry, tenant, parameters, &e, started)
+                        .await?,
+                );
             }
         }
     }
@@ -131,105 +144,225 @@ async fn train_oracle(
     .await
     .map_err(|e| ModelError::Registry(format!("the training task failed: {e}")))?;
     for (series, model) in loaded.iter().zip(fitted) {
-        reports.push(publish(store, registry, series, model, options, started).await?);
+        let candidate = Candidate {
+            tenant: &series.tenant,
+            units: model.series.len(),
+            input_versions: series.input_versions.clone(),
+            parameters: serde_json::to_value(&options.oracle).unwrap_or_default(),
+            empty: model.series.is_empty().then(|| {
+                if series.series.is_empty() {
+                    "no data: ad_performance, web_sessions and orders are empty".to_string()
+                } else {
+                    "no series could be fitted".to_string()
+                }
+            }),
+            model,
+        };
+        let rows = |m: &OracleModel, label: &str, at| {
+            Ok(vec![(
+                CanonicalTable::Forecasts,
+                m.forecast_rows(label, at)?,
+            )])
+        };
+        reports.push(publish(store, registry, candidate, options, started, rows).await?);
     }
     Ok(reports)
 }
 
-/// Judges a tenant's new model against the serving one and, if it is not
-/// worse, writes its forecasts (one commit) and records it as good.
-async fn publish(
+async fn train_memory(
     store: &Store,
     registry: &Registry,
-    series: &TenantSeries,
-    model: OracleModel,
+    tenants: &[TenantId],
+    options: &TrainOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<RunReport>> {
+    options.memory.check()?;
+    let parameters = serde_json::to_value(&options.memory).unwrap_or_default();
+    progress.start(Family::Memory, tenants.len());
+    let mut reports = Vec::new();
+    for tenant in tenants {
+        let started = Instant::now();
+        let data: TenantMemoryData =
+            match load_memory(store, tenant, options.memory.holdout_days).await {
+                Ok(data) => data,
+                Err(e) => {
+                    reports.push(
+                        record_failure::<MemoryModel>(
+                            registry,
+                            tenant,
+                            parameters.clone(),
+                            &e,
+                            started,
+                        )
+                        .await?,
+                    );
+                    progress.advance();
+                    continue;
+                }
+            };
+        let input_versions = data.input_versions.clone();
+        let config = options.memory.clone();
+        // The fits are CPU work for Rayon's pool, off the async runtime's threads.
+        let scores = tokio::task::spawn_blocking(move || fit_tenant(&config, data))
+            .await
+            .map_err(|e| ModelError::Registry(format!("the training task failed: {e}")))?;
+        let candidate = Candidate {
+            tenant,
+            units: scores.model.customers_scored + scores.model.deals_scored,
+            input_versions,
+            parameters: parameters.clone(),
+            empty: scores.is_empty().then(|| scores.model.notes.join("; ")),
+            model: scores.model.clone(),
+        };
+        let rows = |_: &MemoryModel, label: &str, at| {
+            let mut tables = Vec::new();
+            if let Some(batch) = scores.customer_rows(label, at)? {
+                tables.push((CanonicalTable::CustomerScores, batch));
+            }
+            if let Some(batch) = scores.lead_rows(label, at)? {
+                tables.push((CanonicalTable::LeadScores, batch));
+            }
+            Ok(tables)
+        };
+        reports.push(publish(store, registry, candidate, options, started, rows).await?);
+        progress.advance();
+    }
+    Ok(reports)
+}
+
+/// A tenant's newly trained model, before it is judged.
+struct Candidate<'a, M> {
+    tenant: &'a TenantId,
+    model: M,
+    /// Units fitted (series, customers and deals, …).
+    units: usize,
+    input_versions: BTreeMap<String, Option<u64>>,
+    parameters: serde_json::Value,
+    /// Why nothing was fitted, if nothing was.
+    empty: Option<String>,
+}
+
+/// The output rows of a model: (table, rows) pairs, each written in one commit.
+type Rows = Vec<(
+    CanonicalTable,
+    gyrus_engine::datafusion::arrow::array::RecordBatch,
+)>;
+
+/// Judges a tenant's new model against the serving one and, if it is not
+/// worse, writes its output tables (one commit each) and records it as good.
+async fn publish<M: TrainedModel>(
+    store: &Store,
+    registry: &Registry,
+    candidate: Candidate<'_, M>,
     options: &TrainOptions,
     started: Instant,
+    rows: impl FnOnce(&M, &str, chrono::DateTime<Utc>) -> Result<Rows>,
 ) -> Result<RunReport> {
-    let tenant = &series.tenant;
+    let tenant = candidate.tenant;
     // One read of the tenant's runs: the next version and the serving one.
-    let runs = registry.entries(Some(tenant), Some(Family::Oracle)).await?;
+    let runs = registry.entries(Some(tenant), Some(M::FAMILY)).await?;
     let version = runs.iter().map(|e| e.version).max().unwrap_or(0) + 1;
     let serving = runs.into_iter().rev().find(|e| e.status == Status::Good);
     let trained_at = Utc::now();
+    let model = candidate.model;
     let mut entry = Entry {
         tenant: tenant.as_str().to_string(),
-        family: Family::Oracle.as_str().to_string(),
+        family: M::FAMILY.as_str().to_string(),
         version,
         trained_at,
         status: Status::Good,
-        input_versions: series.input_versions.clone(),
-        parameters: serde_json::to_value(&options.oracle).unwrap_or_default(),
+        input_versions: candidate.input_versions,
+        parameters: candidate.parameters,
         metrics: model.metrics(),
         message: None,
     };
-    let units = model.series.len();
-    let score = model.score();
-    if model.series.is_empty() {
+    let (units, score) = (candidate.units, model.score());
+    let done = |entry: &Entry, written| report::<M>(entry, units, written, started, score);
+    if let Some(why) = candidate.empty {
         entry.status = Status::Failed;
-        entry.message = Some(if series.series.is_empty() {
-            "no data: ad_performance, web_sessions and orders are empty".into()
-        } else {
-            "no series could be fitted".into()
-        });
-        registry.record::<OracleModel>(&entry, None).await?;
-        return Ok(report(&entry, units, 0, started, score));
+        entry.message = Some(why);
+        registry.record::<M>(&entry, None).await?;
+        return Ok(done(&entry, 0));
     }
     if let Some(serving) = serving
-        && let (Some(new), Some(old)) = (score, serving_score(&serving))
+        && let (Some(new), Some(old)) = (score, serving_score::<M>(&serving))
         && new > old * options.worse_tolerance
     {
         entry.status = Status::Rejected;
         entry.message = Some(format!(
-            "holdout MASE {new:.3} is worse than the serving version {}'s {old:.3} \
+            "{} {new:.3} is worse than the serving version {}'s {old:.3} \
              (tolerance {:.0}%); version {} keeps serving",
+            M::SCORE_NAME,
             serving.version,
             (options.worse_tolerance - 1.0) * 100.0,
             serving.version
         ));
         registry.record(&entry, Some(&model)).await?;
-        return Ok(report(&entry, units, 0, started, score));
+        return Ok(done(&entry, 0));
     }
-    let rows = model.forecast_rows(&entry.version_label(), trained_at)?;
-    let written = rows.num_rows();
-    // Forecasts first, registry second: if the write fails nothing serves
+    // Output tables first, registry second: if a write fails nothing serves
     // that was not written; if recording fails, the old version still serves
-    // and the next run rewrites the table.
-    if let Err(e) = store
-        .write(
-            tenant,
-            WriteRequest::append(CanonicalTable::Forecasts, vec![rows]).replacing_all(),
-        )
-        .await
-    {
+    // and the next run rewrites the tables.
+    let mut written = 0;
+    let outcome = match rows(&model, &entry.version_label(), trained_at) {
+        Ok(tables) => {
+            let mut outcome = Ok(());
+            for (table, batch) in tables {
+                let n = batch.num_rows();
+                if let Err(e) = store
+                    .write(
+                        tenant,
+                        WriteRequest::append(table, vec![batch]).replacing_all(),
+                    )
+                    .await
+                {
+                    outcome = Err(format!("writing {} failed: {e}", table.name()));
+                    break;
+                }
+                written += n;
+            }
+            outcome
+        }
+        Err(e) => Err(e.to_string()),
+    };
+    if let Err(message) = outcome {
         entry.status = Status::Failed;
-        entry.message = Some(format!("writing forecasts failed: {e}"));
-        registry.record::<OracleModel>(&entry, None).await?;
-        return Ok(report(&entry, units, 0, started, score));
+        entry.message = Some(message);
+        registry.record::<M>(&entry, None).await?;
+        return Ok(done(&entry, written));
     }
     registry.record(&entry, Some(&model)).await?;
-    Ok(report(&entry, units, written, started, score))
+    Ok(done(&entry, written))
 }
 
-fn serving_score(entry: &Entry) -> Option<f64> {
-    entry.metrics.get("holdout_mase").and_then(|v| v.as_f64())
+fn serving_score<M: TrainedModel>(entry: &Entry) -> Option<f64> {
+    entry.metrics.get(M::SCORE_METRIC).and_then(|v| v.as_f64())
 }
 
-fn failed_entry(tenant: &TenantId, version: u64, options: &TrainOptions, message: &str) -> Entry {
-    Entry {
+/// Records a run that failed before fitting (its data could not be read).
+async fn record_failure<M: TrainedModel>(
+    registry: &Registry,
+    tenant: &TenantId,
+    parameters: serde_json::Value,
+    error: &ModelError,
+    started: Instant,
+) -> Result<RunReport> {
+    let entry = Entry {
         tenant: tenant.as_str().to_string(),
-        family: Family::Oracle.as_str().to_string(),
-        version,
+        family: M::FAMILY.as_str().to_string(),
+        version: registry.next_version(tenant, M::FAMILY).await?,
         trained_at: Utc::now(),
         status: Status::Failed,
         input_versions: BTreeMap::new(),
-        parameters: serde_json::to_value(&options.oracle).unwrap_or_default(),
+        parameters,
         metrics: serde_json::Value::Null,
-        message: Some(message.to_string()),
-    }
+        message: Some(error.to_string()),
+    };
+    registry.record::<M>(&entry, None).await?;
+    Ok(report::<M>(&entry, 0, 0, started, None))
 }
 
-fn report(
+fn report<M: TrainedModel>(
     entry: &Entry,
     units: usize,
     rows: usize,
@@ -238,7 +371,7 @@ fn report(
 ) -> RunReport {
     RunReport {
         tenant: entry.tenant.clone(),
-        family: Family::Oracle,
+        family: M::FAMILY,
         version: entry.version,
         status: entry.status,
         units,
@@ -246,5 +379,6 @@ fn report(
         seconds: started.elapsed().as_secs_f64(),
         score,
         message: entry.message.clone(),
+        metrics: entry.metrics.clone(),
     }
 }

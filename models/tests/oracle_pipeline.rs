@@ -14,6 +14,13 @@ use gyrus_models::oracle::{Metric, OracleModel};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 use gyrus_models::{Family, Registry, Status};
 
+fn oracle_only() -> TrainOptions {
+    TrainOptions {
+        families: vec![Family::Oracle],
+        ..TrainOptions::default()
+    }
+}
+
 async fn store_with(tenants: &[&str]) -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
@@ -39,7 +46,7 @@ async fn scalar(store: &Store, tenant: &TenantId, sql: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn train_writes_forecasts_and_registers_a_serving_model() {
     let (_dir, store) = store_with(&["acme", "globex"]).await;
-    let reports = train(&store, &TrainOptions::default(), Arc::new(Silent))
+    let reports = train(&store, &oracle_only(), Arc::new(Silent))
         .await
         .unwrap();
     assert_eq!(reports.len(), 2);
@@ -109,7 +116,7 @@ async fn train_writes_forecasts_and_registers_a_serving_model() {
     assert_eq!(spend[0].points.len(), 7);
 
     // A second run is version 2 and serves; version 1 stays readable.
-    train(&store, &TrainOptions::default(), Arc::new(Silent))
+    train(&store, &oracle_only(), Arc::new(Silent))
         .await
         .unwrap();
     let serving = registry
@@ -136,7 +143,7 @@ async fn train_writes_forecasts_and_registers_a_serving_model() {
 async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
     let (_dir, store) = store_with(&["acme"]).await;
     let acme = TenantId::new("acme").unwrap();
-    train(&store, &TrainOptions::default(), Arc::new(Silent))
+    train(&store, &oracle_only(), Arc::new(Silent))
         .await
         .unwrap();
     let before = scalar(&store, &acme, "SELECT COUNT(*) FROM forecasts").await;
@@ -144,7 +151,7 @@ async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
     // Worse: a tolerance below 1 makes any equal score count as worse.
     let strict = TrainOptions {
         worse_tolerance: 0.5,
-        ..TrainOptions::default()
+        ..oracle_only()
     };
     let reports = train(&store, &strict, Arc::new(Silent)).await.unwrap();
     assert_eq!(reports[0].status, Status::Rejected, "{reports:?}");
@@ -160,7 +167,7 @@ async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
     let empty = TenantId::new("empty").unwrap();
     let only_empty = TrainOptions {
         tenants: Some(vec![empty.clone()]),
-        ..TrainOptions::default()
+        ..oracle_only()
     };
     let reports = train(&store, &only_empty, Arc::new(Silent)).await.unwrap();
     assert_eq!(reports[0].status, Status::Failed);
@@ -204,7 +211,7 @@ async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
 async fn intervals_cover_held_back_days_as_nominal() {
     let tenants = ["acme", "globex", "initech", "umbrella", "hooli", "stark"];
     let (_dir, store) = store_with(&tenants).await;
-    let reports = train(&store, &TrainOptions::default(), Arc::new(Silent))
+    let reports = train(&store, &oracle_only(), Arc::new(Silent))
         .await
         .unwrap();
     let registry = Registry::new(store.clone());

@@ -2,6 +2,7 @@
 
 pub mod health;
 pub mod keys;
+pub mod memory;
 pub mod oracle;
 pub mod rows;
 pub mod sql;

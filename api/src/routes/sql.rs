@@ -273,7 +273,9 @@ fn cells(column: &ArrayRef) -> Result<Vec<Value>, Problem> {
     })
 }
 
-fn json_response(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Response, Problem> {
+/// Result rows as JSON objects, as the `json` format writes them: numbers
+/// and booleans as such, decimals (exact), dates and times as text.
+pub fn json_rows(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Vec<Value>, Problem> {
     let names: Vec<&String> = schema.fields().iter().map(|f| f.name()).collect();
     let mut rows: Vec<Value> = Vec::new();
     for batch in batches {
@@ -292,6 +294,11 @@ fn json_response(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Response
             rows.push(Value::Object(row));
         }
     }
+    Ok(rows)
+}
+
+fn json_response(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Response, Problem> {
+    let rows = json_rows(schema, batches)?;
     Ok(axum::Json(SqlResult {
         columns: ColumnInfo::of(schema),
         row_count: rows.len(),

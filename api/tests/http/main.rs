@@ -6,6 +6,7 @@
 mod common;
 mod ingest;
 mod keys;
+mod memory;
 mod operations;
 mod oracle;
 mod support;

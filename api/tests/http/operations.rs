@@ -154,6 +154,9 @@ async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
     let expected = [
         ("DELETE", "/api/v1/keys/{id}"),
         ("GET", "/api/v1/keys"),
+        ("GET", "/api/v1/memory/customers/{id}"),
+        ("GET", "/api/v1/memory/leads"),
+        ("GET", "/api/v1/memory/segments"),
         ("GET", "/api/v1/openapi.json"),
         ("GET", "/api/v1/tables"),
         ("GET", "/api/v1/tables/{table}"),
@@ -162,6 +165,7 @@ async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
         ("GET", "/metrics"),
         ("GET", "/readyz"),
         ("POST", "/api/v1/keys"),
+        ("POST", "/api/v1/memory/score"),
         ("POST", "/api/v1/oracle/forecast"),
         ("POST", "/api/v1/sql"),
         ("POST", "/api/v1/tables/{table}/rows"),

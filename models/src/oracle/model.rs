@@ -95,6 +95,8 @@ pub struct OracleModel {
 
 impl TrainedModel for OracleModel {
     const FAMILY: Family = Family::Oracle;
+    const SCORE_METRIC: &'static str = "holdout_mase";
+    const SCORE_NAME: &'static str = "holdout MASE";
 
     fn score(&self) -> Option<f64> {
         self.evaluation.holdout_mase
