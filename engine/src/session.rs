@@ -104,6 +104,19 @@ impl TenantTables {
             .collect()
     }
 
+    /// The Delta versions of `inputs` by table name, as a model records the
+    /// data it read (`None` for a table never written).
+    pub fn versions_of(
+        &self,
+        inputs: &[CanonicalTable],
+    ) -> std::collections::BTreeMap<String, Option<u64>> {
+        self.versions()
+            .into_iter()
+            .filter(|(table, _)| inputs.contains(table))
+            .map(|(table, version)| (table.name().to_string(), version))
+            .collect()
+    }
+
     /// Every canonical table with its provider, in [`CanonicalTable::ALL`] order.
     pub fn providers(&self) -> impl Iterator<Item = (CanonicalTable, &Arc<dyn TableProvider>)> {
         self.tables.iter().map(|t| (t.table, &t.provider))

@@ -5,7 +5,7 @@
 //! Models write their objective once, value and gradient together, on
 //! unconstrained parameters (logs of positive ones); [`minimize`] does the rest.
 
-use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, State};
+use argmin::core::{CostFunction, Error as ArgminError, Executor, Gradient, IterState, State};
 use argmin::solver::linesearch::MoreThuenteLineSearch;
 use argmin::solver::neldermead::NelderMead;
 use argmin::solver::quasinewton::LBFGS;
@@ -84,7 +84,14 @@ fn lbfgs<O: Objective>(objective: &O, start: &[f64], max_iters: u64) -> Result<M
         })
         .run()
         .map_err(optimiser_error)?;
-    let state = result.state();
+    best(result.state(), "lbfgs")
+}
+
+/// The best point an argmin run found.
+fn best<G>(
+    state: &IterState<Array1<f64>, G, (), (), (), f64>,
+    method: &'static str,
+) -> Result<Minimum> {
     let theta = state
         .get_best_param()
         .map(|p| p.to_vec())
@@ -93,7 +100,7 @@ fn lbfgs<O: Objective>(objective: &O, start: &[f64], max_iters: u64) -> Result<M
         theta,
         value: state.get_best_cost(),
         iterations: state.get_iter(),
-        method: "lbfgs",
+        method,
     })
 }
 
@@ -111,17 +118,7 @@ fn nelder_mead<O: Objective>(objective: &O, start: &[f64], max_iters: u64) -> Re
         .configure(|state| state.max_iters(max_iters))
         .run()
         .map_err(optimiser_error)?;
-    let state = result.state();
-    let theta = state
-        .get_best_param()
-        .map(|p| p.to_vec())
-        .ok_or_else(|| ModelError::Invalid("the optimiser returned no parameters".into()))?;
-    Ok(Minimum {
-        theta,
-        value: state.get_best_cost(),
-        iterations: state.get_iter(),
-        method: "nelder-mead",
-    })
+    best(result.state(), "nelder-mead")
 }
 
 fn optimiser_error(e: ArgminError) -> ModelError {
@@ -152,6 +149,25 @@ pub fn covariance(gradient: impl Fn(&[f64]) -> Vec<f64>, at: &[f64]) -> Option<V
             .map(|i| (0..n).map(|j| inverse[(i, j)]).collect())
             .collect(),
     )
+}
+
+/// Asserts that an objective's analytic gradient matches central
+/// differences of its value at `theta` (for the models' tests).
+#[cfg(test)]
+pub(crate) fn assert_gradient_matches(objective: &impl Objective, theta: &[f64]) {
+    let (_, gradient) = objective.value_and_gradient(theta);
+    for k in 0..theta.len() {
+        let (mut up, mut down) = (theta.to_vec(), theta.to_vec());
+        up[k] += 1e-6;
+        down[k] -= 1e-6;
+        let numeric =
+            (objective.value_and_gradient(&up).0 - objective.value_and_gradient(&down).0) / 2e-6;
+        assert!(
+            (numeric - gradient[k]).abs() < 1e-6,
+            "parameter {k}: numeric {numeric} vs analytic {}",
+            gradient[k]
+        );
+    }
 }
 
 #[cfg(test)]

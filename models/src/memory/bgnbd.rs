@@ -307,6 +307,7 @@ pub fn fit(groups: &Groups) -> Result<BgNbdFit> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optimize::assert_gradient_matches;
 
     const CDNOW: BgNbdParams = BgNbdParams {
         r: 0.243,
@@ -328,14 +329,7 @@ mod tests {
             groups: &groups,
         };
         let theta = [0.2f64.ln(), 3.0f64.ln(), 0.8f64.ln(), 2.5f64.ln()];
-        let (_, g) = l.value_and_gradient(&theta);
-        for k in 0..4 {
-            let (mut up, mut down) = (theta, theta);
-            up[k] += 1e-6;
-            down[k] -= 1e-6;
-            let numeric = (l.value_and_gradient(&up).0 - l.value_and_gradient(&down).0) / 2e-6;
-            assert!((numeric - g[k]).abs() < 1e-6, "{k}: {numeric} vs {}", g[k]);
-        }
+        assert_gradient_matches(&l, &theta);
     }
 
     #[test]

@@ -100,12 +100,7 @@ pub async fn load(
     holdout_days: Option<u32>,
 ) -> Result<TenantMemoryData> {
     let tables = store.tenant_tables(tenant).await?;
-    let input_versions = tables
-        .versions()
-        .into_iter()
-        .filter(|(table, _)| INPUT_TABLES.contains(table))
-        .map(|(table, version)| (table.name().to_string(), version))
-        .collect();
+    let input_versions = tables.versions_of(&INPUT_TABLES);
     let session = TenantSession::new(&tables, &SessionLimits::default())?;
     Ok(TenantMemoryData {
         tenant: tenant.clone(),

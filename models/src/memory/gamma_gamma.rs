@@ -226,20 +226,14 @@ pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::optimize::assert_gradient_matches;
 
     #[test]
     fn analytic_gradient_matches_finite_differences() {
         let (x, m) = (vec![1.0, 3.0, 7.0, 2.0], vec![12.5, 40.0, 22.0, 8.0]);
         let l = Likelihood::new(&x, &m);
         let theta = [6f64.ln(), 3.7f64.ln(), 15f64.ln()];
-        let (_, g) = l.value_and_gradient(&theta);
-        for k in 0..3 {
-            let (mut up, mut down) = (theta, theta);
-            up[k] += 1e-6;
-            down[k] -= 1e-6;
-            let numeric = (l.value_and_gradient(&up).0 - l.value_and_gradient(&down).0) / 2e-6;
-            assert!((numeric - g[k]).abs() < 1e-6, "{k}: {numeric} vs {}", g[k]);
-        }
+        assert_gradient_matches(&l, &theta);
     }
 
     #[test]

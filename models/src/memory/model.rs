@@ -141,8 +141,13 @@ impl CustomerModel {
 
     /// Scores one customer.
     pub fn score(&self, config: &MemoryConfig, s: &Summary) -> CustomerScore {
-        let g = self.group_score(config, s.frequency, s.recency, s.tenure);
-        let value = self.order_value(s.frequency, s.monetary);
+        let group = self.group_score(config, s.frequency, s.recency, s.tenure);
+        self.with_value(group, s.frequency, s.monetary)
+    }
+
+    /// A customer's scores from their group's and their own order value.
+    fn with_value(&self, g: GroupScore, x: u32, monetary: f64) -> CustomerScore {
+        let value = self.order_value(x, monetary);
         CustomerScore {
             p_alive: g.p_alive,
             expected_purchases: g.expected_purchases,
@@ -177,17 +182,7 @@ impl CustomerModel {
             .par_iter()
             .with_min_len(4096)
             .enumerate()
-            .map(|(i, &g)| {
-                let g = per_group[g as usize];
-                let value = self.order_value(frequency[i], monetary[i]);
-                CustomerScore {
-                    p_alive: g.p_alive,
-                    expected_purchases: g.expected_purchases,
-                    expected_order_value: value,
-                    clv: g.discounted_purchases * value,
-                    churn_risk: g.churn_risk,
-                }
-            })
+            .map(|(i, &g)| self.with_value(per_group[g as usize], frequency[i], monetary[i]))
             .collect()
     }
 }

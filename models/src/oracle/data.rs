@@ -155,12 +155,7 @@ pub const INPUT_TABLES: [CanonicalTable; 3] = [
 /// Reads a tenant's series. A tenant with no ad, web or order rows has none.
 pub async fn load_series(store: &Store, tenant: &TenantId) -> Result<TenantSeries> {
     let tables = store.tenant_tables(tenant).await?;
-    let input_versions = tables
-        .versions()
-        .into_iter()
-        .filter(|(table, _)| INPUT_TABLES.contains(table))
-        .map(|(table, version)| (table.name().to_string(), version))
-        .collect();
+    let input_versions = tables.versions_of(&INPUT_TABLES);
     let session = TenantSession::new(&tables, &SessionLimits::default())?;
     // (entity_type, entity_id, metric) -> day -> value
     let mut points: BTreeMap<(String, String, Metric), BTreeMap<i32, f64>> = BTreeMap::new();
