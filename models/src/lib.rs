@@ -6,14 +6,17 @@
 //! reports the evaluation it was judged on. [`pipeline::train`] runs the
 //! families over every tenant and writes their output tables.
 
+pub mod curiosity;
 pub mod error;
 pub mod family;
+pub mod hash;
 pub mod memory;
 pub mod optimize;
 pub mod oracle;
 pub mod pipeline;
 pub mod registry;
 pub mod serving;
+pub mod special;
 
 pub use error::{ModelError, Result};
 pub use family::{Family, TrainedModel};

@@ -22,23 +22,8 @@ use gyrus_models::memory::{Groups, Summary, bgnbd, gamma_gamma};
 
 /// Where the `lifetimes` package keeps its data sets.
 fn lifetimes_datasets() -> PathBuf {
-    if let Some(dir) = std::env::var_os("GYRUS_LIFETIMES_DATASETS") {
-        return dir.into();
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/lib");
-    let found = std::fs::read_dir(&venv).ok().and_then(|entries| {
-        entries
-            .flatten()
-            .map(|e| e.path().join("site-packages/lifetimes/datasets"))
-            .find(|p| p.is_dir())
-    });
-    found.unwrap_or_else(|| {
-        panic!(
-            "the lifetimes data sets were not found under {}: run scripts/test.sh (it installs \
-             them into .venv) or set GYRUS_LIFETIMES_DATASETS",
-            venv.display()
-        )
-    })
+    gyrus_datasets::package_data("lifetimes", "datasets", "GYRUS_LIFETIMES_DATASETS")
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// (customer, day number, dollars) per row of CDNOW_sample.txt.

@@ -9,9 +9,9 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::memory::special::{digamma, hyp2f1_scaled, ln_gamma};
 use crate::memory::summary::Groups;
 use crate::optimize::{Objective, covariance, minimize};
+use crate::special::{digamma, hyp2f1_scaled, ln_gamma};
 
 /// Past this a + b, the dropout probability's Beta is treated as the point
 /// mass it has become (relative error in the expectations ~ 1/(a + b)).

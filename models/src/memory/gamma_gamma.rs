@@ -7,8 +7,8 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::memory::special::{digamma, ln_gamma};
 use crate::optimize::{Objective, covariance, minimize};
+use crate::special::{digamma, ln_gamma};
 
 const PARALLEL_CUSTOMERS: usize = 4096;
 

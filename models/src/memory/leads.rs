@@ -202,11 +202,7 @@ pub fn auc(scores: &[f64], won: &[bool]) -> f64 {
 }
 
 fn held_back(deal_id: &str) -> bool {
-    // FNV-1a: stable across runs and platforms, unlike std's hasher.
-    let hash = deal_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    hash % HOLD_BACK_ONE_IN == 0
+    crate::hash::fnv1a(deal_id.as_bytes()) % HOLD_BACK_ONE_IN == 0
 }
 
 /// Trains the lead model on the closed deals among `deals`: first without

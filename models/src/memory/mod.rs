@@ -13,7 +13,6 @@ pub mod gamma_gamma;
 pub mod leads;
 pub mod model;
 pub mod rfm;
-pub mod special;
 pub mod summary;
 pub mod tenant;
 

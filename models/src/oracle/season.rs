@@ -79,7 +79,7 @@ impl Seasonality {
 }
 
 /// Autocorrelation at `lag`.
-fn acf(y: &[f64], lag: usize) -> f64 {
+pub fn acf(y: &[f64], lag: usize) -> f64 {
     let n = y.len();
     let mean = y.iter().sum::<f64>() / n as f64;
     let denom: f64 = y.iter().map(|v| (v - mean).powi(2)).sum();

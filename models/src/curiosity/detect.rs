@@ -1,0 +1,812 @@
+//! What is unusual in one daily series: days far from what its trend and
+//! weekly (and yearly) cycles lead one to expect, and lasting level shifts.
+//!
+//! 1. A robust seasonal decomposition (STL with period 7, MSTL with 7 and
+//!    365 once the history holds two years) gives each day's expected value.
+//! 2. Change points: the median of the seasonally adjusted series over the
+//!    two weeks after a day against the two weeks before it, in units of the
+//!    day-to-day noise; medians ignore single-day spikes.
+//! 3. Anomalies: the generalised ESD test (median and MAD) on the residuals.
+//!    A day must also differ from expectation by a share worth telling
+//!    (`min_relative`), and counts by more than their Poisson noise.
+//!    The first days of a change point are the change, not anomalies.
+
+use std::ops::Range;
+
+use serde::{Deserialize, Serialize};
+
+use super::esd::{MAD_TO_SD, generalized_esd};
+use crate::special::{poisson_lower_tail, poisson_upper_tail};
+
+/// How readily CURIOSITY speaks. The defaults are the "default sensitivity"
+/// the checks are run at.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Sensitivity {
+    /// Significance of the ESD test, per series.
+    pub alpha: f64,
+    /// At most this share of a series' days are anomalies.
+    pub max_anomaly_share: f64,
+    /// An anomaly differs from its expected value by at least this share of
+    /// the larger of the two (0.3: 30% below expectation, or 1.43× it).
+    pub min_relative: f64,
+    /// The same for counts of events and the ratios judged on them, where
+    /// small numbers make large relative moves cheap (CTR, CPA, ROAS).
+    pub min_relative_events: f64,
+    /// An anomaly is at least this many robust standard deviations from
+    /// its expectation, whatever the ESD test allows: marketing data has
+    /// heavier tails than the normal the test's critical values assume.
+    pub min_statistic: f64,
+    /// The same for counts that vary like Poisson, which must also pass the
+    /// exact Poisson tail test: their noise is known, so less margin is
+    /// needed.
+    pub min_poisson_statistic: f64,
+    /// Counts (and ratios, through the count they are judged on) are judged
+    /// only where at least this many events were expected or happened.
+    pub min_count: f64,
+    /// A change point's shift, in standard errors of the window medians.
+    pub changepoint_z: f64,
+    /// A change point moves the level by at least this share of the larger
+    /// level.
+    pub min_shift: f64,
+    /// Days either side of a change point that are compared.
+    pub changepoint_window: usize,
+}
+
+impl Default for Sensitivity {
+    fn default() -> Self {
+        Sensitivity {
+            alpha: 0.05,
+            max_anomaly_share: 0.02,
+            min_relative: 0.3,
+            min_relative_events: 0.5,
+            min_statistic: 7.0,
+            min_poisson_statistic: 5.0,
+            min_count: 5.0,
+            changepoint_z: 6.0,
+            min_shift: 0.25,
+            changepoint_window: 14,
+        }
+    }
+}
+
+impl Sensitivity {
+    pub fn check(&self) -> crate::Result<()> {
+        let ok = self.alpha > 0.0
+            && self.alpha < 0.5
+            && self.max_anomaly_share > 0.0
+            && self.max_anomaly_share <= 0.5
+            && (0.0..1.0).contains(&self.min_relative)
+            && (0.0..1.0).contains(&self.min_relative_events)
+            && self.min_statistic >= 0.0
+            && self.min_poisson_statistic >= 0.0
+            && self.min_count >= 0.0
+            && self.changepoint_z > 0.0
+            && (0.0..1.0).contains(&self.min_shift)
+            && self.changepoint_window >= 7;
+        if ok {
+            Ok(())
+        } else {
+            Err(crate::ModelError::Invalid(format!(
+                "sensitivity out of range: {self:?} (alpha in (0, 0.5), shares in [0, 1), \
+                 changepoint_window ≥ 7)"
+            )))
+        }
+    }
+}
+
+/// Series shorter than this are not judged: two weeks are the least that
+/// show what a normal week looks like.
+pub const MIN_DAYS: usize = 14;
+
+/// A day unlike its expectation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Anomaly {
+    pub index: usize,
+    pub expected: f64,
+    pub actual: f64,
+    /// The test statistic (robust deviations).
+    pub statistic: f64,
+}
+
+/// A lasting shift of level from `index` on.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ChangePoint {
+    pub index: usize,
+    /// Median seasonally adjusted level over the window before and after.
+    pub before: f64,
+    pub after: f64,
+    pub statistic: f64,
+}
+
+/// A series' decomposition: expected value per day (trend plus seasonal)
+/// and the seasonal part, on the scale it was decomposed on.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decomposed {
+    pub expected: Vec<f64>,
+    /// The seasonal part alone.
+    pub seasonal: Vec<f64>,
+}
+
+/// Cycles the seasonal smoother spans (odd).
+const SEASONAL_CYCLES: usize = 13;
+/// Days the trend smoother spans (odd).
+const TREND_DAYS: usize = 29;
+
+/// The daily series' cycles: weekly and yearly.
+pub const DAILY_PERIODS: [usize; 2] = [7, 365];
+
+/// The seasonal part of `y`: robust STL (MSTL for several periods) over
+/// the periods the history holds two full cycles of; zeros when none.
+pub fn seasonal_part(y: &[f64], periods: &[usize]) -> Vec<f64> {
+    let n = y.len();
+    let usable: Vec<usize> = periods
+        .iter()
+        .copied()
+        .filter(|&p| p >= 2 && n > 2 * p)
+        .collect();
+    let mut stl = stlrs::params();
+    // Smoother than STL's defaults (7 cycles, 13 days): a 7-cycle seasonal
+    // and a 13-day trend follow the noise, which shrinks the residuals the
+    // noise is measured on and makes ordinary days look extreme.
+    stl.robust(true)
+        .outer_loops(2)
+        .seasonal_length(SEASONAL_CYCLES)
+        .trend_length(TREND_DAYS);
+    let fitted = match usable.as_slice() {
+        [] => None,
+        [period] => stl.fit(y, *period).ok().map(|fit| fit.seasonal().to_vec()),
+        several => stlrs::Mstl::params()
+            .stl_params(stl)
+            .fit(y, several)
+            .ok()
+            .map(|fit| {
+                let (seasonals, _, _) = fit.into_parts();
+                (0..n)
+                    .map(|t| seasonals.iter().map(|s| s[t]).sum())
+                    .collect()
+            }),
+    };
+    fitted.unwrap_or_else(|| vec![0.0; n])
+}
+
+/// The median, reordering `values`.
+pub fn median(values: &mut [f64]) -> f64 {
+    let n = values.len();
+    if n == 0 {
+        return f64::NAN;
+    }
+    let (_, m, _) = values.select_nth_unstable_by(n / 2, f64::total_cmp);
+    let upper = *m;
+    if n % 2 == 1 {
+        upper
+    } else {
+        let lower = values[..n / 2].iter().copied().fold(f64::MIN, f64::max);
+        0.5 * (lower + upper)
+    }
+}
+
+/// Lasting level shifts in `y`, given its seasonal part. `level` maps a
+/// level of `y` to the scale it is reported and judged on (the square, for
+/// a series of square roots).
+pub fn change_points(
+    y: &[f64],
+    seasonal: &[f64],
+    level: &dyn Fn(f64) -> f64,
+    s: &Sensitivity,
+) -> Vec<ChangePoint> {
+    let n = y.len();
+    let w = s.changepoint_window;
+    let min_after = w.div_ceil(2);
+    if n < w + min_after {
+        return Vec::new();
+    }
+    let adjusted: Vec<f64> = y.iter().zip(seasonal).map(|(v, s)| v - s).collect();
+    // Day-to-day noise from the first differences (a shift is one of them).
+    let mut diffs: Vec<f64> = adjusted.windows(2).map(|p| (p[1] - p[0]).abs()).collect();
+    let typical = adjusted.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
+    let sigma = (MAD_TO_SD * median(&mut diffs) / std::f64::consts::SQRT_2).max(1e-3 * typical);
+    if sigma <= 0.0 {
+        return Vec::new();
+    }
+    let mut window = Vec::with_capacity(w);
+    let mut scored: Vec<ChangePoint> = Vec::new();
+    for t in w..=n - min_after {
+        let after_len = w.min(n - t);
+        window.clear();
+        window.extend_from_slice(&adjusted[t - w..t]);
+        let before = median(&mut window);
+        window.clear();
+        window.extend_from_slice(&adjusted[t..t + after_len]);
+        let after = median(&mut window);
+        // Standard error of a difference of two medians (1.2533 σ/√k each).
+        let se = 1.2533 * sigma * (1.0 / w as f64 + 1.0 / after_len as f64).sqrt();
+        let statistic = (after - before).abs() / se;
+        let (shown_before, shown_after) = (level(before), level(after));
+        let larger = shown_before.abs().max(shown_after.abs());
+        if statistic >= s.changepoint_z
+            && (shown_after - shown_before).abs() >= s.min_shift * larger
+        {
+            scored.push(ChangePoint {
+                index: t,
+                before,
+                after,
+                statistic,
+            });
+        }
+    }
+    // The strongest day of each run of candidates; runs within a window of a
+    // stronger one are the same shift seen from nearby days.
+    scored.sort_by(|a, b| b.statistic.total_cmp(&a.statistic));
+    let mut kept: Vec<ChangePoint> = Vec::new();
+    for c in scored {
+        if kept.iter().all(|k| k.index.abs_diff(c.index) >= w) {
+            kept.push(c);
+        }
+    }
+    for c in &mut kept {
+        c.index = refine(&adjusted, c, w);
+        (c.before, c.after) = (level(c.before), level(c.after));
+    }
+    kept.sort_by_key(|c| c.index);
+    kept
+}
+
+/// The day within half a window of `c` where switching from the level
+/// before to the level after fits the adjusted series best (least absolute
+/// deviations): the medians locate a shift to within a few days, this to
+/// the day.
+fn refine(adjusted: &[f64], c: &ChangePoint, w: usize) -> usize {
+    let (from, to) = (c.index.saturating_sub(w), (c.index + w).min(adjusted.len()));
+    let cost = |split: usize| -> f64 {
+        (from..to)
+            .map(|t| {
+                let level = if t < split { c.before } else { c.after };
+                (adjusted[t] - level).abs()
+            })
+            .sum()
+    };
+    let (lo, hi) = (
+        c.index.saturating_sub(w / 2).max(from + 1),
+        (c.index + w / 2).min(to - 1),
+    );
+    (lo..=hi)
+        .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
+        .unwrap_or(c.index)
+}
+
+/// The scale series are judged on: √y for non-negative series (counts and
+/// money), y itself when it has negative values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transform {
+    Root,
+    Identity,
+}
+
+impl Transform {
+    pub fn of(y: &[f64]) -> Self {
+        if y.iter().all(|v| *v >= 0.0) {
+            Transform::Root
+        } else {
+            Transform::Identity
+        }
+    }
+
+    pub fn forward(self, v: f64) -> f64 {
+        match self {
+            Transform::Root => v.max(0.0).sqrt(),
+            Transform::Identity => v,
+        }
+    }
+
+    pub fn back(self, v: f64) -> f64 {
+        match self {
+            Transform::Root => v.max(0.0).powi(2),
+            Transform::Identity => v,
+        }
+    }
+}
+
+/// Days of `y` far from `expected`, judged on the square-root scale (see
+/// [`scan`]). `unit` is the size of one event (1 for counts, the mean
+/// conversion value for conversion value); it floors the noise at Poisson's
+/// and sets the least number of events worth judging. Amounts without
+/// events pass `None`.
+pub fn anomalies(
+    y: &[f64],
+    expected: &[f64],
+    transform: Transform,
+    unit: Option<f64>,
+    excluded: &dyn Fn(usize) -> bool,
+    s: &Sensitivity,
+) -> Vec<Anomaly> {
+    let n = y.len();
+    let root = |v: f64| transform.forward(v);
+    let residuals: Vec<f64> = y
+        .iter()
+        .zip(expected)
+        .map(|(&v, &e)| root(v) - root(e))
+        .collect();
+    let typical = y.iter().map(|&v| root(v)).sum::<f64>() / n.max(1) as f64;
+    // √Poisson has a standard deviation of ½ whatever its mean.
+    let floor = unit.map_or(1e-3 * typical, |u| 0.5 * u.sqrt());
+    let max_outliers = ((n as f64 * s.max_anomaly_share).ceil() as usize).max(1);
+    let dispersion = unit.map(|_| (robust_scale(&residuals) / floor).powi(2));
+    generalized_esd(&residuals, max_outliers, s.alpha, floor)
+        .into_iter()
+        .filter(|o| !excluded(o.index))
+        .filter_map(|o| {
+            let (actual, expected) = (y[o.index], expected[o.index]);
+            let larger = actual.abs().max(expected.abs());
+            let least = if unit.is_some() {
+                s.min_relative_events
+            } else {
+                s.min_relative
+            };
+            if larger == 0.0 || (actual - expected).abs() < least * larger {
+                return None;
+            }
+            let confirmed = match (unit, dispersion) {
+                (Some(u), Some(d)) => {
+                    larger / u >= s.min_count
+                        && confirmed(actual / u, expected / u, o.statistic, d, n, s)
+                }
+                _ => o.statistic >= s.min_statistic,
+            };
+            if !confirmed {
+                return None;
+            }
+            Some(Anomaly {
+                index: o.index,
+                expected,
+                actual,
+                statistic: o.statistic,
+            })
+        })
+        .collect()
+}
+
+/// MAD × 1.4826 of `values` around their median.
+fn robust_scale(values: &[f64]) -> f64 {
+    let mut v = values.to_vec();
+    let centre = median(&mut v);
+    for x in &mut v {
+        *x = (*x - centre).abs();
+    }
+    MAD_TO_SD * median(&mut v)
+}
+
+/// Largest variance inflation (over Poisson's) at which counts are judged
+/// by the exact Poisson tail.
+const POISSON_LIKE: f64 = 1.5;
+
+/// Whether an ESD candidate of a count is news. Counts that vary like
+/// Poisson are judged by the exact Poisson tail, at the ESD's per-day
+/// level α / 2n (a drop from 15 conversions to 1 is news, from 7 to 0 is
+/// not: that happens every few months by chance). Counts that vary more
+/// (overdispersed) cannot lean on Poisson and need `min_statistic`.
+fn confirmed(
+    events: f64,
+    expected_events: f64,
+    statistic: f64,
+    dispersion: f64,
+    days: usize,
+    s: &Sensitivity,
+) -> bool {
+    if dispersion > POISSON_LIKE {
+        return statistic >= s.min_statistic;
+    }
+    if statistic < s.min_poisson_statistic {
+        return false;
+    }
+    let tail = if events > expected_events {
+        poisson_upper_tail(events, expected_events)
+    } else {
+        poisson_lower_tail(events, expected_events)
+    };
+    tail < s.alpha / (2.0 * days as f64)
+}
+
+/// What one series holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Scan {
+    pub decomposed: Decomposed,
+    pub anomalies: Vec<Anomaly>,
+    pub change_points: Vec<ChangePoint>,
+}
+
+/// Scans one series of non-negative values. `unit` is as for
+/// [`anomalies`]. `None` if the series is too short to judge.
+///
+/// A series that stops (a week or more of zeros after a level worth
+/// telling, or two days at its end) is judged span by span: the stop and
+/// the restart are change points, and the days around them are not
+/// compared with a trend smoothed across the pause.
+///
+/// `spans` are the spans the entity was active in ([`active_spans`] of its
+/// spend, so that all its metrics stop and restart together); `None` finds
+/// them in `y` itself.
+pub fn scan(
+    y: &[f64],
+    unit: Option<f64>,
+    spans: Option<&[Range<usize>]>,
+    s: &Sensitivity,
+) -> Option<Scan> {
+    scan_with_periods(y, &DAILY_PERIODS, unit, spans, s)
+}
+
+/// [`scan`] of a series with other cycles than a day's (`periods` in
+/// steps of the series).
+pub fn scan_with_periods(
+    y: &[f64],
+    periods: &[usize],
+    unit: Option<f64>,
+    spans: Option<&[Range<usize>]>,
+    s: &Sensitivity,
+) -> Option<Scan> {
+    let n = y.len();
+    if n < MIN_DAYS {
+        return None;
+    }
+    let mut out = Scan {
+        decomposed: Decomposed {
+            expected: y.to_vec(),
+            seasonal: vec![0.0; n],
+        },
+        anomalies: Vec::new(),
+        change_points: Vec::new(),
+    };
+    let own;
+    let spans = match spans {
+        Some(spans) => spans,
+        None => {
+            // A series with negative values has no stops: zero is a value.
+            own = if Transform::of(y) == Transform::Identity {
+                vec![0..n]
+            } else {
+                active_spans(y, unit.map_or(f64::MIN_POSITIVE, |u| s.min_count * u))
+            };
+            &own
+        }
+    };
+    for (k, span) in spans.iter().enumerate() {
+        if span.len() >= MIN_DAYS {
+            let part = scan_span(&y[span.clone()], periods, unit, s);
+            out.decomposed.expected[span.clone()].copy_from_slice(&part.decomposed.expected);
+            out.decomposed.seasonal[span.clone()].copy_from_slice(&part.decomposed.seasonal);
+            let shift = |mut i: usize| {
+                i += span.start;
+                i
+            };
+            out.anomalies
+                .extend(part.anomalies.into_iter().map(|mut a| {
+                    a.index = shift(a.index);
+                    a
+                }));
+            out.change_points
+                .extend(part.change_points.into_iter().map(|mut c| {
+                    c.index = shift(c.index);
+                    c
+                }));
+        }
+        // The stop after this span, and the restart of the next one.
+        let window = s.changepoint_window;
+        let level = |range: std::ops::Range<usize>| {
+            let mut values = y[range].to_vec();
+            median(&mut values)
+        };
+        // Their statistic is the length of the pause in days.
+        let pause = spans.get(k + 1).map_or(n, |next| next.start) - span.end;
+        if span.end < n {
+            let before = level(span.end.saturating_sub(window).max(span.start)..span.end);
+            out.change_points.push(ChangePoint {
+                index: span.end,
+                before,
+                after: 0.0,
+                statistic: pause as f64,
+            });
+        }
+        if let Some(next) = spans.get(k + 1) {
+            let after = level(next.start..(next.start + window).min(next.end));
+            out.change_points.push(ChangePoint {
+                index: next.start,
+                before: 0.0,
+                after,
+                statistic: pause as f64,
+            });
+        }
+    }
+    out.change_points.sort_by_key(|c| c.index);
+    Some(out)
+}
+
+/// Days at the start of a span that are not judged.
+pub const RAMP_DAYS: usize = 3;
+
+/// Whether day `t` is outside `spans` or in the ramp at a span's start.
+pub fn outside_or_ramp(spans: &[Range<usize>], t: usize) -> bool {
+    !spans
+        .iter()
+        .any(|span| span.contains(&t) && t >= span.start + RAMP_DAYS)
+}
+
+/// Days of zeros that make a stop: a week, or one at the end (the stop
+/// is news the day it happens).
+const STOP_DAYS: usize = 7;
+const STOP_DAYS_AT_END: usize = 1;
+
+/// The spans of `y` between stops. A run of zeros is a stop when the two
+/// weeks before it had a median of at least `least_level` (a pause, not
+/// the quiet days of a sparse series).
+pub fn active_spans(y: &[f64], least_level: f64) -> Vec<Range<usize>> {
+    let n = y.len();
+    let mut spans = Vec::new();
+    let mut start = 0;
+    let mut t = 0;
+    while t < n {
+        if y[t] > 0.0 {
+            t += 1;
+            continue;
+        }
+        let run_end = (t..n).find(|&u| y[u] > 0.0).unwrap_or(n);
+        let run = run_end - t;
+        let long_enough = run >= STOP_DAYS || (run_end == n && run >= STOP_DAYS_AT_END);
+        let mut before = y[t.saturating_sub(14).max(start)..t].to_vec();
+        if long_enough && !before.is_empty() && median(&mut before) >= least_level {
+            spans.push(start..t);
+            start = run_end;
+        }
+        t = run_end;
+    }
+    if start < n {
+        spans.push(start..n);
+    }
+    spans
+}
+
+/// [`scan`] of one span without stops.
+///
+/// The decomposition runs on √y: it makes Poisson noise the same size at
+/// every level, and the right-skewed noise of money (a few large orders)
+/// nearly symmetric, which the ESD test assumes. Expected values are squared
+/// back.
+fn scan_span(y: &[f64], periods: &[usize], unit: Option<f64>, s: &Sensitivity) -> Scan {
+    let transform = Transform::of(y);
+    let roots: Vec<f64> = y.iter().map(|&v| transform.forward(v)).collect();
+    let seasonal = seasonal_part(&roots, periods);
+    // Each day's level is the median of the adjusted days around it, the day
+    // itself left out: a loess trend bends toward the day it is judging.
+    let adjusted: Vec<f64> = roots.iter().zip(&seasonal).map(|(r, s)| r - s).collect();
+    let half = TREND_DAYS / 2;
+    let mut window = Vec::with_capacity(TREND_DAYS);
+    let expected = (0..y.len())
+        .map(|t| {
+            window.clear();
+            let (from, to) = (t.saturating_sub(half), (t + half + 1).min(y.len()));
+            window.extend(
+                adjusted[from..to]
+                    .iter()
+                    .enumerate()
+                    .filter(|(i, _)| from + i != t)
+                    .map(|(_, v)| *v),
+            );
+            transform.back(median(&mut window) + seasonal[t])
+        })
+        .collect();
+    let decomposed = Decomposed { expected, seasonal };
+    // Medians commute with the square: levels found on √y square back.
+    let change_points = change_points(&roots, &decomposed.seasonal, &|v| transform.back(v), s);
+    // A span's first days are a ramp (carry-over builds up), and the first
+    // days of a shift are the shift: neither is an anomaly.
+    let onset = |t: usize| {
+        t < RAMP_DAYS
+            || change_points
+                .iter()
+                .any(|c| t + 1 >= c.index && t <= c.index + 3)
+    };
+    let anomalies = anomalies(y, &decomposed.expected, transform, unit, &onset, s);
+    Scan {
+        decomposed,
+        anomalies,
+        change_points,
+    }
+}
+
+/// Days where a ratio's judged count (clicks for CTR, conversions for CPA)
+/// is unlike what its exposure (impressions, spend) and the expected rate
+/// lead one to expect. `count` and `exposure` are the day's values;
+/// `expected_count` and `expected_exposure` their decompositions; `unit`
+/// the size of one event (1 for counts, the mean order value for money).
+/// Returns (day, z statistic) pairs.
+pub fn ratio_anomalies(
+    excluded: &dyn Fn(usize) -> bool,
+    count: &[f64],
+    exposure: &[f64],
+    expected_count: &[f64],
+    expected_exposure: &[f64],
+    unit: f64,
+    s: &Sensitivity,
+) -> Vec<(usize, f64)> {
+    let n = count.len();
+    // z of each judged day: the count against the expected rate × exposure,
+    // in Poisson units. Days with too few events are not judged.
+    let mut days = Vec::with_capacity(n);
+    let mut z = Vec::with_capacity(n);
+    for t in 0..n {
+        if excluded(t) {
+            continue;
+        }
+        let rate = expected_count[t] / expected_exposure[t];
+        if !(rate.is_finite() && rate > 0.0 && exposure[t] > 0.0) {
+            continue;
+        }
+        let predicted = rate * exposure[t];
+        let events = predicted.max(count[t]) / unit;
+        let larger = predicted.max(count[t]);
+        if events < s.min_count || (count[t] - predicted).abs() < s.min_relative_events * larger {
+            // Not judged, or too small to tell: counted as an ordinary day.
+            days.push(t);
+            z.push(0.0);
+            continue;
+        }
+        days.push(t);
+        // 2√x has unit variance for Poisson x (Anscombe), and is less
+        // skewed than (x − μ)/√μ at small counts.
+        z.push(2.0 * ((count[t] / unit).sqrt() - (predicted / unit).sqrt()));
+    }
+    if days.len() < MIN_DAYS {
+        return Vec::new();
+    }
+    let max_outliers = ((days.len() as f64 * s.max_anomaly_share).ceil() as usize).max(1);
+    // Overdispersion is estimated by the MAD of z; Poisson (1) is the floor.
+    let dispersion = robust_scale(&z).max(1.0).powi(2);
+    generalized_esd(&z, max_outliers, s.alpha, 1.0)
+        .into_iter()
+        .filter(|o| z[o.index] != 0.0)
+        .filter(|o| {
+            let t = days[o.index];
+            let rate = expected_count[t] / expected_exposure[t];
+            let predicted = rate * exposure[t];
+            confirmed(
+                count[t] / unit,
+                predicted / unit,
+                o.statistic,
+                dispersion,
+                days.len(),
+                s,
+            )
+        })
+        .map(|o| (days[o.index], o.statistic))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Weekly data with multiplicative noise, deterministic.
+    fn weekly(n: usize, level: f64, seed: u64) -> Vec<f64> {
+        let shape = [1.1, 1.2, 1.15, 1.1, 1.0, 0.7, 0.75];
+        let mut state = seed;
+        (0..n)
+            .map(|t| {
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
+                level * shape[t % 7] * (1.0 + 0.2 * (u - 0.5))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_quiet_series_has_nothing_to_say() {
+        let y = weekly(365, 1000.0, 1);
+        let scan = scan(&y, None, None, &Sensitivity::default()).unwrap();
+        assert!(scan.anomalies.is_empty(), "{:?}", scan.anomalies);
+        assert!(scan.change_points.is_empty(), "{:?}", scan.change_points);
+    }
+
+    #[test]
+    fn a_spike_and_a_drop_are_found_with_their_expectations() {
+        let mut y = weekly(365, 1000.0, 2);
+        let usual = (y[100], y[250]);
+        y[100] *= 3.0;
+        y[250] *= 0.1;
+        let scan = scan(&y, None, None, &Sensitivity::default()).unwrap();
+        let days: Vec<usize> = scan.anomalies.iter().map(|a| a.index).collect();
+        assert_eq!(days.len(), 2, "{:?}", scan.anomalies);
+        assert!(days.contains(&100) && days.contains(&250));
+        for a in &scan.anomalies {
+            let want = if a.index == 100 { usual.0 } else { usual.1 };
+            assert!((a.expected / want - 1.0).abs() < 0.15, "{a:?} vs {want}");
+        }
+    }
+
+    #[test]
+    fn a_level_shift_is_a_change_point_dated_to_the_day_and_not_anomalies() {
+        let mut y = weekly(300, 1000.0, 3);
+        for v in &mut y[180..] {
+            *v *= 1.7;
+        }
+        let scan = scan(&y, None, None, &Sensitivity::default()).unwrap();
+        assert_eq!(scan.change_points.len(), 1, "{:?}", scan.change_points);
+        let c = scan.change_points[0];
+        assert!(c.index.abs_diff(180) <= 1, "{c:?}");
+        assert!((c.after / c.before - 1.7).abs() < 0.15, "{c:?}");
+        assert!(scan.anomalies.is_empty(), "{:?}", scan.anomalies);
+    }
+
+    #[test]
+    fn a_pause_is_a_stop_and_a_restart_not_anomalies_around_it() {
+        let mut y = weekly(300, 1000.0, 5);
+        for v in &mut y[200..230] {
+            *v = 0.0;
+        }
+        for v in &mut y[297..] {
+            *v = 0.0;
+        }
+        let scan = scan(&y, None, None, &Sensitivity::default()).unwrap();
+        assert!(scan.anomalies.is_empty(), "{:?}", scan.anomalies);
+        let days: Vec<(usize, bool)> = scan
+            .change_points
+            .iter()
+            .map(|c| (c.index, c.after > c.before))
+            .collect();
+        assert_eq!(days, vec![(200, false), (230, true), (297, false)]);
+    }
+
+    #[test]
+    fn small_counts_are_not_news() {
+        // Two conversions a day; a day with six is three times as many but
+        // well within what chance gives over a year.
+        let mut y: Vec<f64> = (0..365).map(|t| [2.0, 1.0, 3.0, 2.0, 0.0][t % 5]).collect();
+        y[200] = 6.0;
+        let scan = scan(&y, Some(1.0), None, &Sensitivity::default()).unwrap();
+        assert!(scan.anomalies.is_empty(), "{:?}", scan.anomalies);
+    }
+
+    #[test]
+    fn short_series_are_left_alone_and_sparse_ones_do_not_panic() {
+        assert!(scan(&[1.0; 10], Some(1.0), None, &Sensitivity::default()).is_none());
+        let sparse: Vec<f64> = (0..90)
+            .map(|t| if t % 17 == 0 { 1.0 } else { 0.0 })
+            .collect();
+        let scan = scan(&sparse, Some(1.0), None, &Sensitivity::default()).unwrap();
+        assert!(scan.anomalies.is_empty());
+        let twenty = weekly(20, 10.0, 4);
+        assert!(super::scan(&twenty, None, None, &Sensitivity::default()).is_some());
+    }
+
+    #[test]
+    fn a_ctr_swing_is_judged_by_its_impressions() {
+        // 10,000 impressions and 200 clicks a day: CTR 2%. One day's clicks
+        // double at the same impressions.
+        let impressions = vec![10_000.0; 120];
+        let mut clicks: Vec<f64> = (0..120)
+            .map(|t| 200.0 + ((t * 37) % 21) as f64 - 10.0)
+            .collect();
+        clicks[60] = 400.0;
+        let found = ratio_anomalies(
+            &|_| false,
+            &clicks,
+            &impressions,
+            &vec![200.0; 120],
+            &impressions,
+            1.0,
+            &Sensitivity::default(),
+        );
+        assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), vec![60]);
+        // The same doubling on 3 expected clicks is not judged.
+        let few: Vec<f64> = clicks.iter().map(|c| c / 66.0).collect();
+        let found = ratio_anomalies(
+            &|_| false,
+            &few,
+            &impressions,
+            &vec![200.0 / 66.0; 120],
+            &impressions,
+            1.0,
+            &Sensitivity::default(),
+        );
+        assert!(found.is_empty(), "{found:?}");
+    }
+}
