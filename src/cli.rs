@@ -76,10 +76,11 @@ pub enum Command {
     Train {
         #[arg(long)]
         tenant: Option<String>,
-        /// Families to train, comma separated: oracle (forecasts), memory
-        /// (customer and lead scores). curiosity and reflexes are named but
-        /// have no pipeline yet.
-        #[arg(long, value_delimiter = ',', default_value = "oracle,memory")]
+        /// Families to train, comma separated: oracle (forecasts), curiosity
+        /// (insights: anomalies, change points, movers, segments,
+        /// benchmarks), memory (customer and lead scores). reflexes is named
+        /// but has no pipeline yet.
+        #[arg(long, value_delimiter = ',', default_value = "oracle,curiosity,memory")]
         family: Vec<String>,
         /// Days ORACLE forecasts into the `forecasts` table.
         #[arg(long, default_value_t = 28, value_name = "DAYS")]
@@ -91,6 +92,10 @@ pub enum Command {
         /// forecasts (default: a third of the history, at most 182).
         #[arg(long, value_name = "DAYS")]
         holdout_days: Option<u32>,
+        /// CURIOSITY's significance level of the anomaly test, per series
+        /// (lower reports fewer anomalies).
+        #[arg(long, default_value_t = 0.05, value_name = "ALPHA")]
+        anomaly_alpha: f64,
         /// Print one JSON object per tenant and family instead of a table.
         #[arg(long)]
         json: bool,

@@ -40,6 +40,7 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             horizon,
             monthly_discount_rate,
             holdout_days,
+            anomaly_alpha,
             json,
         } => {
             let mut options = TrainOptions {
@@ -50,6 +51,7 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             options.oracle.horizon = horizon;
             options.memory.monthly_discount_rate = monthly_discount_rate;
             options.memory.holdout_days = holdout_days;
+            options.curiosity.sensitivity.alpha = anomaly_alpha;
             training::run_train(&store, options, json, &mut out).await
         }
         Command::Serve { serve: serve_args } => {
@@ -402,7 +404,7 @@ async fn demo(
         started.elapsed().as_secs_f64()
     )?;
     if train && !loaded.is_empty() {
-        // So that `SELECT * FROM forecasts` (and customer_scores) answers right away.
+        // So that `SELECT * FROM forecasts` (and insights, customer_scores) answers right away.
         let options = TrainOptions {
             tenants: Some(loaded.clone()),
             ..TrainOptions::default()
@@ -419,6 +421,7 @@ async fn demo(
             "SELECT status, count(*) AS orders, sum(amount) AS amount FROM orders GROUP BY status",
             "SELECT date, yhat, yhat_lower, yhat_upper FROM forecasts WHERE entity_type = 'business' AND metric = 'revenue' AND interval_level = 0.8 ORDER BY date",
             "SELECT rfm_segment, count(*) AS customers, avg(clv_365d) AS mean_clv, avg(p_alive) AS p_alive FROM customer_scores GROUP BY rfm_segment ORDER BY mean_clv DESC",
+            "SELECT date, kind, metric, round(severity, 2) AS severity, explanation FROM insights WHERE kind IN ('anomaly', 'changepoint', 'mover') ORDER BY date DESC, severity DESC LIMIT 10",
         ] {
             writeln!(out, "  gyrus sql --tenant {first} \"{example}\"")?;
         }

@@ -21,6 +21,7 @@ impl Progress for Bar {
         self.0.set_position(0);
         let unit = match family {
             Family::Oracle => "series",
+            Family::Curiosity => "entities",
             _ => "tenants",
         };
         self.0.set_message(format!("training {family} ({unit})"));
@@ -48,7 +49,8 @@ pub fn families(names: &[String]) -> anyhow::Result<Vec<Family>> {
         let family: Family = name.trim().parse()?;
         if !family.is_trainable() {
             anyhow::bail!(
-                "the {family} family has no training pipeline in this build yet; train oracle or memory"
+                "the {family} family has no training pipeline in this build yet; train oracle, \
+                 curiosity or memory"
             );
         }
         if !families.contains(&family) {
@@ -81,6 +83,9 @@ pub async fn run_train(
         anyhow::bail!(
             "--monthly-discount-rate must be at least 0 and below 1 (0.01 is 1% a month)"
         );
+    }
+    if !(0.0 < options.curiosity.sensitivity.alpha && options.curiosity.sensitivity.alpha < 0.5) {
+        anyhow::bail!("--anomaly-alpha must be above 0 and below 0.5 (0.05 is the default)");
     }
     let started = Instant::now();
     let progress = bar();
@@ -149,6 +154,12 @@ fn print_reports(
                  score = MASE on the last {} held-back days",
                 units as f64 / seconds.max(1e-9),
                 TrainOptions::default().oracle.holdout_days
+            )?,
+            Family::Curiosity => writeln!(
+                out,
+                "curiosity: {units} series scanned ({:.0} series/s over the whole run); \
+                 insights in the `insights` table; no score (see the registry's metrics)",
+                units as f64 / seconds.max(1e-9)
             )?,
             Family::Memory => writeln!(
                 out,

@@ -41,7 +41,7 @@ impl Family {
 
     /// Families whose pipeline exists in this build.
     pub fn is_trainable(self) -> bool {
-        matches!(self, Family::Oracle | Family::Memory)
+        matches!(self, Family::Oracle | Family::Curiosity | Family::Memory)
     }
 }
 

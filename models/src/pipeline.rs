@@ -11,6 +11,8 @@ use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::{Store, TenantId, WriteRequest};
 use serde::Serialize;
 
+use crate::curiosity::model::{CuriosityConfig, CuriosityModel};
+use crate::curiosity::{insight::insight_rows, model as curiosity};
 use crate::error::{ModelError, Result};
 use crate::family::{Family, TrainedModel};
 use crate::memory::data::{TenantMemoryData, load as load_memory};
@@ -27,6 +29,7 @@ pub struct TrainOptions {
     pub tenants: Option<Vec<TenantId>>,
     pub families: Vec<Family>,
     pub oracle: OracleConfig,
+    pub curiosity: CuriosityConfig,
     pub memory: MemoryConfig,
     /// A new model is rejected when its score (lower is better) is worse
     /// than the serving model's by more than this factor.
@@ -42,6 +45,7 @@ impl Default for TrainOptions {
                 .filter(|f| f.is_trainable())
                 .collect(),
             oracle: OracleConfig::default(),
+            curiosity: CuriosityConfig::default(),
             memory: MemoryConfig::default(),
             worse_tolerance: 1.10,
         }
@@ -98,11 +102,15 @@ pub async fn train(
         match family {
             Family::Oracle => reports
                 .extend(train_oracle(store, &registry, &tenants, options, progress.clone()).await?),
+            Family::Curiosity => reports.extend(
+                train_curiosity(store, &registry, &tenants, options, progress.clone()).await?,
+            ),
             Family::Memory => reports
                 .extend(train_memory(store, &registry, &tenants, options, progress.clone()).await?),
             other => {
                 return Err(ModelError::Invalid(format!(
-                    "the {other} family has no training pipeline yet; train oracle or memory"
+                    "the {other} family has no training pipeline yet; train oracle, curiosity \
+                     or memory"
                 )));
             }
         }
@@ -162,6 +170,92 @@ async fn train_oracle(
             Ok(vec![(
                 CanonicalTable::Forecasts,
                 m.forecast_rows(label, at)?,
+            )])
+        };
+        reports.push(publish(store, registry, candidate, options, started, rows).await?);
+    }
+    Ok(reports)
+}
+
+async fn train_curiosity(
+    store: &Store,
+    registry: &Registry,
+    tenants: &[TenantId],
+    options: &TrainOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<RunReport>> {
+    options.curiosity.check()?;
+    let parameters = serde_json::to_value(&options.curiosity).unwrap_or_default();
+    let mut reports = Vec::new();
+    let mut loaded = Vec::new();
+    let started = Instant::now();
+    for tenant in tenants {
+        match curiosity::load(store, tenant).await {
+            Ok(inputs) => loaded.push((tenant, inputs)),
+            Err(e) => reports.push(
+                record_failure::<CuriosityModel>(registry, tenant, parameters.clone(), &e, started)
+                    .await?,
+            ),
+        }
+    }
+    // Progress counts entities: the scan judges an entity's series together.
+    let total: usize = loaded
+        .iter()
+        .map(|(_, i)| {
+            let entities: std::collections::HashSet<(&str, &str)> = i
+                .series
+                .series
+                .iter()
+                .map(|s| (s.entity_type.as_str(), s.entity_id.as_str()))
+                .collect();
+            entities.len()
+        })
+        .sum();
+    progress.start(Family::Curiosity, total);
+    for (tenant, inputs) in loaded {
+        let started = Instant::now();
+        let config = options.curiosity.clone();
+        let progress = progress.clone();
+        // The scan is CPU work for Rayon's pool, off the async runtime's threads.
+        let (inputs, scanned) = tokio::task::spawn_blocking(move || {
+            let scanned = curiosity::scan(&inputs, &config, &|| progress.advance());
+            (inputs, scanned)
+        })
+        .await
+        .map_err(|e| ModelError::Registry(format!("the scanning task failed: {e}")))?;
+        let found = match curiosity::finish(inputs, scanned, &options.curiosity).await {
+            Ok(found) => found,
+            Err(e) => {
+                // A tenant whose movers, segments or benchmarks cannot be read fails alone.
+                reports.push(
+                    record_failure::<CuriosityModel>(
+                        registry,
+                        tenant,
+                        parameters.clone(),
+                        &e,
+                        started,
+                    )
+                    .await?,
+                );
+                continue;
+            }
+        };
+        let candidate = Candidate {
+            tenant,
+            units: found.model.series_scanned,
+            input_versions: found.input_versions.clone(),
+            parameters: parameters.clone(),
+            empty: found
+                .model
+                .end
+                .is_none()
+                .then(|| found.model.notes.join("; ")),
+            model: found.model.clone(),
+        };
+        let rows = |_: &CuriosityModel, label: &str, at| {
+            Ok(vec![(
+                CanonicalTable::Insights,
+                insight_rows(&found.insights, label, at, &found.first_seen)?,
             )])
         };
         reports.push(publish(store, registry, candidate, options, started, rows).await?);

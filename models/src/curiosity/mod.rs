@@ -8,9 +8,13 @@
 //! - [`benchmarks`]: each campaign's percentile among its peers;
 //! - [`explain`]: the plain-language sentence every insight carries.
 
+pub mod benchmarks;
 pub mod data;
 pub mod detect;
+pub mod drivers;
 pub mod esd;
 pub mod explain;
 pub mod insight;
+pub mod model;
 pub mod scan;
+pub mod segments;

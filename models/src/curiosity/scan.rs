@@ -147,10 +147,15 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
                 spend.start == series.start && spend.values.len() == series.values.len()
             })
             .and(spend_spans.as_deref());
-        let Some(scan) = detect::scan(&series.values, unit_of(metric, entity), spans, s) else {
+        let Some(mut scan) = detect::scan(&series.values, unit_of(metric, entity), spans, s) else {
             out.series_too_short += 1;
             continue;
         };
+        // A stop or restart of the entity's spend is told once, on spend.
+        if metric != Metric::Spend && spans.is_some() {
+            scan.change_points
+                .retain(|c| c.before != 0.0 && c.after != 0.0);
+        }
         out.series_scanned += 1;
         let date = |t: usize| series.start + Days::new(t as u64);
         let name = metric.as_str();
@@ -168,6 +173,28 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
         for c in &scan.change_points {
             let (what, _) = metric_label(name);
             let direction = if c.after > c.before { "up" } else { "down" };
+            let explanation = if c.after == 0.0 {
+                format!(
+                    "{what} on {label} stopped on {}: {} a day before, none since",
+                    date(c.index),
+                    format_value(name, c.before)
+                )
+            } else if c.before == 0.0 {
+                format!(
+                    "{what} on {label} restarted on {} at {} a day, after {} days without",
+                    date(c.index),
+                    format_value(name, c.after),
+                    c.statistic
+                )
+            } else {
+                format!(
+                    "{what} on {label} shifted {direction} {} from {}: {} a day before, {} after",
+                    change(c.before, c.after),
+                    date(c.index),
+                    format_value(name, c.before),
+                    format_value(name, c.after)
+                )
+            };
             out.insights.push(Insight {
                 kind: InsightKind::Changepoint,
                 entity_type: entity.entity_type.to_string(),
@@ -178,13 +205,7 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
                 score: c.statistic,
                 expected: Some(c.before),
                 actual: Some(c.after),
-                explanation: format!(
-                    "{what} on {label} shifted {direction} {} from {}: {} a day before, {} after",
-                    change(c.before, c.after),
-                    date(c.index),
-                    format_value(name, c.before),
-                    format_value(name, c.after)
-                ),
+                explanation,
             });
         }
         expected.insert(metric, scan.decomposed.expected);
