@@ -49,6 +49,7 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::keys::create, routes::keys::list))
         .routes(routes!(routes::oracle::forecast))
         .routes(routes!(routes::memory::score))
+        .routes(routes!(routes::curiosity::drivers_route))
         .layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT));
     let v1 = OpenApiRouter::new()
         .merge(json)
@@ -59,6 +60,7 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::memory::customer))
         .routes(routes!(routes::memory::segments))
         .routes(routes!(routes::memory::leads))
+        .routes(routes!(routes::curiosity::insights))
         .routes(routes!(openapi::openapi_json));
     let ops = OpenApiRouter::new()
         .routes(routes!(routes::health::healthz))

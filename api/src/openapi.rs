@@ -35,6 +35,7 @@ const DESCRIPTION: &str = r#"Gyrus over HTTP: SQL, ingest, keys and operations f
         (name = "tables", description = "The canonical tables: what they hold, and pushing rows into them"),
         (name = "keys", description = "API keys of the tenant (admins)"),
         (name = "oracle", description = "ORACLE: forecasts with prediction intervals, from the trained model or a series sent in"),
+        (name = "curiosity", description = "CURIOSITY: anomalies, change points, movers, segments and benchmarks, each explained; drivers of a change"),
         (name = "memory", description = "MEMORY: customer lifetime value, P(alive), churn risk and RFM segments; open deals by P(win)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )

@@ -8,7 +8,7 @@ use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
-use datafusion::prelude::{DataFrame, col, lit};
+use datafusion::prelude::{col, lit};
 use gyrus_engine::Role;
 use gyrus_models::memory::rfm::SEGMENTS;
 use gyrus_models::memory::{DAYS_PER_UNIT, MemoryModel, Summary};
@@ -19,8 +19,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::pagination::{ListParams, ListQuery, ListSpec, Page};
 use crate::problem::{Problem, ProblemBody};
-use crate::routes::sql::json_rows;
-use crate::routes::{PathParam, json_body};
+use crate::routes::{PathParam, from_row, json_body, table_rows as rows};
 use crate::state::AppState;
 
 /// Most purchases a history sent for scoring may hold.
@@ -29,37 +28,6 @@ const MAX_PURCHASES: usize = 100_000;
 const MAX_DAYS: f64 = 18_262.0;
 /// Largest purchase value or monetary value accepted.
 const MAX_VALUE: f64 = 1e12;
-
-/// Runs a query of the tenant's tables and returns its rows as JSON objects.
-async fn rows(
-    state: &AppState,
-    caller: &Caller,
-    sql: &str,
-    refine: impl FnOnce(DataFrame) -> datafusion::error::Result<DataFrame>,
-) -> Result<Vec<Value>, Problem> {
-    let session = state
-        .tables
-        .session(&caller.tenant, &state.config.limits)
-        .await?;
-    let frame = refine(session.plan(sql).await?).map_err(|e| session.map_error(e))?;
-    let schema = frame.schema().inner().clone();
-    let batches = tokio::time::timeout(session.limits().timeout, frame.collect())
-        .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "the query ran past its time limit",
-            )
-        })?
-        .map_err(|e| session.map_error(e))?;
-    json_rows(&schema, &batches)
-}
-
-fn from_row<T: serde::de::DeserializeOwned>(row: Value) -> Result<T, Problem> {
-    serde_json::from_value(row)
-        .map_err(|e| Problem::bad_request(format!("an unexpected row shape: {e}")))
-}
 
 /// A customer's row of `customer_scores`. Money is exact decimal text, as
 /// `/sql` writes it.

@@ -1,5 +1,6 @@
 //! The handlers, one module per resource, and the body readers they share.
 
+pub mod curiosity;
 pub mod health;
 pub mod keys;
 pub mod memory;
@@ -12,7 +13,13 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 
+use datafusion::prelude::DataFrame;
+use serde_json::Value;
+
+use crate::auth::Caller;
 use crate::problem::Problem;
+use crate::routes::sql::json_rows;
+use crate::state::AppState;
 
 /// Largest JSON request body (SQL and its parameters, a key to create).
 pub const JSON_BODY_LIMIT: usize = 1 << 20;
@@ -108,4 +115,35 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
         };
         Problem::new(status, kind, format!("the JSON body does not fit: {e}"))
     })
+}
+
+/// Runs a query of the tenant's tables and returns its rows as JSON objects.
+pub async fn table_rows(
+    state: &AppState,
+    caller: &Caller,
+    sql: &str,
+    refine: impl FnOnce(DataFrame) -> datafusion::error::Result<DataFrame>,
+) -> Result<Vec<Value>, Problem> {
+    let session = state
+        .tables
+        .session(&caller.tenant, &state.config.limits)
+        .await?;
+    let frame = refine(session.plan(sql).await?).map_err(|e| session.map_error(e))?;
+    let schema = frame.schema().inner().clone();
+    let batches = tokio::time::timeout(session.limits().timeout, frame.collect())
+        .await
+        .map_err(|_| {
+            Problem::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                "the query ran past its time limit",
+            )
+        })?
+        .map_err(|e| session.map_error(e))?;
+    json_rows(&schema, &batches)
+}
+
+pub fn from_row<T: serde::de::DeserializeOwned>(row: Value) -> Result<T, Problem> {
+    serde_json::from_value(row)
+        .map_err(|e| Problem::bad_request(format!("an unexpected row shape: {e}")))
 }

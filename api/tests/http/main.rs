@@ -4,6 +4,7 @@
 
 #[path = "../../../engine/tests/common/mod.rs"]
 mod common;
+mod curiosity;
 mod ingest;
 mod keys;
 mod memory;
