@@ -514,7 +514,21 @@ fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
         "SELECT count(DISTINCT date) AS d, min(model_version) AS v FROM forecasts",
     ));
     assert_eq!(days.lines().nth(1), Some("14,oracle-v1"), "{days}");
-    // MEMORY trains beside ORACLE by default: every paying customer is scored.
+    // CURIOSITY and MEMORY train beside ORACLE by default.
+    assert!(
+        out.contains("curiosity") && out.contains("series scanned"),
+        "{out}"
+    );
+    let insights = ok(csv_query(
+        dir.path(),
+        "SELECT count(*) > 0 AS some, min(model_version) AS v FROM insights",
+    ));
+    assert_eq!(
+        insights.lines().nth(1),
+        Some("true,curiosity-v1"),
+        "{insights}"
+    );
+    // Every paying customer is scored.
     assert!(
         out.contains("memory") && out.contains("customers and open deals"),
         "{out}"
@@ -538,9 +552,17 @@ fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
         "unknown model family",
     );
     fails(
-        gyrus(dir.path(), &["train", "--family", "curiosity"]),
+        gyrus(dir.path(), &["train", "--family", "reflexes"]),
         1,
         "no training pipeline",
+    );
+    fails(
+        gyrus(
+            dir.path(),
+            &["train", "--family", "curiosity", "--anomaly-alpha", "0.5"],
+        ),
+        1,
+        "--anomaly-alpha",
     );
     fails(
         gyrus(dir.path(), &["train", "--monthly-discount-rate", "1.5"]),

@@ -3,13 +3,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
 use gyrus_datasets::{GeneratorConfig, Scale, generate};
-use gyrus_engine::session::SessionLimits;
 use gyrus_engine::{Store, TenantId};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
+
+mod common;
+use common::query;
 use gyrus_models::{Family, Status};
 
 fn curiosity_only() -> TrainOptions {
@@ -17,30 +16,6 @@ fn curiosity_only() -> TrainOptions {
         families: vec![Family::Curiosity],
         ..TrainOptions::default()
     }
-}
-
-async fn rows(store: &Store, tenant: &TenantId, sql: &str) -> Vec<Vec<String>> {
-    let session = store
-        .session(tenant, &SessionLimits::default())
-        .await
-        .unwrap();
-    let mut out = Vec::new();
-    for batch in session.query(sql).await.unwrap() {
-        let columns: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            out.push(
-                columns
-                    .iter()
-                    .map(|c| c.as_string::<i32>().value(row).to_string())
-                    .collect(),
-            );
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -57,7 +32,7 @@ async fn train_writes_every_kind_of_insight_once_and_keeps_first_detection() {
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].status, Status::Good, "{:?}", first[0]);
     assert!(first[0].units > 100, "{:?}", first[0]);
-    let kinds = rows(
+    let kinds = query(
         &store,
         &tenant,
         "SELECT kind, count(*) FROM insights GROUP BY kind ORDER BY kind",
@@ -70,20 +45,20 @@ async fn train_writes_every_kind_of_insight_once_and_keeps_first_detection() {
         "{kinds:?}"
     );
     // Every insight explains itself with a number.
-    let bare = rows(
+    let bare = query(
         &store,
         &tenant,
         "SELECT explanation FROM insights WHERE NOT regexp_like(explanation, '[0-9]')",
     )
     .await;
     assert!(bare.is_empty(), "{bare:?}");
-    let before = rows(
+    let before = query(
         &store,
         &tenant,
         "SELECT insight_id, CAST(detected_at AS VARCHAR) FROM insights ORDER BY insight_id",
     )
     .await;
-    let unique = rows(
+    let unique = query(
         &store,
         &tenant,
         "SELECT count(DISTINCT insight_id) FROM insights",
@@ -98,14 +73,14 @@ async fn train_writes_every_kind_of_insight_once_and_keeps_first_detection() {
         .unwrap();
     assert_eq!(second[0].status, Status::Good);
     assert_eq!(second[0].version, 2);
-    let after = rows(
+    let after = query(
         &store,
         &tenant,
         "SELECT insight_id, CAST(detected_at AS VARCHAR) FROM insights ORDER BY insight_id",
     )
     .await;
     assert_eq!(before, after);
-    let versions = rows(
+    let versions = query(
         &store,
         &tenant,
         "SELECT DISTINCT model_version FROM insights",

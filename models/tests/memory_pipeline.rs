@@ -4,16 +4,15 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
 use gyrus_datasets::{GeneratorConfig, Scale, btyd_summaries, generate};
-use gyrus_engine::session::SessionLimits;
 use gyrus_engine::{Store, TenantId};
 use gyrus_models::memory::model::fit_customers;
 use gyrus_models::memory::rfm::SEGMENTS;
 use gyrus_models::memory::{DAYS_PER_UNIT, Groups, MemoryModel, bgnbd};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
+
+mod common;
+use common::query;
 use gyrus_models::{Family, Registry, Status};
 
 fn memory_only() -> TrainOptions {
@@ -21,30 +20,6 @@ fn memory_only() -> TrainOptions {
         families: vec![Family::Memory],
         ..TrainOptions::default()
     }
-}
-
-async fn query(store: &Store, tenant: &TenantId, sql: &str) -> Vec<Vec<String>> {
-    let session = store
-        .session(tenant, &SessionLimits::default())
-        .await
-        .unwrap();
-    let mut rows = Vec::new();
-    for batch in session.query(sql).await.unwrap() {
-        let columns: Vec<_> = batch
-            .columns()
-            .iter()
-            .map(|c| cast(c, &DataType::Utf8).unwrap())
-            .collect();
-        for row in 0..batch.num_rows() {
-            rows.push(
-                columns
-                    .iter()
-                    .map(|c| c.as_string::<i32>().value(row).to_string())
-                    .collect(),
-            );
-        }
-    }
-    rows
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::HeaderMap;
 use chrono::NaiveDate;
 use datafusion::prelude::{col, lit};
 use datafusion::scalar::ScalarValue;
@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::pagination::{ListParams, ListQuery, ListSpec, Page};
 use crate::problem::{Problem, ProblemBody};
-use crate::routes::{from_row, json_body, table_rows};
+use crate::routes::{from_row, json_body, table_rows, within_time_limit};
 use crate::state::AppState;
 
 /// A row of `insights`.
@@ -276,15 +276,8 @@ pub async fn drivers_route(
         .tables
         .session(&caller.tenant, &state.config.limits)
         .await?;
-    let split = tokio::time::timeout(session.limits().timeout, drivers(&session, &request, limit))
-        .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "the query ran past its time limit",
-            )
-        })??;
+    let split =
+        within_time_limit(session.limits().timeout, drivers(&session, &request, limit)).await??;
     Ok(Json(DriversAnswer {
         metric: body.metric,
         period_a: PeriodAnswer {

@@ -130,17 +130,24 @@ pub async fn table_rows(
         .await?;
     let frame = refine(session.plan(sql).await?).map_err(|e| session.map_error(e))?;
     let schema = frame.schema().inner().clone();
-    let batches = tokio::time::timeout(session.limits().timeout, frame.collect())
-        .await
-        .map_err(|_| {
-            Problem::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                "the query ran past its time limit",
-            )
-        })?
+    let batches = within_time_limit(session.limits().timeout, frame.collect())
+        .await?
         .map_err(|e| session.map_error(e))?;
     json_rows(&schema, &batches)
+}
+
+/// Runs `work` within a query's time limit; past it, 504.
+pub async fn within_time_limit<T>(
+    limit: std::time::Duration,
+    work: impl std::future::Future<Output = T>,
+) -> Result<T, Problem> {
+    tokio::time::timeout(limit, work).await.map_err(|_| {
+        Problem::new(
+            StatusCode::GATEWAY_TIMEOUT,
+            "timeout",
+            "the query ran past its time limit",
+        )
+    })
 }
 
 pub fn from_row<T: serde::de::DeserializeOwned>(row: Value) -> Result<T, Problem> {

@@ -169,6 +169,58 @@ pub fn seasonal_part(y: &[f64], periods: &[usize]) -> Vec<f64> {
     fitted.unwrap_or_else(|| vec![0.0; n])
 }
 
+/// A window of values kept sorted: a running median costs a binary search
+/// and a short move per day instead of a selection over the window.
+struct SortedWindow {
+    sorted: Vec<f64>,
+}
+
+impl SortedWindow {
+    fn from_slice(values: &[f64]) -> Self {
+        let mut sorted = values.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        SortedWindow { sorted }
+    }
+
+    fn insert(&mut self, v: f64) {
+        let i = self.sorted.partition_point(|x| x.total_cmp(&v).is_lt());
+        self.sorted.insert(i, v);
+    }
+
+    fn remove(&mut self, v: f64) {
+        let i = self.sorted.partition_point(|x| x.total_cmp(&v).is_lt());
+        if i < self.sorted.len() {
+            self.sorted.remove(i);
+        }
+    }
+
+    fn median(&self) -> f64 {
+        median_of_sorted(self.sorted.len(), |k| self.sorted[k])
+    }
+
+    /// The median of the window without one copy of `v` (which it holds).
+    fn median_without(&self, v: f64) -> f64 {
+        let at = self.sorted.partition_point(|x| x.total_cmp(&v).is_lt());
+        let get = |k: usize| {
+            if k < at {
+                self.sorted[k]
+            } else {
+                self.sorted[k + 1]
+            }
+        };
+        median_of_sorted(self.sorted.len() - 1, get)
+    }
+}
+
+/// The median of `n` sorted values read through `get`.
+fn median_of_sorted(n: usize, get: impl Fn(usize) -> f64) -> f64 {
+    match n {
+        0 => f64::NAN,
+        _ if n % 2 == 1 => get(n / 2),
+        _ => 0.5 * (get(n / 2 - 1) + get(n / 2)),
+    }
+}
+
 /// The median, reordering `values`.
 pub fn median(values: &mut [f64]) -> f64 {
     let n = values.len();
@@ -208,16 +260,21 @@ pub fn change_points(
     if sigma <= 0.0 {
         return Vec::new();
     }
-    let mut window = Vec::with_capacity(w);
     let mut scored: Vec<ChangePoint> = Vec::new();
+    // Both windows slide one day at a time, kept sorted.
+    let mut before_window = SortedWindow::from_slice(&adjusted[0..w]);
+    let mut after_window = SortedWindow::from_slice(&adjusted[w..(2 * w).min(n)]);
     for t in w..=n - min_after {
         let after_len = w.min(n - t);
-        window.clear();
-        window.extend_from_slice(&adjusted[t - w..t]);
-        let before = median(&mut window);
-        window.clear();
-        window.extend_from_slice(&adjusted[t..t + after_len]);
-        let after = median(&mut window);
+        if t > w {
+            before_window.remove(adjusted[t - w - 1]);
+            before_window.insert(adjusted[t - 1]);
+            after_window.remove(adjusted[t - 1]);
+            if after_len == w {
+                after_window.insert(adjusted[t + after_len - 1]);
+            }
+        }
+        let (before, after) = (before_window.median(), after_window.median());
         // Standard error of a difference of two medians (1.2533 σ/√k each).
         let se = 1.2533 * sigma * (1.0 / w as f64 + 1.0 / after_len as f64).sqrt();
         let statistic = (after - before).abs() / se;
@@ -461,7 +518,7 @@ pub fn scan_with_periods(
         None => {
             // A series with negative values has no stops: zero is a value.
             own = if Transform::of(y) == Transform::Identity {
-                vec![0..n]
+                std::iter::once(0..n).collect()
             } else {
                 active_spans(y, unit.map_or(f64::MIN_POSITIVE, |u| s.min_count * u))
             };
@@ -577,19 +634,20 @@ fn scan_span(y: &[f64], periods: &[usize], unit: Option<f64>, s: &Sensitivity) -
     // itself left out: a loess trend bends toward the day it is judging.
     let adjusted: Vec<f64> = roots.iter().zip(&seasonal).map(|(r, s)| r - s).collect();
     let half = TREND_DAYS / 2;
-    let mut window = Vec::with_capacity(TREND_DAYS);
-    let expected = (0..y.len())
+    let n = y.len();
+    let mut window = SortedWindow::from_slice(&adjusted[0..(half + 1).min(n)]);
+    let expected = (0..n)
         .map(|t| {
-            window.clear();
-            let (from, to) = (t.saturating_sub(half), (t + half + 1).min(y.len()));
-            window.extend(
-                adjusted[from..to]
-                    .iter()
-                    .enumerate()
-                    .filter(|(i, _)| from + i != t)
-                    .map(|(_, v)| *v),
-            );
-            transform.back(median(&mut window) + seasonal[t])
+            // The window is [t - half, t + half] within the series.
+            if t > 0 {
+                if t + half < n {
+                    window.insert(adjusted[t + half]);
+                }
+                if t > half {
+                    window.remove(adjusted[t - half - 1]);
+                }
+            }
+            transform.back(window.median_without(adjusted[t]) + seasonal[t])
         })
         .collect();
     let decomposed = Decomposed { expected, seasonal };
@@ -696,6 +754,20 @@ mod tests {
                 level * shape[t % 7] * (1.0 + 0.2 * (u - 0.5))
             })
             .collect()
+    }
+
+    #[test]
+    fn sliding_medians_match_medians_of_copies() {
+        let y = weekly(200, 100.0, 9);
+        let mut window = SortedWindow::from_slice(&y[0..11]);
+        for t in 11..200 {
+            window.remove(y[t - 11]);
+            window.insert(y[t]);
+            let mut copy = y[t - 10..=t].to_vec();
+            assert_eq!(window.median(), median(&mut copy));
+            let mut without: Vec<f64> = y[t - 10..t].to_vec();
+            assert_eq!(window.median_without(y[t]), median(&mut without));
+        }
     }
 
     #[test]

@@ -202,7 +202,7 @@ pub fn auc(scores: &[f64], won: &[bool]) -> f64 {
 }
 
 fn held_back(deal_id: &str) -> bool {
-    crate::hash::fnv1a(deal_id.as_bytes()) % HOLD_BACK_ONE_IN == 0
+    crate::hash::fnv1a(deal_id.as_bytes()).is_multiple_of(HOLD_BACK_ONE_IN)
 }
 
 /// Trains the lead model on the closed deals among `deals`: first without
