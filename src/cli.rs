@@ -78,9 +78,13 @@ pub enum Command {
         tenant: Option<String>,
         /// Families to train, comma separated: oracle (forecasts), curiosity
         /// (insights: anomalies, change points, movers, segments,
-        /// benchmarks), memory (customer and lead scores). reflexes is named
-        /// but has no pipeline yet.
-        #[arg(long, value_delimiter = ',', default_value = "oracle,curiosity,memory")]
+        /// benchmarks), memory (customer and lead scores), reflexes
+        /// (response curves, and the automatic plan in `budget_plans`).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "oracle,curiosity,memory,reflexes"
+        )]
         family: Vec<String>,
         /// Days ORACLE forecasts into the `forecasts` table.
         #[arg(long, default_value_t = 28, value_name = "DAYS")]
@@ -99,6 +103,16 @@ pub enum Command {
         /// Print one JSON object per tenant and family instead of a table.
         #[arg(long)]
         json: bool,
+    },
+    /// Allocate a budget over response curves given in a JSON file (`-` for
+    /// stdin): {"budget", "efficiency"?, "entities": [{"id", "curve":
+    /// {"baseline", "beta", "half_saturation", "shape", "adstock"}, "lower"?,
+    /// "upper"?, "efficiency_weight"?}]}, or a list of such problems. Prints
+    /// one JSON line per problem: the spends, the total response and the
+    /// seconds the solve took.
+    Allocate {
+        /// The problem file.
+        input: std::path::PathBuf,
     },
     /// Serve the tenants' tables over Arrow Flight SQL until SIGTERM or Ctrl-C.
     Serve {

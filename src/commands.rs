@@ -17,6 +17,10 @@ use crate::training;
 use gyrus_models::pipeline::TrainOptions;
 
 pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
+    // Allocation reads no store: it solves the curves it is given.
+    if let Command::Allocate { input } = &command {
+        return crate::allocation::run(input, &mut std::io::stdout().lock());
+    }
     let store = Store::open(&settings.data).await?;
     let mut out = std::io::stdout().lock();
     match command {
@@ -54,6 +58,7 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             options.curiosity.sensitivity.alpha = anomaly_alpha;
             training::run_train(&store, options, json, &mut out).await
         }
+        Command::Allocate { .. } => Ok(()),
         Command::Serve { serve: serve_args } => {
             drop(out);
             serve(store, &serve_args, settings).await
@@ -422,6 +427,7 @@ async fn demo(
             "SELECT date, yhat, yhat_lower, yhat_upper FROM forecasts WHERE entity_type = 'business' AND metric = 'revenue' AND interval_level = 0.8 ORDER BY date",
             "SELECT rfm_segment, count(*) AS customers, avg(clv_365d) AS mean_clv, avg(p_alive) AS p_alive FROM customer_scores GROUP BY rfm_segment ORDER BY mean_clv DESC",
             "SELECT date, kind, metric, round(severity, 2) AS severity, explanation FROM insights WHERE kind IN ('anomaly', 'changepoint', 'mover') ORDER BY date DESC, severity DESC LIMIT 10",
+            "SELECT entity_id, current_spend, recommended_spend, round(expected_current, 1) AS conversions_now, round(expected_recommended, 1) AS conversions_planned FROM budget_plans WHERE plan_id = 'automatic' ORDER BY recommended_spend - current_spend DESC LIMIT 10",
         ] {
             writeln!(out, "  gyrus sql --tenant {first} \"{example}\"")?;
         }

@@ -1,5 +1,6 @@
 //! `gyrus`: the command line of the Gyrus analytics and prediction engine.
 
+mod allocation;
 mod cli;
 mod commands;
 mod output;

@@ -47,12 +47,6 @@ pub fn families(names: &[String]) -> anyhow::Result<Vec<Family>> {
     let mut families = Vec::new();
     for name in names {
         let family: Family = name.trim().parse()?;
-        if !family.is_trainable() {
-            anyhow::bail!(
-                "the {family} family has no training pipeline in this build yet; train oracle, \
-                 curiosity or memory"
-            );
-        }
         if !families.contains(&family) {
             families.push(family);
         }
@@ -166,7 +160,14 @@ fn print_reports(
                 "memory: {units} customers and open deals scored; score = holdout error \
                  (|predicted - actual| repeat purchases per frequency bucket / actual)"
             )?,
-            _ => {}
+            Family::Reflexes => writeln!(
+                out,
+                "reflexes: {units} campaign and channel response curves; score = median \
+                 weekly error of conversions on the last {} held-back days; plan `{}` in \
+                 `budget_plans`",
+                TrainOptions::default().reflexes.holdout_days,
+                gyrus_models::pipeline::AUTOMATIC_PLAN_ID
+            )?,
         }
     }
     writeln!(out, "in {seconds:.1} s")?;

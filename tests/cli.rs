@@ -539,6 +539,17 @@ fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
          min(model_version) AS v FROM customer_scores",
     ));
     assert_eq!(scores.lines().nth(1), Some("true,memory-v1"), "{scores}");
+    // REFLEXES fits curves and writes its automatic plan: today's spend, reallocated.
+    assert!(
+        out.contains("reflexes") && out.contains("response curves"),
+        "{out}"
+    );
+    let plan = ok(csv_query(
+        dir.path(),
+        "SELECT count(*) > 0 AS some, abs(sum(recommended_spend) - sum(current_spend)) < 0.01 AS same_total, \
+         min(model_version) AS v FROM budget_plans WHERE plan_id = 'automatic'",
+    ));
+    assert_eq!(plan.lines().nth(1), Some("true,true,reflexes-v1"), "{plan}");
     // JSON lines for scripts; the second run is version 2.
     let json = ok(gyrus(dir.path(), &["train", "--tenant", "acme", "--json"]));
     let report: serde_json::Value = serde_json::from_str(json.lines().next().unwrap()).unwrap();
@@ -550,11 +561,6 @@ fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
         gyrus(dir.path(), &["train", "--family", "astrology"]),
         1,
         "unknown model family",
-    );
-    fails(
-        gyrus(dir.path(), &["train", "--family", "reflexes"]),
-        1,
-        "no training pipeline",
     );
     fails(
         gyrus(

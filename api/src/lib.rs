@@ -50,6 +50,8 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::oracle::forecast))
         .routes(routes!(routes::memory::score))
         .routes(routes!(routes::curiosity::drivers_route))
+        .routes(routes!(routes::reflexes::budget))
+        .routes(routes!(routes::reflexes::bandit_route))
         .layer(DefaultBodyLimit::max(routes::JSON_BODY_LIMIT));
     let v1 = OpenApiRouter::new()
         .merge(json)
@@ -61,6 +63,7 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::memory::segments))
         .routes(routes!(routes::memory::leads))
         .routes(routes!(routes::curiosity::insights))
+        .routes(routes!(routes::reflexes::pacing))
         .routes(routes!(openapi::openapi_json));
     let ops = OpenApiRouter::new()
         .routes(routes!(routes::health::healthz))

@@ -36,6 +36,7 @@ const DESCRIPTION: &str = r#"Gyrus over HTTP: SQL, ingest, keys and operations f
         (name = "keys", description = "API keys of the tenant (admins)"),
         (name = "oracle", description = "ORACLE: forecasts with prediction intervals, from the trained model or a series sent in"),
         (name = "curiosity", description = "CURIOSITY: anomalies, change points, movers, segments and benchmarks, each explained; drivers of a change"),
+        (name = "reflexes", description = "REFLEXES: budget plans from response curves, Thompson-sampling traffic splits, pacing against budget"),
         (name = "memory", description = "MEMORY: customer lifetime value, P(alive), churn risk and RFM segments; open deals by P(win)"),
         (name = "operations", description = "Health, readiness, metrics, this document"),
     )

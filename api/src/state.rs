@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use gyrus_models::memory::MemoryModel;
 use gyrus_models::oracle::OracleModel;
+use gyrus_models::reflexes::ReflexesModel;
 use gyrus_models::{Registry, ServingCache};
 use std::time::Duration;
 
@@ -67,6 +68,8 @@ pub struct AppState {
     pub oracle: Arc<ServingCache<OracleModel>>,
     /// Each tenant's serving MEMORY model.
     pub memory: Arc<ServingCache<MemoryModel>>,
+    /// Each tenant's serving REFLEXES curves.
+    pub reflexes: Arc<ServingCache<ReflexesModel>>,
 }
 
 impl AppState {
@@ -82,7 +85,8 @@ impl AppState {
     pub fn sharing(store: Store, caches: ServerCaches, config: ApiConfig) -> Self {
         let registry = Registry::new(store.clone());
         let oracle = Arc::new(ServingCache::new(registry.clone(), config.catalog_max_age));
-        let memory = Arc::new(ServingCache::new(registry, config.catalog_max_age));
+        let memory = Arc::new(ServingCache::new(registry.clone(), config.catalog_max_age));
+        let reflexes = Arc::new(ServingCache::new(registry, config.catalog_max_age));
         AppState {
             store,
             keys: caches.keys,
@@ -93,6 +97,7 @@ impl AppState {
             ingests_in_progress: slots(config.max_concurrent_ingests),
             oracle,
             memory,
+            reflexes,
             config: Arc::new(config),
         }
     }

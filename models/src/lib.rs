@@ -14,6 +14,7 @@ pub mod memory;
 pub mod optimize;
 pub mod oracle;
 pub mod pipeline;
+pub mod reflexes;
 pub mod registry;
 pub mod serving;
 pub mod special;

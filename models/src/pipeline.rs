@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::Utc;
+use chrono::{NaiveDate, Utc};
 use gyrus_engine::schema::CanonicalTable;
-use gyrus_engine::{Store, TenantId, WriteRequest};
+use gyrus_engine::{Slice, Store, TenantId, WriteRequest};
 use serde::Serialize;
 
 use crate::curiosity::model::{CuriosityConfig, CuriosityModel};
@@ -16,10 +16,11 @@ use crate::curiosity::{insight::insight_rows, model as curiosity};
 use crate::error::{ModelError, Result};
 use crate::family::{Family, TrainedModel};
 use crate::memory::data::{TenantMemoryData, load as load_memory};
-use crate::memory::model::{MemoryConfig, MemoryModel};
+use crate::memory::model::MemoryConfig;
 use crate::memory::tenant::fit_tenant;
 use crate::oracle::data::{TenantSeries, load_series};
 use crate::oracle::model::{OracleConfig, OracleModel, fit_tenants};
+use crate::reflexes::model::{self as reflexes, ReflexesConfig};
 use crate::registry::{Entry, Registry, Status};
 
 /// What to train.
@@ -31,6 +32,7 @@ pub struct TrainOptions {
     pub oracle: OracleConfig,
     pub curiosity: CuriosityConfig,
     pub memory: MemoryConfig,
+    pub reflexes: ReflexesConfig,
     /// A new model is rejected when its score (lower is better) is worse
     /// than the serving model's by more than this factor.
     pub worse_tolerance: f64,
@@ -47,6 +49,7 @@ impl Default for TrainOptions {
             oracle: OracleConfig::default(),
             curiosity: CuriosityConfig::default(),
             memory: MemoryConfig::default(),
+            reflexes: ReflexesConfig::default(),
             worse_tolerance: 1.10,
         }
     }
@@ -107,12 +110,9 @@ pub async fn train(
             ),
             Family::Memory => reports
                 .extend(train_memory(store, &registry, &tenants, options, progress.clone()).await?),
-            other => {
-                return Err(ModelError::Invalid(format!(
-                    "the {other} family has no training pipeline yet; train oracle, curiosity \
-                     or memory"
-                )));
-            }
+            Family::Reflexes => reports.extend(
+                train_reflexes(store, &registry, &tenants, options, progress.clone()).await?,
+            ),
         }
     }
     Ok(reports)
@@ -167,7 +167,7 @@ async fn train_oracle(
             model,
         };
         let rows = |m: &OracleModel, label: &str, at| {
-            Ok(vec![(
+            Ok(vec![Output::all(
                 CanonicalTable::Forecasts,
                 m.forecast_rows(label, at)?,
             )])
@@ -253,7 +253,7 @@ async fn train_curiosity(
             model: found.model.clone(),
         };
         let rows = |_: &CuriosityModel, label: &str, at| {
-            Ok(vec![(
+            Ok(vec![Output::all(
                 CanonicalTable::Insights,
                 insight_rows(&found.insights, label, at, &found.first_seen)?,
             )])
@@ -271,57 +271,174 @@ async fn train_memory(
     progress: Arc<dyn Progress>,
 ) -> Result<Vec<RunReport>> {
     options.memory.check()?;
-    let parameters = serde_json::to_value(&options.memory).unwrap_or_default();
-    progress.start(Family::Memory, tenants.len());
-    let mut reports = Vec::new();
-    for tenant in tenants {
-        let started = Instant::now();
-        let data: TenantMemoryData =
-            match load_memory(store, tenant, options.memory.holdout_days).await {
-                Ok(data) => data,
+    let config = options.memory.clone();
+    let each = EachTenant {
+        store,
+        registry,
+        options,
+        parameters: serde_json::to_value(&options.memory).unwrap_or_default(),
+    };
+    each.run(
+        tenants,
+        progress,
+        async |tenant| {
+            let data: TenantMemoryData =
+                load_memory(store, tenant, options.memory.holdout_days).await?;
+            Ok((data.input_versions.clone(), data))
+        },
+        move |data| {
+            let scores = fit_tenant(&config, data);
+            TenantFit {
+                units: scores.model.customers_scored + scores.model.deals_scored,
+                empty: scores.is_empty().then(|| scores.model.notes.join("; ")),
+                model: scores.model.clone(),
+                outputs: scores,
+            }
+        },
+        |scores, label, at| {
+            let mut tables = Vec::new();
+            if let Some(batch) = scores.customer_rows(label, at)? {
+                tables.push(Output::all(CanonicalTable::CustomerScores, batch));
+            }
+            if let Some(batch) = scores.lead_rows(label, at)? {
+                tables.push(Output::all(CanonicalTable::LeadScores, batch));
+            }
+            Ok(tables)
+        },
+    )
+    .await
+}
+
+/// The plan each REFLEXES run writes replaces the previous run's; plans
+/// saved through the API stay.
+pub const AUTOMATIC_PLAN_ID: &str = "automatic";
+
+async fn train_reflexes(
+    store: &Store,
+    registry: &Registry,
+    tenants: &[TenantId],
+    options: &TrainOptions,
+    progress: Arc<dyn Progress>,
+) -> Result<Vec<RunReport>> {
+    options.reflexes.check()?;
+    let config = options.reflexes.clone();
+    let each = EachTenant {
+        store,
+        registry,
+        options,
+        parameters: serde_json::to_value(&options.reflexes).unwrap_or_default(),
+    };
+    each.run(
+        tenants,
+        progress,
+        async |tenant| {
+            let series = load_series(store, tenant).await?;
+            let channels = reflexes::campaign_channels(store, tenant).await?;
+            Ok((series.input_versions.clone(), (series, channels)))
+        },
+        move |(series, channels)| {
+            let mut model = reflexes::fit_tenant(&config, &series, &channels);
+            let plan = reflexes::default_plan(&model);
+            model.plan = plan.as_ref().map(|p| p.summary.clone());
+            TenantFit {
+                units: model.curves.len(),
+                empty: model.curves.is_empty().then(|| model.notes.join("; ")),
+                model,
+                outputs: plan,
+            }
+        },
+        |plan, label, at| {
+            let Some(plan) = plan else {
+                return Ok(Vec::new());
+            };
+            Ok(vec![Output {
+                table: CanonicalTable::BudgetPlans,
+                batch: reflexes::plan_rows(plan, AUTOMATIC_PLAN_ID, "campaign", label, at)?,
+                // Every earlier automatic plan, whenever it was made.
+                replace: Replace::Slice(Slice {
+                    equals: vec![("plan_id".into(), AUTOMATIC_PLAN_ID.into())],
+                    from: NaiveDate::default(),
+                    to: at.date_naive(),
+                }),
+            }])
+        },
+    )
+    .await
+}
+
+/// A tenant's fitted model and what its output rows are made from.
+struct TenantFit<M, X> {
+    model: M,
+    /// Units fitted (customers and deals, curves, …).
+    units: usize,
+    /// Why nothing was fitted, if nothing was.
+    empty: Option<String>,
+    outputs: X,
+}
+
+/// Trains a family tenant by tenant: read, fit off the async runtime,
+/// judge and publish. A tenant whose data cannot be read fails alone.
+struct EachTenant<'a> {
+    store: &'a Store,
+    registry: &'a Registry,
+    options: &'a TrainOptions,
+    parameters: serde_json::Value,
+}
+
+impl EachTenant<'_> {
+    async fn run<M: TrainedModel, D: Send + 'static, X: Send + 'static>(
+        &self,
+        tenants: &[TenantId],
+        progress: Arc<dyn Progress>,
+        load: impl AsyncFn(&TenantId) -> Result<(BTreeMap<String, Option<u64>>, D)>,
+        fit: impl Fn(D) -> TenantFit<M, X> + Clone + Send + 'static,
+        rows: impl Fn(&X, &str, chrono::DateTime<Utc>) -> Result<Rows>,
+    ) -> Result<Vec<RunReport>> {
+        progress.start(M::FAMILY, tenants.len());
+        let mut reports = Vec::new();
+        for tenant in tenants {
+            let started = Instant::now();
+            let (input_versions, data) = match load(tenant).await {
+                Ok(loaded) => loaded,
                 Err(e) => {
+                    let parameters = self.parameters.clone();
                     reports.push(
-                        record_failure::<MemoryModel>(
-                            registry,
-                            tenant,
-                            parameters.clone(),
-                            &e,
-                            started,
-                        )
-                        .await?,
+                        record_failure::<M>(self.registry, tenant, parameters, &e, started).await?,
                     );
                     progress.advance();
                     continue;
                 }
             };
-        let input_versions = data.input_versions.clone();
-        let config = options.memory.clone();
-        // The fits are CPU work for Rayon's pool, off the async runtime's threads.
-        let scores = tokio::task::spawn_blocking(move || fit_tenant(&config, data))
-            .await
-            .map_err(|e| ModelError::Registry(format!("the training task failed: {e}")))?;
-        let candidate = Candidate {
-            tenant,
-            units: scores.model.customers_scored + scores.model.deals_scored,
-            input_versions,
-            parameters: parameters.clone(),
-            empty: scores.is_empty().then(|| scores.model.notes.join("; ")),
-            model: scores.model.clone(),
-        };
-        let rows = |_: &MemoryModel, label: &str, at| {
-            let mut tables = Vec::new();
-            if let Some(batch) = scores.customer_rows(label, at)? {
-                tables.push((CanonicalTable::CustomerScores, batch));
-            }
-            if let Some(batch) = scores.lead_rows(label, at)? {
-                tables.push((CanonicalTable::LeadScores, batch));
-            }
-            Ok(tables)
-        };
-        reports.push(publish(store, registry, candidate, options, started, rows).await?);
-        progress.advance();
+            let fit = fit.clone();
+            // The fits are CPU work for Rayon's pool, off the async runtime's threads.
+            let fitted = tokio::task::spawn_blocking(move || fit(data))
+                .await
+                .map_err(|e| ModelError::Registry(format!("the training task failed: {e}")))?;
+            let candidate = Candidate {
+                tenant,
+                units: fitted.units,
+                input_versions,
+                parameters: self.parameters.clone(),
+                empty: fitted.empty,
+                model: fitted.model,
+            };
+            let outputs = fitted.outputs;
+            let rows = |_: &M, label: &str, at| rows(&outputs, label, at);
+            reports.push(
+                publish(
+                    self.store,
+                    self.registry,
+                    candidate,
+                    self.options,
+                    started,
+                    rows,
+                )
+                .await?,
+            );
+            progress.advance();
+        }
+        Ok(reports)
     }
-    Ok(reports)
 }
 
 /// A tenant's newly trained model, before it is judged.
@@ -336,11 +453,37 @@ struct Candidate<'a, M> {
     empty: Option<String>,
 }
 
-/// The output rows of a model: (table, rows) pairs, each written in one commit.
-type Rows = Vec<(
-    CanonicalTable,
-    gyrus_engine::datafusion::arrow::array::RecordBatch,
-)>;
+/// One output table's rows, written in one commit.
+struct Output {
+    table: CanonicalTable,
+    batch: gyrus_engine::datafusion::arrow::array::RecordBatch,
+    replace: Replace,
+}
+
+/// What an output's commit replaces.
+enum Replace {
+    /// The whole table (the run's rows are the table).
+    All,
+    /// One slice (the run owns part of the table).
+    Slice(Slice),
+}
+
+impl Output {
+    /// Rows that replace the whole table.
+    fn all(
+        table: CanonicalTable,
+        batch: gyrus_engine::datafusion::arrow::array::RecordBatch,
+    ) -> Self {
+        Output {
+            table,
+            batch,
+            replace: Replace::All,
+        }
+    }
+}
+
+/// The output tables of a model.
+type Rows = Vec<Output>;
 
 /// Judges a tenant's new model against the serving one and, if it is not
 /// worse, writes its output tables (one commit each) and records it as good.
@@ -401,15 +544,19 @@ async fn publish<M: TrainedModel>(
     let outcome = match rows(&model, &entry.version_label(), trained_at) {
         Ok(tables) => {
             let mut outcome = Ok(());
-            for (table, batch) in tables {
+            for Output {
+                table,
+                batch,
+                replace,
+            } in tables
+            {
                 let n = batch.num_rows();
-                if let Err(e) = store
-                    .write(
-                        tenant,
-                        WriteRequest::append(table, vec![batch]).replacing_all(),
-                    )
-                    .await
-                {
+                let request = WriteRequest::append(table, vec![batch]);
+                let request = match replace {
+                    Replace::All => request.replacing_all(),
+                    Replace::Slice(slice) => request.replacing(slice),
+                };
+                if let Err(e) = store.write(tenant, request).await {
                     outcome = Err(format!("writing {} failed: {e}", table.name()));
                     break;
                 }

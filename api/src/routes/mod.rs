@@ -5,6 +5,7 @@ pub mod health;
 pub mod keys;
 pub mod memory;
 pub mod oracle;
+pub mod reflexes;
 pub mod rows;
 pub mod sql;
 pub mod tables;

@@ -10,6 +10,7 @@ mod keys;
 mod memory;
 mod operations;
 mod oracle;
+mod reflexes;
 mod support;
 
 use axum::body::Body;

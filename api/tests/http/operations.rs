@@ -159,6 +159,7 @@ async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
         ("GET", "/api/v1/memory/leads"),
         ("GET", "/api/v1/memory/segments"),
         ("GET", "/api/v1/openapi.json"),
+        ("GET", "/api/v1/reflexes/pacing"),
         ("GET", "/api/v1/tables"),
         ("GET", "/api/v1/tables/{table}"),
         ("GET", "/docs"),
@@ -169,6 +170,8 @@ async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
         ("POST", "/api/v1/keys"),
         ("POST", "/api/v1/memory/score"),
         ("POST", "/api/v1/oracle/forecast"),
+        ("POST", "/api/v1/reflexes/bandit"),
+        ("POST", "/api/v1/reflexes/budget"),
         ("POST", "/api/v1/sql"),
         ("POST", "/api/v1/tables/{table}/rows"),
     ];

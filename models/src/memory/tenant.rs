@@ -133,7 +133,7 @@ pub fn fit_tenant(config: &MemoryConfig, data: TenantMemoryData) -> TenantScores
 }
 
 /// Money at the table's scale, from an estimate in currency units.
-fn money_column(values: impl Iterator<Item = f64>) -> Result<ArrayRef> {
+pub(crate) fn money_column(values: impl Iterator<Item = f64>) -> Result<ArrayRef> {
     let scale = 10f64.powi(i32::from(MONEY_SCALE));
     let array: Decimal128Array = values
         .map(|v| (v.max(0.0) * scale).round() as i128)

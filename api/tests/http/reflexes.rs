@@ -1,0 +1,292 @@
+//! REFLEXES over HTTP: budget plans (bounds, targets, saving and roles),
+//! bandit splits and pacing, and every way a request can be wrong.
+
+use std::sync::Arc;
+
+use axum::http::StatusCode;
+use gyrus_datasets::{GeneratorConfig, Scale, generate};
+use gyrus_engine::TenantId;
+use gyrus_models::Family;
+use gyrus_models::pipeline::{Silent, TrainOptions, train};
+use gyrus_models::reflexes::ReflexesConfig;
+use serde_json::{Value, json};
+
+use crate::support::*;
+
+/// The test API with acme's synthetic data (small), REFLEXES trained. Its
+/// caches never wait: the test retrains behind the API's back.
+async fn trained() -> Api {
+    let api = api(|c| c.catalog_max_age = std::time::Duration::ZERO).await;
+    let acme = TenantId::new("acme").unwrap();
+    generate(&GeneratorConfig::for_tenant("acme", Scale::Small))
+        .load(&api.state.store, &acme, |_| {})
+        .await
+        .unwrap();
+    train_reflexes(&api).await;
+    api
+}
+
+/// Trains acme's REFLEXES (fewer bootstrap refits than the default: a test).
+async fn train_reflexes(api: &Api) {
+    let options = TrainOptions {
+        tenants: Some(vec![TenantId::new("acme").unwrap()]),
+        families: vec![Family::Reflexes],
+        reflexes: ReflexesConfig {
+            bootstrap: 12,
+            ..ReflexesConfig::default()
+        },
+        ..TrainOptions::default()
+    };
+    let reports = train(&api.state.store, &options, Arc::new(Silent))
+        .await
+        .unwrap();
+    assert_eq!(reports[0].status, gyrus_models::Status::Good, "{reports:?}");
+}
+
+async fn post(api: &Api, key: &str, path: &str, body: Value) -> Answer {
+    call(
+        &api.app,
+        request(
+            "POST",
+            path,
+            Some(key),
+            Some("application/json"),
+            body.to_string(),
+        ),
+    )
+    .await
+}
+
+fn total(plan: &Value, field: &str) -> f64 {
+    plan["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e[field].as_f64().unwrap())
+        .sum()
+}
+
+#[tokio::test]
+async fn budget_plans_keep_bounds_targets_and_roles() {
+    let api = trained().await;
+    let path = "/api/v1/reflexes/budget";
+    // Today's spend, reallocated within ±20%: same total, more conversions.
+    let answer = post(
+        &api,
+        &api.reader,
+        path,
+        json!({"total_budget": 0.0, "objective": "conversions"}),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
+    let current = answer.json()["current_spend"].as_f64().unwrap();
+    assert!(current > 0.0);
+    let answer = post(
+        &api,
+        &api.reader,
+        path,
+        json!({"total_budget": current, "objective": "conversions", "bounds": {"share": 0.2}}),
+    )
+    .await;
+    let plan = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{plan}");
+    assert_eq!(plan["saved"], false, "a reader's plan is not saved");
+    assert!(
+        (total(&plan, "recommended_spend") - current).abs() < 1e-6 * current,
+        "{plan}"
+    );
+    for e in plan["entities"].as_array().unwrap() {
+        let (now, then) = (
+            e["current_spend"].as_f64().unwrap(),
+            e["recommended_spend"].as_f64().unwrap(),
+        );
+        assert!(then >= now * 0.8 - 1e-9 && then <= now * 1.2 + 1e-9, "{e}");
+    }
+    assert!(plan["lift"].as_f64().unwrap() >= -1e-9, "{plan}");
+    assert!(plan["lift_lower"].as_f64().unwrap() <= plan["lift_upper"].as_f64().unwrap());
+    // A CPA target below today's: the plan keeps it, spending less.
+    let cpa = current / plan["expected_current"].as_f64().unwrap();
+    let answer = post(
+        &api,
+        &api.reader,
+        path,
+        json!({"total_budget": current, "objective": "conversions", "target_cpa": cpa * 0.9}),
+    )
+    .await;
+    let targeted = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{targeted}");
+    let spent = total(&targeted, "recommended_spend");
+    let expected = total(&targeted, "expected_recommended");
+    assert!(spent / expected <= cpa * 0.9 * (1.0 + 1e-6), "{targeted}");
+    // A writer's plan is saved; a reader may not ask to save.
+    let answer = post(
+        &api,
+        &api.writer,
+        path,
+        json!({"total_budget": current, "objective": "conversion_value", "bounds": {"share": 0.3}}),
+    )
+    .await;
+    let saved = answer.json();
+    assert_eq!(saved["saved"], true, "{saved}");
+    let id = saved["plan_id"].as_str().unwrap();
+    let rows = call(
+        &api.app,
+        sql(
+            &api.reader,
+            "application/json",
+            json!({"sql": "SELECT count(*) AS n, min(objective) AS o FROM budget_plans WHERE plan_id = ?", "params": [id]}),
+        ),
+    )
+    .await
+    .json();
+    assert_eq!(
+        rows["rows"][0]["n"],
+        saved["entities"].as_array().unwrap().len()
+    );
+    assert_eq!(rows["rows"][0]["o"], "conversion_value");
+    // A new training run replaces its own plan, `automatic`, and keeps saved ones.
+    train_reflexes(&api).await;
+    let plans = call(
+        &api.app,
+        sql(
+            &api.reader,
+            "application/json",
+            json!({"sql": "SELECT plan_id, count(*) AS n, count(DISTINCT model_version) AS versions, max(model_version) AS v FROM budget_plans GROUP BY plan_id ORDER BY plan_id"}),
+        ),
+    )
+    .await
+    .json();
+    let plans = plans["rows"].as_array().unwrap();
+    assert_eq!(plans.len(), 2, "{plans:?}");
+    assert_eq!(plans[0]["plan_id"], "automatic");
+    assert_eq!(plans[0]["versions"], 1);
+    assert_eq!(plans[0]["v"], "reflexes-v2");
+    assert_eq!(plans[1]["plan_id"], id);
+    post(
+        &api,
+        &api.reader,
+        path,
+        json!({"total_budget": current, "objective": "conversions", "save": true}),
+    )
+    .await
+    .problem(StatusCode::FORBIDDEN, "forbidden");
+    // Another tenant has no curves of its own.
+    post(
+        &api,
+        &api.globex,
+        path,
+        json!({"total_budget": 10.0, "objective": "conversions"}),
+    )
+    .await
+    .problem(StatusCode::NOT_FOUND, "no-model");
+    for body in [
+        json!({"total_budget": -1.0, "objective": "conversions"}),
+        json!({"total_budget": 10.0, "objective": "clicks"}),
+        json!({"total_budget": 10.0, "objective": "conversions", "target_cpa": 5.0, "target_roas": 2.0}),
+        json!({"total_budget": 10.0, "objective": "conversions", "bounds": {"min": 5.0, "max": 1.0}}),
+        json!({"total_budget": 10.0, "objective": "conversions", "bounds": {"entities": {"nope": {"max": 1.0}}}}),
+        json!({"total_budget": 10.0, "objective": "conversions", "entity_type": "ad"}),
+        json!({"total_budget": 1.0, "objective": "conversions", "bounds": {"min": 1000.0}}),
+    ] {
+        post(&api, &api.reader, path, body.clone())
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    }
+
+    // Pacing against the saved plan: a budget per campaign and per account.
+    let answer = call(
+        &api.app,
+        get(
+            &format!("/api/v1/reflexes/pacing?plan_id={id}"),
+            Some(&api.reader),
+        ),
+    )
+    .await;
+    let pacing = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{pacing}");
+    let entities = pacing["entities"].as_array().unwrap();
+    assert!(!entities.is_empty());
+    for e in entities {
+        let budget = e["budget"].as_f64().unwrap();
+        let projected = e["projected_spend"].as_f64().unwrap();
+        assert!(e["month_to_date_spend"].as_f64().unwrap() <= projected + 1e-9);
+        assert!((e["pace"].as_f64().unwrap() - projected / budget).abs() < 1e-9);
+    }
+    let accounts = call(
+        &api.app,
+        get(
+            &format!("/api/v1/reflexes/pacing?entity_type=account&plan_id={id}"),
+            Some(&api.reader),
+        ),
+    )
+    .await
+    .json();
+    let campaign_budgets: f64 = entities.iter().map(|e| e["budget"].as_f64().unwrap()).sum();
+    let account_budgets: f64 = accounts["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|e| e["budget"].as_f64())
+        .sum();
+    assert!((campaign_budgets - account_budgets).abs() < 1e-6 * campaign_budgets);
+    call(
+        &api.app,
+        get("/api/v1/reflexes/pacing?plan_id=nope", Some(&api.reader)),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    call(
+        &api.app,
+        get("/api/v1/reflexes/pacing?month=June", Some(&api.reader)),
+    )
+    .await
+    .problem(StatusCode::BAD_REQUEST, "bad-request");
+    call(
+        &api.app,
+        get("/api/v1/reflexes/pacing?color=red", Some(&api.reader)),
+    )
+    .await
+    .problem(StatusCode::BAD_REQUEST, "bad-request");
+}
+
+#[tokio::test]
+async fn bandit_splits_favour_the_best_arm_and_refuse_bad_arms() {
+    let api = api(|_| {}).await;
+    let path = "/api/v1/reflexes/bandit";
+    let arms = json!({"arms": [
+        {"id": "a", "trials": 5000, "successes": 100},
+        {"id": "b", "trials": 5000, "successes": 160},
+        {"id": "c", "trials": 40, "successes": 1},
+    ], "floor": 0.05});
+    let answer = post(&api, &api.reader, path, arms.clone()).await;
+    let split = answer.json();
+    assert_eq!(answer.status, StatusCode::OK, "{split}");
+    let shares: Vec<f64> = split["arms"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a["share"].as_f64().unwrap())
+        .collect();
+    assert!((shares.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+    assert!(shares[1] > shares[0] && shares.iter().all(|&s| s >= 0.05 - 1e-12));
+    // The same arms get the same split.
+    assert_eq!(post(&api, &api.reader, path, arms).await.json(), split);
+    let values = json!({"arms": [
+        {"id": "a", "n": 1000, "sum": 500.0, "sum_squares": 1250.0},
+        {"id": "b", "n": 1000, "sum": 700.0, "sum_squares": 1490.0},
+    ]});
+    let split = post(&api, &api.reader, path, values).await.json();
+    assert_eq!(split["model"], "gaussian", "{split}");
+    for body in [
+        json!({"arms": [{"id": "a", "trials": 10, "successes": 11}, {"id": "b", "trials": 1, "successes": 0}]}),
+        json!({"arms": [{"id": "a", "trials": 10, "successes": 1}]}),
+        json!({"arms": [{"id": "a", "trials": 10}, {"id": "b", "trials": 1, "successes": 0}]}),
+        json!({"arms": [{"id": "a", "trials": 10, "successes": 1}, {"id": "b", "n": 3, "sum": 1.0, "sum_squares": 1.0}]}),
+        json!({"arms": [{"id": "a", "trials": 10, "successes": 1}, {"id": "b", "trials": 1, "successes": 0}], "floor": 0.9}),
+        json!({"arms": [{"id": "a", "trials": 10, "successes": 1}, {"id": "b", "trials": 1, "successes": 0}], "draws": 0}),
+    ] {
+        post(&api, &api.reader, path, body.clone())
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    }
+}

@@ -1,0 +1,731 @@
+//! REFLEXES as a family: a config fits every campaign's and channel's
+//! response curves (conversions and conversion value) into a model the
+//! registry keeps; budget plans are made from it.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::arrow::array::{
+    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+};
+use gyrus_engine::schema::CanonicalTable;
+use gyrus_engine::session::{SessionLimits, TenantSession};
+use gyrus_engine::{Store, TenantId};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+
+use super::allocate::{Allocation, Entity, Problem, allocate};
+use super::curve::{Holdout, ResponseCurve, bootstrap, fit_curve, holdout};
+use crate::curiosity::data::load_names;
+use crate::error::{ModelError, Result};
+use crate::family::{Family, TrainedModel};
+use crate::hash::fnv1a;
+use crate::memory::tenant::money_column;
+use crate::oracle::data::{Metric, TenantSeries};
+
+/// How REFLEXES fits curves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReflexesConfig {
+    /// Last days held back to score a curve (whole weeks).
+    pub holdout_days: usize,
+    /// Bootstrap refits per curve.
+    pub bootstrap: usize,
+    /// Days per bootstrap block.
+    pub block_days: usize,
+    /// Days "current spend" is the mean of.
+    pub recent_days: usize,
+    /// Fewer days with spend than this: the channel's pooled curve.
+    pub min_days: usize,
+    /// Spend varying less than this (coefficient of variation): pooled.
+    pub min_variation: f64,
+    /// Bounds of the plan each run writes, as a share of current spend.
+    pub plan_share: f64,
+}
+
+impl Default for ReflexesConfig {
+    fn default() -> Self {
+        ReflexesConfig {
+            holdout_days: 28,
+            bootstrap: 30,
+            block_days: 14,
+            recent_days: 28,
+            min_days: 56,
+            min_variation: 0.05,
+            plan_share: 0.5,
+        }
+    }
+}
+
+impl ReflexesConfig {
+    pub fn check(&self) -> Result<()> {
+        if self.holdout_days < 7 || self.recent_days == 0 || self.min_days < 14 {
+            return Err(ModelError::Invalid(
+                "holdout_days needs ≥ 7, recent_days ≥ 1 and min_days ≥ 14".into(),
+            ));
+        }
+        if !(0.0..=10.0).contains(&self.plan_share) {
+            return Err(ModelError::Invalid(format!(
+                "the plan's bounds share must be from 0 to 10, not {}",
+                self.plan_share
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// Where a curve came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CurveSource {
+    /// Fitted on the entity's own history.
+    Fitted,
+    /// The channel's curve, scaled to the entity (short or flat history).
+    Pooled,
+}
+
+/// One response curve with its evidence.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FittedCurve {
+    pub curve: ResponseCurve,
+    pub source: CurveSource,
+    /// In-sample share of variance explained.
+    pub r2: f64,
+    pub holdout: Option<Holdout>,
+    /// Bootstrap refits, for uncertainty.
+    pub replicates: Vec<ResponseCurve>,
+    /// Days fitted.
+    pub days: usize,
+}
+
+/// The curves of one campaign or channel.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntityCurves {
+    pub entity_type: String,
+    pub entity_id: String,
+    /// Mean daily spend over the recent days.
+    pub current_spend: f64,
+    /// Mean daily conversions and conversion value over the recent days.
+    pub current_conversions: f64,
+    pub current_value: f64,
+    pub conversions: FittedCurve,
+    pub conversion_value: FittedCurve,
+}
+
+impl EntityCurves {
+    pub fn curve(&self, objective: Objective) -> &FittedCurve {
+        match objective {
+            Objective::Conversions => &self.conversions,
+            Objective::ConversionValue => &self.conversion_value,
+        }
+    }
+
+    /// Conversion value per conversion, recent days first, then the curves.
+    pub fn value_per_conversion(&self) -> f64 {
+        if self.current_conversions > 0.0 {
+            return self.current_value / self.current_conversions;
+        }
+        let x = self.current_spend;
+        let conversions = self.conversions.curve.response(x);
+        if conversions > 0.0 {
+            self.conversion_value.curve.response(x) / conversions
+        } else {
+            0.0
+        }
+    }
+}
+
+/// A tenant's curves, as the registry keeps them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReflexesModel {
+    pub config: ReflexesConfig,
+    pub end: Option<NaiveDate>,
+    pub curves: Vec<EntityCurves>,
+    pub notes: Vec<String>,
+    /// The plan the run wrote (lift of the default reallocation).
+    pub plan: Option<PlanSummary>,
+}
+
+impl ReflexesModel {
+    /// Median held-back weekly WAPE of the campaigns' own conversion curves.
+    pub fn holdout_wape(&self) -> Option<f64> {
+        let mut wapes: Vec<f64> = self
+            .curves
+            .iter()
+            .filter(|c| c.entity_type == "campaign" && c.conversions.source == CurveSource::Fitted)
+            .filter_map(|c| c.conversions.holdout.map(|h| h.weekly_wape))
+            .filter(|w| w.is_finite())
+            .collect();
+        if wapes.is_empty() {
+            return None;
+        }
+        wapes.sort_by(f64::total_cmp);
+        Some(wapes[wapes.len() / 2])
+    }
+}
+
+impl TrainedModel for ReflexesModel {
+    const FAMILY: Family = Family::Reflexes;
+    const SCORE_METRIC: &'static str = "holdout_weekly_wape";
+    const SCORE_NAME: &'static str = "median held-back weekly WAPE of conversion curves";
+
+    fn score(&self) -> Option<f64> {
+        self.holdout_wape()
+    }
+
+    fn metrics(&self) -> serde_json::Value {
+        let count = |entity_type: &str, source: CurveSource| {
+            self.curves
+                .iter()
+                .filter(|c| c.entity_type == entity_type && c.conversions.source == source)
+                .count()
+        };
+        serde_json::json!({
+            "holdout_weekly_wape": self.holdout_wape(),
+            "campaigns_fitted": count("campaign", CurveSource::Fitted),
+            "campaigns_pooled": count("campaign", CurveSource::Pooled),
+            "channels_fitted": count("channel", CurveSource::Fitted),
+            "plan": self.plan,
+            "notes": self.notes,
+        })
+    }
+}
+
+/// A daily history of one entity.
+struct History<'a> {
+    entity_type: &'a str,
+    entity_id: &'a str,
+    spend: &'a [f64],
+    conversions: &'a [f64],
+    value: &'a [f64],
+}
+
+impl History<'_> {
+    fn recent_mean(values: &[f64], days: usize) -> f64 {
+        let tail = &values[values.len().saturating_sub(days)..];
+        tail.iter().sum::<f64>() / tail.len().max(1) as f64
+    }
+}
+
+/// Fits every campaign's and channel's curves. `channels` maps each
+/// campaign to its channel, whose pooled curve stands in for a campaign
+/// with a short or flat history.
+pub fn fit_tenant(
+    config: &ReflexesConfig,
+    series: &TenantSeries,
+    channels_of: &HashMap<String, String>,
+) -> ReflexesModel {
+    let mut by_entity: BTreeMap<(&str, &str), HashMap<Metric, &[f64]>> = BTreeMap::new();
+    for s in &series.series {
+        if matches!(s.entity_type.as_str(), "campaign" | "channel")
+            && matches!(
+                s.metric,
+                Metric::Spend | Metric::Conversions | Metric::ConversionValue
+            )
+        {
+            by_entity
+                .entry((s.entity_type.as_str(), s.entity_id.as_str()))
+                .or_default()
+                .insert(s.metric, s.values.as_slice());
+        }
+    }
+    let histories: Vec<History> = by_entity
+        .iter()
+        .filter_map(|(&(entity_type, entity_id), m)| {
+            let spend = *m.get(&Metric::Spend)?;
+            let conversions = *m.get(&Metric::Conversions)?;
+            let value = *m.get(&Metric::ConversionValue)?;
+            // All end on the tenant's last day; start where spend starts.
+            let n = spend.len().min(conversions.len()).min(value.len());
+            let (spend, conversions, value) = (
+                &spend[spend.len() - n..],
+                &conversions[conversions.len() - n..],
+                &value[value.len() - n..],
+            );
+            let first = spend.iter().position(|&x| x > 0.0)?;
+            Some(History {
+                entity_type,
+                entity_id,
+                spend: &spend[first..],
+                conversions: &conversions[first..],
+                value: &value[first..],
+            })
+        })
+        .collect();
+    let mut notes = Vec::new();
+    let channels: HashMap<&str, EntityCurves> = histories
+        .par_iter()
+        .filter(|h| h.entity_type == "channel")
+        .filter_map(|h| Some((h.entity_id, own_curves(config, h)?)))
+        .collect();
+    let campaigns: Vec<EntityCurves> = histories
+        .par_iter()
+        .filter(|h| h.entity_type == "campaign")
+        .filter_map(|h| {
+            let pooled = channels_of
+                .get(h.entity_id)
+                .and_then(|channel| channels.get(channel.as_str()));
+            let own = if is_informative(config, h.spend) {
+                own_curves(config, h)
+            } else {
+                None
+            };
+            own.or_else(|| pooled.map(|p| pooled_curves(config, h, p)))
+        })
+        .collect();
+    let without = histories
+        .iter()
+        .filter(|h| h.entity_type == "campaign")
+        .count()
+        - campaigns.len();
+    if without > 0 {
+        notes.push(format!(
+            "{without} campaigns have neither an informative history nor a channel curve"
+        ));
+    }
+    let mut curves: Vec<EntityCurves> = channels.into_values().collect();
+    curves.extend(campaigns);
+    curves.sort_by(|a, b| (&a.entity_type, &a.entity_id).cmp(&(&b.entity_type, &b.entity_id)));
+    if curves.is_empty() {
+        notes.push("no campaign has spend: ad_performance is empty".into());
+    }
+    ReflexesModel {
+        config: config.clone(),
+        end: (!series.series.is_empty()).then_some(series.end),
+        curves,
+        notes,
+        plan: None,
+    }
+}
+
+/// Enough days, and spend that moves enough, to learn a curve from.
+fn is_informative(config: &ReflexesConfig, spend: &[f64]) -> bool {
+    let active: Vec<f64> = spend.iter().copied().filter(|&x| x > 0.0).collect();
+    if active.len() < config.min_days {
+        return false;
+    }
+    let mean = active.iter().sum::<f64>() / active.len() as f64;
+    let var = active.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / active.len() as f64;
+    var.sqrt() / mean >= config.min_variation
+}
+
+fn own_curves(config: &ReflexesConfig, h: &History) -> Option<EntityCurves> {
+    let seed = fnv1a(h.entity_id.as_bytes());
+    let fit = |response: &[f64], seed: u64| -> Option<FittedCurve> {
+        let fit = fit_curve(h.spend, response, None).ok()?;
+        let holdout = (h.spend.len() >= config.min_days + config.holdout_days)
+            .then(|| holdout(h.spend, response, config.holdout_days).ok())
+            .flatten();
+        let replicates = bootstrap(
+            h.spend,
+            response,
+            &fit,
+            config.bootstrap,
+            config.block_days,
+            seed,
+        );
+        Some(FittedCurve {
+            curve: fit.curve,
+            source: CurveSource::Fitted,
+            r2: fit.r2,
+            holdout,
+            replicates,
+            days: h.spend.len(),
+        })
+    };
+    let conversions = fit(h.conversions, seed)?;
+    if conversions.curve.beta <= 0.0 {
+        return None;
+    }
+    let conversion_value = fit(h.value, seed ^ 1)?;
+    Some(EntityCurves {
+        entity_type: h.entity_type.to_string(),
+        entity_id: h.entity_id.to_string(),
+        current_spend: History::recent_mean(h.spend, config.recent_days),
+        current_conversions: History::recent_mean(h.conversions, config.recent_days),
+        current_value: History::recent_mean(h.value, config.recent_days),
+        conversions,
+        conversion_value,
+    })
+}
+
+/// The channel's curves scaled to a campaign's share of its spend and response.
+fn pooled_curves(config: &ReflexesConfig, h: &History, channel: &EntityCurves) -> EntityCurves {
+    let recent = |v: &[f64]| History::recent_mean(v, config.recent_days);
+    let (spend, conversions, value) = (recent(h.spend), recent(h.conversions), recent(h.value));
+    // Shares over the whole history when the campaign is not spending now.
+    let whole = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let (s, c, v) = if spend > 0.0 {
+        (spend, conversions, value)
+    } else {
+        (whole(h.spend), whole(h.conversions), whole(h.value))
+    };
+    let share = |part: f64, total: f64| if total > 0.0 { part / total } else { 0.0 };
+    let w = share(s, channel.current_spend).max(1e-9);
+    let scale = |f: &FittedCurve, r: f64| FittedCurve {
+        curve: f.curve.scaled(w, r),
+        source: CurveSource::Pooled,
+        r2: f.r2,
+        holdout: None,
+        replicates: f.replicates.iter().map(|c| c.scaled(w, r)).collect(),
+        days: h.spend.len(),
+    };
+    EntityCurves {
+        entity_type: h.entity_type.to_string(),
+        entity_id: h.entity_id.to_string(),
+        current_spend: spend,
+        current_conversions: conversions,
+        current_value: value,
+        conversions: scale(&channel.conversions, share(c, channel.current_conversions)),
+        conversion_value: scale(&channel.conversion_value, share(v, channel.current_value)),
+    }
+}
+
+/// What a plan maximises.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Objective {
+    Conversions,
+    ConversionValue,
+}
+
+impl Objective {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Objective::Conversions => "conversions",
+            Objective::ConversionValue => "conversion_value",
+        }
+    }
+}
+
+/// An efficiency the whole plan must keep.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Target {
+    /// Spend per conversion at most this.
+    Cpa(f64),
+    /// Conversion value per spend at least this.
+    Roas(f64),
+}
+
+/// Bounds on an entity's daily spend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct SpendBounds {
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    /// ± this share of current spend (0.3: from 70% to 130%).
+    pub share: Option<f64>,
+}
+
+impl SpendBounds {
+    /// (lower, upper) for an entity spending `current` a day.
+    fn resolve(&self, current: f64) -> (f64, f64) {
+        let (mut lower, mut upper) = (0.0, f64::INFINITY);
+        if let Some(share) = self.share {
+            lower = (current * (1.0 - share)).max(0.0);
+            upper = current * (1.0 + share);
+        }
+        if let Some(min) = self.min {
+            lower = lower.max(min);
+        }
+        if let Some(max) = self.max {
+            upper = upper.min(max);
+        }
+        (lower, upper)
+    }
+}
+
+/// A request for a plan.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlanRequest {
+    /// `campaign` or `channel`.
+    pub entity_type: String,
+    pub objective: Objective,
+    /// Total daily spend to allocate.
+    pub total_budget: f64,
+    /// Bounds for every entity, then per entity (these win).
+    pub bounds: SpendBounds,
+    pub entity_bounds: HashMap<String, SpendBounds>,
+    pub target: Option<Target>,
+}
+
+/// One entity of a plan (daily amounts).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanEntity {
+    pub entity_id: String,
+    pub current_spend: f64,
+    pub recommended_spend: f64,
+    pub expected_current: f64,
+    pub expected_recommended: f64,
+    /// Extra response of the next unit of spend at the recommended spend.
+    pub marginal_response: f64,
+    pub curve_source: CurveSource,
+}
+
+/// The totals of a plan.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PlanSummary {
+    pub objective: Objective,
+    pub total_budget: f64,
+    pub current_spend: f64,
+    pub recommended_spend: f64,
+    pub expected_current: f64,
+    pub expected_recommended: f64,
+    /// expected_recommended − expected_current.
+    pub lift: f64,
+    /// 90% bootstrap interval of the lift.
+    pub lift_lower: Option<f64>,
+    pub lift_upper: Option<f64>,
+    pub entities: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub summary: PlanSummary,
+    pub entities: Vec<PlanEntity>,
+    pub allocation: Allocation,
+}
+
+/// Units of the target's response per unit of the objective's, per entity.
+type EfficiencyWeight = Box<dyn Fn(&EntityCurves) -> f64>;
+
+/// The best daily spend per entity for a daily budget.
+pub fn plan(model: &ReflexesModel, request: &PlanRequest) -> Result<Plan> {
+    if !matches!(request.entity_type.as_str(), "campaign" | "channel") {
+        return Err(ModelError::Invalid(format!(
+            "plans are by campaign or channel, not `{}`",
+            request.entity_type
+        )));
+    }
+    let curves: Vec<&EntityCurves> = model
+        .curves
+        .iter()
+        .filter(|c| c.entity_type == request.entity_type && c.current_spend > 0.0)
+        .collect();
+    if curves.is_empty() {
+        return Err(ModelError::Invalid(format!(
+            "no {} is spending: the last `gyrus train --family reflexes` found no {} with \
+             spend in its last {} days",
+            request.entity_type, request.entity_type, model.config.recent_days
+        )));
+    }
+    if let Some(unknown) = request
+        .entity_bounds
+        .keys()
+        .find(|id| !curves.iter().any(|c| &c.entity_id == *id))
+    {
+        return Err(ModelError::Invalid(format!(
+            "bounds name `{unknown}`, which is not a {} with a curve and current spend",
+            request.entity_type
+        )));
+    }
+    let (efficiency, weight): (Option<f64>, EfficiencyWeight) =
+        match (request.target, request.objective) {
+            (None, _) => (None, Box::new(|_| 1.0)),
+            (Some(Target::Cpa(cpa)), Objective::Conversions) => (Some(cpa), Box::new(|_| 1.0)),
+            (Some(Target::Roas(roas)), Objective::ConversionValue) => {
+                (Some(1.0 / roas), Box::new(|_| 1.0))
+            }
+            (Some(Target::Roas(roas)), Objective::Conversions) => {
+                (Some(1.0 / roas), Box::new(|c| c.value_per_conversion()))
+            }
+            (Some(Target::Cpa(cpa)), Objective::ConversionValue) => (
+                Some(cpa),
+                Box::new(|c| {
+                    let v = c.value_per_conversion();
+                    if v > 0.0 { 1.0 / v } else { 0.0 }
+                }),
+            ),
+        };
+    if let Some(Target::Cpa(t) | Target::Roas(t)) = request.target
+        && !(t.is_finite() && t > 0.0)
+    {
+        return Err(ModelError::Invalid(format!(
+            "the target must be a number > 0, not {t}"
+        )));
+    }
+    let entities: Vec<Entity> = curves
+        .iter()
+        .map(|c| {
+            let bounds = request
+                .entity_bounds
+                .get(&c.entity_id)
+                .map_or(request.bounds, |own| SpendBounds {
+                    min: own.min.or(request.bounds.min),
+                    max: own.max.or(request.bounds.max),
+                    share: own.share.or(request.bounds.share),
+                });
+            let (lower, upper) = bounds.resolve(c.current_spend);
+            Entity {
+                id: c.entity_id.clone(),
+                curve: c.curve(request.objective).curve,
+                lower,
+                upper,
+                efficiency_weight: weight(c),
+            }
+        })
+        .collect();
+    let problem = Problem {
+        entities,
+        budget: request.total_budget,
+        efficiency,
+    };
+    let allocation = allocate(&problem)?;
+    let rows: Vec<PlanEntity> = curves
+        .iter()
+        .zip(&problem.entities)
+        .zip(&allocation.spend)
+        .map(|((c, e), &x)| PlanEntity {
+            entity_id: c.entity_id.clone(),
+            current_spend: c.current_spend,
+            recommended_spend: x,
+            expected_current: e.curve.response(c.current_spend),
+            expected_recommended: e.curve.response(x),
+            marginal_response: e.curve.marginal(x),
+            curve_source: c.curve(request.objective).source,
+        })
+        .collect();
+    let sum = |f: &dyn Fn(&PlanEntity) -> f64| rows.iter().map(f).sum::<f64>();
+    let (expected_current, expected_recommended) = (
+        sum(&|r| r.expected_current),
+        sum(&|r| r.expected_recommended),
+    );
+    let (lift_lower, lift_upper) = lift_interval(&curves, &rows, request.objective);
+    let summary = PlanSummary {
+        objective: request.objective,
+        total_budget: request.total_budget,
+        current_spend: sum(&|r| r.current_spend),
+        recommended_spend: sum(&|r| r.recommended_spend),
+        expected_current,
+        expected_recommended,
+        lift: expected_recommended - expected_current,
+        lift_lower,
+        lift_upper,
+        entities: rows.len(),
+    };
+    Ok(Plan {
+        summary,
+        entities: rows,
+        allocation,
+    })
+}
+
+/// The 5th and 95th percentiles of the lift over bootstrap replicates
+/// (replicate b of every entity together).
+fn lift_interval(
+    curves: &[&EntityCurves],
+    rows: &[PlanEntity],
+    objective: Objective,
+) -> (Option<f64>, Option<f64>) {
+    let replicates = curves
+        .iter()
+        .map(|c| c.curve(objective).replicates.len())
+        .max()
+        .unwrap_or(0);
+    if replicates < 10 {
+        return (None, None);
+    }
+    let mut lifts: Vec<f64> = (0..replicates)
+        .map(|b| {
+            curves
+                .iter()
+                .zip(rows)
+                .map(|(c, r)| {
+                    let fitted = c.curve(objective);
+                    let curve = fitted
+                        .replicates
+                        .get(b % fitted.replicates.len().max(1))
+                        .unwrap_or(&fitted.curve);
+                    curve.response(r.recommended_spend) - curve.response(r.current_spend)
+                })
+                .sum()
+        })
+        .collect();
+    lifts.sort_by(f64::total_cmp);
+    let at = |q: f64| lifts[((lifts.len() - 1) as f64 * q).round() as usize];
+    (Some(at(0.05)), Some(at(0.95)))
+}
+
+/// The `budget_plans` rows of a plan.
+pub fn plan_rows(
+    plan: &Plan,
+    plan_id: &str,
+    entity_type: &str,
+    version: &str,
+    created_at: DateTime<Utc>,
+) -> Result<RecordBatch> {
+    let n = plan.entities.len();
+    let text = |v: &str| Arc::new(StringArray::from(vec![v; n])) as ArrayRef;
+    let floats = |f: &dyn Fn(&PlanEntity) -> f64| {
+        Arc::new(Float64Array::from_iter_values(plan.entities.iter().map(f))) as ArrayRef
+    };
+    let columns: Vec<ArrayRef> = vec![
+        text(plan_id),
+        text(entity_type),
+        Arc::new(StringArray::from_iter_values(
+            plan.entities.iter().map(|e| e.entity_id.as_str()),
+        )),
+        money_column(plan.entities.iter().map(|e| e.current_spend))?,
+        money_column(plan.entities.iter().map(|e| e.recommended_spend))?,
+        floats(&|e| e.expected_current),
+        floats(&|e| e.expected_recommended),
+        text(plan.summary.objective.as_str()),
+        text(version),
+        Arc::new(
+            TimestampMicrosecondArray::from(vec![created_at.timestamp_micros(); n])
+                .with_timezone("UTC"),
+        ),
+    ];
+    RecordBatch::try_new(CanonicalTable::BudgetPlans.schema(), columns)
+        .map_err(|e| ModelError::Registry(format!("building the budget plan: {e}")))
+}
+
+/// The plan each training run writes: today's total spend, reallocated
+/// across campaigns within ± `plan_share`, for conversions.
+pub fn default_plan(model: &ReflexesModel) -> Option<Plan> {
+    let spending: f64 = model
+        .curves
+        .iter()
+        .filter(|c| c.entity_type == "campaign")
+        .map(|c| c.current_spend)
+        .sum();
+    if spending <= 0.0 {
+        return None;
+    }
+    plan(
+        model,
+        &PlanRequest {
+            entity_type: "campaign".into(),
+            objective: Objective::Conversions,
+            total_budget: spending,
+            bounds: SpendBounds {
+                share: Some(model.config.plan_share),
+                ..SpendBounds::default()
+            },
+            entity_bounds: HashMap::new(),
+            target: None,
+        },
+    )
+    .ok()
+}
+
+/// A plan id that names its moment and is unique within it.
+pub fn new_plan_id(at: DateTime<Utc>) -> String {
+    let random = uuid::Uuid::new_v4().simple().to_string();
+    format!("plan-{}-{}", at.format("%Y%m%dT%H%M%S"), &random[..8])
+}
+
+/// Each campaign's channel (the one it last reported).
+pub async fn campaign_channels(
+    store: &Store,
+    tenant: &TenantId,
+) -> Result<HashMap<String, String>> {
+    let tables = store.tenant_tables(tenant).await?;
+    let session = TenantSession::new(&tables, &SessionLimits::default())?;
+    let names = load_names(&session).await?;
+    Ok(names
+        .campaigns
+        .into_iter()
+        .map(|(id, info)| (id, info.channel))
+        .collect())
+}

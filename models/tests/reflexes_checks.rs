@@ -1,0 +1,142 @@
+//! REFLEXES on the synthetic data, whose generator records each campaign's
+//! true curve (geometric adstock, Hill, β): how close the fitted curves
+//! come, and what the recommended plan gains under the true curves.
+//!
+//! `cargo nextest run -p gyrus-models --test reflexes_checks --no-capture`
+//! prints the figures.
+//!
+//! Spend in the generator moves only ±40% around each campaign's budget
+//! (weekday pattern, a yearly wave, 12% daily noise), so K, s and β are not
+//! separately identified: many (K, s, β) draw the same curve over the spends
+//! seen. What is identified, and checked, is the adstock carry-over and the
+//! curve over the spends seen: expected conversions and the marginal
+//! return at current spend. The generator's yearly wave multiplies both
+//! spend and demand; the fit controls for a yearly demand wave, and the
+//! checks compare with the true curve at the wave's mean.
+
+use std::collections::HashMap;
+
+use gyrus_datasets::{CampaignTruth, GeneratorConfig, Scale, generate};
+use gyrus_engine::{Store, TenantId};
+use gyrus_models::oracle::data::load_series;
+use gyrus_models::reflexes::allocate::{Entity, Problem, allocate};
+use gyrus_models::reflexes::curve::ResponseCurve;
+use gyrus_models::reflexes::model::{
+    CurveSource, ReflexesConfig, campaign_channels, default_plan, fit_tenant,
+};
+
+const SEEDS: std::ops::RangeInclusive<u64> = 1..=3;
+
+fn true_curve(t: &CampaignTruth) -> ResponseCurve {
+    ResponseCurve {
+        baseline: 0.0,
+        beta: t.max_conversions,
+        half_saturation: t.hill_half_saturation,
+        shape: t.hill_shape,
+        adstock: t.adstock_decay,
+    }
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn quantile(mut v: Vec<f64>, q: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * q).round() as usize]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fitted_curves_and_plans_against_the_true_curves() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+    let config = ReflexesConfig {
+        bootstrap: 0,
+        ..ReflexesConfig::default()
+    };
+    let (mut adstock_error, mut response_error, mut marginal_error) =
+        (Vec::new(), Vec::new(), Vec::new());
+    let (mut fitted, mut pooled) = (0, 0);
+    let (mut current, mut recommended, mut best) = (0.0, 0.0, 0.0);
+    for seed in SEEDS {
+        let data = generate(&GeneratorConfig::new(seed, Scale::Medium));
+        let tenant = TenantId::new(format!("t{seed}")).unwrap();
+        data.load(&store, &tenant, |_| {}).await.unwrap();
+        let series = load_series(&store, &tenant).await.unwrap();
+        let channels = campaign_channels(&store, &tenant).await.unwrap();
+        let model = fit_tenant(&config, &series, &channels);
+        let truth: HashMap<&str, &CampaignTruth> = data
+            .truth
+            .campaigns
+            .iter()
+            .map(|c| (c.campaign_id.as_str(), c))
+            .collect();
+        for c in model.curves.iter().filter(|c| c.entity_type == "campaign") {
+            if c.conversions.source == CurveSource::Pooled {
+                pooled += 1;
+                continue;
+            }
+            fitted += 1;
+            let t = true_curve(truth[c.entity_id.as_str()]);
+            if c.current_spend <= 0.0 {
+                continue;
+            }
+            let x = c.current_spend;
+            let curve = &c.conversions.curve;
+            adstock_error.push((curve.adstock - t.adstock).abs());
+            response_error.push((curve.response(x) / t.response(x) - 1.0).abs());
+            marginal_error.push((curve.marginal(x) / t.marginal(x) - 1.0).abs());
+        }
+        // The plan each run writes, scored with the true curves; and the
+        // best plan the true curves allow within the same bounds.
+        let plan = default_plan(&model).expect("a plan");
+        let mut entities = Vec::new();
+        for (row, e) in plan.entities.iter().zip(&plan.allocation.spend) {
+            let t = true_curve(truth[row.entity_id.as_str()]);
+            current += t.response(row.current_spend);
+            recommended += t.response(*e);
+            let mut entity = Entity::new(row.entity_id.clone(), t);
+            entity.lower = row.current_spend * (1.0 - config.plan_share);
+            entity.upper = row.current_spend * (1.0 + config.plan_share);
+            entities.push(entity);
+        }
+        let oracle = allocate(&Problem {
+            entities,
+            budget: plan.summary.total_budget,
+            efficiency: None,
+        })
+        .unwrap();
+        best += oracle.total_response;
+    }
+    let lift = recommended / current - 1.0;
+    let possible = best / current - 1.0;
+    println!(
+        "synthetic (medium, seeds {SEEDS:?}): {fitted} campaign curves fitted, {pooled} pooled; \
+         |adstock error| median {:.3} (90th pct {:.3}); expected conversions at current spend: \
+         relative error median {:.3} (90th pct {:.3}); marginal return at current spend: \
+         relative error median {:.3} (90th pct {:.3}); plan (same total, ±50%) lift under the \
+         true curves {:.2}% of {current:.1} conversions a day, the best possible within the \
+         same bounds {:.2}% ({:.2} of it)",
+        median(adstock_error.clone()),
+        quantile(adstock_error.clone(), 0.9),
+        median(response_error.clone()),
+        quantile(response_error.clone(), 0.9),
+        median(marginal_error.clone()),
+        quantile(marginal_error.clone(), 0.9),
+        lift * 100.0,
+        possible * 100.0,
+        lift / possible,
+    );
+    assert!(fitted >= 100, "{fitted} fitted");
+    assert!(median(adstock_error) < 0.15);
+    assert!(median(response_error) < 0.08);
+    // The marginal return is the weakest part: the slope of a curve seen
+    // over ±40% of one spend level.
+    assert!(median(marginal_error) < 0.5);
+    assert!(
+        lift > 0.0,
+        "the plan must gain under the true curves: {lift}"
+    );
+    assert!(lift >= 0.5 * possible, "{lift} vs {possible}");
+}
