@@ -281,10 +281,12 @@ async fn train_memory(
     each.run(
         tenants,
         progress,
-        async |tenant| {
-            let data: TenantMemoryData =
-                load_memory(store, tenant, options.memory.holdout_days).await?;
-            Ok((data.input_versions.clone(), data))
+        |tenant| {
+            let (tenant, holdout_days) = (tenant.clone(), options.memory.holdout_days);
+            Box::pin(async move {
+                let data: TenantMemoryData = load_memory(store, &tenant, holdout_days).await?;
+                Ok((data.input_versions.clone(), data))
+            })
         },
         move |data| {
             let scores = fit_tenant(&config, data);
@@ -331,10 +333,13 @@ async fn train_reflexes(
     each.run(
         tenants,
         progress,
-        async |tenant| {
-            let series = load_series(store, tenant).await?;
-            let channels = reflexes::campaign_channels(store, tenant).await?;
-            Ok((series.input_versions.clone(), (series, channels)))
+        |tenant| {
+            let tenant = tenant.clone();
+            Box::pin(async move {
+                let series = load_series(store, &tenant).await?;
+                let channels = reflexes::campaign_channels(store, &tenant).await?;
+                Ok((series.input_versions.clone(), (series, channels)))
+            })
         },
         move |(series, channels)| {
             let mut model = reflexes::fit_tenant(&config, &series, &channels);
@@ -385,12 +390,18 @@ struct EachTenant<'a> {
     parameters: serde_json::Value,
 }
 
-impl EachTenant<'_> {
+/// Reading one tenant's data: its input versions and the data. A boxed
+/// future that owns what it needs, so the training future stays `Send`.
+type Load<'a, D> = std::pin::Pin<
+    Box<dyn std::future::Future<Output = Result<(BTreeMap<String, Option<u64>>, D)>> + Send + 'a>,
+>;
+
+impl<'a> EachTenant<'a> {
     async fn run<M: TrainedModel, D: Send + 'static, X: Send + 'static>(
         &self,
         tenants: &[TenantId],
         progress: Arc<dyn Progress>,
-        load: impl AsyncFn(&TenantId) -> Result<(BTreeMap<String, Option<u64>>, D)>,
+        load: impl Fn(&TenantId) -> Load<'a, D>,
         fit: impl Fn(D) -> TenantFit<M, X> + Clone + Send + 'static,
         rows: impl Fn(&X, &str, chrono::DateTime<Utc>) -> Result<Rows>,
     ) -> Result<Vec<RunReport>> {

@@ -322,6 +322,8 @@ pub struct BanditSplit {
 
 /// Most arms a split may have.
 const MAX_ARMS: usize = 1000;
+/// Most posterior samples (draws × arms) a split may take: well under a second.
+const MAX_SAMPLES: usize = 20_000_000;
 
 /// Splits traffic across creatives or ad variants by Thompson sampling.
 ///
@@ -374,6 +376,12 @@ pub async fn bandit_route(
     }
     let floor = body.floor.unwrap_or(0.1 / body.arms.len().max(1) as f64);
     let draws = body.draws.unwrap_or(10_000);
+    // Time per request is bounded: draws × arms samples at most.
+    if draws.saturating_mul(arms.len()) > MAX_SAMPLES {
+        return Err(Problem::invalid_request(format!(
+            "draws × arms must be at most {MAX_SAMPLES}: ask for fewer draws"
+        )));
+    }
     let seed = body.seed.unwrap_or_else(|| fnv1a(key.as_bytes()));
     let model = match arms.first().map(|a| &a.evidence) {
         Some(Evidence::Value { .. }) => "gaussian",

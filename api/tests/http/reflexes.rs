@@ -284,6 +284,7 @@ async fn bandit_splits_favour_the_best_arm_and_refuse_bad_arms() {
         json!({"arms": [{"id": "a", "trials": 10, "successes": 1}, {"id": "b", "n": 3, "sum": 1.0, "sum_squares": 1.0}]}),
         json!({"arms": [{"id": "a", "trials": 10, "successes": 1}, {"id": "b", "trials": 1, "successes": 0}], "floor": 0.9}),
         json!({"arms": [{"id": "a", "trials": 10, "successes": 1}, {"id": "b", "trials": 1, "successes": 0}], "draws": 0}),
+        json!({"arms": (0..100).map(|i| json!({"id": format!("a{i}"), "trials": 10, "successes": 1})).collect::<Vec<_>>(), "draws": 1_000_000}),
     ] {
         post(&api, &api.reader, path, body.clone())
             .await
