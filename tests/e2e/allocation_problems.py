@@ -55,6 +55,8 @@ def problems(n, seed, shapes=(0.5, 1.0)):
                 entity["upper"] = float(current[i] * (1.0 + share))
             entities.append(entity)
         budget = float(current.sum() * rng.uniform(0.7, 1.5))
+        # Feasible: the lower bounds leave room in the budget.
+        budget = max(budget, 1.05 * sum(e.get("lower", 0.0) for e in entities))
         problem = {"budget": budget, "entities": entities, "_current": current.tolist()}
         if p % 3 == 2:
             # A CPA 10% below what spending the whole budget well gives.
