@@ -154,6 +154,11 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+    /// Add, list, sync, follow and remove platform connectors.
+    Connectors {
+        #[command(subcommand)]
+        command: ConnectorsCommand,
+    },
     /// Create, list and revoke API keys.
     Keys {
         #[command(subcommand)]
@@ -193,6 +198,63 @@ pub enum KeysCommand {
     List,
     /// Revoke a key by its id.
     Revoke { id: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConnectorsCommand {
+    /// Add a connector; its credentials are encrypted with GYRUS_SECRET_KEY.
+    Add {
+        #[arg(long, env = "GYRUS_TENANT")]
+        tenant: String,
+        /// google_ads, youtube_ads, meta_ads, linkedin_ads, tiktok_ads, ga4,
+        /// shopify, stripe, hubspot, salesforce or gohighlevel.
+        #[arg(long)]
+        platform: String,
+        /// The platform account (customer id, ad account, property, shop, ...).
+        #[arg(long)]
+        account: String,
+        /// A JSON object of the platform's credential fields; `-` reads it from
+        /// standard input. (Never a flag value: it would land in shell history.)
+        #[arg(long, value_name = "FILE")]
+        credentials: PathBuf,
+        /// The API's base URL (a proxy, a regional endpoint, a test fake).
+        #[arg(long)]
+        base_url: Option<String>,
+        /// The OAuth2 token service's base URL.
+        #[arg(long)]
+        auth_url: Option<String>,
+        /// The first day to read [default: a year ago].
+        #[arg(long)]
+        start_date: Option<chrono::NaiveDate>,
+        /// Days re-read before the cursor on each sync [default: 30].
+        #[arg(long)]
+        lookback_days: Option<u32>,
+        /// Minutes between syncs under `gyrus serve` (0: only when asked) [default: 360].
+        #[arg(long)]
+        schedule_minutes: Option<u32>,
+        /// A platform setting, e.g. --setting conversion_action_types=purchase,lead.
+        #[arg(long = "setting", value_name = "KEY=VALUE")]
+        settings: Vec<String>,
+    },
+    /// List connectors (never their credentials).
+    List {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Sync a connector now.
+    Sync {
+        id: String,
+        /// Read everything from the start date again.
+        #[arg(long)]
+        full: bool,
+        /// The last day to read [default: today, UTC].
+        #[arg(long)]
+        today: Option<chrono::NaiveDate>,
+    },
+    /// A connector's last run, cursor and next scheduled run.
+    Status { id: String },
+    /// Remove a connector and its credentials (its data stays).
+    Remove { id: String },
 }
 
 #[derive(Debug, Args, Clone)]
@@ -267,6 +329,10 @@ pub struct ServeArgs {
         value_name = "REQUESTS"
     )]
     pub max_concurrent_ingests: usize,
+    /// HTTP: let tenant admins give connectors their own base and token URLs
+    /// (proxies, regional endpoints); off, the server only calls the platforms.
+    #[arg(long, env = "GYRUS_ALLOW_CONNECTOR_URLS")]
+    pub allow_connector_urls: bool,
     /// HTTP: the longest a request may take to get its answer started.
     #[arg(
         long,

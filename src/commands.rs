@@ -1,6 +1,7 @@
 //! What each command does; `main` only parses, sets up logging and reports errors.
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
@@ -11,6 +12,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
 
 use crate::cli::{Command, KeysCommand, ServeArgs};
+use crate::connectors;
 use crate::output;
 use crate::settings::Settings;
 use crate::training;
@@ -135,6 +137,7 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(&store, command, &mut out).await,
+        Command::Connectors { command } => connectors::run(&store, command, &mut out).await,
         Command::Tables { tenant } => {
             let tenant = TenantId::new(tenant)?;
             writeln!(
@@ -280,6 +283,7 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
         max_concurrent: args.max_concurrent.max(1),
         max_concurrent_ingests: args.max_concurrent_ingests.max(1),
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
+        allow_connector_urls: args.allow_connector_urls,
         ..Default::default()
     };
     // One key ring and one table cache for both servers.
@@ -323,7 +327,14 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
     let until_stopped = |mut rx: tokio::sync::watch::Receiver<bool>| async move {
         let _ = rx.wait_for(|s| *s).await;
     };
-    let http_state = gyrus_api::AppState::sharing(store.clone(), caches, api_config);
+    let connectors = Arc::new(connectors::open(&store)?);
+    tokio::spawn(connectors::schedule(
+        connectors.clone(),
+        caches.tables.clone(),
+        stopped.clone(),
+    ));
+    let http_state =
+        gyrus_api::AppState::sharing(store.clone(), caches, api_config).with_connectors(connectors);
     let (flight, http) = tokio::join!(
         gyrus_flight::serve_on(
             flight_listener,

@@ -3,6 +3,7 @@
 mod allocation;
 mod cli;
 mod commands;
+mod connectors;
 mod output;
 mod settings;
 mod training;

@@ -1,5 +1,8 @@
 //! End-to-end tests of the `gyrus` binary: every command, its output and its exit codes.
 
+#[path = "../ingest/tests/fake/mod.rs"]
+mod fake;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::sync::Arc;
@@ -10,14 +13,19 @@ use gyrus_engine::datafusion::arrow::array::{
 use gyrus_engine::datafusion::parquet::arrow::ArrowWriter;
 use gyrus_engine::schema::CanonicalTable;
 
-fn gyrus(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gyrus"))
+fn command(data: &Path, args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_gyrus"));
+    command
         .arg("--data")
         .arg(data)
         .args(args)
         .env_remove("GYRUS_DATA")
-        .output()
-        .expect("gyrus runs")
+        .env_remove("GYRUS_SECRET_KEY");
+    command
+}
+
+fn gyrus(data: &Path, args: &[&str]) -> Output {
+    command(data, args).output().expect("gyrus runs")
 }
 
 fn stdout(out: &Output) -> String {
@@ -629,4 +637,140 @@ fn serve_trains_tenants_that_have_no_model_on_its_schedule() {
         rows.lines().nth(1).is_some_and(|n| n != "0"),
         "no forecasts: {rows}"
     );
+}
+
+/// `gyrus` with the connector credential key set.
+fn gyrus_keyed(data: &Path, args: &[&str]) -> Output {
+    command(data, args)
+        .env(
+            "GYRUS_SECRET_KEY",
+            "BwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwcHBwc=",
+        )
+        .output()
+        .expect("gyrus runs")
+}
+
+#[test]
+fn connectors_are_added_synced_followed_and_removed() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(fake::Fake::start(fake::FakeConfig::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let credentials = d.join("hubspot.json");
+    std::fs::write(&credentials, fake.credentials("hubspot").to_string()).unwrap();
+    let credentials = credentials.to_str().unwrap();
+    let url = fake.url();
+    let add = |extra: &[&str]| {
+        let mut args = vec![
+            "connectors",
+            "add",
+            "--tenant",
+            "acme",
+            "--platform",
+            "hubspot",
+            "--account",
+            "portal1",
+            "--credentials",
+            credentials,
+            "--base-url",
+            &url,
+            "--auth-url",
+            &url,
+            "--start-date",
+            "2026-03-01",
+            "--schedule-minutes",
+            "0",
+            "--setting",
+            "page_size=25",
+        ];
+        args.extend_from_slice(extra);
+        gyrus_keyed(d, &args)
+    };
+
+    // Without the key, a clear way forward.
+    fails(
+        gyrus(
+            d,
+            &[
+                "connectors",
+                "add",
+                "--tenant",
+                "acme",
+                "--platform",
+                "hubspot",
+                "--account",
+                "p",
+                "--credentials",
+                credentials,
+            ],
+        ),
+        1,
+        "GYRUS_SECRET_KEY",
+    );
+    fails(
+        add(&["--setting", "colour=blue"]),
+        1,
+        "has no setting \"colour\"",
+    );
+    let added = ok(add(&[]));
+    let id = added.split_whitespace().nth(2).unwrap().to_string();
+    assert!(id.starts_with("c_"), "{added}");
+
+    let listed = ok(gyrus(d, &["connectors", "list"]));
+    assert!(
+        listed.contains(&id) && listed.contains("hubspot"),
+        "{listed}"
+    );
+    let synced = ok(gyrus_keyed(
+        d,
+        &["connectors", "sync", &id, "--today", "2026-05-29"],
+    ));
+    let expected = fake.expected("hubspot").len();
+    assert!(synced.contains(&format!("{expected} rows")), "{synced}");
+    let status = ok(gyrus(d, &["connectors", "status", &id]));
+    assert!(
+        status.contains("succeeded") && status.contains("records modified up to"),
+        "{status}"
+    );
+    let counted = ok(gyrus(
+        d,
+        &[
+            "sql",
+            "--tenant",
+            "acme",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM crm_deals",
+        ],
+    ));
+    assert!(counted.contains(&expected.to_string()), "{counted}");
+
+    // The store holds no credential in the clear, and no output shows one.
+    let mut stored = Vec::new();
+    for entry in walk(&d.join("_system")) {
+        stored.extend(std::fs::read(entry).unwrap());
+    }
+    let stored = String::from_utf8_lossy(&stored);
+    for secret in fake.secrets() {
+        for text in [&added, &listed, &synced, &status, &stored.to_string()] {
+            assert!(!text.contains(&secret), "a credential is readable");
+        }
+    }
+
+    ok(gyrus(d, &["connectors", "remove", &id]));
+    fails(gyrus(d, &["connectors", "status", &id]), 1, "no connector");
+    drop(fake);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
 }

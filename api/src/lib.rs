@@ -47,6 +47,10 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
     let json = OpenApiRouter::new()
         .routes(routes!(routes::sql::run))
         .routes(routes!(routes::keys::create, routes::keys::list))
+        .routes(routes!(
+            routes::connectors::create,
+            routes::connectors::list
+        ))
         .routes(routes!(routes::oracle::forecast))
         .routes(routes!(routes::memory::score))
         .routes(routes!(routes::curiosity::drivers_route))
@@ -59,6 +63,8 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::tables::get))
         .routes(routes!(routes::rows::ingest))
         .routes(routes!(routes::keys::revoke))
+        .routes(routes!(routes::connectors::get, routes::connectors::remove))
+        .routes(routes!(routes::connectors::sync))
         .routes(routes!(routes::memory::customer))
         .routes(routes!(routes::memory::segments))
         .routes(routes!(routes::memory::leads))

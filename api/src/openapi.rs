@@ -34,6 +34,7 @@ const DESCRIPTION: &str = r#"Gyrus over HTTP: SQL, ingest, keys and operations f
         (name = "sql", description = "Read-only SQL on the tenant's tables"),
         (name = "tables", description = "The canonical tables: what they hold, and pushing rows into them"),
         (name = "keys", description = "API keys of the tenant (admins)"),
+        (name = "connectors", description = "Platform connectors of the tenant (admins): add, list, sync, follow, remove"),
         (name = "oracle", description = "ORACLE: forecasts with prediction intervals, from the trained model or a series sent in"),
         (name = "curiosity", description = "CURIOSITY: anomalies, change points, movers, segments and benchmarks, each explained; drivers of a change"),
         (name = "reflexes", description = "REFLEXES: budget plans from response curves, Thompson-sampling traffic splits, pacing against budget"),

@@ -10,6 +10,8 @@ use axum::response::{IntoResponse, Response};
 use gyrus_engine::EngineError;
 use gyrus_engine::validate::ValidationError;
 use gyrus_ingest::IngestError;
+use gyrus_ingest::connectors::SyncError;
+use gyrus_ingest::secrets::SecretError;
 use gyrus_models::ModelError;
 use serde::Serialize;
 use utoipa::ToSchema;
@@ -172,6 +174,28 @@ impl From<EngineError> for Problem {
             | EngineError::Internal(_) => {
                 tracing::error!(error = %detail, "storage error");
                 Problem::internal()
+            }
+        }
+    }
+}
+
+impl From<SyncError> for Problem {
+    fn from(err: SyncError) -> Self {
+        let detail = err.to_string();
+        match err {
+            SyncError::Engine(e) => e.into(),
+            SyncError::NotFound(_) => Problem::not_found(detail),
+            SyncError::Invalid(_) => Problem::invalid_request(detail),
+            SyncError::Busy(_) => Problem::new(StatusCode::CONFLICT, "sync-running", detail),
+            SyncError::Secret(SecretError::NoKey) => Problem::unavailable(format!(
+                "connectors are not enabled on this server: {detail}"
+            )),
+            SyncError::Secret(_) => {
+                tracing::error!(error = %detail, "connector credentials");
+                Problem::internal()
+            }
+            SyncError::Http(_) | SyncError::Data { .. } => {
+                Problem::new(StatusCode::BAD_GATEWAY, "platform-error", detail)
             }
         }
     }

@@ -10,6 +10,7 @@ use gyrus_models::{Registry, ServingCache};
 use std::time::Duration;
 
 use gyrus_engine::{KeyRing, KeyRingConfig, ServerCaches, SessionLimits, Store, TableCache};
+use gyrus_ingest::connectors::registry::Connectors;
 use tokio::sync::Semaphore;
 
 use crate::limits::{RateLimit, RateLimiter, slots};
@@ -35,6 +36,10 @@ pub struct ApiConfig {
     pub request_timeout: Duration,
     pub keys: KeyRingConfig,
     pub catalog_max_age: Duration,
+    /// Whether tenant admins may point a connector at another base or token
+    /// URL. Off by default: a URL of the admin's choosing would make the
+    /// server call hosts inside its own network.
+    pub allow_connector_urls: bool,
 }
 
 impl Default for ApiConfig {
@@ -49,6 +54,7 @@ impl Default for ApiConfig {
             request_timeout: Duration::from_secs(120),
             keys: KeyRingConfig::default(),
             catalog_max_age: Duration::from_secs(2),
+            allow_connector_urls: false,
         }
     }
 }
@@ -70,6 +76,8 @@ pub struct AppState {
     pub memory: Arc<ServingCache<MemoryModel>>,
     /// Each tenant's serving REFLEXES curves.
     pub reflexes: Arc<ServingCache<ReflexesModel>>,
+    /// The platform connectors (shared with the sync scheduler).
+    pub connectors: Arc<Connectors>,
 }
 
 impl AppState {
@@ -88,7 +96,6 @@ impl AppState {
         let memory = Arc::new(ServingCache::new(registry.clone(), config.catalog_max_age));
         let reflexes = Arc::new(ServingCache::new(registry, config.catalog_max_age));
         AppState {
-            store,
             keys: caches.keys,
             tables: caches.tables,
             metrics: Arc::default(),
@@ -98,7 +105,16 @@ impl AppState {
             oracle,
             memory,
             reflexes,
+            connectors: Arc::new(Connectors::new(store.clone(), None)),
+            store,
             config: Arc::new(config),
         }
+    }
+
+    /// Uses `connectors` (with its credential key) for the connector routes;
+    /// without it they answer 503.
+    pub fn with_connectors(mut self, connectors: Arc<Connectors>) -> Self {
+        self.connectors = connectors;
+        self
     }
 }

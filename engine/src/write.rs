@@ -55,6 +55,10 @@ pub enum WriteMode {
     /// Replace the whole table with the rows of the write, atomically (a
     /// model's output table, rewritten by each training run).
     ReplaceAll,
+    /// Insert or update by natural key: every row whose key is among the
+    /// write's keys is replaced by the write's row, atomically (CRM records
+    /// modified since the last sync). Tables with a one-column key only.
+    Upsert,
 }
 
 /// A slice of a table: equality on some of its slice columns and an inclusive
@@ -238,6 +242,32 @@ impl WriteRequest {
         self.mode = WriteMode::ReplaceSlice(slice);
         self
     }
+
+    /// Makes the write an upsert by the table's natural key.
+    pub fn upserting(mut self) -> Self {
+        self.mode = WriteMode::Upsert;
+        self
+    }
+}
+
+/// The predicate of an upsert: the table's key is one of the batch's keys.
+/// `None` for an empty batch (nothing to replace or add).
+fn upsert_predicate(table: CanonicalTable, batch: &RecordBatch) -> Result<Option<Expr>> {
+    let [key] = table.def().natural_key else {
+        return Err(EngineError::InvalidSlice(format!(
+            "{table} has a key of several columns ({}); upserts need a one-column key",
+            table.def().natural_key.join(", ")
+        )));
+    };
+    if batch.num_rows() == 0 {
+        return Ok(None);
+    }
+    let keys = batch
+        .column_by_name(key)
+        .expect("conformed batch")
+        .as_string::<i32>();
+    let values: Vec<Expr> = keys.iter().flatten().map(lit).collect();
+    Ok(Some(col(*key).in_list(values, false)))
 }
 
 /// What a write did.
@@ -504,6 +534,7 @@ impl Store {
             WriteMode::Append => None,
             WriteMode::ReplaceSlice(slice) => Some(slice.predicate(table)),
             WriteMode::ReplaceAll => Some(lit(true)),
+            WriteMode::Upsert => upsert_predicate(table, &batch)?,
         };
         let outcome = self
             .commit(

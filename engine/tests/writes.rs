@@ -544,3 +544,84 @@ async fn date_filters_skip_files_by_their_statistics() {
         "2"
     );
 }
+
+/// CRM deals as JSON lines: (deal_id, stage, amount).
+fn deals(rows: &[(&str, &str, &str)]) -> RecordBatch {
+    if rows.is_empty() {
+        return RecordBatch::new_empty(CanonicalTable::CrmDeals.schema());
+    }
+    let text: String = rows
+        .iter()
+        .map(|(id, stage, amount)| {
+            format!(
+                r#"{{"deal_id":"{id}","customer_id":null,"pipeline":"default","stage":"{stage}","amount":"{amount}","currency":"USD","created_at":"2026-03-01T10:00:00Z","closed_at":null,"is_won":null,"source_campaign":null}}"#
+            ) + "\n"
+        })
+        .collect();
+    gyrus_engine::datafusion::arrow::json::ReaderBuilder::new(CanonicalTable::CrmDeals.schema())
+        .build(std::io::Cursor::new(text))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn upserts_replace_rows_by_key_and_add_new_ones() {
+    let (_dir, store) = temp_store().await;
+    let acme = tenant("acme");
+    let table = CanonicalTable::CrmDeals;
+    let first = deals(&[
+        ("d1", "open", "10"),
+        ("d2", "open", "20"),
+        ("d3", "open", "30"),
+    ]);
+    store
+        .write(&acme, WriteRequest::append(table, vec![first]))
+        .await
+        .unwrap();
+    let changed = deals(&[("d2", "won", "25"), ("d4", "open", "40")]);
+    store
+        .write(
+            &acme,
+            WriteRequest::append(table, vec![changed]).upserting(),
+        )
+        .await
+        .unwrap();
+    let q = |sql: &'static str| scalar(&store, &acme, sql);
+    assert_eq!(q("SELECT count(*) FROM crm_deals").await, "4");
+    assert_eq!(
+        q("SELECT stage FROM crm_deals WHERE deal_id = 'd2'").await,
+        "won"
+    );
+    assert_eq!(
+        q("SELECT CAST(sum(amount) AS INT) FROM crm_deals").await,
+        "105"
+    );
+    // An empty upsert changes nothing; a table keyed by several columns refuses.
+    let version = store.table(&acme, table).await.unwrap().unwrap().version();
+    store
+        .write(
+            &acme,
+            WriteRequest::append(table, vec![deals(&[])]).upserting(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.table(&acme, table).await.unwrap().unwrap().version(),
+        version
+    );
+    let err = store
+        .write(
+            &acme,
+            WriteRequest::append(
+                ADS,
+                vec![batch(&rows("a1", "c1", day(2026, 1, 1), 1, 1, 1))],
+            )
+            .upserting(),
+        )
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("one-column key"), "{err}");
+}

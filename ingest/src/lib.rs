@@ -13,6 +13,10 @@
 //! let batches = read_file(CanonicalTable::AdPerformance, "ads.csv".as_ref()).unwrap();
 //! ```
 
+pub mod connectors;
+pub mod http;
+pub mod secrets;
+
 use std::path::Path;
 use std::sync::Arc;
 

@@ -1,5 +1,6 @@
 //! The handlers, one module per resource, and the body readers they share.
 
+pub mod connectors;
 pub mod curiosity;
 pub mod health;
 pub mod keys;

@@ -4,7 +4,10 @@
 
 #[path = "../../../engine/tests/common/mod.rs"]
 mod common;
+mod connectors;
 mod curiosity;
+#[path = "../../../ingest/tests/fake/mod.rs"]
+mod fake;
 mod ingest;
 mod keys;
 mod memory;

@@ -152,7 +152,10 @@ async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
     }
     operations.sort();
     let expected = [
+        ("DELETE", "/api/v1/connectors/{id}"),
         ("DELETE", "/api/v1/keys/{id}"),
+        ("GET", "/api/v1/connectors"),
+        ("GET", "/api/v1/connectors/{id}"),
         ("GET", "/api/v1/curiosity/insights"),
         ("GET", "/api/v1/keys"),
         ("GET", "/api/v1/memory/customers/{id}"),
@@ -166,6 +169,8 @@ async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
         ("GET", "/healthz"),
         ("GET", "/metrics"),
         ("GET", "/readyz"),
+        ("POST", "/api/v1/connectors"),
+        ("POST", "/api/v1/connectors/{id}/sync"),
         ("POST", "/api/v1/curiosity/drivers"),
         ("POST", "/api/v1/keys"),
         ("POST", "/api/v1/memory/score"),

@@ -1,0 +1,434 @@
+//! The connectors of a deployment: added, listed, synced, removed. Their
+//! configuration, sealed credentials, cursors and runs live in journals
+//! under `<root>/_system/`; credentials are opened only to sync.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::{Arc, Mutex};
+
+use chrono::{DateTime, Days, NaiveDate, Utc};
+use gyrus_engine::store::{Store, TenantId};
+use serde::{Deserialize, Serialize};
+
+use super::state::{self, CONNECTORS, RUNS, StreamState};
+use super::{
+    Connector, ConnectorConfig, Credentials, Platform, SyncError, SyncOptions, SyncReport,
+};
+use crate::secrets::SecretKey;
+
+/// Days re-read before the cursor, unless a connector says otherwise.
+pub const DEFAULT_LOOKBACK_DAYS: u32 = 30;
+/// Minutes between scheduled syncs, unless a connector says otherwise.
+pub const DEFAULT_SCHEDULE_MINUTES: u32 = 360;
+/// Days of history a new connector reads, unless it says otherwise.
+pub const DEFAULT_HISTORY_DAYS: u64 = 365;
+
+/// What it takes to add a connector.
+#[derive(Debug, Clone)]
+pub struct NewConnector {
+    pub platform: Platform,
+    pub account: String,
+    pub credentials: Credentials,
+    pub base_url: Option<String>,
+    pub auth_url: Option<String>,
+    pub start_date: Option<NaiveDate>,
+    pub lookback_days: Option<u32>,
+    pub schedule_minutes: Option<u32>,
+    pub settings: BTreeMap<String, String>,
+}
+
+/// The journal's record of a connector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Record {
+    config: ConnectorConfig,
+    /// The credentials, sealed; `None` once removed.
+    sealed: Option<String>,
+    removed: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    Running,
+    Succeeded,
+    Failed,
+    /// Was running in a process that stopped before it finished; the next
+    /// sync resumes from its checkpoint.
+    Interrupted,
+}
+
+/// One sync of one connector.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub run_id: String,
+    pub connector_id: String,
+    /// `manual` or `schedule`.
+    pub trigger: String,
+    pub status: RunStatus,
+    pub started_at: DateTime<Utc>,
+    pub finished_at: Option<DateTime<Utc>>,
+    pub rows: usize,
+    pub error: Option<String>,
+    pub report: Option<SyncReportRecord>,
+}
+
+/// A sync's report as the run journal keeps it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SyncReportRecord {
+    pub commits: usize,
+    pub from: Option<NaiveDate>,
+    pub to: Option<NaiveDate>,
+    pub resumed: bool,
+    pub seconds: f64,
+}
+
+impl From<&SyncReport> for SyncReportRecord {
+    fn from(r: &SyncReport) -> Self {
+        SyncReportRecord {
+            commits: r.commits,
+            from: r.from,
+            to: r.to,
+            resumed: r.resumed,
+            seconds: r.seconds,
+        }
+    }
+}
+
+/// A connector, its last run, its cursor and its next scheduled run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ConnectorStatus {
+    pub config: ConnectorConfig,
+    pub last_run: Option<Run>,
+    pub cursor: StreamState,
+    pub next_run: Option<DateTime<Utc>>,
+}
+
+/// Connectors syncing in this process.
+type Running = Arc<Mutex<HashSet<String>>>;
+
+/// Takes a connector out of [`Running`] when its sync ends, however it ends.
+pub struct RunningGuard {
+    running: Running,
+    id: String,
+}
+
+impl Drop for RunningGuard {
+    fn drop(&mut self) {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&self.id);
+    }
+}
+
+/// The deployment's connectors.
+pub struct Connectors {
+    store: Store,
+    key: Option<Arc<SecretKey>>,
+    running: Running,
+}
+
+/// A sync that has begun: the connector opened, its run recorded.
+pub struct Begun {
+    connector: Connector,
+    pub run: Run,
+    guard: RunningGuard,
+}
+
+impl Connectors {
+    /// `key` seals and opens credentials; without one, connectors can be
+    /// listed and removed but not added or synced.
+    pub fn new(store: Store, key: Option<SecretKey>) -> Self {
+        Connectors {
+            store,
+            key: key.map(Arc::new),
+            running: Default::default(),
+        }
+    }
+
+    fn key(&self) -> Result<&SecretKey, SyncError> {
+        self.key
+            .as_deref()
+            .ok_or(SyncError::Secret(crate::secrets::SecretError::NoKey))
+    }
+
+    /// Adds a connector for `tenant`; its credentials are sealed before
+    /// they are stored.
+    pub async fn add(
+        &self,
+        tenant: &TenantId,
+        new: NewConnector,
+    ) -> Result<ConnectorConfig, SyncError> {
+        let key = self.key()?;
+        let id = format!("c_{}", hex_id());
+        let config = ConnectorConfig {
+            id: id.clone(),
+            tenant: tenant.as_str().to_string(),
+            platform: new.platform,
+            account: new.account.trim().to_string(),
+            base_url: new.base_url,
+            auth_url: new.auth_url,
+            start_date: new.start_date.unwrap_or_else(|| {
+                let today = Utc::now().date_naive();
+                today
+                    .checked_sub_days(Days::new(DEFAULT_HISTORY_DAYS))
+                    .unwrap_or(today)
+            }),
+            lookback_days: new.lookback_days.unwrap_or(DEFAULT_LOOKBACK_DAYS).max(1),
+            schedule_minutes: new.schedule_minutes.unwrap_or(DEFAULT_SCHEDULE_MINUTES),
+            settings: new.settings,
+        };
+        config.validate()?;
+        new.credentials.validate(config.platform)?;
+        if matches!(config.platform, Platform::Shopify | Platform::Stripe) {
+            // Orders are sliced by source: two shops of one platform in one
+            // tenant would replace each other's orders.
+            let same = self
+                .list(Some(tenant))
+                .await?
+                .into_iter()
+                .find(|c| c.platform == config.platform);
+            if let Some(other) = same {
+                return Err(SyncError::Invalid(format!(
+                    "tenant {tenant} has a {} connector already ({}); one per tenant",
+                    config.platform, other.id
+                )));
+            }
+        }
+        let plaintext = serde_json::to_vec(&new.credentials.0)
+            .map_err(|e| SyncError::Invalid(e.to_string()))?;
+        let sealed = key.seal(owner(&config).as_bytes(), &plaintext)?;
+        let record = Record {
+            config: config.clone(),
+            sealed: Some(sealed),
+            removed: false,
+        };
+        CONNECTORS.append(&self.store, &id, &record).await?;
+        tracing::info!(connector = %id, tenant = %tenant, platform = %config.platform, "connector added");
+        Ok(config)
+    }
+
+    async fn records(&self, id: Option<&str>) -> Result<Vec<Record>, SyncError> {
+        Ok(CONNECTORS
+            .latest::<Record>(&self.store, id)
+            .await?
+            .into_values()
+            .map(|(_, record)| record)
+            .filter(|r| !r.removed)
+            .collect())
+    }
+
+    /// The connectors of `tenant` (all tenants' when `None`), by id.
+    pub async fn list(&self, tenant: Option<&TenantId>) -> Result<Vec<ConnectorConfig>, SyncError> {
+        Ok(self
+            .records(None)
+            .await?
+            .into_iter()
+            .map(|r| r.config)
+            .filter(|c| tenant.is_none_or(|t| c.tenant == t.as_str()))
+            .collect())
+    }
+
+    /// One connector's record; another tenant's connector is not found.
+    async fn record(&self, tenant: Option<&TenantId>, id: &str) -> Result<Record, SyncError> {
+        self.records(Some(id))
+            .await?
+            .into_iter()
+            .find(|r| tenant.is_none_or(|t| r.config.tenant == t.as_str()))
+            .ok_or_else(|| SyncError::NotFound(id.to_string()))
+    }
+
+    pub async fn status(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &str,
+    ) -> Result<ConnectorStatus, SyncError> {
+        let config = self.record(tenant, id).await?.config;
+        let last_run = self.last_run(id).await?;
+        let cursor = state::load(&self.store, id, config.platform.table().name()).await?;
+        let next_run = next_run(&config, last_run.as_ref());
+        Ok(ConnectorStatus {
+            config,
+            last_run,
+            cursor,
+            next_run,
+        })
+    }
+
+    /// The newest run; one left `running` by a process that is gone is
+    /// reported as interrupted.
+    async fn last_run(&self, id: &str) -> Result<Option<Run>, SyncError> {
+        let mut run = RUNS
+            .latest::<Run>(&self.store, Some(id))
+            .await?
+            .remove(id)
+            .map(|(_, run)| run);
+        if let Some(run) = &mut run
+            && run.status == RunStatus::Running
+            && !self.is_running(id)
+        {
+            run.status = RunStatus::Interrupted;
+        }
+        Ok(run)
+    }
+
+    fn is_running(&self, id: &str) -> bool {
+        self.running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(id)
+    }
+
+    /// Removes a connector and forgets its credentials. Its data stays.
+    pub async fn remove(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &str,
+    ) -> Result<ConnectorConfig, SyncError> {
+        let record = self.record(tenant, id).await?;
+        if self.is_running(id) {
+            return Err(SyncError::Busy(id.to_string()));
+        }
+        let removed = Record {
+            config: record.config.clone(),
+            sealed: None,
+            removed: true,
+        };
+        CONNECTORS.append(&self.store, id, &removed).await?;
+        tracing::info!(connector = %id, "connector removed");
+        Ok(record.config)
+    }
+
+    /// Opens the connector and records the start of a run. Refused when the
+    /// connector is syncing in this process already.
+    pub async fn begin(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &str,
+        trigger: &str,
+    ) -> Result<Begun, SyncError> {
+        let record = self.record(tenant, id).await?;
+        let key = self.key()?;
+        let sealed = record
+            .sealed
+            .as_deref()
+            .ok_or_else(|| SyncError::Invalid(format!("connector {id} has no credentials")))?;
+        let plaintext = key.open(owner(&record.config).as_bytes(), sealed)?;
+        let credentials: BTreeMap<String, String> = serde_json::from_slice(&plaintext)
+            .map_err(|_| SyncError::Secret(crate::secrets::SecretError::Open))?;
+        if !self
+            .running
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string())
+        {
+            return Err(SyncError::Busy(id.to_string()));
+        }
+        let guard = RunningGuard {
+            running: self.running.clone(),
+            id: id.to_string(),
+        };
+        let run = Run {
+            run_id: format!("r_{}", hex_id()),
+            connector_id: id.to_string(),
+            trigger: trigger.to_string(),
+            status: RunStatus::Running,
+            started_at: Utc::now(),
+            finished_at: None,
+            rows: 0,
+            error: None,
+            report: None,
+        };
+        RUNS.append(&self.store, id, &run).await?;
+        Ok(Begun {
+            connector: Connector {
+                config: record.config,
+                credentials: Credentials(credentials),
+            },
+            run,
+            guard,
+        })
+    }
+
+    /// Runs a begun sync to its end and records how it ended.
+    pub async fn finish(&self, begun: Begun, options: &SyncOptions) -> Result<Run, SyncError> {
+        let Begun {
+            connector,
+            mut run,
+            guard,
+        } = begun;
+        let outcome = super::sync(&self.store, &connector, options).await;
+        run.finished_at = Some(Utc::now());
+        match &outcome {
+            Ok(report) => {
+                run.status = RunStatus::Succeeded;
+                run.rows = report.rows;
+                run.report = Some(report.into());
+            }
+            Err(error) => {
+                run.status = RunStatus::Failed;
+                run.error = Some(error.to_string());
+            }
+        }
+        RUNS.append(&self.store, &run.connector_id, &run).await?;
+        drop(guard);
+        match &outcome {
+            Ok(_) => {
+                tracing::info!(connector = %run.connector_id, rows = run.rows, "sync succeeded")
+            }
+            Err(error) => tracing::warn!(connector = %run.connector_id, %error, "sync failed"),
+        }
+        Ok(run)
+    }
+
+    /// Syncs one connector now and returns the finished run (failed runs
+    /// included: their error is in the run).
+    pub async fn sync(
+        &self,
+        tenant: Option<&TenantId>,
+        id: &str,
+        trigger: &str,
+        options: &SyncOptions,
+    ) -> Result<Run, SyncError> {
+        let begun = self.begin(tenant, id, trigger).await?;
+        self.finish(begun, options).await
+    }
+
+    /// Connectors whose scheduled time has come.
+    pub async fn due(&self, now: DateTime<Utc>) -> Result<Vec<ConnectorConfig>, SyncError> {
+        let mut due = Vec::new();
+        for config in self.list(None).await? {
+            if self.is_running(&config.id) {
+                continue;
+            }
+            let last = self.last_run(&config.id).await?;
+            if next_run(&config, last.as_ref()).is_some_and(|at| at <= now) {
+                due.push(config);
+            }
+        }
+        Ok(due)
+    }
+}
+
+/// When a connector syncs next: never without a schedule; now if it never
+/// ran or its last run was interrupted; else a schedule after the last start.
+fn next_run(config: &ConnectorConfig, last: Option<&Run>) -> Option<DateTime<Utc>> {
+    if config.schedule_minutes == 0 {
+        return None;
+    }
+    match last {
+        None => Some(Utc::now()),
+        Some(run) if run.status == RunStatus::Interrupted => Some(Utc::now()),
+        Some(run) => {
+            Some(run.started_at + chrono::Duration::minutes(config.schedule_minutes as i64))
+        }
+    }
+}
+
+/// What sealed credentials are bound to.
+fn owner(config: &ConnectorConfig) -> String {
+    format!("{}/{}", config.tenant, config.id)
+}
+
+fn hex_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
+}

@@ -1,0 +1,401 @@
+//! Every connector against its platform's fake (`tests/fake`): a full sync,
+//! an incremental sync, a restatement, 20% injected faults, and syncs killed
+//! at random points and resumed must all land exactly the rows the fake's
+//! data says, and no credential may appear in the logs.
+
+#[path = "fake/mod.rs"]
+mod fake;
+
+use std::io::Write;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use fake::{Fake, FakeConfig};
+use gyrus_engine::datafusion::arrow::array::RecordBatch;
+use gyrus_engine::datafusion::arrow::util::pretty::pretty_format_batches;
+use gyrus_engine::store::{Store, TenantId};
+use gyrus_engine::write::prepare;
+use gyrus_engine::{SessionLimits, TenantSession};
+use gyrus_ingest::connectors::rows::Rows;
+use gyrus_ingest::connectors::{
+    Connector, ConnectorConfig, Credentials, Platform, SyncOptions, SyncReport, sync,
+};
+use gyrus_ingest::http::HttpPolicy;
+use rand::rngs::StdRng;
+use rand::{RngExt as _, SeedableRng};
+
+const TENANT: &str = "acme";
+
+/// Fast retries: the fake's faults are quick to recover from.
+fn policy() -> HttpPolicy {
+    HttpPolicy {
+        timeout: Duration::from_millis(700),
+        attempts: 12,
+        backoff: Duration::from_millis(5),
+        max_backoff: Duration::from_millis(100),
+        max_wait: Duration::from_secs(5),
+        requests_per_second: 100_000.0,
+        breaker_failures: 1_000,
+        breaker_cooldown: Duration::from_secs(1),
+    }
+}
+
+struct Harness {
+    platform: Platform,
+    fake: Fake,
+    store: Store,
+    connector: Connector,
+    _dir: tempfile::TempDir,
+}
+
+impl Harness {
+    async fn new(platform: Platform) -> Harness {
+        Self::with(
+            platform,
+            FakeConfig {
+                stall: Duration::from_millis(1200),
+                ..FakeConfig::default()
+            },
+        )
+        .await
+    }
+
+    async fn with(platform: Platform, config: FakeConfig) -> Harness {
+        let start = config.start;
+        let fake = Fake::start(config).await;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+        let credentials = fake.credential_map(platform.name());
+        // Small pages, so that every sync pages.
+        let mut settings: std::collections::BTreeMap<String, String> =
+            [("page_size".to_string(), "40".to_string())].into();
+        if platform == Platform::MetaAds {
+            settings.insert("poll_interval_ms".into(), "5".into());
+        }
+        let connector = Connector {
+            config: ConnectorConfig {
+                id: format!("c_{}", platform.name()),
+                tenant: TENANT.into(),
+                platform,
+                account: fake.account(platform.name()),
+                base_url: Some(fake.url()),
+                auth_url: Some(fake.url()),
+                start_date: start,
+                lookback_days: 30,
+                schedule_minutes: 0,
+                settings,
+            },
+            credentials: Credentials(credentials),
+        };
+        Harness {
+            platform,
+            fake,
+            store,
+            connector,
+            _dir: dir,
+        }
+    }
+
+    fn options(&self) -> SyncOptions {
+        SyncOptions {
+            today: Some(self.fake.today()),
+            full: false,
+            http: policy(),
+        }
+    }
+
+    async fn sync(&self) -> SyncReport {
+        sync(&self.store, &self.connector, &self.options())
+            .await
+            .unwrap_or_else(|e| panic!("{} sync failed: {e}", self.platform))
+    }
+
+    /// The connector's table as landed, in the table's sort order.
+    async fn landed(&self) -> RecordBatch {
+        let table = self.platform.table();
+        let tenant = TenantId::new(TENANT).unwrap();
+        let tables = self.store.tenant_tables(&tenant).await.unwrap();
+        let session = TenantSession::new(&tables, &SessionLimits::default()).unwrap();
+        let batches = session
+            .query(&format!("SELECT * FROM {}", table.name()))
+            .await
+            .unwrap();
+        prepare(table, &batches).unwrap()
+    }
+
+    /// What the fake's data says the table must hold.
+    fn expected(&self) -> RecordBatch {
+        let table = self.platform.table();
+        let mut rows = Rows::new(table);
+        for row in self.fake.expected(self.platform.name()) {
+            assert!(
+                rows.insert(row.as_object().unwrap().clone()),
+                "the fake repeats a row"
+            );
+        }
+        prepare(table, &[rows.into_batch().unwrap()]).unwrap()
+    }
+
+    async fn assert_exact(&self, what: &str) {
+        let (landed, expected) = (self.landed().await, self.expected());
+        assert!(
+            expected.num_rows() > 0,
+            "the fake has no {} data",
+            self.platform
+        );
+        if landed != expected {
+            let show = |b: &RecordBatch| {
+                let n = b.num_rows().min(5);
+                pretty_format_batches(&[b.slice(0, n)]).unwrap().to_string()
+            };
+            let first_difference = (0..landed.num_rows().min(expected.num_rows()))
+                .find(|&i| landed.slice(i, 1) != expected.slice(i, 1));
+            let detail = first_difference
+                .map(|i| {
+                    format!(
+                        "first difference at row {i}:\nlanded\n{}\nexpected\n{}",
+                        show(&landed.slice(i, 1)),
+                        show(&expected.slice(i, 1))
+                    )
+                })
+                .unwrap_or_default();
+            panic!(
+                "{} {what}: landed {} rows, expected {}\n{detail}\nlanded starts\n{}\nexpected starts\n{}",
+                self.platform,
+                landed.num_rows(),
+                expected.num_rows(),
+                show(&landed),
+                show(&expected)
+            );
+        }
+    }
+
+    /// Starts a sync and kills it after `requests` more requests to the
+    /// fake or `millis` milliseconds, whichever comes first; true when it
+    /// finished before the kill.
+    async fn killed_sync(&self, requests: usize, millis: u64) -> bool {
+        let store = self.store.clone();
+        let connector = self.connector.clone();
+        let options = self.options();
+        let task = tokio::spawn(async move { sync(&store, &connector, &options).await });
+        let start = self.fake.request_count();
+        let deadline = tokio::time::Instant::now() + Duration::from_millis(millis);
+        loop {
+            if task.is_finished() {
+                let outcome = task.await.unwrap();
+                outcome.unwrap_or_else(|e| panic!("{} sync failed: {e}", self.platform));
+                return true;
+            }
+            if self.fake.request_count() >= start + requests
+                || tokio::time::Instant::now() >= deadline
+            {
+                task.abort();
+                let _ = task.await;
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+    }
+}
+
+async fn full(platform: Platform) {
+    let h = Harness::new(platform).await;
+    let report = h.sync().await;
+    assert!(report.rows > 0 && !report.resumed);
+    h.assert_exact("full sync").await;
+    // A second sync with nothing new changes nothing.
+    h.sync().await;
+    h.assert_exact("repeated sync").await;
+}
+
+async fn incremental(platform: Platform) {
+    let h = Harness::new(platform).await;
+    let first = h.sync().await;
+    let before = h.fake.today();
+    h.fake.advance(6);
+    let second = h.sync().await;
+    h.assert_exact("incremental sync").await;
+    assert!(
+        second.rows < first.rows,
+        "{platform}: the incremental sync read {} rows, the full one {}",
+        second.rows,
+        first.rows
+    );
+    if let Some(from) = second.from {
+        // Windowed: from the cursor minus the lookback, not from the start.
+        assert_eq!(from, before - chrono::Days::new(29), "{platform}");
+        assert_eq!(second.to, Some(h.fake.today()));
+    }
+}
+
+async fn restatement(platform: Platform) {
+    let h = Harness::new(platform).await;
+    h.sync().await;
+    let before = h.expected();
+    h.fake.restate();
+    assert_ne!(
+        before,
+        h.expected(),
+        "{platform}: restate() changed nothing"
+    );
+    h.sync().await;
+    h.assert_exact("sync after restatement").await;
+}
+
+async fn faults(platform: Platform) {
+    let mut h = Harness::new(platform).await;
+    // Smaller pages and windows: more requests to fault.
+    let settings = &mut h.connector.config.settings;
+    settings.insert("page_size".into(), "15".into());
+    settings.insert("window_days".into(), "10".into());
+    let requests = h.fake.request_count();
+    h.fake.set_faults(0.2, 11);
+    h.sync().await;
+    h.fake.advance(3);
+    h.fake.restate();
+    h.sync().await;
+    // And a full re-read, under other draws.
+    h.fake.set_faults(0.2, 12);
+    let mut options = h.options();
+    options.full = true;
+    sync(&h.store, &h.connector, &options).await.unwrap();
+    let injected: usize = h.fake.faults().values().sum();
+    let requests = h.fake.request_count() - requests;
+    h.fake.set_faults(0.0, 0);
+    h.assert_exact("syncs under 20% faults").await;
+    assert!(
+        injected >= 4,
+        "{platform}: only {injected} faults in {requests} requests: {:?}",
+        h.fake.faults()
+    );
+}
+
+async fn kill_and_resume(platform: Platform) {
+    let h = Harness::new(platform).await;
+    let mut rng = StdRng::seed_from_u64(platform as u64 + 1);
+    let mut kills = 0;
+    // Kill the first sync a few times, at random requests or instants.
+    for _ in 0..4 {
+        let (requests, millis) = (rng.random_range(1..8), rng.random_range(2..300));
+        if h.killed_sync(requests, millis).await {
+            break;
+        }
+        kills += 1;
+    }
+    h.sync().await;
+    h.assert_exact("killed full syncs, resumed").await;
+    // And an incremental one over a restatement.
+    h.fake.advance(4);
+    h.fake.restate();
+    for _ in 0..3 {
+        let (requests, millis) = (rng.random_range(1..5), rng.random_range(2..200));
+        if h.killed_sync(requests, millis).await {
+            break;
+        }
+        kills += 1;
+    }
+    h.sync().await;
+    h.assert_exact("killed incremental syncs, resumed").await;
+    assert!(
+        kills >= 2,
+        "{platform}: only {kills} syncs were killed before they finished"
+    );
+}
+
+/// A writer into a shared buffer, for capturing logs.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+async fn secrets_stay_out_of_logs(platform: Platform) {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_max_level(tracing::Level::TRACE)
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    let h = Harness::new(platform).await;
+    h.fake.set_faults(0.3, 5);
+    h.sync().await;
+    h.fake.set_faults(0.0, 0);
+    let debug = format!("{:?}", h.connector);
+    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    assert!(
+        logs.contains("retrying") || logs.contains("window replaced") || logs.contains("upserted")
+    );
+    for secret in h.fake.secrets() {
+        assert!(
+            !logs.contains(&secret),
+            "{platform}: a credential is in the logs"
+        );
+        assert!(
+            !debug.contains(&secret),
+            "{platform}: a credential is in the connector's Debug"
+        );
+    }
+}
+
+macro_rules! connector_tests {
+    ($($name:ident => $platform:expr),* $(,)?) => {
+        $(
+            mod $name {
+                use super::*;
+
+                #[tokio::test]
+                async fn full_sync() {
+                    full($platform).await;
+                }
+
+                #[tokio::test]
+                async fn incremental_sync() {
+                    incremental($platform).await;
+                }
+
+                #[tokio::test]
+                async fn restatement_sync() {
+                    restatement($platform).await;
+                }
+
+                #[tokio::test]
+                async fn faults_sync() {
+                    faults($platform).await;
+                }
+
+                #[tokio::test]
+                async fn kill_and_resume_sync() {
+                    kill_and_resume($platform).await;
+                }
+
+                #[tokio::test]
+                async fn credentials_never_logged() {
+                    secrets_stay_out_of_logs($platform).await;
+                }
+            }
+        )*
+    };
+}
+
+connector_tests! {
+    google_ads => Platform::GoogleAds,
+    youtube_ads => Platform::YoutubeAds,
+    meta_ads => Platform::MetaAds,
+    linkedin_ads => Platform::LinkedinAds,
+    tiktok_ads => Platform::TiktokAds,
+    ga4 => Platform::Ga4,
+    shopify => Platform::Shopify,
+    stripe => Platform::Stripe,
+    hubspot => Platform::Hubspot,
+    salesforce => Platform::Salesforce,
+    gohighlevel => Platform::Gohighlevel,
+}
