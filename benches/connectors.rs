@@ -20,8 +20,8 @@ use gyrus_ingest::http::HttpPolicy;
 
 fn connector(fake: &Fake, platform: Platform, start: chrono::NaiveDate) -> Connector {
     let credentials = fake.credential_map(platform.name());
-    Connector {
-        config: ConnectorConfig {
+    Connector::new(
+        ConnectorConfig {
             id: format!("bench_{}", platform.name()),
             tenant: "acme".into(),
             platform,
@@ -33,8 +33,8 @@ fn connector(fake: &Fake, platform: Platform, start: chrono::NaiveDate) -> Conne
             schedule_minutes: 0,
             settings: BTreeMap::new(),
         },
-        credentials: Credentials(credentials),
-    }
+        Credentials(credentials),
+    )
 }
 
 fn bench(c: &mut Criterion) {

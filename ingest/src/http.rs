@@ -209,29 +209,62 @@ pub enum Auth {
     OAuth(OAuth),
 }
 
+/// Where a refresh token the platform rotated to is left for its owner to
+/// store (GoHighLevel's refresh tokens are single-use; others may rotate).
+pub type RotatedToken = Arc<Mutex<Option<String>>>;
+
 /// The OAuth2 refresh-token grant.
 pub struct OAuth {
     pub token_url: Url,
     pub client_id: String,
     pub client_secret: String,
-    pub refresh_token: String,
+    refresh_token: Mutex<String>,
+    rotated: RotatedToken,
     token: Mutex<Option<(String, Instant)>>,
 }
 
 impl OAuth {
+    /// The grant with `refresh_token`, or with the one `rotated` holds when
+    /// the platform has rotated it since.
     pub fn new(
         token_url: Url,
         client_id: String,
         client_secret: String,
         refresh_token: String,
+        rotated: RotatedToken,
     ) -> Self {
+        let current = rotated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or(refresh_token);
         OAuth {
             token_url,
             client_id,
             client_secret,
-            refresh_token,
+            refresh_token: Mutex::new(current),
+            rotated,
             token: Mutex::new(None),
         }
+    }
+
+    fn refresh_token(&self) -> String {
+        self.refresh_token
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Keeps a new refresh token from a token answer, here and for the owner.
+    fn rotate(&self, answer: &Value) -> Option<String> {
+        let new = answer["refresh_token"].as_str().filter(|t| !t.is_empty())?;
+        let mut current = self.refresh_token.lock().unwrap_or_else(|e| e.into_inner());
+        if *current == new {
+            return None;
+        }
+        *current = new.to_string();
+        *self.rotated.lock().unwrap_or_else(|e| e.into_inner()) = Some(new.to_string());
+        Some(new.to_string())
     }
 
     fn cached(&self) -> Option<String> {
@@ -527,11 +560,12 @@ impl Http {
 
     async fn refresh(&self, oauth: &OAuth) -> Result<String, HttpError> {
         let platform = self.platform();
+        let refresh_token = oauth.refresh_token();
         let call = Call::post_form(
             oauth.token_url.clone(),
             &[
                 ("grant_type", "refresh_token"),
-                ("refresh_token", &oauth.refresh_token),
+                ("refresh_token", &refresh_token),
                 ("client_id", &oauth.client_id),
                 ("client_secret", &oauth.client_secret),
             ],
@@ -570,10 +604,13 @@ impl Http {
             .or_else(|| answer["expires_in"].as_str().and_then(|s| s.parse().ok()))
             .unwrap_or(3600);
         let expires = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
-        self.secrets
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(token.clone());
+        let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
+        secrets.push(token.clone());
+        if let Some(rotated) = oauth.rotate(&answer) {
+            secrets.push(rotated);
+            tracing::info!(platform, "the platform rotated the refresh token");
+        }
+        drop(secrets);
         *oauth.token.lock().unwrap_or_else(|e| e.into_inner()) = Some((token.clone(), expires));
         tracing::debug!(platform, "fetched an access token");
         Ok(token)

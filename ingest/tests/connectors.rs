@@ -72,8 +72,8 @@ impl Harness {
         if platform == Platform::MetaAds {
             settings.insert("poll_interval_ms".into(), "5".into());
         }
-        let connector = Connector {
-            config: ConnectorConfig {
+        let connector = Connector::new(
+            ConnectorConfig {
                 id: format!("c_{}", platform.name()),
                 tenant: TENANT.into(),
                 platform,
@@ -85,8 +85,8 @@ impl Harness {
                 schedule_minutes: 0,
                 settings,
             },
-            credentials: Credentials(credentials),
-        };
+            Credentials(credentials),
+        );
         Harness {
             platform,
             fake,
@@ -398,4 +398,55 @@ connector_tests! {
     hubspot => Platform::Hubspot,
     salesforce => Platform::Salesforce,
     gohighlevel => Platform::Gohighlevel,
+}
+
+/// GoHighLevel's refresh tokens are single-use: the registry stores each new
+/// one, sealed, so that the next sync (another process, perhaps) has it, and
+/// the token the connector was added with stops working.
+#[tokio::test]
+async fn rotated_refresh_tokens_are_stored() {
+    use gyrus_ingest::connectors::registry::{Connectors, NewConnector, RunStatus};
+    use gyrus_ingest::secrets::SecretKey;
+
+    let h = Harness::new(Platform::Gohighlevel).await;
+    let key = || Some(SecretKey::from_bytes(&[9; 32]).unwrap());
+    let tenant = TenantId::new(TENANT).unwrap();
+    let config = &h.connector.config;
+    let added = Connectors::new(h.store.clone(), key())
+        .add(
+            &tenant,
+            NewConnector {
+                platform: Platform::Gohighlevel,
+                account: config.account.clone(),
+                credentials: h.connector.credentials.clone(),
+                base_url: config.base_url.clone(),
+                auth_url: config.auth_url.clone(),
+                start_date: Some(config.start_date),
+                lookback_days: None,
+                schedule_minutes: Some(0),
+                settings: config.settings.clone(),
+            },
+        )
+        .await
+        .unwrap();
+    let options = h.options();
+    for _ in 0..2 {
+        // A new registry each time, as a new process would have.
+        let run = Connectors::new(h.store.clone(), key())
+            .sync(None, &added.id, "manual", &options)
+            .await
+            .unwrap();
+        assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    }
+    h.assert_exact("syncs with rotating refresh tokens").await;
+    // The token the connector was added with is spent.
+    let stale = sync(
+        &h.store,
+        &Connector::new(config.clone(), h.connector.credentials.clone()),
+        &options,
+    )
+    .await
+    .unwrap_err()
+    .to_string();
+    assert!(stale.contains("refresh token was refused"), "{stale}");
 }

@@ -31,7 +31,7 @@ use gyrus_engine::write::{Slice, WriteRequest};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::http::{Call, Http, HttpError, HttpPolicy};
+use crate::http::{Call, Http, HttpError, HttpPolicy, RotatedToken};
 use crate::secrets::SecretError;
 use rows::Rows;
 use state::StreamState;
@@ -392,11 +392,48 @@ impl Credentials {
     }
 }
 
-/// A connector with its credentials opened.
-#[derive(Debug, Clone)]
+/// A connector with its credentials opened. Never printed with them.
+#[derive(Clone)]
 pub struct Connector {
     pub config: ConnectorConfig,
     pub credentials: Credentials,
+    /// A refresh token the platform rotated to during a sync: used by this
+    /// connector's (and its clones') later syncs, and for the owner to store.
+    pub rotated: RotatedToken,
+}
+
+impl fmt::Debug for Connector {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Connector")
+            .field("config", &self.config)
+            .field("credentials", &self.credentials)
+            .field("rotated", &"<redacted>")
+            .finish()
+    }
+}
+
+impl Connector {
+    pub fn new(config: ConnectorConfig, credentials: Credentials) -> Self {
+        Connector {
+            config,
+            credentials,
+            rotated: Default::default(),
+        }
+    }
+
+    /// The credentials with the rotated refresh token, when there is one.
+    pub fn rotated_credentials(&self) -> Option<Credentials> {
+        let rotated = self
+            .rotated
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()?;
+        let mut credentials = self.credentials.clone();
+        (credentials.0.get("refresh_token") != Some(&rotated)).then(|| {
+            credentials.0.insert("refresh_token".into(), rotated);
+            credentials
+        })
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -517,7 +554,7 @@ pub async fn sync(
 
 fn source<'a>(connector: &'a Connector, options: &SyncOptions) -> Result<Source<'a>, SyncError> {
     let config = &connector.config;
-    let parts = platforms::client_parts(config, &connector.credentials)?;
+    let parts = platforms::client_parts(config, &connector.credentials, &connector.rotated)?;
     let mut policy = options.http.clone();
     policy.requests_per_second =
         config.number("requests_per_second", policy.requests_per_second)?;

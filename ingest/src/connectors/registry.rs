@@ -158,7 +158,8 @@ impl Connectors {
         tenant: &TenantId,
         new: NewConnector,
     ) -> Result<ConnectorConfig, SyncError> {
-        let key = self.key()?;
+        // Refused at once without a key, before anything is checked.
+        self.key()?;
         let id = format!("c_{}", hex_id());
         let config = ConnectorConfig {
             id: id.clone(),
@@ -194,17 +195,27 @@ impl Connectors {
                 )));
             }
         }
-        let plaintext = serde_json::to_vec(&new.credentials.0)
-            .map_err(|e| SyncError::Invalid(e.to_string()))?;
-        let sealed = key.seal(owner(&config).as_bytes(), &plaintext)?;
+        self.store_credentials(&config, &new.credentials).await?;
+        tracing::info!(connector = %id, tenant = %tenant, platform = %config.platform, "connector added");
+        Ok(config)
+    }
+
+    /// Seals `credentials` and records them with `config`.
+    async fn store_credentials(
+        &self,
+        config: &ConnectorConfig,
+        credentials: &Credentials,
+    ) -> Result<(), SyncError> {
+        let plaintext =
+            serde_json::to_vec(&credentials.0).map_err(|e| SyncError::Invalid(e.to_string()))?;
+        let sealed = self.key()?.seal(owner(config).as_bytes(), &plaintext)?;
         let record = Record {
             config: config.clone(),
             sealed: Some(sealed),
             removed: false,
         };
-        CONNECTORS.append(&self.store, &id, &record).await?;
-        tracing::info!(connector = %id, tenant = %tenant, platform = %config.platform, "connector added");
-        Ok(config)
+        CONNECTORS.append(&self.store, &config.id, &record).await?;
+        Ok(())
     }
 
     async fn records(&self, id: Option<&str>) -> Result<Vec<Record>, SyncError> {
@@ -340,10 +351,7 @@ impl Connectors {
         };
         RUNS.append(&self.store, id, &run).await?;
         Ok(Begun {
-            connector: Connector {
-                config: record.config,
-                credentials: Credentials(credentials),
-            },
+            connector: Connector::new(record.config, Credentials(credentials)),
             run,
             guard,
         })
@@ -357,6 +365,12 @@ impl Connectors {
             guard,
         } = begun;
         let outcome = super::sync(&self.store, &connector, options).await;
+        // Whatever the outcome: the old refresh token may be dead already.
+        if let Some(credentials) = connector.rotated_credentials() {
+            self.store_credentials(&connector.config, &credentials)
+                .await?;
+            tracing::info!(connector = %run.connector_id, "stored the rotated refresh token");
+        }
         run.finished_at = Some(Utc::now());
         match &outcome {
             Ok(report) => {

@@ -75,6 +75,9 @@ pub fn token_platform(seed: u64, family: &[&'static str], req: &Req) -> Option<&
 
 pub fn token(c: &Ctx, family: &[&'static str]) -> Resp {
     let seed = c.world.seed;
+    if family == ["gohighlevel"] {
+        return rotating_token(c);
+    }
     let Some(p) = token_platform(seed, family, c.req) else {
         return Resp::json(
             400,
@@ -187,4 +190,46 @@ pub fn unauthorized(p: &str) -> Resp {
 
 pub fn is_oauth(p: &str) -> bool {
     OAUTH.contains(&p)
+}
+
+/// GoHighLevel's refresh tokens are single-use: each grant answers with a
+/// new one. The one it replaced stays good until the new one is used (a
+/// client that lost an answer can try again), then dies.
+fn rotating_token(c: &Ctx) -> Resp {
+    let p = "gohighlevel";
+    let seed = c.world.seed;
+    let form = c.req.form();
+    let get = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    let mut inner = c.shared.inner.lock().unwrap();
+    let (current, previous) = inner
+        .refresh
+        .clone()
+        .unwrap_or_else(|| (secret(seed, p, "refresh_token"), None));
+    let presented = get("refresh_token").unwrap_or_default();
+    let client_ok = ["client_id", "client_secret"]
+        .iter()
+        .all(|f| get(f) == Some(secret(seed, p, f)));
+    let fresh = presented == current;
+    if get("grant_type").as_deref() != Some("refresh_token")
+        || !client_ok
+        || !(fresh || previous.as_deref() == Some(presented.as_str()))
+    {
+        return Resp::json(
+            400,
+            json!({"error": "invalid_grant", "error_description": "Invalid refresh token"}),
+        );
+    }
+    inner.counter += 1;
+    let n = inner.counter;
+    let tok = format!("{p}-access-token-secret-{:016x}", h(seed, "token", &[n]));
+    let next = format!("{p}-refresh_token-secret-{:016x}", h(seed, "rotate", &[n]));
+    inner.tokens.insert(tok.clone(), p);
+    inner.issued.push(tok.clone());
+    inner.issued.push(next.clone());
+    inner.refresh = Some((next.clone(), if fresh { Some(current) } else { previous }));
+    Resp::json(
+        200,
+        json!({"access_token": tok, "token_type": "Bearer", "expires_in": 86_399, "refresh_token": next,
+            "locationId": account(seed, p)}),
+    )
 }

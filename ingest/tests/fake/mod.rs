@@ -98,6 +98,9 @@ pub struct Inner {
     /// Valid access tokens and the platform each was issued to.
     tokens: HashMap<String, &'static str>,
     issued: Vec<String>,
+    /// GoHighLevel's refresh token now, and the one it replaced (good until
+    /// the new one is used).
+    refresh: Option<(String, Option<String>)>,
     counter: u64,
     faults: Option<(f64, StdRng)>,
     fault_counts: BTreeMap<String, usize>,
@@ -118,6 +121,7 @@ impl Fake {
             world: Arc::new(world),
             tokens: HashMap::new(),
             issued: vec![],
+            refresh: None,
             counter: 0,
             faults: None,
             fault_counts: BTreeMap::new(),

@@ -18,7 +18,7 @@ use serde_json::Value;
 
 use super::rows::Rows;
 use super::{ConnectorConfig, Credentials, Fetched, Platform, Source, SyncError};
-use crate::http::{Auth, Dialect, OAuth, Plain};
+use crate::http::{Auth, Dialect, OAuth, Plain, RotatedToken};
 
 /// What a connector's client is made of.
 pub struct ClientParts {
@@ -32,6 +32,7 @@ pub struct ClientParts {
 pub fn client_parts(
     config: &ConnectorConfig,
     credentials: &Credentials,
+    rotated: &RotatedToken,
 ) -> Result<ClientParts, SyncError> {
     let platform = config.platform;
     let dialect: Box<dyn Dialect> = match platform {
@@ -71,6 +72,7 @@ pub fn client_parts(
                 credentials.get("client_id")?.to_string(),
                 credentials.get("client_secret")?.to_string(),
                 credentials.get("refresh_token")?.to_string(),
+                rotated.clone(),
             ))
         }
     };
