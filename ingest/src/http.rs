@@ -21,6 +21,10 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use url::Url;
 
+/// The slowest and fastest client-side rates, calls per second.
+pub const MIN_RATE: f64 = 0.01;
+pub const MAX_RATE: f64 = 100_000.0;
+
 /// How hard to try.
 #[derive(Debug, Clone)]
 pub struct HttpPolicy {
@@ -77,7 +81,8 @@ pub enum HttpError {
         message: String,
     },
     #[error(
-        "{platform}: credentials were rejected ({message}); update the connector's credentials"
+        "{platform}: credentials were rejected ({message}); the connector needs new credentials \
+         (remove it and add it again)"
     )]
     Unauthorized {
         platform: &'static str,
@@ -146,12 +151,19 @@ impl Dialect for Plain {
 }
 
 /// One request.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Call {
     pub method: Method,
     pub url: Url,
     pub headers: Vec<(&'static str, String)>,
     pub body: Option<(&'static str, Vec<u8>)>,
+}
+
+/// Method and path only: headers and bodies carry credentials.
+impl std::fmt::Debug for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.label())
+    }
 }
 
 impl Call {
@@ -317,12 +329,12 @@ impl Default for Limiter {
 pub struct Http {
     client: reqwest::Client,
     policy: HttpPolicy,
-    dialect: Box<dyn Dialect>,
+    dialect: Arc<dyn Dialect>,
     auth: Auth,
     limiter: Arc<Limiter>,
     breaker: Arc<Mutex<Breaker>>,
     /// Strings never to show: the credentials and the access tokens.
-    secrets: Mutex<Vec<String>>,
+    secrets: Arc<Mutex<Vec<String>>>,
 }
 
 /// What one attempt came to.
@@ -348,6 +360,9 @@ impl Http {
         secrets: Vec<String>,
     ) -> Result<Self, HttpError> {
         let client = reqwest::Client::builder()
+            // Redirects would carry the credentials' headers (and a token
+            // form) to wherever a platform, or a proxy, points.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout.min(Duration::from_secs(10)))
             .user_agent(concat!("gyrus/", env!("CARGO_PKG_VERSION")))
@@ -363,9 +378,11 @@ impl Http {
             limiter: shared(&LIMITERS, &format!("{platform}/{limit_key}")),
             breaker: shared(&BREAKERS, breaker_key),
             policy,
-            dialect,
+            dialect: Arc::from(dialect),
             auth,
-            secrets: Mutex::new(secrets.into_iter().filter(|s| s.len() >= 4).collect()),
+            secrets: Arc::new(Mutex::new(
+                secrets.into_iter().filter(|s| s.len() >= 4).collect(),
+            )),
         })
     }
 
@@ -529,12 +546,12 @@ impl Http {
             return Attempt::Done(body);
         }
         match status {
-            StatusCode::TOO_MANY_REQUESTS
-            | StatusCode::REQUEST_TIMEOUT
-            | StatusCode::INTERNAL_SERVER_ERROR
-            | StatusCode::BAD_GATEWAY
-            | StatusCode::SERVICE_UNAVAILABLE
-            | StatusCode::GATEWAY_TIMEOUT => Attempt::Retry {
+            // Busy, or broken on their side (5xx includes CDNs' 52x).
+            StatusCode::TOO_MANY_REQUESTS | StatusCode::REQUEST_TIMEOUT => Attempt::Retry {
+                after: retry_after(&headers),
+                why: message(),
+            },
+            s if s.is_server_error() => Attempt::Retry {
                 after: retry_after(&headers),
                 why: message(),
             },
@@ -573,11 +590,13 @@ impl Http {
         let token_client = Http {
             client: self.client.clone(),
             policy: self.policy.clone(),
-            dialect: Box::new(Plain(platform)),
+            // The platform's own dialect: token services throttle too.
+            dialect: self.dialect.clone(),
             auth: Auth::None,
             limiter: self.limiter.clone(),
             breaker: self.breaker.clone(),
-            secrets: Mutex::new(Vec::new()),
+            // The same list: its warnings are scrubbed too.
+            secrets: self.secrets.clone(),
         };
         // Boxed: the token call is itself a call that may need a token.
         let answer = Box::pin(token_client.json_unguarded(&call, &|v| {
@@ -588,10 +607,15 @@ impl Http {
         }))
         .await
         .map_err(|e| match e {
-            HttpError::Refused { message, .. } => HttpError::Unauthorized {
-                platform,
-                message: format!("the refresh token was refused: {message}"),
-            },
+            // invalid_grant and friends: 400 or 401 from the token service.
+            HttpError::Refused { message, .. }
+                if message.starts_with("HTTP 400") || message.starts_with("HTTP 401") =>
+            {
+                HttpError::Unauthorized {
+                    platform,
+                    message: format!("the refresh token was refused: {message}"),
+                }
+            }
             other => other,
         })?;
         let token = answer["access_token"]
@@ -603,7 +627,7 @@ impl Http {
             .as_u64()
             .or_else(|| answer["expires_in"].as_str().and_then(|s| s.parse().ok()))
             .unwrap_or(3600);
-        let expires = Instant::now() + Duration::from_secs(lifetime.saturating_sub(60).max(1));
+        let expires = Instant::now() + Duration::from_secs(lifetime.clamp(61, 86_400) - 60);
         let mut secrets = self.secrets.lock().unwrap_or_else(|e| e.into_inner());
         secrets.push(token.clone());
         if let Some(rotated) = oauth.rotate(&answer) {
@@ -616,14 +640,18 @@ impl Http {
         Ok(token)
     }
 
+    /// Takes the next slot of the account's limiter, then waits for it (not
+    /// holding the lock, so that other calls can take the slots after it).
     async fn wait_turn(&self) {
-        let spacing = Duration::from_secs_f64(1.0 / self.policy.requests_per_second.max(0.001));
-        let mut next = self.limiter.next.lock().await;
-        let now = Instant::now();
-        if *next > now {
-            tokio::time::sleep(*next - now).await;
-        }
-        *next = Instant::now().max(*next) + spacing;
+        let rate = self.policy.requests_per_second.clamp(MIN_RATE, MAX_RATE);
+        let spacing = Duration::from_secs_f64(1.0 / rate);
+        let slot = {
+            let mut next = self.limiter.next.lock().await;
+            let slot = Instant::now().max(*next);
+            *next = slot + spacing;
+            slot
+        };
+        tokio::time::sleep_until(slot.into()).await;
     }
 
     /// Pushes the account's next call at least `pause` into the future.
@@ -726,11 +754,18 @@ impl Http {
     }
 }
 
+/// A wait a platform asked for, in seconds: `None` unless a finite, non-negative
+/// number; capped at a day (the policy's `max_wait` refuses long ones anyway),
+/// so that no number a platform sends can overflow.
+pub fn seconds(value: f64) -> Option<Duration> {
+    (value.is_finite() && value >= 0.0).then(|| Duration::from_secs_f64(value.min(86_400.0)))
+}
+
 /// `Retry-After` as seconds or an HTTP date.
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let value = headers.get(RETRY_AFTER)?.to_str().ok()?.trim();
     if let Ok(seconds) = value.parse::<f64>() {
-        return (seconds >= 0.0 && seconds.is_finite()).then(|| Duration::from_secs_f64(seconds));
+        return self::seconds(seconds);
     }
     let at = DateTime::parse_from_rfc2822(value).ok()?;
     (at.with_timezone(&Utc) - Utc::now()).to_std().ok()

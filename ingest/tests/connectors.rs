@@ -26,6 +26,15 @@ use rand::{RngExt as _, SeedableRng};
 
 const TENANT: &str = "acme";
 
+/// Varies the faults drawn and the kill points: `GYRUS_TEST_SEED=3 cargo
+/// nextest run -p gyrus-ingest --test connectors` (0 when unset).
+fn seed() -> u64 {
+    std::env::var("GYRUS_TEST_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
 /// Fast retries: the fake's faults are quick to recover from.
 fn policy() -> HttpPolicy {
     HttpPolicy {
@@ -249,13 +258,13 @@ async fn faults(platform: Platform) {
     settings.insert("page_size".into(), "15".into());
     settings.insert("window_days".into(), "10".into());
     let requests = h.fake.request_count();
-    h.fake.set_faults(0.2, 11);
+    h.fake.set_faults(0.2, 11 + 100 * seed());
     h.sync().await;
     h.fake.advance(3);
     h.fake.restate();
     h.sync().await;
     // And a full re-read, under other draws.
-    h.fake.set_faults(0.2, 12);
+    h.fake.set_faults(0.2, 12 + 100 * seed());
     let mut options = h.options();
     options.full = true;
     sync(&h.store, &h.connector, &options).await.unwrap();
@@ -263,16 +272,17 @@ async fn faults(platform: Platform) {
     let requests = h.fake.request_count() - requests;
     h.fake.set_faults(0.0, 0);
     h.assert_exact("syncs under 20% faults").await;
-    assert!(
-        injected >= 4,
-        "{platform}: only {injected} faults in {requests} requests: {:?}",
+    // The draws vary with the seed; the note's table sums them.
+    eprintln!(
+        "{platform}: {injected} faults in {requests} requests: {:?}",
         h.fake.faults()
     );
+    assert!(injected >= 1, "{platform}: no fault in {requests} requests");
 }
 
 async fn kill_and_resume(platform: Platform) {
     let h = Harness::new(platform).await;
-    let mut rng = StdRng::seed_from_u64(platform as u64 + 1);
+    let mut rng = StdRng::seed_from_u64(platform as u64 + 1 + 1000 * seed());
     let mut kills = 0;
     // Kill the first sync a few times, at random requests or instants.
     for _ in 0..4 {
@@ -326,7 +336,7 @@ async fn secrets_stay_out_of_logs(platform: Platform) {
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
     let h = Harness::new(platform).await;
-    h.fake.set_faults(0.3, 5);
+    h.fake.set_faults(0.3, 5 + 100 * seed());
     h.sync().await;
     h.fake.set_faults(0.0, 0);
     let debug = format!("{:?}", h.connector);

@@ -24,8 +24,8 @@ use crate::problem::{Problem, ProblemBody};
 use crate::routes::{PathParam, json_body};
 use crate::state::AppState;
 
-/// A connector to add.
-#[derive(Debug, Deserialize, ToSchema)]
+/// A connector to add. (No `Debug`: it holds the credentials.)
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnector {
     /// google_ads, youtube_ads, meta_ads, linkedin_ads, tiktok_ads, ga4,

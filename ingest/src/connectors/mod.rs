@@ -31,7 +31,7 @@ use gyrus_engine::write::{Slice, WriteRequest};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::http::{Call, Http, HttpError, HttpPolicy, RotatedToken};
+use crate::http::{Call, Http, HttpError, HttpPolicy, MAX_RATE, MIN_RATE, RotatedToken};
 use crate::secrets::SecretError;
 use rows::Rows;
 use state::StreamState;
@@ -216,6 +216,16 @@ impl FromStr for Platform {
     }
 }
 
+/// The longest lookback: platforms restate up to 90 days; a year is ample.
+const MAX_LOOKBACK_DAYS: u32 = 400;
+/// The shortest schedule: platforms' quotas are daily, data lands hourly at best.
+const MIN_SCHEDULE_MINUTES: u32 = 15;
+
+/// The earliest start date: before 2005 no platform here has data.
+fn earliest_start() -> NaiveDate {
+    NaiveDate::from_ymd_opt(2005, 1, 1).unwrap_or_default()
+}
+
 /// Settings every connector takes.
 const COMMON_SETTINGS: &[&str] = &["page_size", "requests_per_second", "window_days"];
 
@@ -312,10 +322,30 @@ impl ConnectorConfig {
         let page_size: usize = self.number("page_size", 1)?;
         let rate: f64 = self.number("requests_per_second", 1.0)?;
         let window: u32 = self.number("window_days", 1)?;
-        if page_size == 0 || rate.is_nan() || rate <= 0.0 || window == 0 {
-            return Err(SyncError::Invalid(
-                "page_size, requests_per_second and window_days must be positive".into(),
-            ));
+        let poll: u64 = self.number("poll_interval_ms", 1)?;
+        let bounds = [
+            ("page_size", (1..=10_000).contains(&page_size)),
+            ("requests_per_second", (MIN_RATE..=MAX_RATE).contains(&rate)),
+            ("window_days", (1..=90).contains(&window)),
+            ("poll_interval_ms", (1..=60_000).contains(&poll)),
+            (
+                "lookback_days",
+                (1..=MAX_LOOKBACK_DAYS).contains(&self.lookback_days),
+            ),
+            (
+                "schedule_minutes",
+                self.schedule_minutes == 0
+                    || (MIN_SCHEDULE_MINUTES..=525_600).contains(&self.schedule_minutes),
+            ),
+            ("start_date", self.start_date >= earliest_start()),
+        ];
+        if let Some((name, _)) = bounds.iter().find(|(_, ok)| !ok) {
+            return Err(SyncError::Invalid(format!(
+                "{name} is out of bounds: page_size 1-10000, requests_per_second {MIN_RATE}-{MAX_RATE}, \
+                 window_days 1-90, poll_interval_ms 1-60000, lookback_days 1-{MAX_LOOKBACK_DAYS}, \
+                 schedule_minutes 0 or {MIN_SCHEDULE_MINUTES}-525600, start_date from {}",
+                earliest_start()
+            )));
         }
         Ok(())
     }
@@ -468,7 +498,7 @@ pub struct SyncOptions {
 }
 
 /// What a sync did.
-#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct SyncReport {
     /// Rows written (each window's rows, each upsert's rows).
     pub rows: usize,
@@ -562,7 +592,8 @@ fn source<'a>(connector: &'a Connector, options: &SyncOptions) -> Result<Source<
         policy,
         parts.dialect,
         parts.auth,
-        &config.account,
+        // Per tenant and account: one tenant cannot slow another's calls.
+        &format!("{}/{}", config.tenant, config.account),
         &format!("{}/{}", config.tenant, config.id),
         connector.credentials.values(),
     )?;
@@ -697,7 +728,9 @@ async fn sync_modified(
         )
         .await?;
     tracing::info!(connector = %config.id, platform = %config.platform, %since, rows = count, "records upserted");
-    if let Some(high) = fetched.high_water {
+    // Never past now: one record stamped in the future (a skewed clock, a
+    // user-edited field) would otherwise hide every later change.
+    if let Some(high) = fetched.high_water.map(|h| h.min(Utc::now())) {
         state.modified_since = Some(state.modified_since.map_or(high, |s| s.max(high)));
     }
     state::save(store, &config.id, table.name(), &state).await?;

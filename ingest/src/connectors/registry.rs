@@ -68,29 +68,7 @@ pub struct Run {
     pub finished_at: Option<DateTime<Utc>>,
     pub rows: usize,
     pub error: Option<String>,
-    pub report: Option<SyncReportRecord>,
-}
-
-/// A sync's report as the run journal keeps it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct SyncReportRecord {
-    pub commits: usize,
-    pub from: Option<NaiveDate>,
-    pub to: Option<NaiveDate>,
-    pub resumed: bool,
-    pub seconds: f64,
-}
-
-impl From<&SyncReport> for SyncReportRecord {
-    fn from(r: &SyncReport) -> Self {
-        SyncReportRecord {
-            commits: r.commits,
-            from: r.from,
-            to: r.to,
-            resumed: r.resumed,
-            seconds: r.seconds,
-        }
-    }
+    pub report: Option<SyncReport>,
 }
 
 /// A connector, its last run, its cursor and its next scheduled run.
@@ -289,7 +267,10 @@ impl Connectors {
             .contains(id)
     }
 
-    /// Removes a connector and forgets its credentials. Its data stays.
+    /// Removes a connector: it is no longer listed, synced or opened. Its
+    /// data stays. (The journal is append-only: earlier records, their
+    /// credentials sealed, remain in `_system/connectors` until it is
+    /// vacuumed; without the key they are unreadable.)
     pub async fn remove(
         &self,
         tenant: Option<&TenantId>,
@@ -376,7 +357,7 @@ impl Connectors {
             Ok(report) => {
                 run.status = RunStatus::Succeeded;
                 run.rows = report.rows;
-                run.report = Some(report.into());
+                run.report = Some(report.clone());
             }
             Err(error) => {
                 run.status = RunStatus::Failed;

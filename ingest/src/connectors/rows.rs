@@ -141,10 +141,11 @@ pub fn number(value: &Value) -> Result<f64, String> {
 }
 
 /// Money sent as a decimal string ("12.34") or a JSON number, as an exact
-/// decimal string; absent is zero.
+/// decimal string; absent or empty (a cleared CRM field) is zero.
 pub fn money(value: &Value) -> Result<String, String> {
     match value {
         Value::Null => Ok("0".into()),
+        Value::String(s) if s.trim().is_empty() => Ok("0".into()),
         Value::String(s) => decimal(s),
         Value::Number(n) => match n.as_i64() {
             Some(i) => Ok(i.to_string()),
@@ -244,6 +245,7 @@ mod tests {
         assert_eq!(minor_units(12345, "JPY"), "12345");
         assert_eq!(minor_units(12345, "kwd"), "12.345");
         assert_eq!(money(&json!("12.34")).unwrap(), "12.34");
+        assert_eq!(money(&json!("")).unwrap(), "0");
         assert_eq!(money(&json!(40.5)).unwrap(), "40.500000");
         assert_eq!(money(&json!(1200)).unwrap(), "1200");
         assert!(money(&json!("12,34")).is_err());

@@ -52,8 +52,7 @@ fn find_retry_delay(value: &Value) -> Option<std::time::Duration> {
             ("retryDelay", Value::String(s)) => s
                 .strip_suffix('s')
                 .and_then(|n| n.parse::<f64>().ok())
-                .filter(|n| n.is_finite() && *n >= 0.0)
-                .map(std::time::Duration::from_secs_f64),
+                .and_then(crate::http::seconds),
             _ => find_retry_delay(v),
         }),
         Value::Array(items) => items.iter().find_map(find_retry_delay),

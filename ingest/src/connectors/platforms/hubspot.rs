@@ -92,7 +92,14 @@ pub async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched,
                 if next.parse::<usize>().unwrap_or(0) + limit > SEARCH_CAP {
                     // Start over from the newest modification seen; the
                     // overlap is deduplicated by key.
-                    from = high_water.unwrap_or(from);
+                    let newest = high_water.unwrap_or(from);
+                    if newest <= from {
+                        return Err(source.data_error(format!(
+                            "more than {SEARCH_CAP} deals were modified at {from}; the search \
+                             cannot page past them"
+                        )));
+                    }
+                    from = newest;
                     after = None;
                 } else {
                     after = Some(next.to_string());

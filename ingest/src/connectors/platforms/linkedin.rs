@@ -11,6 +11,9 @@ use super::{AdRow, CursorGuard, Window, bad, field, list, tail};
 use crate::connectors::rows::{Rows, count, money, number};
 use crate::connectors::{Source, SyncError};
 
+/// The most elements one statistics answer holds.
+const ANALYTICS_CAP: usize = 15_000;
+
 /// The LinkedIn Marketing API version spoken (`LinkedIn-Version`).
 pub const VERSION: &str = "202501";
 
@@ -100,6 +103,14 @@ externalWebsiteConversions,conversionValueInLocalCurrency,videoViews",
                 .try_for_each(|e| window.check(date_of(&e["dateRange"]["start"])))
         })
         .await?;
+    // The statistics finder is not paged: it answers at most 15,000
+    // elements, and a window that hits the cap may be cut short.
+    if list(&answer, "/elements").len() >= ANALYTICS_CAP {
+        return Err(source.data_error(format!(
+            "{} to {} has {ANALYTICS_CAP} or more rows, LinkedIn's cap; set window_days lower",
+            window.from, window.to
+        )));
+    }
     let mut rows = Rows::new(config.platform.table());
     for element in list(&answer, "/elements") {
         let pivots = list(element, "/pivotValues");
@@ -112,11 +123,8 @@ externalWebsiteConversions,conversionValueInLocalCurrency,videoViews",
             );
         };
         let campaign_id = tail(campaign).to_string();
-        let (name, group) = campaigns.get(&campaign_id).cloned().ok_or_else(|| {
-            source.data_error(format!(
-                "statistics for campaign {campaign_id}, which the account does not list"
-            ))
-        })?;
+        // A campaign the list omits (removed since) keeps its numbers.
+        let (name, group) = campaigns.get(&campaign_id).cloned().unwrap_or_default();
         let row = AdRow {
             campaign_id,
             campaign_name: name,

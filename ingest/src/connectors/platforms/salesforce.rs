@@ -6,10 +6,10 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::{DealRow, default_currency, field, list, parse_date, parse_instant};
+use super::{CursorGuard, DealRow, default_currency, field, list, parse_date, parse_instant};
 use crate::connectors::rows::{Rows, money};
 use crate::connectors::{Fetched, Source, SyncError};
-use crate::http::{Dialect, Verdict};
+use crate::http::{Dialect, HttpError, Verdict};
 
 const VERSION: &str = "v61.0";
 
@@ -43,9 +43,31 @@ impl Dialect for Salesforce {
 }
 
 pub async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched, SyncError> {
+    match read(source, since, true).await {
+        // `CurrencyIsoCode` exists only in multi-currency orgs; elsewhere the
+        // deals are in the connector's `currency`.
+        Err(SyncError::Http(HttpError::Refused { message, .. }))
+            if message.contains("CurrencyIsoCode") =>
+        {
+            read(source, since, false).await
+        }
+        other => other,
+    }
+}
+
+async fn read(
+    source: &Source<'_>,
+    since: DateTime<Utc>,
+    multi_currency: bool,
+) -> Result<Fetched, SyncError> {
     let config = source.config;
+    let currency_field = if multi_currency {
+        "CurrencyIsoCode, "
+    } else {
+        ""
+    };
     let soql = format!(
-        "SELECT Id, Name, Amount, CurrencyIsoCode, StageName, IsClosed, IsWon, CloseDate, \
+        "SELECT Id, Name, Amount, {currency_field}StageName, IsClosed, IsWon, CloseDate, \
          CreatedDate, SystemModstamp, CampaignId, AccountId FROM Opportunity \
          WHERE SystemModstamp >= {} ORDER BY SystemModstamp, Id",
         since.format("%Y-%m-%dT%H:%M:%SZ")
@@ -56,6 +78,7 @@ pub async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched,
     let batch = format!("batchSize={}", source.page_size.min(2000));
     let mut rows = Rows::new(config.platform.table());
     let mut high_water: Option<DateTime<Utc>> = None;
+    let mut guard = CursorGuard::default();
     loop {
         let call = source
             .get(url.clone())
@@ -108,6 +131,7 @@ pub async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched,
             .as_str()
             .filter(|p| p.starts_with("/services/data/"))
             .ok_or_else(|| source.data_error("not done, but no nextRecordsUrl"))?;
+        guard.next(source, next)?;
         let (path, query) = next.split_once('?').unwrap_or((next, ""));
         url = source.url(path)?;
         url.set_query((!query.is_empty()).then_some(query));

@@ -36,7 +36,10 @@ fn refill_wait(body: &Value) -> Option<Duration> {
     let rate = cost["throttleStatus"]["restoreRate"]
         .as_f64()
         .filter(|r| *r > 0.0)?;
-    (available < requested).then(|| Duration::from_secs_f64((requested - available) / rate))
+    if available >= requested {
+        return None;
+    }
+    crate::http::seconds((requested - available) / rate)
 }
 
 impl Dialect for Shopify {
@@ -51,9 +54,18 @@ impl Dialect for Shopify {
         body: Option<&Value>,
     ) -> Option<Verdict> {
         let errors = body?["errors"].as_array()?;
-        let throttled = errors
-            .iter()
-            .any(|e| e["extensions"]["code"].as_str() == Some("THROTTLED"));
+        let code = |c: &str| {
+            errors
+                .iter()
+                .any(|e| e["extensions"]["code"].as_str() == Some(c))
+        };
+        let throttled = code("THROTTLED");
+        if !throttled && (code("INTERNAL_SERVER_ERROR") || code("TIMEOUT")) {
+            return Some(Verdict::Retry {
+                after: None,
+                why: "GraphQL INTERNAL_SERVER_ERROR or TIMEOUT".into(),
+            });
+        }
         let messages: Vec<&str> = errors
             .iter()
             .filter_map(|e| e["message"].as_str())
@@ -114,10 +126,14 @@ pub async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncErro
             };
             let status = if !order["cancelledAt"].is_null() {
                 "cancelled"
-            } else if order["displayFinancialStatus"] == "REFUNDED" {
-                "refunded"
             } else {
-                "paid"
+                match order["displayFinancialStatus"].as_str().unwrap_or_default() {
+                    "REFUNDED" => "refunded",
+                    "VOIDED" => "cancelled",
+                    "PAID" | "PARTIALLY_PAID" | "PARTIALLY_REFUNDED" => "paid",
+                    // PENDING, AUTHORIZED, EXPIRED: no money yet, not an order.
+                    _ => continue,
+                }
             };
             let created = parse_instant(&order["createdAt"])
                 .ok_or_else(|| source.data_error("an order without createdAt"))?;

@@ -98,7 +98,7 @@ pub async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncErro
         }
         let total_pages = answer["data"]["page_info"]["total_page"]
             .as_u64()
-            .unwrap_or(0);
+            .ok_or_else(|| source.data_error("a page without page_info.total_page"))?;
         if page >= total_pages {
             break;
         }
