@@ -16,11 +16,13 @@ use gyrus_engine::datafusion::arrow::util::pretty::pretty_format_batches;
 use gyrus_engine::store::{Store, TenantId};
 use gyrus_engine::write::prepare;
 use gyrus_engine::{SessionLimits, TenantSession};
+use gyrus_ingest::connectors::registry::{Connectors, NewConnector, RunStatus};
 use gyrus_ingest::connectors::rows::Rows;
 use gyrus_ingest::connectors::{
     Connector, ConnectorConfig, Credentials, Platform, SyncOptions, SyncReport, sync,
 };
 use gyrus_ingest::http::HttpPolicy;
+use gyrus_ingest::secrets::SecretKey;
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng};
 
@@ -410,21 +412,13 @@ connector_tests! {
     gohighlevel => Platform::Gohighlevel,
 }
 
-/// GoHighLevel's refresh tokens are single-use: the registry stores each new
-/// one, sealed, so that the next sync (another process, perhaps) has it, and
-/// the token the connector was added with stops working.
-#[tokio::test]
-async fn rotated_refresh_tokens_are_stored() {
-    use gyrus_ingest::connectors::registry::{Connectors, NewConnector, RunStatus};
-    use gyrus_ingest::secrets::SecretKey;
-
-    let h = Harness::new(Platform::Gohighlevel).await;
-    let key = || Some(SecretKey::from_bytes(&[9; 32]).unwrap());
-    let tenant = TenantId::new(TENANT).unwrap();
+/// The fake's GoHighLevel connector added to a registry (a new one per
+/// call, as a new process would have), and its id.
+async fn registered(h: &Harness) -> String {
     let config = &h.connector.config;
-    let added = Connectors::new(h.store.clone(), key())
+    registry(h)
         .add(
-            &tenant,
+            &TenantId::new(TENANT).unwrap(),
             NewConnector {
                 platform: Platform::Gohighlevel,
                 account: config.account.clone(),
@@ -438,25 +432,81 @@ async fn rotated_refresh_tokens_are_stored() {
             },
         )
         .await
-        .unwrap();
+        .unwrap()
+        .id
+}
+
+fn registry(h: &Harness) -> Connectors {
+    Connectors::new(
+        h.store.clone(),
+        Some(SecretKey::from_bytes(&[9; 32]).unwrap()),
+    )
+}
+
+/// GoHighLevel's refresh tokens are single-use: the registry stores each new
+/// one, sealed, so that the next sync (another process, perhaps) has it, and
+/// the token the connector was added with stops working.
+#[tokio::test]
+async fn rotated_refresh_tokens_are_stored() {
+    let h = Harness::new(Platform::Gohighlevel).await;
+    let id = registered(&h).await;
     let options = h.options();
     for _ in 0..2 {
-        // A new registry each time, as a new process would have.
-        let run = Connectors::new(h.store.clone(), key())
-            .sync(None, &added.id, "manual", &options)
+        let run = registry(&h)
+            .sync(None, &id, "manual", &options)
             .await
             .unwrap();
         assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
     }
     h.assert_exact("syncs with rotating refresh tokens").await;
+    assert_eq!(
+        h.fake.refresh_grants(),
+        (2, 0),
+        "(grants, with a spent token)"
+    );
     // The token the connector was added with is spent.
     let stale = sync(
         &h.store,
-        &Connector::new(config.clone(), h.connector.credentials.clone()),
+        &Connector::new(h.connector.config.clone(), h.connector.credentials.clone()),
         &options,
     )
     .await
     .unwrap_err()
     .to_string();
     assert!(stale.contains("refresh token was refused"), "{stale}");
+}
+
+/// A process killed mid-sync, after the platform rotated the refresh token,
+/// has stored the new one: the next sync presents it, not the spent one.
+#[tokio::test]
+async fn rotated_refresh_tokens_survive_a_killed_sync() {
+    let h = Harness::new(Platform::Gohighlevel).await;
+    let id = registered(&h).await;
+    let options = h.options();
+    h.fake.hold(true);
+    let task = {
+        let (registry, id, options) = (registry(&h), id.clone(), options.clone());
+        tokio::spawn(async move { registry.sync(None, &id, "manual", &options).await })
+    };
+    // The token is granted, then the first data request waits; the sync is
+    // killed while it does.
+    while h.fake.refresh_grants().0 == 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert!(!task.is_finished(), "the held sync finished");
+    task.abort();
+    let _ = task.await;
+    h.fake.hold(false);
+    let run = registry(&h)
+        .sync(None, &id, "manual", &options)
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    h.assert_exact("a sync after a killed one").await;
+    assert_eq!(
+        h.fake.refresh_grants(),
+        (2, 0),
+        "(grants, with a spent token)"
+    );
 }

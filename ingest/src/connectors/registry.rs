@@ -21,6 +21,8 @@ pub const DEFAULT_LOOKBACK_DAYS: u32 = 30;
 pub const DEFAULT_SCHEDULE_MINUTES: u32 = 360;
 /// Days of history a new connector reads, unless it says otherwise.
 pub const DEFAULT_HISTORY_DAYS: u64 = 365;
+/// How often a running sync is checked for a rotated refresh token to store.
+const ROTATION_CHECK: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// What it takes to add a connector.
 #[derive(Debug, Clone)]
@@ -196,6 +198,27 @@ impl Connectors {
         Ok(())
     }
 
+    /// Stores the refresh token the connector's platform rotated to, once
+    /// per new token (`kept` holds the last one stored).
+    async fn keep_rotated(
+        &self,
+        connector: &Connector,
+        kept: &mut Option<String>,
+    ) -> Result<(), SyncError> {
+        let Some(credentials) = connector.rotated_credentials() else {
+            return Ok(());
+        };
+        let token = credentials.0.get("refresh_token").cloned();
+        if *kept == token {
+            return Ok(());
+        }
+        self.store_credentials(&connector.config, &credentials)
+            .await?;
+        *kept = token;
+        tracing::info!(connector = %connector.config.id, "stored the rotated refresh token");
+        Ok(())
+    }
+
     async fn records(&self, id: Option<&str>) -> Result<Vec<Record>, SyncError> {
         Ok(CONNECTORS
             .latest::<Record>(&self.store, id)
@@ -345,13 +368,27 @@ impl Connectors {
             mut run,
             guard,
         } = begun;
-        let outcome = super::sync(&self.store, &connector, options).await;
-        // Whatever the outcome: the old refresh token may be dead already.
-        if let Some(credentials) = connector.rotated_credentials() {
-            self.store_credentials(&connector.config, &credentials)
-                .await?;
-            tracing::info!(connector = %run.connector_id, "stored the rotated refresh token");
-        }
+        // A refresh token the platform rotates to is stored while the sync
+        // goes on, not at its end: the one it replaced may be dead already,
+        // and a process killed mid-sync would otherwise lose the new one.
+        let mut kept = None;
+        let outcome = {
+            let sync = super::sync(&self.store, &connector, options);
+            tokio::pin!(sync);
+            let mut check = tokio::time::interval(ROTATION_CHECK);
+            loop {
+                tokio::select! {
+                    outcome = &mut sync => break outcome,
+                    _ = check.tick() => {
+                        if let Err(error) = self.keep_rotated(&connector, &mut kept).await {
+                            tracing::warn!(connector = %run.connector_id, %error,
+                                "could not store the rotated refresh token yet");
+                        }
+                    }
+                }
+            }
+        };
+        self.keep_rotated(&connector, &mut kept).await?;
         run.finished_at = Some(Utc::now());
         match &outcome {
             Ok(report) => {

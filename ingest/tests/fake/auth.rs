@@ -219,6 +219,8 @@ fn rotating_token(c: &Ctx) -> Resp {
             json!({"error": "invalid_grant", "error_description": "Invalid refresh token"}),
         );
     }
+    inner.grants.0 += 1;
+    inner.grants.1 += usize::from(!fresh);
     inner.counter += 1;
     let n = inner.counter;
     let tok = format!("{p}-access-token-secret-{:016x}", h(seed, "token", &[n]));

@@ -90,6 +90,8 @@ pub struct Shared {
     url: String,
     seed: u64,
     stall: Duration,
+    /// While set, data requests (not token grants) wait.
+    held: std::sync::atomic::AtomicBool,
     inner: Mutex<Inner>,
 }
 
@@ -101,6 +103,9 @@ pub struct Inner {
     /// GoHighLevel's refresh token now, and the one it replaced (good until
     /// the new one is used).
     refresh: Option<(String, Option<String>)>,
+    /// GoHighLevel refresh grants: all, and those made with the token the
+    /// current one replaced.
+    grants: (usize, usize),
     counter: u64,
     faults: Option<(f64, StdRng)>,
     fault_counts: BTreeMap<String, usize>,
@@ -122,6 +127,7 @@ impl Fake {
             tokens: HashMap::new(),
             issued: vec![],
             refresh: None,
+            grants: (0, 0),
             counter: 0,
             faults: None,
             fault_counts: BTreeMap::new(),
@@ -133,6 +139,7 @@ impl Fake {
             url,
             seed: config.seed,
             stall: config.stall,
+            held: false.into(),
             inner: Mutex::new(inner),
         });
         let app = axum::Router::new()
@@ -195,6 +202,17 @@ impl Fake {
     }
     pub fn requests(&self) -> Vec<Logged> {
         self.inner().log.clone()
+    }
+    /// Holds data requests (token grants still answer) until released.
+    pub fn hold(&self, held: bool) {
+        self.shared
+            .held
+            .store(held, std::sync::atomic::Ordering::SeqCst);
+    }
+    /// GoHighLevel refresh grants: all, and those presenting the replaced
+    /// token (a client that lost the new one).
+    pub fn refresh_grants(&self) -> (usize, usize) {
+        self.inner().grants
     }
     pub fn request_count(&self) -> usize {
         self.inner().log.len()
@@ -515,6 +533,11 @@ fn begin(
 
 async fn serve(s: &Shared, req: &Req) -> Resp {
     let routed = route(s.seed, req);
+    if !matches!(routed, Some((Route::Token(_), _))) {
+        while s.held.load(std::sync::atomic::Ordering::SeqCst) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
     let (fault, world, seq, key) = begin(s, req, routed);
     let Some((route, platform)) = routed else {
         return Resp::json(
