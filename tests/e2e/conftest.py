@@ -1,5 +1,6 @@
 """Shared fixtures: a running `gyrus serve` over demo data, and its keys."""
 
+import base64
 import os
 import re
 import signal
@@ -35,6 +36,11 @@ def create_key(data, tenant, role):
     return key
 
 
+# The key that seals connector credentials (`GYRUS_SECRET_KEY`): a server
+# started with one has connectors enabled.
+SECRET_KEY = base64.b64encode(os.urandom(32)).decode()
+
+
 class Server:
     def __init__(self, data, extra_args=()):
         self.data = data
@@ -43,6 +49,7 @@ class Server:
             stdout=subprocess.PIPE,
             stderr=sys.stderr,
             text=True,
+            env={**os.environ, "GYRUS_SECRET_KEY": SECRET_KEY},
         )
         first = self.proc.stdout.readline()
         match = re.search(r"(grpc(?:\+tls)?)://([\d.]+):(\d+)", first)

@@ -96,6 +96,38 @@ def test_a_key_revoked_over_http_stops_working_over_flight_sql_at_once(flight):
         assert "UNAUTHENTICATED" in str(err) or "revoked" in str(err), err
 
 
+def test_connectors_are_added_listed_and_removed_without_their_credentials(flight):
+    admin = create_key(flight.data, "connectors", "admin")
+    credentials = {"client_id": "cid-e2e", "client_secret": "secret-e2e-3f9a", "refresh_token": "refresh-e2e-77c1",
+                   "developer_token": "devtoken-e2e-0b2d"}
+    body = {"platform": "google_ads", "account": "1234567890", "credentials": credentials, "schedule_minutes": 0}
+    status, _, created = request(flight, "/api/v1/connectors", admin, body)
+    assert status == 201, created
+    connector = json.loads(created)
+    assert connector["platform"] == "google_ads" and connector["table"] == "ad_performance"
+    # A base URL of the caller's choosing needs --allow-connector-urls.
+    status, _, refused = request(flight, "/api/v1/connectors", admin, {**body, "base_url": "http://169.254.169.254"})
+    assert status == 403, refused
+    status, _, listed = request(flight, "/api/v1/connectors", admin)
+    assert status == 200 and [c["id"] for c in json.loads(listed)] == [connector["id"]]
+    status, _, detail = request(flight, f"/api/v1/connectors/{connector['id']}", admin)
+    assert status == 200 and json.loads(detail)["last_run"] is None, detail
+    for answer in (created, listed, detail):
+        assert not any(secret.encode() in answer for secret in credentials.values()), answer
+    # Another tenant's admin does not see it; a reader may not manage connectors.
+    other = create_key(flight.data, "rivals", "admin")
+    status, _, listed = request(flight, "/api/v1/connectors", other)
+    assert status == 200 and json.loads(listed) == []
+    status, _, _ = request(flight, f"/api/v1/connectors/{connector['id']}", other)
+    assert status == 404
+    status, _, _ = request(flight, "/api/v1/connectors", flight.keys["acme_reader"])
+    assert status == 403
+    status, _, _ = request(flight, f"/api/v1/connectors/{connector['id']}", admin, method="DELETE")
+    assert status == 200
+    status, _, listed = request(flight, "/api/v1/connectors", admin)
+    assert status == 200 and json.loads(listed) == []
+
+
 def test_the_openapi_document_validates_and_the_docs_page_is_offline(flight):
     status, headers, body = request(flight, "/api/v1/openapi.json")
     assert status == 200 and headers["Content-Type"] == "application/json"

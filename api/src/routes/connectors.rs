@@ -138,6 +138,7 @@ pub struct SyncQuery {
     responses(
         (status = 201, description = "The connector (without credentials)", body = ConnectorInfo),
         (status = "4XX", description = "A problem", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Connectors are not enabled on this server: it has no key to seal credentials with (GYRUS_SECRET_KEY)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn create(
     State(state): State<AppState>,
@@ -235,6 +236,7 @@ pub async fn remove(
     responses(
         (status = 202, description = "The sync has started", body = SyncStarted),
         (status = "4XX", description = "A problem", body = ProblemBody, content_type = "application/problem+json"),
+        (status = 503, description = "Connectors are not enabled on this server: it has no key to open credentials with (GYRUS_SECRET_KEY)", body = ProblemBody, content_type = "application/problem+json"),
     ))]
 pub async fn sync(
     State(state): State<AppState>,
