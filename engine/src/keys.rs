@@ -12,11 +12,11 @@ use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
+use crate::write::utf8_column;
 use chrono::{DateTime, Utc};
 use datafusion::arrow::array::{
     Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
 use rand::RngExt as _;
 use sha2::{Digest, Sha256};
@@ -398,13 +398,7 @@ impl Store {
         let mut records = BTreeMap::new();
         let mut revocations = Vec::new();
         for batch in &batches {
-            // Scans may hand strings back as views; read them as plain Utf8.
-            let text = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .and_then(|c| cast(c, &DataType::Utf8).ok())
-                    .map(|c| c.as_string::<i32>().clone())
-            };
+            let text = |name: &str| utf8_column(batch, name);
             let (Some(ids), Some(tenants), Some(roles), Some(hashes), Some(events)) = (
                 text("key_id"),
                 text("tenant_id"),

@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
-use datafusion::arrow::compute::{concat_batches, take_record_batch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
+use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, TimestampMicrosecondType};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -497,6 +497,13 @@ fn is_conflict(err: &DeltaTableError) -> bool {
                 | TransactionError::VersionAlreadyExists(_)
         }
     ) || matches!(err, DeltaTableError::VersionAlreadyExists(_))
+}
+
+/// A string column of a batch `Store::scan_system` read, as plain `Utf8`:
+/// scans may hand strings back as views.
+pub fn utf8_column(batch: &RecordBatch, name: &str) -> Option<StringArray> {
+    let column = cast(batch.column_by_name(name)?, &DataType::Utf8).ok()?;
+    Some(column.as_string::<i32>().clone())
 }
 
 impl Store {

@@ -14,16 +14,6 @@ use serde_json::{Value, json};
 use crate::fake::{Fake, FakeConfig};
 use crate::support::*;
 
-fn post(path: &str, key: &str, body: Value) -> axum::http::Request<axum::body::Body> {
-    request(
-        "POST",
-        path,
-        Some(key),
-        Some("application/json"),
-        body.to_string(),
-    )
-}
-
 #[tokio::test]
 async fn admins_add_list_sync_and_remove_connectors_without_seeing_credentials() {
     let fake = Fake::start(FakeConfig::default()).await;
@@ -47,35 +37,44 @@ async fn admins_add_list_sync_and_remove_connectors_without_seeing_credentials()
     // Readers may not; bad input is named.
     call(
         &api.app,
-        post("/api/v1/connectors", &api.reader, body.clone()),
+        post_json("/api/v1/connectors", &api.reader, body.clone()),
     )
     .await
     .problem(StatusCode::FORBIDDEN, "forbidden");
     let mut unknown = body.clone();
     unknown["platform"] = json!("myspace");
-    let problem = call(&api.app, post("/api/v1/connectors", &api.admin, unknown))
-        .await
-        .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    let problem = call(
+        &api.app,
+        post_json("/api/v1/connectors", &api.admin, unknown),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
     assert!(
         problem["detail"].as_str().unwrap().contains("google_ads"),
         "{problem}"
     );
     let mut missing = body.clone();
     missing["credentials"] = json!({"access_token": "x"});
-    let problem = call(&api.app, post("/api/v1/connectors", &api.admin, missing))
-        .await
-        .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    let problem = call(
+        &api.app,
+        post_json("/api/v1/connectors", &api.admin, missing),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
     assert!(
         problem["detail"].as_str().unwrap().contains("api_key"),
         "{problem}"
     );
     let mut bad_url = body.clone();
     bad_url["base_url"] = json!("ftp://example.com");
-    call(&api.app, post("/api/v1/connectors", &api.admin, bad_url))
-        .await
-        .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    call(
+        &api.app,
+        post_json("/api/v1/connectors", &api.admin, bad_url),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
 
-    let created = call(&api.app, post("/api/v1/connectors", &api.admin, body)).await;
+    let created = call(&api.app, post_json("/api/v1/connectors", &api.admin, body)).await;
     assert_eq!(created.status, StatusCode::CREATED, "{}", created.json());
     let id = created.json()["id"].as_str().unwrap().to_string();
     assert_eq!(created.json()["table"], "orders");
@@ -103,7 +102,7 @@ async fn admins_add_list_sync_and_remove_connectors_without_seeing_credentials()
 
     let started = call(
         &api.app,
-        post(
+        post_json(
             &format!("/api/v1/connectors/{id}/sync"),
             &api.admin,
             json!({}),
@@ -207,7 +206,7 @@ async fn connectors_call_only_the_platforms_unless_the_server_allows_other_urls(
     api.app = gyrus_api::router(api.state.clone());
     let body = json!({"platform": "stripe", "account": "acct_1", "credentials": {"api_key": "sk_test_x"},
         "base_url": "http://169.254.169.254"});
-    let problem = call(&api.app, post("/api/v1/connectors", &api.admin, body))
+    let problem = call(&api.app, post_json("/api/v1/connectors", &api.admin, body))
         .await
         .problem(StatusCode::FORBIDDEN, "forbidden");
     assert!(
@@ -224,7 +223,7 @@ async fn without_a_credential_key_connectors_are_unavailable() {
     let api = api(|_| {}).await;
     let body =
         json!({"platform": "stripe", "account": "acct_1", "credentials": {"api_key": "sk_test_x"}});
-    let problem = call(&api.app, post("/api/v1/connectors", &api.admin, body))
+    let problem = call(&api.app, post_json("/api/v1/connectors", &api.admin, body))
         .await
         .problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
     assert!(

@@ -44,17 +44,7 @@ async fn train_reflexes(api: &Api) {
 }
 
 async fn post(api: &Api, key: &str, path: &str, body: Value) -> Answer {
-    call(
-        &api.app,
-        request(
-            "POST",
-            path,
-            Some(key),
-            Some("application/json"),
-            body.to_string(),
-        ),
-    )
-    .await
+    call(&api.app, post_json(path, key, body)).await
 }
 
 fn total(plan: &Value, field: &str) -> f64 {

@@ -144,6 +144,17 @@ pub fn sql(key: &str, accept: &str, body: Value) -> Request<Body> {
         .unwrap()
 }
 
+/// A JSON `POST` with a key.
+pub fn post_json(path: &str, key: &str, body: Value) -> Request<Body> {
+    request(
+        "POST",
+        path,
+        Some(key),
+        Some("application/json"),
+        body.to_string(),
+    )
+}
+
 /// A request with a key, a method, a content type and a body.
 pub fn request(
     method: &str,

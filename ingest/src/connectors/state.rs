@@ -10,13 +10,13 @@ use gyrus_engine::EngineError;
 use gyrus_engine::datafusion::arrow::array::{
     Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
-use gyrus_engine::datafusion::arrow::compute::cast;
 use gyrus_engine::datafusion::arrow::datatypes::{
     DataType, Field, Schema, SchemaRef, TimestampMicrosecondType,
 };
 use gyrus_engine::datafusion::prelude::{col, lit};
 use gyrus_engine::schema::timestamp_utc;
 use gyrus_engine::store::Store;
+use gyrus_engine::write::utf8_column;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -82,10 +82,7 @@ impl Journal {
         let mut out = Vec::new();
         for batch in &batches {
             let text = |name: &str| {
-                batch
-                    .column_by_name(name)
-                    .and_then(|c| cast(c, &DataType::Utf8).ok())
-                    .map(|c| c.as_string::<i32>().clone())
+                utf8_column(batch, name)
                     .ok_or_else(|| internal(format!("{} lacks `{name}`", self.0)))
             };
             let (keys, documents) = (text("key")?, text("document")?);
