@@ -297,7 +297,7 @@ pub struct ServeArgs {
         value_name = "MB"
     )]
     pub max_ingest_mb: usize,
-    /// HTTP: requests per second each API key may make (0: no limit).
+    /// HTTP and Flight SQL: requests per second each API key may make (0: no limit).
     #[arg(
         long,
         env = "GYRUS_RATE_LIMIT",
@@ -305,7 +305,7 @@ pub struct ServeArgs {
         value_name = "PER_SECOND"
     )]
     pub rate_limit: f64,
-    /// HTTP: requests a key may make at once after being idle.
+    /// HTTP and Flight SQL: requests a key may make at once after being idle.
     #[arg(
         long,
         env = "GYRUS_RATE_BURST",
@@ -313,7 +313,8 @@ pub struct ServeArgs {
         value_name = "REQUESTS"
     )]
     pub rate_burst: f64,
-    /// HTTP: API requests in progress at once; more are answered 503.
+    /// HTTP and Flight SQL: requests in progress at once; more are answered
+    /// 503 (HTTP) or RESOURCE_EXHAUSTED (Flight SQL).
     #[arg(
         long,
         env = "GYRUS_MAX_CONCURRENT",
@@ -321,7 +322,8 @@ pub struct ServeArgs {
         value_name = "REQUESTS"
     )]
     pub max_concurrent: usize,
-    /// HTTP: ingests in progress at once (each holds its body in memory); more get 503.
+    /// HTTP and Flight SQL: ingests in progress at once (each holds its rows
+    /// in memory); more get 503 / RESOURCE_EXHAUSTED. One tenant may run half.
     #[arg(
         long,
         env = "GYRUS_MAX_CONCURRENT_INGESTS",
@@ -329,6 +331,51 @@ pub struct ServeArgs {
         value_name = "REQUESTS"
     )]
     pub max_concurrent_ingests: usize,
+    /// HTTP and Flight SQL: requests per second one tenant may make over all
+    /// its keys (0: no limit); bursts of twice that.
+    #[arg(
+        long,
+        env = "GYRUS_TENANT_RATE_LIMIT",
+        default_value_t = 400.0,
+        value_name = "PER_SECOND"
+    )]
+    pub tenant_rate_limit: f64,
+    /// HTTP and Flight SQL: requests one tenant may have in progress
+    /// [default: half of --max-concurrent].
+    #[arg(long, env = "GYRUS_MAX_CONCURRENT_PER_TENANT", value_name = "REQUESTS")]
+    pub max_concurrent_per_tenant: Option<usize>,
+    /// Flight SQL: rows of parameters one prepared statement may be bound with.
+    #[arg(
+        long,
+        env = "GYRUS_MAX_BOUND_ROWS",
+        default_value_t = 1000,
+        value_name = "ROWS"
+    )]
+    pub max_bound_rows: usize,
+    /// Flight SQL: queries one key may have planned and not yet fetched.
+    #[arg(
+        long,
+        env = "GYRUS_MAX_UNCLAIMED_PER_KEY",
+        default_value_t = 16,
+        value_name = "QUERIES"
+    )]
+    pub max_unclaimed_per_key: usize,
+    /// Flight SQL: prepared statements one key may hold open.
+    #[arg(
+        long,
+        env = "GYRUS_MAX_PREPARED_PER_KEY",
+        default_value_t = 64,
+        value_name = "STATEMENTS"
+    )]
+    pub max_prepared_per_key: usize,
+    /// HTTP: largest JSON answer, in MiB of Arrow data (CSV and Arrow answers stream).
+    #[arg(
+        long,
+        env = "GYRUS_JSON_MAX_MB",
+        default_value_t = 32,
+        value_name = "MB"
+    )]
+    pub json_max_mb: usize,
     /// HTTP: let tenant admins give connectors their own base and token URLs
     /// (proxies, regional endpoints); off, the server only calls the platforms.
     #[arg(long, env = "GYRUS_ALLOW_CONNECTOR_URLS")]
@@ -381,6 +428,20 @@ pub struct QueryLimitArgs {
     /// Time a query may run.
     #[arg(long, env = "GYRUS_QUERY_TIMEOUT_SECS", value_name = "SECONDS")]
     pub timeout_secs: Option<u64>,
+    /// Memory all queries of the process may hold together; each query's
+    /// own limit is drawn from it [default: half the machine's memory].
+    #[arg(long, env = "GYRUS_MEMORY_BUDGET_MB", value_name = "MB")]
+    pub memory_budget_mb: Option<usize>,
+    /// Longest SQL statement accepted [default: 1024].
+    #[arg(long, env = "GYRUS_MAX_SQL_KB", value_name = "KB")]
+    pub max_sql_kb: Option<usize>,
+    /// Deepest SQL statement accepted: nested brackets plus operators, casts
+    /// and set operations chained inside them [default: 1000].
+    #[arg(long, env = "GYRUS_MAX_SQL_DEPTH", value_name = "LEVELS")]
+    pub max_sql_depth: Option<usize>,
+    /// Most values of one SQL `IN (…)` list [default: 50000].
+    #[arg(long, env = "GYRUS_MAX_IN_LIST", value_name = "VALUES")]
+    pub max_in_list: Option<usize>,
 }
 
 /// Parses `90s`, `10m`, `24h`, `7d` (or plain seconds).

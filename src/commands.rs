@@ -266,6 +266,27 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
     let mut config = gyrus_flight::ServerConfig::new(args.flight_addr);
     config.service.limits = limits.clone();
     config.service.max_ingest_bytes = args.max_ingest_mb.max(1) << 20;
+    config.service.max_bound_rows = args.max_bound_rows.max(1);
+    config.service.max_unclaimed_per_key = args.max_unclaimed_per_key.max(1);
+    config.service.max_prepared_per_key = args.max_prepared_per_key.max(1);
+    let max_concurrent = args.max_concurrent.max(1);
+    let admission = gyrus_engine::admission::AdmissionConfig {
+        key_rate: gyrus_engine::admission::RateLimit {
+            per_second: args.rate_limit,
+            burst: args.rate_burst,
+        },
+        tenant_rate: gyrus_engine::admission::RateLimit {
+            per_second: args.tenant_rate_limit,
+            burst: args.tenant_rate_limit * 2.0,
+        },
+        max_concurrent,
+        max_concurrent_per_tenant: args
+            .max_concurrent_per_tenant
+            .unwrap_or(max_concurrent.div_ceil(2)),
+        max_concurrent_ingests: args.max_concurrent_ingests.max(1),
+        max_concurrent_ingests_per_tenant: args.max_concurrent_ingests.max(1).div_ceil(2),
+    };
+    config.service.admission = admission;
     config.shutdown_grace = Duration::from_secs(args.shutdown_grace_secs);
     if let (Some(cert), Some(key)) = (&args.tls_cert, &args.tls_key) {
         config.tls = Some(gyrus_flight::TlsFiles {
@@ -276,19 +297,19 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
     let api_config = gyrus_api::ApiConfig {
         limits,
         max_body_bytes: args.max_body_mb.max(1) << 20,
-        rate_limit: gyrus_api::limits::RateLimit {
-            per_second: args.rate_limit,
-            burst: args.rate_burst,
-        },
-        max_concurrent: args.max_concurrent.max(1),
-        max_concurrent_ingests: args.max_concurrent_ingests.max(1),
+        json_byte_cap: args.json_max_mb.max(1) << 20,
+        admission,
         request_timeout: Duration::from_secs(args.request_timeout_secs.max(1)),
         allow_connector_urls: args.allow_connector_urls,
         ..Default::default()
     };
     // One key ring and one table cache for both servers.
-    let caches =
-        gyrus_engine::ServerCaches::new(&store, api_config.keys, api_config.catalog_max_age);
+    let caches = gyrus_engine::ServerCaches::new(
+        &store,
+        api_config.keys,
+        api_config.catalog_max_age,
+        admission,
+    );
     config.caches = Some(caches.clone());
     let flight_listener = tokio::net::TcpListener::bind(args.flight_addr)
         .await

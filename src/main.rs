@@ -79,7 +79,10 @@ fn main() -> ExitCode {
         }
     };
     init_logging(&settings);
+    // Deep stacks as a second line behind the SQL depth bounds (query work
+    // itself runs on the engine's query runtime, whose stacks are deeper).
     let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .thread_stack_size(16 << 20)
         .enable_all()
         .build()
     {

@@ -26,6 +26,10 @@ pub struct FileSettings {
 pub struct QuerySettings {
     pub memory_limit_mb: Option<usize>,
     pub timeout_secs: Option<u64>,
+    pub max_sql_kb: Option<usize>,
+    pub max_sql_depth: Option<usize>,
+    pub max_in_list: Option<usize>,
+    pub memory_budget_mb: Option<usize>,
 }
 
 /// Everything resolved.
@@ -71,6 +75,19 @@ impl Settings {
         }
         if let Some(secs) = args.timeout_secs.or(self.file.query.timeout_secs) {
             limits.timeout = Duration::from_secs(secs.max(1));
+        }
+        if let Some(mb) = args.memory_budget_mb.or(self.file.query.memory_budget_mb) {
+            let bytes = mb.max(1) << 20;
+            limits.budget = gyrus_engine::budget::ProcessBudget::new(bytes, 32 << 30);
+        }
+        if let Some(kb) = args.max_sql_kb.or(self.file.query.max_sql_kb) {
+            limits.sql.max_bytes = kb.max(1) << 10;
+        }
+        if let Some(depth) = args.max_sql_depth.or(self.file.query.max_sql_depth) {
+            limits.sql.max_depth = depth.max(8);
+        }
+        if let Some(values) = args.max_in_list.or(self.file.query.max_in_list) {
+            limits.sql.max_in_list = values.max(1);
         }
         limits
     }

@@ -1,11 +1,11 @@
 //! The caller, from `Authorization: Bearer <key>`: an extractor, so a handler
 //! that takes a [`Caller`] cannot run unauthenticated. 401 without valid
 //! credentials; 403 ([`Caller::require`]) when the key's role is too small;
-//! 429 with `Retry-After` when the key has used up its rate limit.
+//! 429 with `Retry-After` when the key or its tenant has used up its rate limit.
 
 use axum::extract::FromRequestParts;
+use axum::http::header;
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
 use gyrus_engine::{Role, TenantId};
 
 use crate::problem::Problem;
@@ -48,17 +48,10 @@ impl FromRequestParts<AppState> for Caller {
             Problem::unavailable("the key store is unavailable; retry shortly")
         })?;
         let key = found.ok_or_else(|| Problem::unauthorized("invalid or revoked API key"))?;
-        state.rate_limiter.check(&key.id).map_err(|wait| {
-            Problem::new(
-                StatusCode::TOO_MANY_REQUESTS,
-                "rate-limited",
-                format!(
-                    "key {} is over its limit of {} requests per second; retry after {wait} s",
-                    key.id, state.config.rate_limit.per_second
-                ),
-            )
-            .retry_after(wait)
-        })?;
+        state
+            .admission
+            .check_rate(&key.id, &key.tenant)
+            .map_err(Problem::refused)?;
         Ok(Caller {
             key_id: key.id,
             tenant: key.tenant,

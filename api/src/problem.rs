@@ -91,6 +91,16 @@ impl Problem {
     }
 
     /// 503: the server cannot take the request now.
+    /// 429 (over a rate) or 503 (slots full), with `Retry-After`.
+    pub fn refused(refusal: gyrus_engine::admission::Refusal) -> Self {
+        let (status, kind) = if refusal.is_rate_limit() {
+            (StatusCode::TOO_MANY_REQUESTS, "rate-limited")
+        } else {
+            (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+        };
+        Self::new(status, kind, refusal.to_string()).retry_after(refusal.retry_after())
+    }
+
     pub fn unavailable(detail: impl Into<String>) -> Self {
         Self::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", detail).retry_after(1)
     }
@@ -142,6 +152,9 @@ impl From<EngineError> for Problem {
         let detail = err.to_string();
         match err {
             EngineError::Query(_) => Problem::new(StatusCode::BAD_REQUEST, "invalid-query", detail),
+            EngineError::TooLarge { .. } => {
+                Problem::new(StatusCode::BAD_REQUEST, "bound-exceeded", detail)
+            }
             EngineError::InvalidSlice(_) => {
                 Problem::new(StatusCode::BAD_REQUEST, "invalid-slice", detail)
             }

@@ -9,11 +9,10 @@ use gyrus_models::reflexes::ReflexesModel;
 use gyrus_models::{Registry, ServingCache};
 use std::time::Duration;
 
+use gyrus_engine::admission::{Admission, AdmissionConfig};
 use gyrus_engine::{KeyRing, KeyRingConfig, ServerCaches, SessionLimits, Store, TableCache};
 use gyrus_ingest::connectors::registry::Connectors;
-use tokio::sync::Semaphore;
 
-use crate::limits::{RateLimit, RateLimiter, slots};
 use crate::metrics::Metrics;
 
 /// Settings of the HTTP API.
@@ -25,13 +24,13 @@ pub struct ApiConfig {
     pub max_body_bytes: usize,
     /// Most rows a JSON result may carry (CSV and Arrow stream any size).
     pub json_row_cap: usize,
-    /// Requests per second per key.
-    pub rate_limit: RateLimit,
-    /// Requests in progress at once; more are answered 503.
-    pub max_concurrent: usize,
-    /// Ingests in progress at once (each holds its body, parsed, in memory);
-    /// more are answered 503 before their bodies are read.
-    pub max_concurrent_ingests: usize,
+    /// Most bytes (of Arrow data) a JSON result may carry.
+    pub json_byte_cap: usize,
+    /// Rates per key and tenant, requests and ingests in progress in the
+    /// process and per tenant (shared with Flight SQL when the caches are):
+    /// past them 429 or 503 with `Retry-After`, ingests before their bodies
+    /// are read.
+    pub admission: AdmissionConfig,
     /// Longest wait for a response's headers.
     pub request_timeout: Duration,
     pub keys: KeyRingConfig,
@@ -48,9 +47,8 @@ impl Default for ApiConfig {
             limits: SessionLimits::default(),
             max_body_bytes: 64 << 20,
             json_row_cap: 100_000,
-            rate_limit: RateLimit::default(),
-            max_concurrent: 64,
-            max_concurrent_ingests: 4,
+            json_byte_cap: 32 << 20,
+            admission: AdmissionConfig::default(),
             request_timeout: Duration::from_secs(120),
             keys: KeyRingConfig::default(),
             catalog_max_age: Duration::from_secs(2),
@@ -67,9 +65,8 @@ pub struct AppState {
     pub tables: Arc<TableCache>,
     pub config: Arc<ApiConfig>,
     pub metrics: Arc<Metrics>,
-    pub rate_limiter: Arc<RateLimiter>,
-    pub in_progress: Arc<Semaphore>,
-    pub ingests_in_progress: Arc<Semaphore>,
+    /// Rate limits and slots, per key, tenant and process.
+    pub admission: Arc<Admission>,
     /// Each tenant's serving ORACLE model, read from the registry.
     pub oracle: Arc<ServingCache<OracleModel>>,
     /// Each tenant's serving MEMORY model.
@@ -83,7 +80,12 @@ pub struct AppState {
 impl AppState {
     /// State with its own key and table caches.
     pub fn new(store: Store, config: ApiConfig) -> Self {
-        let caches = ServerCaches::new(&store, config.keys, config.catalog_max_age);
+        let caches = ServerCaches::new(
+            &store,
+            config.keys,
+            config.catalog_max_age,
+            config.admission,
+        );
         Self::sharing(store, caches, config)
     }
 
@@ -99,9 +101,7 @@ impl AppState {
             keys: caches.keys,
             tables: caches.tables,
             metrics: Arc::default(),
-            rate_limiter: Arc::new(RateLimiter::new(config.rate_limit)),
-            in_progress: slots(config.max_concurrent),
-            ingests_in_progress: slots(config.max_concurrent_ingests),
+            admission: caches.admission,
             oracle,
             memory,
             reflexes,

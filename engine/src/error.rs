@@ -43,6 +43,14 @@ pub enum EngineError {
     #[error("query exceeded its memory limit of {limit_mb} MiB: {detail}")]
     MemoryLimit { limit_mb: usize, detail: String },
 
+    #[error("{what}, more than the bound of {limit} ({setting}); make the request smaller")]
+    TooLarge {
+        what: String,
+        limit: String,
+        /// The flag (or setting) an operator raises the bound with.
+        setting: &'static str,
+    },
+
     #[error("query exceeded its time limit of {seconds} s")]
     Timeout { seconds: u64 },
 

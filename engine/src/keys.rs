@@ -281,13 +281,31 @@ impl KeyRing {
     }
 }
 
+/// Live keys one tenant may hold: every key is checked on each request's
+/// cache refresh, and a tenant minting keys must not grow that without bound.
+pub const MAX_KEYS_PER_TENANT: usize = 1_000;
+
 fn hash_secret(secret: &str) -> [u8; 32] {
     Sha256::digest(secret.as_bytes()).into()
 }
 
 impl Store {
-    /// Creates a key for `tenant` with `role`; the secret is in the result only.
+    /// Creates a key for `tenant` with `role`; the secret is in the result
+    /// only. A tenant holds at most [`MAX_KEYS_PER_TENANT`] live keys.
     pub async fn create_key(&self, tenant: &TenantId, role: Role) -> Result<NewKey> {
+        let live = self
+            .list_keys()
+            .await?
+            .iter()
+            .filter(|k| &k.tenant == tenant && k.revoked_at.is_none())
+            .count();
+        if live >= MAX_KEYS_PER_TENANT {
+            return Err(EngineError::TooLarge {
+                what: format!("tenant {tenant} has {live} live API keys"),
+                limit: format!("{MAX_KEYS_PER_TENANT} keys"),
+                setting: "fixed; revoke keys no longer used",
+            });
+        }
         // The thread's generator is not Send: done with it before any await.
         let (id, secret) = {
             let mut rng = rand::rng();

@@ -9,12 +9,17 @@
 //!   tables, bounded in memory and time.
 //! - [`keys`]: hashed API keys bound to a tenant and a role.
 
+pub mod admission;
+pub mod budget;
 pub mod error;
+pub mod exec;
+pub mod functions;
 pub mod keys;
 pub mod maintenance;
 pub mod params;
 pub mod schema;
 pub mod session;
+pub mod shape;
 pub mod store;
 pub mod validate;
 pub mod wire;

@@ -25,6 +25,7 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -33,8 +34,11 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use deltalake_core::DeltaTable;
 use tracing::Instrument as _;
 
+use crate::budget::ProcessBudget;
 use crate::error::{EngineError, Result, strip_context};
+use crate::exec::offload;
 use crate::schema::CanonicalTable;
+use crate::shape::{SqlBounds, check_shape};
 use crate::store::{Store, TenantId};
 
 /// The catalog and schema client SQL sees.
@@ -50,6 +54,11 @@ pub struct SessionLimits {
     pub timeout: Duration,
     /// Parallelism of a query (defaults to the number of cores).
     pub target_partitions: usize,
+    /// Length and depth of client SQL, checked before parsing.
+    pub sql: SqlBounds,
+    /// The memory and spill space all queries of the process share (clones
+    /// of one `SessionLimits` share one budget).
+    pub budget: ProcessBudget,
 }
 
 impl Default for SessionLimits {
@@ -58,6 +67,8 @@ impl Default for SessionLimits {
             memory_bytes: 2 << 30,
             timeout: Duration::from_secs(300),
             target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            sql: SqlBounds::default(),
+            budget: ProcessBudget::default(),
         }
     }
 }
@@ -67,6 +78,9 @@ pub struct TenantSession {
     tenant: TenantId,
     ctx: SessionContext,
     limits: SessionLimits,
+    /// Where the tables are stored (URL and path forms) and the table names
+    /// they become in what clients see: plans and errors never show storage.
+    locations: Vec<(String, String)>,
 }
 
 /// A snapshot of one tenant's ten tables: the expensive part of a session
@@ -159,20 +173,28 @@ impl Store {
     }
 }
 
-/// The key and table caches of a server. Clones share them, so that the
-/// servers of one process (Flight SQL and HTTP) see each other's writes and
-/// key revocations at once.
+/// The key and table caches and the admission limits of a server. Clones
+/// share them, so that the servers of one process (Flight SQL and HTTP) see
+/// each other's writes and key revocations at once, and a tenant's rate and
+/// slots are counted once over both.
 #[derive(Clone)]
 pub struct ServerCaches {
     pub keys: Arc<crate::keys::KeyRing>,
     pub tables: Arc<TableCache>,
+    pub admission: Arc<crate::admission::Admission>,
 }
 
 impl ServerCaches {
-    pub fn new(store: &Store, keys: crate::keys::KeyRingConfig, catalog_max_age: Duration) -> Self {
+    pub fn new(
+        store: &Store,
+        keys: crate::keys::KeyRingConfig,
+        catalog_max_age: Duration,
+        admission: crate::admission::AdmissionConfig,
+    ) -> Self {
         ServerCaches {
             keys: Arc::new(crate::keys::KeyRing::new(store.clone(), keys)),
             tables: Arc::new(TableCache::new(store.clone(), catalog_max_age)),
+            admission: Arc::new(crate::admission::Admission::new(admission)),
         }
     }
 }
@@ -311,23 +333,42 @@ fn base_config() -> Result<SessionConfig> {
 impl TenantSession {
     /// A session over a snapshot of the tenant's tables, with its own memory pool.
     pub fn new(tables: &TenantTables, limits: &SessionLimits) -> Result<Self> {
-        let runtime = RuntimeEnvBuilder::new()
-            .with_memory_limit(limits.memory_bytes, 1.0)
-            .build_arc()?;
+        let mut runtime = RuntimeEnvBuilder::new()
+            .with_memory_pool(limits.budget.query_pool(limits.memory_bytes));
+        runtime.disk_manager = Some(limits.budget.disk());
+        let runtime = runtime.build_arc()?;
         let config = base_config()?.with_target_partitions(limits.target_partitions.max(1));
         let ctx = SessionContext::new_with_config_rt(config, runtime);
+        crate::functions::register_bounded(&ctx);
         // The object stores go into the runtime, which the state shares with the context.
         let state = ctx.state();
+        let mut locations = Vec::new();
         for loaded in &tables.tables {
             if let Some(delta) = &loaded.delta {
                 delta.update_datafusion_session(&state)?;
+                let url = delta.table_url();
+                let shown = format!("{}/", loaded.table.name());
+                let url_form = url.as_str().trim_end_matches('/').to_string() + "/";
+                let path_form = url.path().trim_end_matches('/').to_string() + "/";
+                locations.push((url_form, shown.clone()));
+                // Object store paths have no leading slash.
+                let relative = path_form.trim_start_matches('/').to_string();
+                if relative.len() > 1 {
+                    locations.push((relative, shown.clone()));
+                }
+                if path_form.len() > 1 {
+                    locations.push((path_form, shown));
+                }
             }
             ctx.register_table(loaded.table.name(), loaded.provider.clone())?;
         }
+        // Longest first, so a URL is replaced before the path inside it.
+        locations.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
         Ok(TenantSession {
             tenant: tables.tenant.clone(),
             ctx,
             limits: limits.clone(),
+            locations,
         })
     }
 
@@ -342,16 +383,124 @@ impl TenantSession {
     }
 
     /// Plans client SQL after the read-only checks; runs nothing.
+    ///
+    /// The statement's shape is bounded first ([`check_shape`]); parsing and
+    /// planning run on the query runtime ([`crate::exec`]) within the
+    /// session's time limit.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
-        check_read_only(sql)?;
+        check_shape(sql, &self.limits.sql)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
             .with_allow_dml(false)
             .with_allow_statements(false);
-        self.ctx
-            .sql_with_options(sql, options)
+        let ctx = self.ctx.clone();
+        let sql = sql.to_string();
+        let planned = offload(async move {
+            check_read_only(&sql)?;
+            Ok::<_, EngineError>(ctx.sql_with_options(&sql, options).await)
+        });
+        let df = self
+            .within_limit(planned)
+            .await???
+            .map_err(|e| self.map_error(e))?;
+        if !matches!(
+            df.logical_plan(),
+            LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
+        ) {
+            return Ok(df);
+        }
+        // A plan names the files it reads: show them by table, not by where
+        // they are stored.
+        let batches = self.collect(df).await?;
+        let scrubbed = batches
+            .iter()
+            .map(|batch| self.scrub_batch(batch))
+            .collect::<Result<Vec<_>>>()?;
+        let schema = batches
+            .first()
+            .map(RecordBatch::schema)
+            .unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
+        let table = MemTable::try_new(schema, vec![scrubbed])?;
+        Ok(self.ctx.read_table(Arc::new(table))?)
+    }
+
+    /// `text` with every storage location replaced by its table's name.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for (from, to) in &self.locations {
+            if text.contains(from.as_str()) {
+                text = text.replace(from.as_str(), to);
+            }
+        }
+        text
+    }
+
+    fn scrub_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+        use datafusion::arrow::datatypes::DataType;
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|column| -> ArrayRef {
+                match column.data_type() {
+                    DataType::Utf8 => Arc::new(
+                        column
+                            .as_string::<i32>()
+                            .iter()
+                            .map(|v| v.map(|v| self.scrub(v)))
+                            .collect::<StringArray>(),
+                    ),
+                    _ => column.clone(),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(batch.schema(), columns)
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    /// `work` within the session's time limit.
+    async fn within_limit<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T> {
+        tokio::time::timeout(self.limits.timeout, work)
             .await
+            .map_err(|_| EngineError::Timeout {
+                seconds: self.limits.timeout.as_secs(),
+            })
+    }
+
+    /// The physical plan of `df`, planned on the query runtime within the
+    /// session's time limit.
+    pub async fn physical_plan(
+        &self,
+        df: DataFrame,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        let planned = offload(async move { df.create_physical_plan().await });
+        self.within_limit(planned)
+            .await??
             .map_err(|e| self.map_error(e))
+    }
+
+    /// Starts `df` on the query runtime; the caller reads the stream under
+    /// its deadline (dropping it stops the query).
+    pub async fn execute(
+        &self,
+        df: DataFrame,
+    ) -> Result<datafusion::execution::SendableRecordBatchStream> {
+        let task_ctx = Arc::new(df.task_ctx());
+        let plan = self.physical_plan(df).await?;
+        crate::exec::execute(plan, task_ctx)
+    }
+
+    /// Runs `df` to the end on the query runtime, within the time limit.
+    pub async fn collect(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
+        use futures::TryStreamExt as _;
+        let run = async {
+            let stream = self.execute(df).await?;
+            stream
+                .try_collect::<Vec<_>>()
+                .await
+                .map_err(|e| self.map_error(e))
+        };
+        self.within_limit(run).await?
     }
 
     /// Runs client SQL and collects the result, within the session's limits.
@@ -361,13 +510,9 @@ impl TenantSession {
             let started = Instant::now();
             let run = async {
                 let df = self.plan(sql).await?;
-                df.collect().await.map_err(|e| self.map_error(e))
+                self.collect(df).await
             };
-            let batches = tokio::time::timeout(self.limits.timeout, run)
-                .await
-                .map_err(|_| EngineError::Timeout {
-                    seconds: self.limits.timeout.as_secs(),
-                })??;
+            let batches = self.within_limit(run).await??;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             tracing::info!(
                 rows,
@@ -394,7 +539,10 @@ impl TenantSession {
                 limit_mb: self.limits.memory_bytes >> 20,
                 detail,
             },
-            other => crate::error::classify(other),
+            other => match crate::error::classify(other) {
+                EngineError::Query(message) => EngineError::Query(self.scrub(&message)),
+                classified => classified,
+            },
         }
     }
 }

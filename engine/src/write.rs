@@ -198,12 +198,12 @@ impl Slice {
 pub struct WriteRequest {
     pub table: CanonicalTable,
     pub batches: Vec<RecordBatch>,
-    /// A repeated key changes nothing; `None` writes unconditionally.
+    /// A repeated key changes nothing; `None` writes unconditionally. The
+    /// engine keeps a fingerprint of the write (its table, mode and rows, see
+    /// [`fingerprint`]) with the key: a replay that carries anything else is
+    /// refused with [`EngineError::IdempotencyMismatch`], whichever surface
+    /// (HTTP, Flight SQL, CLI, connectors) it came through.
     pub idempotency_key: Option<String>,
-    /// What the request was (e.g. a hash of its body), kept with the
-    /// idempotency key: a replay whose fingerprint differs is refused with
-    /// [`EngineError::IdempotencyMismatch`] instead of silently ignored.
-    pub fingerprint: Option<String>,
     pub mode: WriteMode,
 }
 
@@ -214,15 +214,8 @@ impl WriteRequest {
             table,
             batches,
             idempotency_key: None,
-            fingerprint: None,
             mode: WriteMode::Append,
         }
-    }
-
-    /// Sets the fingerprint kept with the idempotency key.
-    pub fn with_fingerprint(mut self, fingerprint: impl Into<String>) -> Self {
-        self.fingerprint = Some(fingerprint.into());
-        self
     }
 
     /// Sets the idempotency key.
@@ -376,6 +369,33 @@ fn describe_row(batch: &RecordBatch, columns: &[&str], row: usize) -> String {
         })
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The one fingerprint rule of a write, whatever surface it came from: the
+/// table, the mode and the rows after validation and sorting, so the same rows
+/// sent as CSV, NDJSON, Parquet or Arrow, in any order or batching, match, and
+/// anything else does not.
+pub fn fingerprint(table: CanonicalTable, mode: &WriteMode, batch: &RecordBatch) -> Result<String> {
+    let internal = |e: datafusion::arrow::error::ArrowError| EngineError::Internal(e.to_string());
+    let mut hash = Sha256::new();
+    hash.update(table.name());
+    hash.update(format!("{mode:?}"));
+    let fields = batch
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| SortField::new(f.data_type().clone()))
+        .collect();
+    let converter = RowConverter::new(fields).map_err(internal)?;
+    let rows = converter
+        .convert_columns(batch.columns())
+        .map_err(internal)?;
+    for row in rows.iter() {
+        let bytes = row.as_ref();
+        hash.update((bytes.len() as u64).to_le_bytes());
+        hash.update(bytes);
+    }
+    Ok(hex::encode(hash.finalize()))
 }
 
 /// The Delta application id that records an idempotency key.
@@ -536,6 +556,10 @@ impl Store {
         }
         let rows = batch.num_rows();
         span.record("rows", rows);
+        let fingerprint = match &request.idempotency_key {
+            Some(_) => Some(fingerprint(table, &request.mode, &batch)?),
+            None => None,
+        };
         let url = self.table_url(tenant, table);
         let replace_where = match &request.mode {
             WriteMode::Append => None,
@@ -551,7 +575,7 @@ impl Store {
                 batch,
                 request.idempotency_key.as_deref().map(|key| Idempotency {
                     key,
-                    fingerprint: request.fingerprint.as_deref(),
+                    fingerprint: fingerprint.as_deref(),
                 }),
                 replace_where,
             )

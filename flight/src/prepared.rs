@@ -39,9 +39,10 @@ pub struct Prepared {
 const IDLE_TTL: Duration = Duration::from_secs(3600);
 
 /// The prepared statements of the server.
-#[derive(Default)]
 pub struct PreparedStatements {
     entries: Mutex<HashMap<Vec<u8>, Prepared>>,
+    /// Most open statements one key may hold.
+    max_per_key: usize,
 }
 
 impl PreparedStatements {
@@ -49,10 +50,31 @@ impl PreparedStatements {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn insert(&self, owner: &Identity, sql: String, parameters: SchemaRef) -> Vec<u8> {
+    pub fn new(max_per_key: usize) -> Self {
+        PreparedStatements {
+            entries: Default::default(),
+            max_per_key,
+        }
+    }
+
+    /// Keeps a new statement for `owner`; a key holding `max_per_key` open
+    /// statements gets `RESOURCE_EXHAUSTED` until it closes some.
+    pub fn insert(
+        &self,
+        owner: &Identity,
+        sql: String,
+        parameters: SchemaRef,
+    ) -> Result<Vec<u8>, Status> {
         let handle = rand::rng().random::<[u8; 16]>().to_vec();
         let mut entries = self.lock();
         entries.retain(|_, p| p.last_used.elapsed() < IDLE_TTL);
+        let open = entries.values().filter(|p| p.owner == owner.key_id).count();
+        if open >= self.max_per_key {
+            return Err(Status::resource_exhausted(format!(
+                "this key holds {open} open prepared statements, the most it may \
+                 (--max-prepared-per-key); close some first"
+            )));
+        }
         entries.insert(
             handle.clone(),
             Prepared {
@@ -63,7 +85,7 @@ impl PreparedStatements {
                 last_used: Instant::now(),
             },
         );
-        handle
+        Ok(handle)
     }
 
     /// The statement, if `owner` created it.

@@ -17,7 +17,7 @@ use futures::{Stream, StreamExt};
 use gyrus_engine::TenantSession;
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
 use gyrus_engine::datafusion::arrow::datatypes::SchemaRef;
-use gyrus_engine::datafusion::physical_plan::{ExecutionPlan, execute_stream};
+use gyrus_engine::datafusion::physical_plan::ExecutionPlan;
 use rand::RngExt as _;
 use tokio::sync::watch;
 use tonic::Status;
@@ -55,15 +55,22 @@ pub struct Queries {
     entries: Mutex<HashMap<Vec<u8>, Entry>>,
     /// Planned queries nobody fetched are dropped after this long.
     unclaimed_ttl: Duration,
+    /// Most planned, unfetched queries one key may have.
+    max_unclaimed_per_key: usize,
     /// Flips to true when running streams must stop (end of graceful shutdown).
     shutdown: watch::Receiver<bool>,
 }
 
 impl Queries {
-    pub fn new(unclaimed_ttl: Duration, shutdown: watch::Receiver<bool>) -> Self {
+    pub fn new(
+        unclaimed_ttl: Duration,
+        max_unclaimed_per_key: usize,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
         Queries {
             entries: Default::default(),
             unclaimed_ttl,
+            max_unclaimed_per_key,
             shutdown,
         }
     }
@@ -72,12 +79,24 @@ impl Queries {
         self.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Files a planned query for `owner`; returns its opaque handle.
-    pub fn insert(&self, owner: &Identity, query: PlannedQuery) -> Vec<u8> {
+    /// Files a planned query for `owner`; returns its opaque handle. A key
+    /// with `max_unclaimed_per_key` queries planned and not fetched gets
+    /// `RESOURCE_EXHAUSTED`: planned queries hold sessions and plans.
+    pub fn insert(&self, owner: &Identity, query: PlannedQuery) -> Result<Vec<u8>, Status> {
         let handle = rand::rng().random::<[u8; 16]>().to_vec();
         let mut entries = self.lock();
         let ttl = self.unclaimed_ttl;
         entries.retain(|_, e| matches!(e.state, State::Running) || e.created.elapsed() < ttl);
+        let unclaimed = entries
+            .values()
+            .filter(|e| e.owner == owner.key_id && matches!(e.state, State::Planned(_)))
+            .count();
+        if unclaimed >= self.max_unclaimed_per_key {
+            return Err(Status::resource_exhausted(format!(
+                "this key has {unclaimed} planned queries not yet fetched, the most it may hold \
+                 (--max-unclaimed-per-key); fetch (DoGet) or cancel them first"
+            )));
+        }
         entries.insert(
             handle.clone(),
             Entry {
@@ -87,7 +106,7 @@ impl Queries {
                 created: Instant::now(),
             },
         );
-        handle
+        Ok(handle)
     }
 
     /// Claims a planned query and starts it. Tickets of other keys, tickets
@@ -129,8 +148,8 @@ impl Queries {
         };
         let timeout = session.limits().timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let batches = execute_stream(plan, session.context().task_ctx())
-            .map_err(|e| engine_status(session.map_error(e)))?;
+        let batches = gyrus_engine::exec::execute(plan, session.context().task_ctx())
+            .map_err(engine_status)?;
         let wire_schema = schema.clone();
         let state = StreamState {
             batches,

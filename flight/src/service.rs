@@ -24,15 +24,17 @@ use arrow_flight::{
     FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
     PutResult, SchemaAsIpc, Ticket, flight_descriptor::DescriptorType,
 };
-use futures::{Stream, TryStreamExt};
+use futures::{Stream, StreamExt as _, TryStreamExt};
+use gyrus_engine::admission::{Admission, AdmissionConfig, Permit};
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
 use gyrus_engine::datafusion::arrow::compute::concat_batches;
 use gyrus_engine::datafusion::arrow::datatypes::{Schema, SchemaRef};
 use gyrus_engine::datafusion::arrow::ipc::writer::IpcWriteOptions;
+use gyrus_engine::datafusion::logical_expr::{LogicalPlan, Union};
 use gyrus_engine::datafusion::prelude::DataFrame;
 use gyrus_engine::{
-    KeyRingConfig, Role, ServerCaches, SessionLimits, Store, TableCache, TenantSession,
-    WriteRequest,
+    EngineError, KeyRingConfig, Role, ServerCaches, SessionLimits, Store, TableCache,
+    TenantSession, WriteRequest,
 };
 use prost::Message;
 use tokio::sync::watch;
@@ -44,7 +46,7 @@ use crate::ingest::{IngestTarget, read_batches};
 use crate::metadata;
 use crate::prepared::{PreparedStatements, bind_row};
 use crate::queries::{BatchStream, PlannedQuery, Queries};
-use crate::status::{arrow_status, engine_status};
+use crate::status::{arrow_status, engine_status, refusal_status};
 use gyrus_engine::params::{number_placeholders, parameter_schema};
 use gyrus_engine::wire::wire_schema;
 
@@ -65,6 +67,17 @@ pub struct ServiceConfig {
     pub unclaimed_query_ttl: Duration,
     /// Largest Arrow payload one ingest may carry.
     pub max_ingest_bytes: usize,
+    /// Most rows of parameters one prepared statement may be bound with
+    /// (each row is one execution of the statement).
+    pub max_bound_rows: usize,
+    /// Largest Arrow payload of bound parameters.
+    pub max_bound_bytes: usize,
+    /// Most queries one key may have planned (GetFlightInfo) and not fetched.
+    pub max_unclaimed_per_key: usize,
+    /// Most prepared statements one key may hold open.
+    pub max_prepared_per_key: usize,
+    /// Rates and slots, when the service does not share a process's caches.
+    pub admission: AdmissionConfig,
 }
 
 impl Default for ServiceConfig {
@@ -76,6 +89,11 @@ impl Default for ServiceConfig {
             token_ttl: Duration::from_secs(12 * 3600),
             unclaimed_query_ttl: Duration::from_secs(600),
             max_ingest_bytes: 2 << 30,
+            max_bound_rows: 1_000,
+            max_bound_bytes: 16 << 20,
+            max_unclaimed_per_key: 16,
+            max_prepared_per_key: 64,
+            admission: AdmissionConfig::default(),
         }
     }
 }
@@ -87,6 +105,8 @@ pub struct GyrusFlightSql {
     tables: Arc<TableCache>,
     queries: Arc<Queries>,
     prepared: PreparedStatements,
+    /// Rates and slots, shared with the process's other server.
+    admission: Arc<Admission>,
     config: ServiceConfig,
 }
 
@@ -94,7 +114,12 @@ impl GyrusFlightSql {
     /// A service over `store`; running result streams end with `UNAVAILABLE`
     /// once `shutdown` turns true.
     pub fn new(store: Store, config: ServiceConfig, shutdown: watch::Receiver<bool>) -> Self {
-        let caches = ServerCaches::new(&store, config.keys, config.catalog_max_age);
+        let caches = ServerCaches::new(
+            &store,
+            config.keys,
+            config.catalog_max_age,
+            config.admission,
+        );
         Self::sharing(store, caches, config, shutdown)
     }
 
@@ -108,15 +133,32 @@ impl GyrusFlightSql {
         GyrusFlightSql {
             auth: Authenticator::new(caches.keys, config.token_ttl),
             tables: caches.tables,
-            queries: Arc::new(Queries::new(config.unclaimed_query_ttl, shutdown)),
-            prepared: PreparedStatements::default(),
+            queries: Arc::new(Queries::new(
+                config.unclaimed_query_ttl,
+                config.max_unclaimed_per_key,
+                shutdown,
+            )),
+            prepared: PreparedStatements::new(config.max_prepared_per_key),
+            admission: caches.admission,
             store,
             config,
         }
     }
 
+    /// The caller, once its key's and tenant's rates allow another call.
     async fn identify(&self, metadata: &MetadataMap) -> Result<Identity, Status> {
-        self.auth.identify(metadata).await
+        let identity = self.auth.identify(metadata).await?;
+        self.admission
+            .check_rate(&identity.key_id, &identity.tenant)
+            .map_err(refusal_status)?;
+        Ok(identity)
+    }
+
+    /// A request slot for the caller's tenant, held while it plans or streams.
+    fn admit(&self, identity: &Identity) -> Result<Permit, Status> {
+        self.admission
+            .admit(Some(&identity.tenant))
+            .map_err(refusal_status)
     }
 
     async fn session(&self, identity: &Identity) -> Result<TenantSession, Status> {
@@ -135,16 +177,7 @@ impl GyrusFlightSql {
         sql: String,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
-        let timeout = session.limits().timeout;
-        let plan = tokio::time::timeout(timeout, df.create_physical_plan())
-            .await
-            .map_err(|_| {
-                Status::deadline_exceeded(format!(
-                    "planning exceeded the time limit of {} s",
-                    timeout.as_secs()
-                ))
-            })?
-            .map_err(|e| engine_status(session.map_error(e)))?;
+        let plan = session.physical_plan(df).await.map_err(engine_status)?;
         let schema = wire_schema(&plan.schema());
         let handle = self.queries.insert(
             identity,
@@ -154,7 +187,7 @@ impl GyrusFlightSql {
                 schema: schema.clone(),
                 sql,
             },
-        );
+        )?;
         let ticket = TicketStatementQuery {
             statement_handle: handle.into(),
         };
@@ -194,6 +227,12 @@ impl GyrusFlightSql {
                 target.table
             )));
         }
+        // Slots first, then the stream: waiting ingests hold no memory.
+        let _slot = self.admit(identity)?;
+        let _ingest = self
+            .admission
+            .admit_ingest(&identity.tenant)
+            .map_err(refusal_status)?;
         let batches = read_batches(stream, self.config.max_ingest_bytes).await?;
         let mut request = WriteRequest::append(target.table, batches);
         if let Some(key) = target.idempotency_key {
@@ -313,6 +352,7 @@ impl FlightSqlService for GyrusFlightSql {
         if query.transaction_id.is_some() {
             return Err(Status::invalid_argument("transactions are not supported"));
         }
+        let _slot = self.admit(&identity)?;
         let session = self.session(&identity).await?;
         let df = session.plan(&query.query).await.map_err(engine_status)?;
         self.plan_query(&identity, session, df, query.query, request.into_inner())
@@ -325,7 +365,13 @@ impl FlightSqlService for GyrusFlightSql {
         request: Request<Ticket>,
     ) -> Result<Response<<Self as FlightService>::DoGetStream>, Status> {
         let identity = self.identify(request.metadata()).await?;
+        let permit = self.admit(&identity)?;
         let (schema, batches) = self.queries.start(&identity, &ticket.statement_handle)?;
+        // The slot is held until the stream ends: it holds the query's memory.
+        let batches: BatchStream = Box::pin(batches.map(move |batch| {
+            let _held = &permit;
+            batch
+        }));
         Ok(encode(schema, batches))
     }
 
@@ -345,7 +391,7 @@ impl FlightSqlService for GyrusFlightSql {
         let df = session.plan(&sql).await.map_err(engine_status)?;
         let parameters = wire_schema(parameter_schema(&df).map_err(engine_status)?.as_ref());
         let dataset = wire_schema(df.schema().as_arrow());
-        let handle = self.prepared.insert(&identity, sql, parameters.clone());
+        let handle = self.prepared.insert(&identity, sql, parameters.clone())?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into(),
             dataset_schema: ipc_schema(&dataset)?,
@@ -363,13 +409,22 @@ impl FlightSqlService for GyrusFlightSql {
         let prepared = self
             .prepared
             .get(&identity, &query.prepared_statement_handle)?;
-        let batches = read_batches(request.into_inner(), self.config.max_ingest_bytes).await?;
+        let _slot = self.admit(&identity)?;
+        let batches = read_batches(request.into_inner(), self.config.max_bound_bytes).await?;
         let schema = batches
             .first()
             .map(|b| b.schema())
             .unwrap_or_else(|| prepared.parameters.clone());
         let values = concat_batches(&schema, &batches)
             .map_err(|e| Status::invalid_argument(format!("parameter batches differ: {e}")))?;
+        let max_rows = self.config.max_bound_rows;
+        if values.num_rows() > max_rows {
+            return Err(engine_status(EngineError::TooLarge {
+                what: format!("{} rows of parameters were bound", values.num_rows()),
+                limit: format!("{max_rows} rows"),
+                setting: "--max-bound-rows",
+            }));
+        }
         self.prepared
             .bind(&identity, &query.prepared_statement_handle, values)?;
         Ok(DoPutPreparedStatementResult {
@@ -386,6 +441,7 @@ impl FlightSqlService for GyrusFlightSql {
         let prepared = self
             .prepared
             .get(&identity, &query.prepared_statement_handle)?;
+        let _slot = self.admit(&identity)?;
         let session = self.session(&identity).await?;
         let df = session.plan(&prepared.sql).await.map_err(engine_status)?;
         let df = if prepared.parameters.fields().is_empty() {
@@ -401,19 +457,25 @@ impl FlightSqlService for GyrusFlightSql {
                         prepared.parameters.fields().len()
                     ))
                 })?;
-            // One execution per row of parameters, results one after the other.
+            // One execution per row of parameters, results one after the
+            // other: one flat union, not a chain as deep as the rows.
             let types = parameter_schema(&df).map_err(engine_status)?;
-            let mut combined: Option<DataFrame> = None;
-            for row in 0..bound.num_rows() {
-                let one = bind_row(df.clone(), &types, bound, row)?;
-                combined = Some(match combined {
-                    None => one,
-                    Some(all) => all
-                        .union(one)
-                        .map_err(|e| engine_status(session.map_error(e)))?,
-                });
+            let mut frames = (0..bound.num_rows())
+                .map(|row| bind_row(df.clone(), &types, bound, row))
+                .collect::<Result<Vec<_>, _>>()?;
+            match frames.pop() {
+                Some(one) if frames.is_empty() => one,
+                last => {
+                    let inputs = frames
+                        .iter()
+                        .chain(last.as_ref())
+                        .map(|frame| Arc::new(frame.logical_plan().clone()))
+                        .collect();
+                    let union = Union::try_new_with_loose_types(inputs)
+                        .map_err(|e| engine_status(session.map_error(e)))?;
+                    DataFrame::new(session.context().state(), LogicalPlan::Union(union))
+                }
             }
-            combined.expect("at least one row was bound")
         };
         self.plan_query(&identity, session, df, prepared.sql, request.into_inner())
             .await

@@ -13,6 +13,7 @@ pub fn engine_status(err: EngineError) -> Status {
         | EngineError::InvalidSlice(_)
         | EngineError::InvalidTenant { .. }
         | EngineError::InvalidRole(_)
+        | EngineError::TooLarge { .. }
         | EngineError::IdempotencyMismatch { .. } => Status::invalid_argument(err.to_string()),
         EngineError::ReadOnly(_) | EngineError::Forbidden(_) => {
             Status::permission_denied(err.to_string())
@@ -37,4 +38,14 @@ pub fn engine_status(err: EngineError) -> Status {
 pub fn arrow_status(err: gyrus_engine::datafusion::arrow::error::ArrowError) -> Status {
     tracing::error!(error = %err, "arrow error");
     Status::internal(err.to_string())
+}
+
+/// `RESOURCE_EXHAUSTED` for a refused admission (over a rate, slots full),
+/// with the seconds to wait in `retry-after` (as HTTP's header).
+pub fn refusal_status(refusal: gyrus_engine::admission::Refusal) -> Status {
+    let mut status = Status::resource_exhausted(refusal.to_string());
+    if let Ok(value) = refusal.retry_after().to_string().parse() {
+        status.metadata_mut().insert("retry-after", value);
+    }
+    status
 }

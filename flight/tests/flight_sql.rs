@@ -868,6 +868,20 @@ async fn bulk_ingest_is_for_writers_validated_atomic_and_idempotent() {
         .unwrap();
     assert_eq!(again, 0, "a repeated idempotency key writes nothing");
     assert_eq!(count(&h).await, 68);
+    // The key again with other rows: refused, as over HTTP (one rule in the engine).
+    let err = writer
+        .execute_ingest(
+            ingest_command("ad_performance", Some("batch-1")),
+            stream(batch(&rows("acct-9", "camp-9", day(2026, 4, 1), 1, 1, 5))),
+        )
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("was first used for a different request"),
+        "{err}"
+    );
+    assert_eq!(count(&h).await, 68);
 
     // A bad row anywhere in the stream: nothing is written.
     let good = batch(&rows("acct-8", "camp-8", day(2026, 4, 1), 2, 2, 5));
@@ -1122,4 +1136,195 @@ async fn tls_serves_with_the_given_certificate() {
             );
         }
     }
+}
+
+fn int_params(values: impl IntoIterator<Item = i64>) -> RecordBatch {
+    RecordBatch::try_from_iter([(
+        "p",
+        std::sync::Arc::new(
+            gyrus_engine::datafusion::arrow::array::Int64Array::from_iter_values(values),
+        ) as _,
+    )])
+    .unwrap()
+}
+
+#[tokio::test]
+async fn hostile_statements_and_bindings_are_refused_and_the_server_keeps_serving() {
+    let h = start(|_| {}).await;
+    let mut raw = h.raw().await;
+    let key = h.acme_reader.1.clone();
+    let sum = |terms: usize| format!("SELECT {}", vec!["1"; terms].join("+"));
+    assert_code(
+        query(&mut raw, &key, &sum(1_500_000)).await,
+        Code::InvalidArgument,
+        "--max-sql-kb",
+    );
+    assert_code(
+        query(&mut raw, &key, &sum(5_000)).await,
+        Code::InvalidArgument,
+        "--max-sql-depth",
+    );
+    assert_code(
+        query(&mut raw, &key, "SELECT length(repeat('x', 1000000000))").await,
+        Code::InvalidArgument,
+        "functions may",
+    );
+
+    // Each bound row is one execution: bounded in number, and one flat union.
+    let mut client = h.sql(&key).await;
+    let mut statement = client
+        .prepare(
+            "SELECT count(*) AS n FROM ad_performance WHERE clicks > ?".into(),
+            None,
+        )
+        .await
+        .unwrap();
+    statement.set_parameters(int_params(0..200_000)).unwrap();
+    let err = statement.execute().await.unwrap_err();
+    assert!(err.to_string().contains("--max-bound-rows"), "{err}");
+    statement
+        .set_parameters(int_params((0..900).map(|i| i % 30)))
+        .unwrap();
+    let info = statement.execute().await.unwrap();
+    let batches: Vec<RecordBatch> = client
+        .do_get(info.endpoint[0].ticket.clone().unwrap())
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&batches), 900);
+
+    // The other tenant is served throughout.
+    let (_, _, batches) = query(
+        &mut raw,
+        &h.globex_reader.1,
+        "SELECT count(*) FROM ad_performance",
+    )
+    .await
+    .unwrap();
+    assert_eq!(int(&batches, 0), 10);
+}
+
+#[tokio::test]
+async fn flight_has_the_rates_slots_and_caps_of_http() {
+    let h = start(|c| {
+        c.service.max_unclaimed_per_key = 2;
+        c.service.max_prepared_per_key = 2;
+        c.service.admission.max_concurrent = 4;
+        c.service.admission.max_concurrent_per_tenant = 1;
+        c.service.limits.timeout = Duration::from_secs(60);
+    })
+    .await;
+    let mut raw = h.raw().await;
+    let key = h.acme_reader.1.clone();
+    let plan = |sql: &str| CommandStatementQuery {
+        query: sql.into(),
+        transaction_id: None,
+    };
+
+    // Planned queries nobody fetches are capped per key.
+    let first = get_info(&mut raw, Some(&key), plan("SELECT 1").as_any())
+        .await
+        .unwrap();
+    get_info(&mut raw, Some(&key), plan("SELECT 2").as_any())
+        .await
+        .unwrap();
+    assert_code(
+        get_info(&mut raw, Some(&key), plan("SELECT 3").as_any()).await,
+        Code::ResourceExhausted,
+        "--max-unclaimed-per-key",
+    );
+    fetch(&mut raw, Some(&key), &first).await.unwrap();
+    get_info(&mut raw, Some(&key), plan("SELECT 3").as_any())
+        .await
+        .unwrap();
+
+    // Open prepared statements are capped per key.
+    let mut client = h.sql(&h.acme_writer.1).await;
+    let _a = client.prepare("SELECT 1".into(), None).await.unwrap();
+    let _b = client.prepare("SELECT 2".into(), None).await.unwrap();
+    let err = client.prepare("SELECT 3".into(), None).await.unwrap_err();
+    assert!(err.to_string().contains("--max-prepared-per-key"), "{err}");
+
+    // A running stream holds acme's one slot: acme is refused, globex is not.
+    let (_, running) = open_stream(
+        &mut raw,
+        &h.acme_writer.1,
+        "SELECT count(*) FROM generate_series(1, 100000000000)",
+    )
+    .await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let refused = get_info(&mut raw, Some(&key), plan("SELECT 4").as_any()).await;
+    let status = refused.unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(status.message().contains("this tenant"), "{status:?}");
+    assert_eq!(
+        status
+            .metadata()
+            .get("retry-after")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "1"
+    );
+    let (_, _, batches) = query(
+        &mut raw,
+        &h.globex_reader.1,
+        "SELECT count(*) FROM ad_performance",
+    )
+    .await
+    .unwrap();
+    assert_eq!(int(&batches, 0), 10);
+    drop(running);
+}
+
+#[tokio::test]
+async fn flight_rate_limits_each_key_with_retry_after() {
+    let h = start(|c| {
+        c.service.admission.key_rate = gyrus_engine::admission::RateLimit {
+            per_second: 0.2,
+            burst: 3.0,
+        };
+    })
+    .await;
+    let mut raw = h.raw().await;
+    for _ in 0..3 {
+        get_info(
+            &mut raw,
+            Some(&h.acme_reader.1),
+            CommandGetCatalogs {}.as_any(),
+        )
+        .await
+        .unwrap();
+    }
+    let status = get_info(
+        &mut raw,
+        Some(&h.acme_reader.1),
+        CommandGetCatalogs {}.as_any(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
+    assert!(
+        status.message().contains("requests per second"),
+        "{status:?}"
+    );
+    assert_eq!(
+        status
+            .metadata()
+            .get("retry-after")
+            .unwrap()
+            .to_str()
+            .unwrap(),
+        "5"
+    );
+    // Another key has its own bucket.
+    get_info(
+        &mut raw,
+        Some(&h.globex_reader.1),
+        CommandGetCatalogs {}.as_any(),
+    )
+    .await
+    .unwrap();
 }

@@ -31,9 +31,20 @@ use gyrus_engine::schema::CanonicalTable;
 
 /// Rows per batch read from a file.
 const BATCH_ROWS: usize = 64 * 1024;
-/// The most a Parquet file may claim to decode to: a small file must not
-/// expand into all of the server's memory.
-const MAX_DECODED_BYTES: u64 = 8 << 30;
+/// Rows per batch decoded from Parquet: small, so that the decoded size is
+/// checked often and one batch of huge values cannot overshoot by much.
+const PARQUET_BATCH_ROWS: usize = 4 * 1024;
+/// The most one Parquet file may decode to, counted on the decoded batches
+/// (not the file's own metadata, which a hostile file can understate)...
+const MAX_DECODED_BYTES: usize = 4 << 30;
+/// ...and the most it may expand by: a 62 KiB file that decodes to 600 MB is
+/// a bomb, not marketing data. Real files of these tables expand 5-40 times.
+const MAX_EXPANSION: usize = 256;
+/// Files smaller than this may expand to it whatever their ratio.
+const MIN_DECODED_ALLOWANCE: usize = 64 << 20;
+/// Deepest nesting of a JSON line: canonical rows are flat objects, so any
+/// deeper is refused before a parser descends it.
+pub const MAX_JSON_DEPTH: usize = 32;
 
 /// Why a file could not be read; nothing was written.
 #[derive(Debug, thiserror::Error)]
@@ -147,6 +158,13 @@ pub fn read(
     };
     match format {
         Format::Csv => read_csv(table, &bytes, name),
+        Format::JsonLines if json_depth(&bytes) > MAX_JSON_DEPTH => Err(IngestError::Parse {
+            path: name.to_string(),
+            row: None,
+            message: format!(
+                "JSON nested more than {MAX_JSON_DEPTH} levels deep; rows are flat objects, one per line"
+            ),
+        }),
         Format::JsonLines => read_json_lines(table, &bytes, BATCH_ROWS).map_err(|e| {
             match read_json_lines(table, &bytes, 1) {
                 // Read again a record at a time to say which one is at fault.
@@ -159,30 +177,38 @@ pub fn read(
             }
         }),
         Format::Parquet => {
-            let builder =
-                ParquetRecordBatchReaderBuilder::try_new(bytes).map_err(|e| parse(e.into()))?;
-            let claimed: i64 = builder
-                .metadata()
-                .row_groups()
-                .iter()
-                .map(|g| g.total_byte_size().max(0))
-                .sum();
-            if claimed as u64 > MAX_DECODED_BYTES {
-                return Err(IngestError::Parse {
-                    path: name.to_string(),
-                    row: None,
-                    message: format!(
-                        "the file decodes to {} MiB, more than the {} MiB one write may hold; split it",
-                        claimed >> 20,
-                        MAX_DECODED_BYTES >> 20
-                    ),
-                });
-            }
-            let reader = builder
-                .with_batch_size(BATCH_ROWS)
+            let file_bytes = bytes.len();
+            let budget = MAX_DECODED_BYTES.min(
+                file_bytes
+                    .saturating_mul(MAX_EXPANSION)
+                    .max(MIN_DECODED_ALLOWANCE),
+            );
+            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+                .map_err(|e| parse(e.into()))?
+                .with_batch_size(PARQUET_BATCH_ROWS)
                 .build()
                 .map_err(|e| parse(e.into()))?;
-            reader.collect::<Result<Vec<_>, _>>().map_err(parse)
+            let mut decoded = 0usize;
+            let mut batches = Vec::new();
+            for batch in reader {
+                let batch = batch.map_err(parse)?;
+                decoded += batch.get_array_memory_size();
+                if decoded > budget {
+                    return Err(IngestError::Parse {
+                        path: name.to_string(),
+                        row: None,
+                        message: format!(
+                            "the {} KiB file decodes to more than {} MiB, the most a file of its size may \
+                             (at most {MAX_EXPANSION} times its size, and {} MiB in all); split it",
+                            file_bytes.div_ceil(1024),
+                            budget >> 20,
+                            MAX_DECODED_BYTES >> 20,
+                        ),
+                    });
+                }
+                batches.push(batch);
+            }
+            Ok(batches)
         }
         Format::ArrowStream => {
             check_ipc_framing(&bytes).map_err(|message| IngestError::Parse {
@@ -249,6 +275,34 @@ fn check_ipc_framing(bytes: &[u8]) -> Result<(), String> {
     }
 }
 
+/// The deepest nesting of arrays and objects in JSON text, counted without
+/// parsing (and without recursion): brackets inside strings do not count.
+pub fn json_depth(bytes: &[u8]) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in bytes {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
+}
+
 /// JSON lines in batches of `batch_rows`; an error comes with the index of
 /// the batch it ended (with one-row batches: the record at fault).
 fn read_json_lines(
@@ -309,7 +363,10 @@ fn read_csv(
         .map(|n| n.trim().trim_matches('"').to_string())
         .collect();
     let def = table.def();
-    for name in &names {
+    for (i, name) in names.iter().enumerate() {
+        if names[..i].contains(name) {
+            return Err(parse(format!("the header names column `{name}` twice")));
+        }
         if !def.columns.iter().any(|c| c.name == name) {
             return Err(IngestError::UnknownColumn {
                 path: shown.to_string(),
@@ -345,6 +402,67 @@ mod tests {
     }
 
     const HEADER: &str = "platform,account_id,campaign_id,campaign_name,channel,date,impressions,clicks,spend,currency,conversions,conversion_value";
+
+    #[test]
+    fn bombs_are_refused_by_what_they_decode_to() {
+        // JSON nested deeper than rows can be: refused without descending it.
+        for deep in ["[".repeat(100_000), "{\"a\":".repeat(50_000)] {
+            let err = read(
+                CanonicalTable::AdPerformance,
+                Format::JsonLines,
+                "the request body",
+                Bytes::from(deep),
+            )
+            .unwrap_err();
+            assert!(err.to_string().contains("nested more than"), "{err}");
+        }
+        assert_eq!(json_depth(br#"{"a":"[[[[{{{{\"]]"}"#), 1);
+
+        // A header naming one column many times.
+        let header = vec!["clicks"; 200_000].join(",");
+        let err = read(
+            CanonicalTable::AdPerformance,
+            Format::Csv,
+            "the request body",
+            Bytes::from(format!("{header}\n1\n")),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("twice"), "{err}");
+
+        // A small Parquet file of one long value repeated: dictionary and
+        // compression make it tiny, decoded it is ~200 MiB.
+        let schema = Arc::new(Schema::new(vec![Field::new(
+            "campaign_name",
+            gyrus_engine::datafusion::arrow::datatypes::DataType::Utf8,
+            true,
+        )]));
+        let value = "x".repeat(10_000);
+        let column =
+            gyrus_engine::datafusion::arrow::array::StringArray::from(vec![value.as_str(); 20_000]);
+        let batch = RecordBatch::try_new(schema.clone(), vec![Arc::new(column)]).unwrap();
+        let mut file = Vec::new();
+        let props =
+            gyrus_engine::datafusion::parquet::file::properties::WriterProperties::builder()
+                .set_compression(gyrus_engine::datafusion::parquet::basic::Compression::SNAPPY)
+                .build();
+        let mut writer = gyrus_engine::datafusion::parquet::arrow::ArrowWriter::try_new(
+            &mut file,
+            schema,
+            Some(props),
+        )
+        .unwrap();
+        writer.write(&batch).unwrap();
+        writer.close().unwrap();
+        assert!(file.len() < 1 << 20, "{} bytes", file.len());
+        let err = read(
+            CanonicalTable::AdPerformance,
+            Format::Parquet,
+            "bomb.parquet",
+            Bytes::from(file),
+        )
+        .unwrap_err();
+        assert!(err.to_string().contains("decodes to more than"), "{err}");
+    }
 
     #[test]
     fn csv_and_json_lines_read_into_canonical_rows() {

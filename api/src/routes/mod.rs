@@ -132,9 +132,7 @@ pub async fn table_rows(
         .await?;
     let frame = refine(session.plan(sql).await?).map_err(|e| session.map_error(e))?;
     let schema = frame.schema().inner().clone();
-    let batches = within_time_limit(session.limits().timeout, frame.collect())
-        .await?
-        .map_err(|e| session.map_error(e))?;
+    let batches = session.collect(frame).await?;
     json_rows(&schema, &batches)
 }
 

@@ -22,7 +22,6 @@ use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::{Role, Slice, WriteRequest};
 use gyrus_ingest::Format;
 use serde::Serialize;
-use sha2::{Digest as _, Sha256};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::Caller;
@@ -160,21 +159,12 @@ pub async fn ingest(
     let format = format_of(&headers)?;
     let key = idempotency_key(&headers)?;
     // A slot first, then the body: waiting ingests hold no memory.
-    let _slot = state.ingests_in_progress.try_acquire().map_err(|_| {
-        Problem::unavailable(format!(
-            "the server is running its limit of {} ingests; retry shortly",
-            state.config.max_concurrent_ingests
-        ))
-    })?;
+    let _slot = state
+        .admission
+        .admit_ingest(&caller.tenant)
+        .map_err(Problem::refused)?;
     let limit = state.config.max_body_bytes;
     let body = read_body(axum::body::to_bytes(body, limit).await, limit)?;
-    let fingerprint = {
-        let mut hash = Sha256::new();
-        hash.update(table.name());
-        hash.update(format!("{slice:?}"));
-        hash.update(&body);
-        hex::encode(hash.finalize())
-    };
     let batches = tokio::task::spawn_blocking(move || {
         gyrus_ingest::read(table, format, "the request body", body)
     })
@@ -188,7 +178,7 @@ pub async fn ingest(
             "the request body could not be read as the format its Content-Type names",
         )
     })??;
-    let mut request = WriteRequest::append(table, batches).with_fingerprint(fingerprint);
+    let mut request = WriteRequest::append(table, batches);
     if let Some(key) = &key {
         request = request.with_idempotency_key(key.clone());
     }

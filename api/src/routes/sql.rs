@@ -140,27 +140,30 @@ pub async fn run(
         .tables
         .session(&caller.tenant, &state.config.limits)
         .await?;
-    let sql = number_placeholders(&request.sql)?;
-    let mut df = session.plan(&sql).await?;
-    let parameters = parameter_schema(&df)?;
-    if !parameters.fields().is_empty() || !request.params.is_empty() {
-        let values = request
-            .params
-            .iter()
-            .enumerate()
-            .map(|(i, v)| scalar(v, i + 1))
-            .collect::<Result<Vec<_>, _>>()?;
-        df = bind(df, &parameters, values)?;
-    }
     state.metrics.query();
     let timeout = session.limits().timeout;
     let deadline = tokio::time::Instant::now() + timeout;
-    let stream = tokio::time::timeout_at(deadline, df.execute_stream())
+    // Planning (constant folding included) runs under the query's deadline too.
+    let start = async {
+        let sql = number_placeholders(&request.sql)?;
+        let mut df = session.plan(&sql).await?;
+        let parameters = parameter_schema(&df)?;
+        if !parameters.fields().is_empty() || !request.params.is_empty() {
+            let values = request
+                .params
+                .iter()
+                .enumerate()
+                .map(|(i, v)| scalar(v, i + 1))
+                .collect::<Result<Vec<_>, _>>()?;
+            df = bind(df, &parameters, values)?;
+        }
+        Ok::<_, Problem>(session.execute(df).await?)
+    };
+    let stream = tokio::time::timeout_at(deadline, start)
         .await
         .map_err(|_| EngineError::Timeout {
             seconds: timeout.as_secs(),
-        })?
-        .map_err(|e| session.map_error(e))?;
+        })??;
     let schema = wire_schema(stream.schema().as_ref());
     match format {
         Format::Json => {
@@ -170,6 +173,7 @@ pub async fn run(
                 deadline,
                 timeout,
                 state.config.json_row_cap,
+                state.config.json_byte_cap,
             )
             .await?;
             let response = json_response(&schema, &batches)?;
@@ -194,9 +198,11 @@ async fn collect_capped(
     deadline: tokio::time::Instant,
     timeout: Duration,
     cap: usize,
+    byte_cap: usize,
 ) -> Result<Vec<RecordBatch>, Problem> {
     let mut batches = Vec::new();
     let mut rows = 0;
+    let mut bytes = 0;
     loop {
         let next = tokio::time::timeout_at(deadline, stream.next())
             .await
@@ -212,6 +218,17 @@ async fn collect_capped(
                 "too-many-rows",
                 format!(
                     "the result has more than {cap} rows, the limit for JSON; add a LIMIT, or ask for `Accept: text/csv` or `{ARROW_STREAM}`, which stream any size"
+                ),
+            ));
+        }
+        bytes += batch.get_array_memory_size();
+        if bytes > byte_cap {
+            return Err(Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "too-many-bytes",
+                format!(
+                    "the result holds more than {} MiB, the limit for JSON (--json-max-mb); select fewer or shorter columns, add a LIMIT, or ask for `Accept: text/csv` or `{ARROW_STREAM}`, which stream any size",
+                    byte_cap >> 20
                 ),
             ));
         }

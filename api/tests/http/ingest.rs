@@ -254,6 +254,27 @@ async fn malformed_bodies_get_4xx_problems_and_the_server_keeps_serving() {
             "unreadable-rows",
         ),
         (
+            "NDJSON nested 100k arrays deep",
+            Some("application/x-ndjson"),
+            "[".repeat(100_000).into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable-rows",
+        ),
+        (
+            "NDJSON nested 50k objects deep",
+            Some("application/x-ndjson"),
+            "{\"a\":".repeat(50_000).into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable-rows",
+        ),
+        (
+            "a CSV header of 100k columns",
+            Some("text/csv"),
+            format!("{}\n", vec!["clicks"; 100_000].join(",")).into_bytes(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unreadable-rows",
+        ),
+        (
             "a JSON array",
             Some("application/x-ndjson"),
             b"[1, 2, 3]\n".to_vec(),
@@ -316,12 +337,10 @@ async fn malformed_bodies_get_4xx_problems_and_the_server_keeps_serving() {
         answer.problem(status, kind);
     }
     // Past the limit on ingests in progress: 503 before the body is read.
-    let held = api
-        .state
-        .ingests_in_progress
-        .clone()
-        .try_acquire_many_owned(4)
-        .unwrap();
+    let acme = gyrus_engine::TenantId::new("acme").unwrap();
+    let held: Vec<_> = (0..2)
+        .map(|_| api.state.admission.admit_ingest(&acme).unwrap())
+        .collect();
     let busy = call(
         &api.app,
         request("POST", ROWS, key, Some("application/x-ndjson"), "{}"),

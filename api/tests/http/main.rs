@@ -8,6 +8,7 @@ mod connectors;
 mod curiosity;
 #[path = "../../../ingest/tests/fake/mod.rs"]
 mod fake;
+mod hostile;
 mod ingest;
 mod keys;
 mod memory;

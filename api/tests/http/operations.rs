@@ -10,7 +10,7 @@ use crate::support::*;
 #[tokio::test]
 async fn each_key_has_its_own_rate_limit_with_retry_after() {
     let api = api(|c| {
-        c.rate_limit = gyrus_api::limits::RateLimit {
+        c.admission.key_rate = gyrus_engine::admission::RateLimit {
             per_second: 0.2,
             burst: 3.0,
         }
@@ -38,7 +38,7 @@ async fn each_key_has_its_own_rate_limit_with_retry_after() {
 
 #[tokio::test]
 async fn past_the_concurrency_limit_requests_get_503_until_a_body_is_done() {
-    let api = api(|c| c.max_concurrent = 1).await;
+    let api = api(|c| c.admission.max_concurrent = 1).await;
     let query = json!({"sql": "SELECT * FROM ad_performance"});
     // A streamed answer whose body is not read yet holds the one slot.
     let held = api
@@ -60,6 +60,80 @@ async fn past_the_concurrency_limit_requests_get_503_until_a_body_is_done() {
     assert_eq!(String::from_utf8_lossy(&body).lines().count(), 31);
     let after = call(&api.app, sql(&api.reader, "text/csv", query)).await;
     assert_eq!(after.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn one_tenant_holding_its_slots_leaves_others_theirs() {
+    let api = api(|c| {
+        c.admission.max_concurrent = 3;
+        c.admission.max_concurrent_per_tenant = 2;
+    })
+    .await;
+    let query = json!({"sql": "SELECT * FROM ad_performance"});
+    // acme holds both of its slots with streamed answers not yet read.
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let answer = api
+            .app
+            .clone()
+            .oneshot(sql(&api.reader, "text/csv", query.clone()))
+            .await
+            .unwrap();
+        assert_eq!(answer.status(), StatusCode::OK);
+        held.push(answer);
+    }
+    let refused = call(&api.app, sql(&api.writer, "text/csv", query.clone())).await;
+    let problem = refused.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("this tenant"),
+        "{problem}"
+    );
+    assert_eq!(refused.retry_after, Some(1));
+    // globex still gets its answer, and health still answers.
+    let other = call(
+        &api.app,
+        sql(
+            &api.globex,
+            "application/json",
+            json!({"sql": "SELECT 1 AS one"}),
+        ),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(
+        call(&api.app, get("/healthz", None)).await.status,
+        StatusCode::OK
+    );
+    drop(held);
+    let after = call(&api.app, sql(&api.reader, "text/csv", query)).await;
+    assert_eq!(after.status, StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_tenant_is_rate_limited_over_all_its_keys() {
+    let api = api(|c| {
+        c.admission.tenant_rate = gyrus_engine::admission::RateLimit {
+            per_second: 0.2,
+            burst: 4.0,
+        }
+    })
+    .await;
+    for key in [&api.reader, &api.writer, &api.admin, &api.reader] {
+        let ok = call(&api.app, get("/api/v1/tables", Some(key))).await;
+        assert_eq!(ok.status, StatusCode::OK);
+    }
+    let limited = call(&api.app, get("/api/v1/tables", Some(&api.writer))).await;
+    let problem = limited.problem(StatusCode::TOO_MANY_REQUESTS, "rate-limited");
+    assert!(
+        problem["detail"].as_str().unwrap().contains("tenant"),
+        "{problem}"
+    );
+    assert_eq!(
+        call(&api.app, get("/api/v1/tables", Some(&api.globex)))
+            .await
+            .status,
+        StatusCode::OK
+    );
 }
 
 #[tokio::test]
