@@ -69,16 +69,16 @@ impl Settings {
 
     /// Query limits: flags and variables over the file over the defaults.
     pub fn limits(&self, args: &QueryLimitArgs) -> SessionLimits {
+        // The process's budget first: every session's default draws from it.
+        if let Some(mb) = args.memory_budget_mb.or(self.file.query.memory_budget_mb) {
+            gyrus_engine::budget::ProcessBudget::init_process(mb.max(1) << 20, 32 << 30);
+        }
         let mut limits = SessionLimits::default();
         if let Some(mb) = args.memory_limit_mb.or(self.file.query.memory_limit_mb) {
             limits.memory_bytes = mb.max(1) << 20;
         }
         if let Some(secs) = args.timeout_secs.or(self.file.query.timeout_secs) {
             limits.timeout = Duration::from_secs(secs.max(1));
-        }
-        if let Some(mb) = args.memory_budget_mb.or(self.file.query.memory_budget_mb) {
-            let bytes = mb.max(1) << 20;
-            limits.budget = gyrus_engine::budget::ProcessBudget::new(bytes, 32 << 30);
         }
         if let Some(kb) = args.max_sql_kb.or(self.file.query.max_sql_kb) {
             limits.sql.max_bytes = kb.max(1) << 10;

@@ -26,6 +26,14 @@ impl Caller {
     }
 }
 
+/// The key of an `Authorization: Bearer <key>` header value.
+pub fn bearer(header: &str) -> Option<&str> {
+    header
+        .strip_prefix("Bearer ")
+        .or_else(|| header.strip_prefix("bearer "))
+        .map(str::trim)
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Problem;
 
@@ -38,10 +46,7 @@ impl FromRequestParts<AppState> for Caller {
             })?
             .to_str()
             .map_err(|_| Problem::unauthorized("the Authorization header is not ASCII"))?;
-        let key = header
-            .strip_prefix("Bearer ")
-            .or_else(|| header.strip_prefix("bearer "))
-            .map(str::trim)
+        let key = bearer(header)
             .ok_or_else(|| Problem::unauthorized("use `Authorization: Bearer <API key>`"))?;
         let found = state.keys.authenticate(key).await.map_err(|err| {
             tracing::error!(error = %err, "key store unavailable");

@@ -34,11 +34,11 @@ fn limited(request: &Request) -> bool {
 /// [`crate::auth::Caller`] extractor answers for missing or bad keys).
 async fn tenant_of(state: &AppState, authorization: Option<String>) -> Option<TenantId> {
     let header = authorization?;
-    let key = header
-        .strip_prefix("Bearer ")
-        .or_else(|| header.strip_prefix("bearer "))?
-        .trim();
-    let key = state.keys.authenticate(key).await.ok()??;
+    let key = state
+        .keys
+        .authenticate(crate::auth::bearer(&header)?)
+        .await
+        .ok()??;
     Some(key.tenant)
 }
 

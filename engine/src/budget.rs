@@ -109,9 +109,29 @@ impl ProcessBudget {
     }
 }
 
+static PROCESS: std::sync::OnceLock<ProcessBudget> = std::sync::OnceLock::new();
+
+impl ProcessBudget {
+    /// The process's budget: the one [`ProcessBudget::init_process`] set, or
+    /// [`ProcessBudget::for_this_machine`] made on first use. Every session
+    /// of the process (servers, training) draws from it.
+    pub fn process() -> ProcessBudget {
+        PROCESS.get_or_init(Self::for_this_machine).clone()
+    }
+
+    /// Sets the process's budget before any session uses it (the binary's
+    /// `--memory-budget-mb`); later calls return the budget already set.
+    pub fn init_process(memory_bytes: usize, spill_bytes: u64) -> ProcessBudget {
+        PROCESS
+            .get_or_init(|| Self::new(memory_bytes, spill_bytes))
+            .clone()
+    }
+}
+
 impl Default for ProcessBudget {
+    /// The process's budget, shared (see [`ProcessBudget::process`]).
     fn default() -> Self {
-        Self::for_this_machine()
+        Self::process()
     }
 }
 

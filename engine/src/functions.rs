@@ -217,10 +217,6 @@ fn unit_nanos(data_type: &DataType) -> i128 {
     }
 }
 
-fn arg_type(value: &ColumnarValue) -> DataType {
-    value.data_type()
-}
-
 impl Bounded {
     /// Refuses a call whose arguments ask for too much.
     fn check(&self, args: &ScalarFunctionArgs) -> Result<()> {
@@ -266,7 +262,7 @@ impl Bounded {
                     }
                     return Ok(());
                 };
-                let unit = unit_nanos(&arg_type(start));
+                let unit = unit_nanos(&start.data_type());
                 let (Some(from), Some(to)) = (Ints::of(start), Ints::of(stop)) else {
                     return Ok(());
                 };

@@ -80,7 +80,7 @@ pub struct TenantSession {
     limits: SessionLimits,
     /// Where the tables are stored (URL and path forms) and the table names
     /// they become in what clients see: plans and errors never show storage.
-    locations: Vec<(String, String)>,
+    locations: Arc<[(String, String)]>,
 }
 
 /// A snapshot of one tenant's ten tables: the expensive part of a session
@@ -89,6 +89,9 @@ pub struct TenantTables {
     tenant: TenantId,
     tables: Vec<LoadedTable>,
     loaded_at: Instant,
+    /// Each stored table's location (URL, path and object-store forms) and
+    /// the name sessions show instead, longest first.
+    locations: Arc<[(String, String)]>,
 }
 
 struct LoadedTable {
@@ -156,10 +159,29 @@ impl Store {
             };
             tables.push(loaded);
         }
+        let mut locations = Vec::new();
+        for loaded in &tables {
+            if let Some(delta) = &loaded.delta {
+                let url = delta.table_url();
+                let shown = format!("{}/", loaded.table.name());
+                let path = url.path().trim_end_matches('/').to_string() + "/";
+                // Object store paths have no leading slash.
+                let relative = path.trim_start_matches('/').to_string();
+                let url = url.as_str().trim_end_matches('/').to_string() + "/";
+                for form in [url, path, relative] {
+                    if form.len() > 1 {
+                        locations.push((form, shown.clone()));
+                    }
+                }
+            }
+        }
+        // Longest first, so a URL is replaced before the path inside it.
+        locations.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
         Ok(TenantTables {
             tenant: tenant.clone(),
             tables,
             loaded_at: Instant::now(),
+            locations: locations.into(),
         })
     }
 
@@ -342,33 +364,17 @@ impl TenantSession {
         crate::functions::register_bounded(&ctx);
         // The object stores go into the runtime, which the state shares with the context.
         let state = ctx.state();
-        let mut locations = Vec::new();
         for loaded in &tables.tables {
             if let Some(delta) = &loaded.delta {
                 delta.update_datafusion_session(&state)?;
-                let url = delta.table_url();
-                let shown = format!("{}/", loaded.table.name());
-                let url_form = url.as_str().trim_end_matches('/').to_string() + "/";
-                let path_form = url.path().trim_end_matches('/').to_string() + "/";
-                locations.push((url_form, shown.clone()));
-                // Object store paths have no leading slash.
-                let relative = path_form.trim_start_matches('/').to_string();
-                if relative.len() > 1 {
-                    locations.push((relative, shown.clone()));
-                }
-                if path_form.len() > 1 {
-                    locations.push((path_form, shown));
-                }
             }
             ctx.register_table(loaded.table.name(), loaded.provider.clone())?;
         }
-        // Longest first, so a URL is replaced before the path inside it.
-        locations.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
         Ok(TenantSession {
             tenant: tables.tenant.clone(),
             ctx,
             limits: limits.clone(),
-            locations,
+            locations: tables.locations.clone(),
         })
     }
 
@@ -427,7 +433,7 @@ impl TenantSession {
     /// `text` with every storage location replaced by its table's name.
     pub fn scrub(&self, text: &str) -> String {
         let mut text = text.to_string();
-        for (from, to) in &self.locations {
+        for (from, to) in self.locations.iter() {
             if text.contains(from.as_str()) {
                 text = text.replace(from.as_str(), to);
             }
