@@ -10,7 +10,7 @@
 //! ```
 //! use gyrus_engine::budget::ProcessBudget;
 //!
-//! let budget = ProcessBudget::new(1 << 30, 4 << 30).unwrap();
+//! let budget = ProcessBudget::new(1 << 30, 4 << 30);
 //! assert_eq!(budget.memory_bytes(), 1 << 30);
 //! assert_eq!(budget.in_use(), 0);
 //! ```
