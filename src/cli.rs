@@ -20,7 +20,7 @@ pub struct Cli {
     pub command: Command,
 }
 
-#[derive(Debug, Args)]
+#[derive(Debug, Default, Args)]
 pub struct GlobalArgs {
     /// Data root: a local folder or an object store URL (s3://bucket/prefix).
     #[arg(long, global = true, env = "GYRUS_DATA", value_name = "DIR|URL")]
@@ -420,7 +420,7 @@ pub struct ServeArgs {
     pub limits: QueryLimitArgs,
 }
 
-#[derive(Debug, Args, Clone)]
+#[derive(Debug, Default, Args, Clone)]
 pub struct QueryLimitArgs {
     /// Memory a query may hold before it spills or fails.
     #[arg(long, env = "GYRUS_QUERY_MEMORY_MB", value_name = "MB")]

@@ -72,7 +72,7 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             sql,
         } => {
             let tenant = TenantId::new(tenant)?;
-            let session = store.session(&tenant, &settings.limits(&limits)).await?;
+            let session = store.session(&tenant, &settings.limits(&limits)?).await?;
             let mut batches = session.query(&sql).await?;
             if batches.is_empty() {
                 // No rows: still print the header, from the plan's schema.
@@ -262,7 +262,7 @@ fn progress(len: u64, message: String) -> ProgressBar {
 /// Serves Flight SQL and the HTTP API until SIGTERM or Ctrl-C; prints both
 /// addresses once listening.
 async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::Result<()> {
-    let limits = settings.limits(&args.limits);
+    let limits = settings.limits(&args.limits)?;
     let mut config = gyrus_flight::ServerConfig::new(args.flight_addr);
     config.service.limits = limits.clone();
     config.service.max_ingest_bytes = args.max_ingest_mb.max(1) << 20;

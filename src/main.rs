@@ -1,12 +1,14 @@
 //! `gyrus`: the command line of the Gyrus analytics and prediction engine.
 
 mod allocation;
-mod cli;
 mod commands;
 mod connectors;
 mod output;
-mod settings;
 mod training;
+
+// Flags and settings live in the library target (the fuzz targets parse
+// `gyrus.toml` through it); the modules here reach them as `crate::cli`.
+use gyrus::{cli, settings};
 
 use std::process::ExitCode;
 

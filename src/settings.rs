@@ -32,6 +32,25 @@ pub struct QuerySettings {
     pub memory_budget_mb: Option<usize>,
 }
 
+impl FileSettings {
+    /// `gyrus.toml`'s text as settings; unknown keys and values of the
+    /// wrong type are errors that name the line.
+    pub fn parse(text: &str) -> Result<FileSettings, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+/// The longest query time limit accepted: a week.
+const MAX_TIMEOUT_SECS: u64 = 7 * 24 * 3600;
+
+/// `mb` megabytes in bytes, refused when that does not fit in memory's
+/// address space (`what` names the setting in the error).
+fn megabytes(mb: usize, what: &str) -> anyhow::Result<usize> {
+    mb.max(1)
+        .checked_mul(1 << 20)
+        .with_context(|| format!("{what} = {mb} MB is more memory than this machine can address"))
+}
+
 /// Everything resolved.
 #[derive(Debug)]
 pub struct Settings {
@@ -48,7 +67,12 @@ impl Settings {
             None if Path::new("gyrus.toml").exists() => read(Path::new("gyrus.toml"))?,
             None => FileSettings::default(),
         };
-        Ok(Settings {
+        Ok(Settings::from_file(global, file))
+    }
+
+    /// Flags and variables (`global`) over a settings file already read.
+    pub fn from_file(global: &GlobalArgs, file: FileSettings) -> Settings {
+        Settings {
             data: global
                 .data
                 .clone()
@@ -64,24 +88,35 @@ impl Settings {
                 .or_else(|| file.log_level.clone())
                 .unwrap_or_else(|| "warn".into()),
             file,
-        })
+        }
     }
 
     /// Query limits: flags and variables over the file over the defaults.
-    pub fn limits(&self, args: &QueryLimitArgs) -> SessionLimits {
+    /// A value too large to mean anything (memory beyond the address space,
+    /// a time limit over a week) is an error naming the setting.
+    pub fn limits(&self, args: &QueryLimitArgs) -> anyhow::Result<SessionLimits> {
         // The process's budget first: every session's default draws from it.
         if let Some(mb) = args.memory_budget_mb.or(self.file.query.memory_budget_mb) {
-            gyrus_engine::budget::ProcessBudget::init_process(mb.max(1) << 20, 32 << 30);
+            let bytes = megabytes(mb, "memory_budget_mb")?;
+            gyrus_engine::budget::ProcessBudget::init_process(bytes, 32 << 30);
         }
         let mut limits = SessionLimits::default();
         if let Some(mb) = args.memory_limit_mb.or(self.file.query.memory_limit_mb) {
-            limits.memory_bytes = mb.max(1) << 20;
+            limits.memory_bytes = megabytes(mb, "memory_limit_mb")?;
         }
         if let Some(secs) = args.timeout_secs.or(self.file.query.timeout_secs) {
+            if secs > MAX_TIMEOUT_SECS {
+                anyhow::bail!(
+                    "timeout_secs = {secs} is over the longest query time limit of {MAX_TIMEOUT_SECS} s (a week)"
+                );
+            }
             limits.timeout = Duration::from_secs(secs.max(1));
         }
         if let Some(kb) = args.max_sql_kb.or(self.file.query.max_sql_kb) {
-            limits.sql.max_bytes = kb.max(1) << 10;
+            limits.sql.max_bytes = kb
+                .max(1)
+                .checked_mul(1 << 10)
+                .with_context(|| format!("max_sql_kb = {kb} is larger than memory"))?;
         }
         if let Some(depth) = args.max_sql_depth.or(self.file.query.max_sql_depth) {
             limits.sql.max_depth = depth.max(8);
@@ -89,12 +124,12 @@ impl Settings {
         if let Some(values) = args.max_in_list.or(self.file.query.max_in_list) {
             limits.sql.max_in_list = values.max(1);
         }
-        limits
+        Ok(limits)
     }
 }
 
 fn read(path: &Path) -> anyhow::Result<FileSettings> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read settings file {}", path.display()))?;
-    toml::from_str(&text).with_context(|| format!("invalid settings file {}", path.display()))
+    FileSettings::parse(&text).with_context(|| format!("invalid settings file {}", path.display()))
 }

@@ -474,6 +474,27 @@ fn settings_come_from_env_and_gyrus_toml() {
     );
     std::fs::write(dir.path().join("gyrus.toml"), "dta = 1\n").unwrap();
     fails(run(&[], &["keys", "list"]), 2, "invalid settings file");
+    // Values too large to mean anything are refused by name, not wrapped.
+    std::fs::write(
+        dir.path().join("gyrus.toml"),
+        "[query]\nmemory_limit_mb = 9223372036854775807\n",
+    )
+    .unwrap();
+    fails(
+        run(&[], &["sql", "--tenant", "acme", "SELECT 1"]),
+        1,
+        "memory_limit_mb = 9223372036854775807 MB is more memory",
+    );
+    std::fs::write(
+        dir.path().join("gyrus.toml"),
+        "[query]\ntimeout_secs = 9223372036854775807\n",
+    )
+    .unwrap();
+    fails(
+        run(&[], &["sql", "--tenant", "acme", "SELECT 1"]),
+        1,
+        "over the longest query time limit",
+    );
     // JSON logs carry the query span with its row count.
     std::fs::remove_file(dir.path().join("gyrus.toml")).unwrap();
     let out = run(

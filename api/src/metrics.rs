@@ -236,7 +236,7 @@ pub async fn export(State(state): State<AppState>) -> Response {
             header::CONTENT_TYPE,
             "text/plain; version=0.0.4; charset=utf-8",
         )],
-        state.metrics.render(),
+        state.metrics.render() + &state.admission.render(),
     )
         .into_response()
 }

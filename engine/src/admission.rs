@@ -261,6 +261,11 @@ impl Slots {
         })
     }
 
+    /// Slots of the process held now.
+    pub fn in_use(&self) -> usize {
+        self.total - self.global.available_permits()
+    }
+
     /// Slots of the process, and of one tenant.
     pub fn limits(&self) -> (usize, usize) {
         (self.total, self.per_tenant)
@@ -385,6 +390,39 @@ impl Admission {
     }
 }
 
+impl Admission {
+    /// The counts and slots in the Prometheus text format (HTTP and Flight
+    /// SQL share them: one admission per process).
+    pub fn render(&self) -> String {
+        let mut out = String::from(
+            "# HELP gyrus_admission_total Requests admitted and refused (rate limits, busy slots), HTTP and Flight SQL.\n\
+             # TYPE gyrus_admission_total counter\n",
+        );
+        for (outcome, value) in [
+            ("admitted", &self.counts.admitted),
+            ("rate_limited", &self.counts.rate_limited),
+            ("busy", &self.counts.busy),
+        ] {
+            out.push_str(&format!(
+                "gyrus_admission_total{{outcome=\"{outcome}\"}} {}\n",
+                value.load(Ordering::Relaxed)
+            ));
+        }
+        out.push_str(
+            "# HELP gyrus_slots_in_use Request and ingest slots held now.\n\
+             # TYPE gyrus_slots_in_use gauge\n",
+        );
+        for slots in [&self.requests, &self.ingests] {
+            out.push_str(&format!(
+                "gyrus_slots_in_use{{kind=\"{}\"}} {}\n",
+                slots.what,
+                slots.in_use()
+            ));
+        }
+        out
+    }
+}
+
 impl Default for Admission {
     fn default() -> Self {
         Admission::new(AdmissionConfig::default())
@@ -446,6 +484,15 @@ mod tests {
         );
         assert!(admission.check_rate("g1", &globex).is_ok());
         assert!(admission.counts.rate_limited.load(Ordering::Relaxed) >= 1);
+        let text = admission.render();
+        assert!(
+            text.contains("gyrus_admission_total{outcome=\"rate_limited\"} "),
+            "{text}"
+        );
+        assert!(
+            !text.contains("gyrus_admission_total{outcome=\"rate_limited\"} 0\n"),
+            "{text}"
+        );
     }
 
     #[test]

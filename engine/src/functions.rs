@@ -18,6 +18,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::length::length;
 use datafusion::arrow::datatypes::{DataType, FieldRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
@@ -106,6 +107,19 @@ pub fn register_bounded(ctx: &SessionContext) {
     for udf in BOUNDED.iter() {
         ctx.register_udf(udf.clone());
     }
+}
+
+/// The bytes of the literal values in `expr`.
+fn literal_bytes(expr: &Expr) -> i128 {
+    let mut total = 0i128;
+    // The closure never fails, so neither does the walk.
+    let _ = expr.apply(|e| {
+        if let Expr::Literal(value, _) = e {
+            total += value.size() as i128;
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    total
 }
 
 fn refuse(what: String) -> DataFusionError {
@@ -378,8 +392,22 @@ impl ScalarUDFImpl for Bounded {
         Ok(answer)
     }
 
+    /// Some functions fold constant arguments themselves while planning
+    /// (`concat` of two literals becomes one literal, never invoked): what
+    /// they fold to is held to the same bound as what they return.
     fn simplify(&self, args: Vec<Expr>, info: &SimplifyContext) -> Result<ExprSimplifyResult> {
-        self.inner.inner().simplify(args, info)
+        let result = self.inner.inner().simplify(args, info)?;
+        if let ExprSimplifyResult::Simplified(expr) = &result {
+            let bytes = literal_bytes(expr);
+            if bytes > MAX_OUTPUT_BYTES {
+                return Err(refuse(format!(
+                    "{} folds to {} MiB",
+                    self.inner.name(),
+                    bytes >> 20
+                )));
+            }
+        }
+        Ok(result)
     }
 
     fn short_circuits(&self) -> bool {
@@ -450,6 +478,8 @@ mod tests {
             "SELECT cardinality(array_repeat(1, 100000000))",
             "SELECT cardinality(array_resize([1], 100000000, 0))",
             "SELECT levenshtein(repeat('a', 144000), repeat('b', 144000))",
+            // Folded while planning, by concat's own simplification.
+            "SELECT length(concat(repeat('x', 150000000), repeat('y', 150000000)))",
         ] {
             let err = run(&ctx, sql).await.unwrap_err();
             assert!(err.to_string().contains("functions may"), "{sql}: {err}");

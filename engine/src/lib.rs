@@ -14,6 +14,7 @@ pub mod budget;
 pub mod error;
 pub mod exec;
 pub mod functions;
+pub mod ipc;
 pub mod keys;
 pub mod maintenance;
 pub mod params;

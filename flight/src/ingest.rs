@@ -7,11 +7,11 @@
 //! idempotent. A stream that breaks off, fails validation or is too large
 //! leaves the table as it was.
 
+use arrow_flight::FlightData;
 use arrow_flight::decode::FlightRecordBatchStream;
 use arrow_flight::error::FlightError;
-use arrow_flight::sql::server::PeekableFlightDataStream;
 use arrow_flight::sql::{CommandStatementIngest, TableExistsOption};
-use futures::{StreamExt, TryStreamExt};
+use futures::{Stream, StreamExt, TryStreamExt};
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::session::{CATALOG, SCHEMA};
@@ -25,16 +25,23 @@ pub const IDEMPOTENCY_HEADER: &str = "x-idempotency-key";
 /// Reads every batch of a DoPut stream, refusing more than `limit_bytes` of
 /// Arrow data (counted on the wire: decoded arrays share their message's
 /// buffer, so their own sizes would count it many times).
-pub async fn read_batches(
-    stream: PeekableFlightDataStream,
-    limit_bytes: usize,
-) -> Result<Vec<RecordBatch>, Status> {
+///
+/// `stream` is the DoPut stream as the server receives it
+/// ([`PeekableFlightDataStream`](arrow_flight::sql::server::PeekableFlightDataStream): not `into_inner()`, whose first message was
+/// peeked and is gone) or any stream of FlightData messages.
+pub async fn read_batches<S>(stream: S, limit_bytes: usize) -> Result<Vec<RecordBatch>, Status>
+where
+    S: Stream<Item = Result<FlightData, Status>> + Send + Unpin + 'static,
+{
     let mut received = 0usize;
-    // The stream itself, not `into_inner()`: the first message was peeked
-    // (it carries the schema) and only the peekable stream still has it.
     let counted = stream.map(move |message| {
         let message = message?;
         received += message.data_header.len() + message.data_body.len();
+        // Every buffer inside the body (arrow's decoder panics otherwise).
+        if !message.data_header.is_empty() {
+            gyrus_engine::ipc::check_message(&message.data_header, message.data_body.len())
+                .map_err(|e| Status::invalid_argument(format!("not a valid Arrow stream: {e}")))?;
+        }
         if received > limit_bytes {
             return Err(Status::resource_exhausted(format!(
                 "the stream exceeds the ingest limit of {} MiB; send it in several writes",

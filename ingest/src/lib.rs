@@ -253,6 +253,10 @@ fn check_ipc_framing(bytes: &[u8]) -> Result<(), String> {
             .ok_or("a message claims more bytes than were sent; is this an Arrow IPC stream?")?;
         let message = ipc::root_as_message(metadata)
             .map_err(|e| format!("a message header is not valid: {e}"))?;
+        let body = usize::try_from(message.bodyLength())
+            .map_err(|_| "a message has a negative body length")?;
+        // Every buffer inside the body (arrow's reader panics otherwise).
+        gyrus_engine::ipc::check_message(metadata, body)?;
         // Compressed buffers state their own decompressed length, which the
         // reader would trust: refuse them rather than budget them.
         let compressed = message
@@ -265,8 +269,6 @@ fn check_ipc_framing(bytes: &[u8]) -> Result<(), String> {
                     .into(),
             );
         }
-        let body = usize::try_from(message.bodyLength())
-            .map_err(|_| "a message has a negative body length")?;
         at += length;
         if bytes.len() - at < body {
             return Err("a message body claims more bytes than were sent".into());

@@ -90,7 +90,9 @@ fn negotiate(headers: &HeaderMap) -> Result<Format, Problem> {
     ))
 }
 
-fn scalar(value: &Value, position: usize) -> Result<ScalarValue, Problem> {
+/// A JSON parameter value as the SQL value it binds: strings, numbers (whole
+/// ones as BIGINT), booleans and null; `position` (from 1) names it in errors.
+pub fn parameter(value: &Value, position: usize) -> Result<ScalarValue, Problem> {
     Ok(match value {
         Value::Null => ScalarValue::Null,
         Value::Bool(b) => ScalarValue::Boolean(Some(*b)),
@@ -153,7 +155,7 @@ pub async fn run(
                 .params
                 .iter()
                 .enumerate()
-                .map(|(i, v)| scalar(v, i + 1))
+                .map(|(i, v)| parameter(v, i + 1))
                 .collect::<Result<Vec<_>, _>>()?;
             df = bind(df, &parameters, values)?;
         }

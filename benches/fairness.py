@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Fairness between tenants (issue 18): globex's latency for a dashboard
+query over HTTP SQL and Flight SQL, first with the server otherwise idle,
+then while acme saturates it (HTTP and Flight SQL clients running heavy
+queries with more concurrency than acme's slots, and large uploads). Prints
+globex's p50/p99 in both phases, their ratio, globex's failures (should be 0)
+and how many of acme's requests were refused (429 / RESOURCE_EXHAUSTED).
+
+    GYRUS_BIN=target/release/gyrus .venv/bin/python benches/fairness.py [--seconds 60]
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import threading
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "e2e"))
+from chaos import ad_rows, request, start  # noqa: E402
+from conftest import create_key, run_gyrus  # noqa: E402
+
+PROBE = "SELECT platform, sum(spend) AS spend, sum(clicks) AS clicks FROM ad_performance GROUP BY 1 ORDER BY 1"
+HEAVY = ("SELECT a.campaign_id, count(*) AS n FROM ad_performance a JOIN ad_performance b "
+         "ON a.campaign_id = b.campaign_id AND a.platform = b.platform GROUP BY 1 ORDER BY 2 DESC LIMIT 5")
+
+
+def pct(values, q):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(len(values) * q))] * 1000
+
+
+def probe(server, reader, seconds, flight_conn):
+    """globex, one request at a time, alternating HTTP and Flight SQL."""
+    lat, failures = {"http": [], "flight": []}, 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        t0 = time.perf_counter()
+        status, _ = request(server.http, "/api/v1/sql", reader, {"sql": PROBE}, timeout=120)
+        lat["http"].append(time.perf_counter() - t0)
+        failures += status != 200
+        t0 = time.perf_counter()
+        try:
+            with flight_conn.cursor() as cur:
+                cur.execute(PROBE)
+                cur.fetch_arrow_table()
+        except Exception:
+            failures += 1
+        lat["flight"].append(time.perf_counter() - t0)
+    return lat, failures
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--flood", type=int, default=16, help="acme's concurrent clients")
+    args = parser.parse_args()
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    data = tempfile.mkdtemp(prefix="gyrus-fair-")
+    run_gyrus(data, "demo", "--no-serve", "--tenants", "acme,globex")
+    acme_r, acme_w = create_key(data, "acme", "reader"), create_key(data, "acme", "writer")
+    globex = create_key(data, "globex", "reader")
+    server = start(data)
+    conn = flightsql.connect(server.uri, db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {globex.whole}"})
+    probe(server, globex, 5, conn)  # warm caches
+    idle, idle_failures = probe(server, globex, args.seconds, conn)
+
+    stop = threading.Event()
+    acme = {"ok": 0, "refused": 0, "other": 0}
+    lock = threading.Lock()
+
+    def tally(kind):
+        with lock:
+            acme[kind] += 1
+
+    def http_flood():
+        while not stop.is_set():
+            status, _ = request(server.http, "/api/v1/sql", acme_r, {"sql": HEAVY}, timeout=300)
+            tally("ok" if status == 200 else "refused" if status in (429, 503) else "other")
+            if status in (429, 503):
+                time.sleep(0.05)
+
+    def flight_flood():
+        c = flightsql.connect(server.uri, db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {acme_r.whole}"})
+        while not stop.is_set():
+            try:
+                with c.cursor() as cur:
+                    cur.execute(HEAVY)
+                    cur.fetch_arrow_table()
+                tally("ok")
+            except Exception as err:
+                tally("refused" if "RESOURCE_EXHAUSTED" in str(err) or "resource" in str(err).lower() else "other")
+                time.sleep(0.05)
+        c.close()
+
+    def upload_flood():
+        i = 0
+        while not stop.is_set():
+            i += 1
+            body = "\n".join(json.dumps(r) for r in ad_rows(f"fair-{i}", 20_000)).encode()
+            status, _ = request(server.http, "/api/v1/tables/ad_performance/rows", acme_w, body,
+                                content_type="application/x-ndjson", timeout=300)
+            tally("ok" if status in (200, 201) else "refused" if status in (429, 503) else "other")
+
+    floods = [http_flood] * (args.flood // 2) + [flight_flood] * (args.flood // 2) + [upload_flood] * 2
+    threads = [threading.Thread(target=f, daemon=True) for f in floods]
+    for t in threads:
+        t.start()
+    time.sleep(5)
+    loaded, loaded_failures = probe(server, globex, args.seconds, conn)
+    stop.set()
+    for t in threads:
+        t.join(timeout=300)
+    conn.close()
+    assert server.stop() == 0
+    figures = {"binary": os.environ.get("GYRUS_BIN"), "seconds_per_phase": args.seconds, "acme_clients": len(floods)}
+    for surface in ("http", "flight"):
+        figures[surface] = {
+            "requests_idle": len(idle[surface]), "requests_loaded": len(loaded[surface]),
+            "p50_idle_ms": round(pct(idle[surface], 0.5), 1), "p99_idle_ms": round(pct(idle[surface], 0.99), 1),
+            "p50_loaded_ms": round(pct(loaded[surface], 0.5), 1), "p99_loaded_ms": round(pct(loaded[surface], 0.99), 1),
+            "p99_ratio": round(pct(loaded[surface], 0.99) / pct(idle[surface], 0.99), 2),
+        }
+    figures["globex_failures"] = {"idle": idle_failures, "loaded": loaded_failures}
+    figures["acme"] = acme
+    print(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

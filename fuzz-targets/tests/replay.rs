@@ -1,0 +1,112 @@
+//! Every committed fuzz input (`fuzz/corpus/<target>/`, and the inputs that
+//! once crashed a target, `fuzz/regressions/<target>/`) runs through its
+//! target on the stable toolchain. A panic anywhere, even one a query
+//! runtime would catch and turn into an error, fails the test.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+static PANICS: AtomicUsize = AtomicUsize::new(0);
+/// One replay at a time: the panic count is process-wide.
+static ONE: Mutex<()> = Mutex::new(());
+
+fn inputs(target: &str) -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz");
+    let mut files = Vec::new();
+    for kind in ["corpus", "regressions"] {
+        if let Ok(entries) = std::fs::read_dir(root.join(kind).join(target)) {
+            files.extend(
+                entries
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .filter(|p| p.is_file()),
+            );
+        }
+    }
+    files.sort();
+    files
+}
+
+fn replay(target: &str) {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        PANICS.fetch_add(1, Ordering::SeqCst);
+        previous(info);
+    }));
+    let files = inputs(target);
+    assert!(!files.is_empty(), "no committed inputs for {target}");
+    let mut failed = Vec::new();
+    for file in &files {
+        let data = std::fs::read(file).unwrap();
+        let before = PANICS.load(Ordering::SeqCst);
+        let outcome = std::panic::catch_unwind(|| gyrus_fuzz_targets::run(target, &data));
+        if outcome.is_err() || PANICS.load(Ordering::SeqCst) != before {
+            failed.push(file.display().to_string());
+        }
+    }
+    let _ = std::panic::take_hook();
+    assert!(
+        failed.is_empty(),
+        "{target}: these inputs panicked: {failed:#?}"
+    );
+}
+
+#[test]
+fn sql() {
+    replay("sql");
+}
+
+#[test]
+fn params() {
+    replay("params");
+}
+
+#[test]
+fn upload() {
+    replay("upload");
+}
+
+#[test]
+fn flight_stream() {
+    replay("flight_stream");
+}
+
+#[test]
+fn flight_command() {
+    replay("flight_command");
+}
+
+#[test]
+fn cursor() {
+    replay("cursor");
+}
+
+#[test]
+fn connector_answer() {
+    replay("connector_answer");
+}
+
+#[test]
+fn settings() {
+    replay("settings");
+}
+
+#[test]
+fn every_target_has_a_replay() {
+    let names: Vec<_> = gyrus_fuzz_targets::TARGETS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect();
+    let source = include_str!("replay.rs");
+    for name in names {
+        assert!(
+            source.contains(&format!("replay(\"{name}\")")),
+            "{name} is never replayed"
+        );
+        let bin =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("../fuzz/fuzz_targets/{name}.rs"));
+        assert!(bin.exists(), "no fuzz target file for {name}");
+    }
+}
