@@ -21,19 +21,21 @@ fi
 if ! cargo fuzz --version >/dev/null 2>&1; then
   cargo install cargo-fuzz --locked
 fi
-# One build for all targets (debug assertions on, as cargo-fuzz builds).
-cargo +nightly fuzz build --fuzz-dir fuzz
+# One build for all targets: AddressSanitizer (cargo-fuzz's default), debug
+# assertions and overflow checks on, the dev profile of fuzz/Cargo.toml
+# (opt-level 1; a one-codegen-unit release build takes far longer here).
+cargo +nightly fuzz build --fuzz-dir fuzz --dev
 mkdir -p fuzz/logs
 for target in "${targets[@]}"; do
   log="fuzz/logs/$target.log"
   mkdir -p "fuzz/corpus/$target"
   # -rss_limit_mb: a query may use its pool (64 MiB) and the seed store; an
   # input that grows the process past 2 GiB is a bug to report.
-  cargo +nightly fuzz run --fuzz-dir fuzz "$target" "fuzz/corpus/$target" -- \
+  cargo +nightly fuzz run --fuzz-dir fuzz --dev "$target" "fuzz/corpus/$target" -- \
     -max_total_time="$seconds" -timeout=30 -rss_limit_mb=2048 -max_len=8192 \
     -print_final_stats=1 >"$log" 2>&1 || echo "$target: libFuzzer stopped with a finding, see $log"
   # Keep the corpus small: only inputs that add coverage.
-  cargo +nightly fuzz cmin --fuzz-dir fuzz "$target" "fuzz/corpus/$target" >/dev/null 2>&1 || true
+  cargo +nightly fuzz cmin --fuzz-dir fuzz --dev "$target" "fuzz/corpus/$target" >/dev/null 2>&1 || true
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || echo "cov: ?")
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 || echo "ft: ?")

@@ -4,18 +4,33 @@
 //! one outside the body (found by fuzzing: `fuzz/regressions/upload/`,
 //! `fuzz/regressions/flight_stream/`).
 //!
+//!
+//! A schema message is checked the same way: arrow-ipc 59 converts field
+//! types with `panic!` / `unimplemented!` on types, widths and units it does
+//! not know (type NONE, a 7-bit integer, a nested type without children,
+//! found by fuzzing the same targets). Uploads are flat tables, so only
+//! flat columns of the types arrow can read are let through.
+//!
 //! ```
 //! // Eight bytes of garbage are not a message.
 //! assert!(gyrus_engine::ipc::check_message(&[1, 2, 3, 4, 5, 6, 7, 8], 0).is_err());
 //! ```
 
-use datafusion::arrow::ipc::{self, Message};
+use datafusion::arrow::ipc::{self, Endianness, Field, Message, Type};
 
 /// Parses a message header and checks that every buffer it describes lies
 /// inside a body of `body_len` bytes. Returns the parsed header.
 pub fn check_message(metadata: &[u8], body_len: usize) -> Result<Message<'_>, String> {
     let message = ipc::root_as_message(metadata)
         .map_err(|e| format!("a message header is not valid: {e}"))?;
+    if let Some(schema) = message.header_as_schema() {
+        if schema.endianness() == Endianness::Big {
+            return Err("big-endian Arrow data is not supported; send little-endian".into());
+        }
+        for (i, field) in schema.fields().into_iter().flatten().enumerate() {
+            check_field(field).map_err(|e| format!("column {i} of the schema: {e}"))?;
+        }
+    }
     let batch = message
         .header_as_record_batch()
         .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
@@ -30,6 +45,54 @@ pub fn check_message(metadata: &[u8], body_len: usize) -> Result<Message<'_>, St
         }
     }
     Ok(message)
+}
+
+/// A flat column of a type arrow-ipc converts without panicking.
+fn check_field(field: Field<'_>) -> Result<(), String> {
+    if field.children().is_some_and(|c| !c.is_empty()) {
+        return Err("nested columns are not supported; upload flat columns".into());
+    }
+    let int = |bits: i32| matches!(bits, 8 | 16 | 32 | 64);
+    if let Some(dictionary) = field.dictionary() {
+        match dictionary.indexType() {
+            Some(index) if int(index.bitWidth()) => {}
+            _ => return Err("a dictionary without a valid integer index type".into()),
+        }
+    }
+    let ok = match field.type_type() {
+        Type::Null
+        | Type::Bool
+        | Type::Binary
+        | Type::LargeBinary
+        | Type::BinaryView
+        | Type::Utf8
+        | Type::LargeUtf8
+        | Type::Utf8View => true,
+        Type::Int => field.type_as_int().is_some_and(|t| int(t.bitWidth())),
+        Type::FloatingPoint => field
+            .type_as_floating_point()
+            .is_some_and(|t| (0..=2).contains(&t.precision().0)),
+        Type::Date => field
+            .type_as_date()
+            .is_some_and(|t| (0..=1).contains(&t.unit().0)),
+        Type::Timestamp => field
+            .type_as_timestamp()
+            .is_some_and(|t| (0..=3).contains(&t.unit().0)),
+        Type::Decimal => field.type_as_decimal().is_some_and(|t| {
+            matches!(t.bitWidth(), 32 | 64 | 128 | 256)
+                && u8::try_from(t.precision()).is_ok()
+                && i8::try_from(t.scale()).is_ok()
+        }),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "type {:?} (or its width or unit) is not one an upload can hold",
+            field.type_type()
+        ))
+    }
 }
 
 #[cfg(test)]
