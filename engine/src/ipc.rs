@@ -27,13 +27,39 @@ pub fn check_message(metadata: &[u8], body_len: usize) -> Result<Message<'_>, St
         if schema.endianness() == Endianness::Big {
             return Err("big-endian Arrow data is not supported; send little-endian".into());
         }
-        for (i, field) in schema.fields().into_iter().flatten().enumerate() {
+        let Some(fields) = schema.fields() else {
+            return Err("a schema without a list of columns".into());
+        };
+        for (i, field) in fields.into_iter().enumerate() {
             check_field(field).map_err(|e| format!("column {i} of the schema: {e}"))?;
         }
     }
     let batch = message
         .header_as_record_batch()
         .or_else(|| message.header_as_dictionary_batch().and_then(|d| d.data()));
+    // A column of n rows other than type Null needs at least n bits of the
+    // body; arrow trusts a stated length and panics on a short buffer.
+    let most_rows = (body_len as u64).saturating_mul(8);
+    let rows = |n: i64| u64::try_from(n).ok().filter(|n| *n <= most_rows);
+    if let Some(batch) = batch {
+        if rows(batch.length()).is_none() {
+            return Err(format!(
+                "a batch of {} rows cannot fit in a body of {body_len} bytes",
+                batch.length()
+            ));
+        }
+        for (i, node) in batch.nodes().into_iter().flatten().enumerate() {
+            if rows(node.length()).is_none()
+                || rows(node.null_count()).is_none_or(|n| n > node.length() as u64)
+            {
+                return Err(format!(
+                    "column node {i} claims {} rows ({} null) in a body of {body_len} bytes",
+                    node.length(),
+                    node.null_count()
+                ));
+            }
+        }
+    }
     let buffers = batch.and_then(|b| b.buffers()).into_iter().flatten();
     for (i, buffer) in buffers.enumerate() {
         let (offset, length) = (buffer.offset(), buffer.length());
