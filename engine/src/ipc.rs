@@ -23,6 +23,12 @@ use datafusion::arrow::ipc::{self, Endianness, Field, Message, Type};
 pub fn check_message(metadata: &[u8], body_len: usize) -> Result<Message<'_>, String> {
     let message = ipc::root_as_message(metadata)
         .map_err(|e| format!("a message header is not valid: {e}"))?;
+    check_parsed(&message, body_len)?;
+    Ok(message)
+}
+
+/// [`check_message`] for a header the caller has parsed already.
+pub fn check_parsed(message: &Message<'_>, body_len: usize) -> Result<(), String> {
     if let Some(schema) = message.header_as_schema() {
         if schema.endianness() == Endianness::Big {
             return Err("big-endian Arrow data is not supported; send little-endian".into());
@@ -70,7 +76,7 @@ pub fn check_message(metadata: &[u8], body_len: usize) -> Result<Message<'_>, St
             ));
         }
     }
-    Ok(message)
+    Ok(())
 }
 
 /// A flat column of a type arrow-ipc converts without panicking.

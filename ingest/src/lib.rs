@@ -256,7 +256,7 @@ fn check_ipc_framing(bytes: &[u8]) -> Result<(), String> {
         let body = usize::try_from(message.bodyLength())
             .map_err(|_| "a message has a negative body length")?;
         // Every buffer inside the body (arrow's reader panics otherwise).
-        gyrus_engine::ipc::check_message(metadata, body)?;
+        gyrus_engine::ipc::check_parsed(&message, body)?;
         // Compressed buffers state their own decompressed length, which the
         // reader would trust: refuse them rather than budget them.
         let compressed = message
