@@ -1,26 +1,51 @@
-//! Where query work runs: a runtime of its own, apart from the servers'.
+//! Where query work runs: runtimes of their own, apart from the servers',
+//! one lane per active tenant.
 //!
 //! Planning (constant folding included) and execution of client SQL are CPU
 //! work that does not yield while it computes. On the servers' runtime a few
 //! such queries would occupy every worker and starve health checks, other
-//! tenants' requests and the deadlines themselves. Here they run on the
-//! query runtime's threads (deep stacks, named `gyrus-query`), the servers
+//! tenants' requests and the deadlines themselves. Here they run on a query
+//! runtime's threads (deep stacks, named `gyrus-query-<lane>`), the servers
 //! wait on them asynchronously, and the operating system shares the cores
-//! between both. A caller that stops waiting (a deadline, a client gone)
-//! aborts the work at its next await; a panic in it becomes an error of that
-//! one query.
+//! between all of them. A caller that stops waiting (a deadline, a client
+//! gone) aborts the work at its next await; a panic in it becomes an error of
+//! that one query.
+//!
+//! **Fairness between tenants.** Work inside one tokio runtime is scheduled
+//! first come, first served: one tenant's many CPU-bound queries would queue
+//! every other tenant's work behind theirs. So there are [`LANES`] lanes,
+//! each with a thread per core, and each tenant with work in progress holds
+//! one lane: all its work (and every task DataFusion spawns for it) runs on
+//! that lane's threads. A tenant arriving is given the lane with the fewest
+//! tenants, so up to [`LANES`] busy tenants never share one, and the
+//! operating system's scheduler, which is fair between threads and favours
+//! threads that have been waiting, shares the cores between lanes.
+//!
+//! Each lane has two runtimes: work a tenant starts while it has nothing
+//! else in progress runs at normal priority; work it starts while other
+//! work of its own is still running (a flood, a batch, a dashboard's burst)
+//! runs on threads with a lower priority (nice [`BACKGROUND_NICE`]). So a
+//! tenant asking one thing at a time is served almost as on an idle server
+//! however much another tenant runs, and a tenant alone still has every core:
+//! priority only matters when the cores are contended. Lanes start on first
+//! use; idle threads cost nothing.
 //!
 //! ```
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() {
-//! let answer = gyrus_engine::exec::offload(async { 6 * 7 }).await.unwrap();
+//! use gyrus_engine::exec::Lane;
+//! use gyrus_engine::store::TenantId;
+//!
+//! let lane = Lane::of(&TenantId::new("acme").unwrap());
+//! let answer = lane.offload(async { 6 * 7 }).await.unwrap();
 //! assert_eq!(answer, 42);
 //! # }
 //! ```
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, LazyLock, Mutex, OnceLock};
 use std::task::{Context, Poll};
 
 use datafusion::arrow::array::RecordBatch;
@@ -34,6 +59,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::error::{EngineError, Result};
+use crate::store::TenantId;
 
 /// Stack of every thread that walks query trees: far more than the depth
 /// bounds of [`crate::shape`] need, so that no accepted statement can
@@ -43,19 +69,222 @@ use crate::error::{EngineError, Result};
 /// ever committed.
 pub const QUERY_STACK_BYTES: usize = 256 << 20;
 
-static QUERY_RUNTIME: LazyLock<std::io::Result<Runtime>> = LazyLock::new(|| {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
-        .thread_name("gyrus-query")
-        .thread_stack_size(QUERY_STACK_BYTES)
-        .enable_all()
-        .build()
+/// How many lanes there are: up to this many tenants with work in progress
+/// each run on threads of their own; beyond it, tenants share.
+pub const LANES: usize = 8;
+
+/// The nice value of the threads that run a tenant's work beyond its first
+/// piece in progress: about a tenth of the CPU weight of normal threads.
+pub const BACKGROUND_NICE: i32 = 10;
+
+struct Lanes {
+    /// Per lane, the runtime at normal priority and the background one.
+    runtimes: [[OnceLock<std::io::Result<Runtime>>; 2]; LANES],
+    claims: Mutex<Claims>,
+}
+
+/// Which lane each tenant with work in progress holds, and for how many
+/// pieces of work.
+#[derive(Default)]
+struct Claims {
+    by_tenant: HashMap<String, (usize, usize)>,
+    tenants: [usize; LANES],
+}
+
+static LANES_: LazyLock<Lanes> = LazyLock::new(|| Lanes {
+    runtimes: std::array::from_fn(|_| [OnceLock::new(), OnceLock::new()]),
+    claims: Mutex::new(Claims::default()),
 });
 
-fn runtime() -> Result<&'static Runtime> {
-    QUERY_RUNTIME
+fn claims() -> std::sync::MutexGuard<'static, Claims> {
+    // The map is updated in single statements: a poisoned lock holds
+    // consistent data.
+    LANES_
+        .claims
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn runtime(lane: usize, background: bool) -> Result<&'static Runtime> {
+    LANES_.runtimes[lane][usize::from(background)]
+        .get_or_init(|| {
+            let mut builder = tokio::runtime::Builder::new_multi_thread();
+            builder
+                .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .thread_name(if background {
+                    format!("gyrus-query-{lane}b")
+                } else {
+                    format!("gyrus-query-{lane}")
+                })
+                .thread_stack_size(QUERY_STACK_BYTES)
+                .enable_all();
+            if background {
+                builder.on_thread_start(lower_priority);
+            }
+            builder.build()
+        })
         .as_ref()
         .map_err(|e| EngineError::Internal(format!("cannot start the query runtime: {e}")))
+}
+
+/// Gives the calling thread the background priority. On Linux the nice
+/// value belongs to the thread; elsewhere, or if refused, work still runs at
+/// normal priority.
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    {
+        // SAFETY: setpriority only reads its arguments; `who = 0` with
+        // PRIO_PROCESS names the calling thread on Linux.
+        let refused = unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, BACKGROUND_NICE) } != 0;
+        if refused {
+            tracing::warn!(
+                error = %std::io::Error::last_os_error(),
+                "cannot lower the priority of a background query thread"
+            );
+        }
+    }
+}
+
+/// One tenant's hold on its lane: while any clone lives (work holds one
+/// until it ends), the tenant's further work goes to the same lane.
+#[derive(Clone)]
+pub struct Lane(Arc<Claim>);
+
+struct Claim {
+    tenant: String,
+    lane: usize,
+    /// Whether the tenant had other work in progress when this was claimed.
+    background: bool,
+}
+
+impl Lane {
+    /// The lane of `tenant`: the one it already holds (then at background
+    /// priority), or else the lane with the fewest tenants.
+    pub fn of(tenant: &TenantId) -> Lane {
+        let tenant = tenant.as_str().to_string();
+        let mut claims = claims();
+        let (lane, background) = match claims.by_tenant.get_mut(&tenant) {
+            Some((lane, holders)) => {
+                *holders += 1;
+                (*lane, true)
+            }
+            None => {
+                let lane = (0..LANES)
+                    .min_by_key(|&lane| claims.tenants[lane])
+                    .unwrap_or(0);
+                claims.tenants[lane] += 1;
+                claims.by_tenant.insert(tenant.clone(), (lane, 1));
+                (lane, false)
+            }
+        };
+        Lane(Arc::new(Claim {
+            tenant,
+            lane,
+            background,
+        }))
+    }
+
+    /// Which lane this is (0 to [`LANES`] - 1).
+    pub fn index(&self) -> usize {
+        self.0.lane
+    }
+
+    /// Whether this work runs at background priority.
+    pub fn is_background(&self) -> bool {
+        self.0.background
+    }
+
+    fn runtime(&self) -> Result<&'static Runtime> {
+        runtime(self.0.lane, self.0.background)
+    }
+
+    /// Runs `work` on this lane and waits for it. The work starts at once;
+    /// dropping the returned future aborts it; a panic in it is an
+    /// [`EngineError::Internal`].
+    pub fn offload<F, T>(&self, work: F) -> impl Future<Output = Result<T>> + Send + 'static
+    where
+        F: Future<Output = T> + Send + 'static,
+        T: Send + 'static,
+    {
+        let hold = self.clone();
+        let spawned = self.runtime().map(|runtime| {
+            AbortOnDrop(runtime.spawn(async move {
+                let _hold = hold;
+                work.await
+            }))
+        });
+        async move {
+            let mut task = spawned?;
+            match (&mut task.0).await {
+                Ok(value) => Ok(value),
+                Err(err) if err.is_panic() => {
+                    let message = panic_message(err.into_panic());
+                    tracing::error!(panic = %message, "a query panicked");
+                    Err(EngineError::Internal(format!(
+                        "the query failed: {message}"
+                    )))
+                }
+                Err(_) => Err(EngineError::Internal("the query was aborted".into())),
+            }
+        }
+    }
+
+    /// Executes `plan` on this lane; its batches come through a small
+    /// channel, so a slow reader holds back the query rather than buffering
+    /// it. Dropping the stream stops the query.
+    pub fn execute(
+        &self,
+        plan: Arc<dyn ExecutionPlan>,
+        task_ctx: Arc<TaskContext>,
+    ) -> Result<SendableRecordBatchStream> {
+        let schema = plan.schema();
+        let (tx, rx) = mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
+        let hold = self.clone();
+        let producer = self.runtime()?.spawn(async move {
+            let _hold = hold;
+            let run = async {
+                let mut batches = datafusion::physical_plan::execute_stream(plan, task_ctx)?;
+                while let Some(batch) = batches.next().await {
+                    if tx.send(batch).await.is_err() {
+                        break; // the reader is gone
+                    }
+                }
+                Ok::<_, DataFusionError>(())
+            };
+            // A panic while executing ends this query with an error, not the process.
+            if let Err(err) = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .await
+                .unwrap_or_else(|payload| {
+                    let message = panic_message(payload);
+                    tracing::error!(panic = %message, "a query panicked");
+                    Err(DataFusionError::Execution(format!(
+                        "the query failed: {message}"
+                    )))
+                })
+            {
+                let _ = tx.send(Err(err)).await;
+            }
+        });
+        Ok(Box::pin(Offloaded {
+            schema,
+            rx,
+            _producer: AbortOnDrop(producer),
+        }))
+    }
+}
+
+impl Drop for Claim {
+    fn drop(&mut self) {
+        let mut claims = claims();
+        if let Some((lane, holders)) = claims.by_tenant.get_mut(&self.tenant) {
+            *holders -= 1;
+            if *holders == 0 {
+                let lane = *lane;
+                claims.by_tenant.remove(&self.tenant);
+                claims.tenants[lane] = claims.tenants[lane].saturating_sub(1);
+            }
+        }
+    }
 }
 
 /// Aborts the task when dropped.
@@ -67,27 +296,6 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
-/// Runs `work` on the query runtime and waits for it. Dropping the returned
-/// future aborts the work; a panic in it is an [`EngineError::Internal`].
-pub async fn offload<F, T>(work: F) -> Result<T>
-where
-    F: Future<Output = T> + Send + 'static,
-    T: Send + 'static,
-{
-    let mut task = AbortOnDrop(runtime()?.spawn(work));
-    match (&mut task.0).await {
-        Ok(value) => Ok(value),
-        Err(err) if err.is_panic() => {
-            let message = panic_message(err.into_panic());
-            tracing::error!(panic = %message, "a query panicked");
-            Err(EngineError::Internal(format!(
-                "the query failed: {message}"
-            )))
-        }
-        Err(_) => Err(EngineError::Internal("the query was aborted".into())),
-    }
-}
-
 fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
         .downcast_ref::<&str>()
@@ -96,47 +304,7 @@ fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-/// Executes `plan` on the query runtime; its batches come through a small
-/// channel, so a slow reader holds back the query rather than buffering it.
-/// Dropping the stream stops the query.
-pub fn execute(
-    plan: Arc<dyn ExecutionPlan>,
-    task_ctx: Arc<TaskContext>,
-) -> Result<SendableRecordBatchStream> {
-    let schema = plan.schema();
-    let (tx, rx) = mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
-    let producer = runtime()?.spawn(async move {
-        let run = async {
-            let mut batches = datafusion::physical_plan::execute_stream(plan, task_ctx)?;
-            while let Some(batch) = batches.next().await {
-                if tx.send(batch).await.is_err() {
-                    break; // the reader is gone
-                }
-            }
-            Ok::<_, DataFusionError>(())
-        };
-        // A panic while executing ends this query with an error, not the process.
-        if let Err(err) = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
-            .await
-            .unwrap_or_else(|payload| {
-                let message = panic_message(payload);
-                tracing::error!(panic = %message, "a query panicked");
-                Err(DataFusionError::Execution(format!(
-                    "the query failed: {message}"
-                )))
-            })
-        {
-            let _ = tx.send(Err(err)).await;
-        }
-    });
-    Ok(Box::pin(Offloaded {
-        schema,
-        rx,
-        _producer: AbortOnDrop(producer),
-    }))
-}
-
-/// The reading end of [`execute`].
+/// The reading end of [`Lane::execute`].
 struct Offloaded {
     schema: SchemaRef,
     rx: mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
@@ -161,15 +329,24 @@ impl RecordBatchStream for Offloaded {
 mod tests {
     use super::*;
 
+    fn tenant(name: &str) -> TenantId {
+        TenantId::new(name).unwrap()
+    }
+
+    fn holders(name: &str) -> Option<(usize, usize)> {
+        claims().by_tenant.get(name).copied()
+    }
+
     #[tokio::test]
     async fn a_panic_is_one_query_error_and_dropping_aborts() {
-        let err = offload(async { panic!("boom") }).await.unwrap_err();
+        let lane = Lane::of(&tenant("panicky"));
+        let err = lane.offload(async { panic!("boom") }).await.unwrap_err();
         assert!(err.to_string().contains("boom"), "{err}");
         // The runtime still runs work after a panic.
-        assert_eq!(offload(async { 1 + 1 }).await.unwrap(), 2);
+        assert_eq!(lane.offload(async { 1 + 1 }).await.unwrap(), 2);
 
         let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
-        let waiting = offload(async move {
+        let waiting = lane.offload(async move {
             tokio::time::sleep(std::time::Duration::from_secs(60)).await;
             drop(tx);
         });
@@ -190,10 +367,93 @@ mod tests {
                 1 + depth(n - 1) + pad[1] - n
             }
         }
-        let deep = runtime()
+        let lane = Lane::of(&tenant("deep"));
+        let deep = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
             .unwrap()
-            .block_on(async { offload(async { depth(50_000) }).await })
+            .block_on(async { lane.offload(async { depth(50_000) }).await })
             .unwrap();
         assert_eq!(deep, 50_000);
+    }
+
+    #[tokio::test]
+    async fn busy_tenants_hold_lanes_of_their_own_and_work_runs_on_them() {
+        let acme = Lane::of(&tenant("lanes-acme"));
+        let again = Lane::of(&tenant("lanes-acme"));
+        let globex = Lane::of(&tenant("lanes-globex"));
+        assert_eq!(acme.index(), again.index(), "one tenant, one lane");
+        assert!(!acme.is_background() && again.is_background() && !globex.is_background());
+        assert_ne!(acme.index(), globex.index(), "two busy tenants never share");
+        assert_eq!(holders("lanes-acme"), Some((acme.index(), 2)));
+
+        // Work and the tasks it spawns run on the lane's threads.
+        let names = acme
+            .offload(async {
+                let inner =
+                    tokio::spawn(async { std::thread::current().name().map(str::to_string) });
+                (
+                    std::thread::current().name().map(str::to_string),
+                    inner.await.unwrap(),
+                )
+            })
+            .await
+            .unwrap();
+        let expected = Some(format!("gyrus-query-{}", acme.index()));
+        assert_eq!(names, (expected.clone(), expected));
+        // Work started beside other work runs on the background threads, at
+        // a lower priority.
+        let (name, nice) = again
+            .offload(async {
+                (
+                    std::thread::current().name().map(str::to_string),
+                    // SAFETY: reads the calling thread's nice value.
+                    unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) },
+                )
+            })
+            .await
+            .unwrap();
+        assert_eq!(name, Some(format!("gyrus-query-{}b", acme.index())));
+        assert!(nice >= BACKGROUND_NICE, "nice {nice}");
+
+        // Work in flight holds the lane after the caller's handles are gone.
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let running = tokio::spawn({
+            let lane = acme.clone();
+            async move { lane.offload(rx).await }
+        });
+        drop((acme, again));
+        tokio::task::yield_now().await;
+        assert!(
+            holders("lanes-acme").is_some(),
+            "work in flight holds the lane"
+        );
+        tx.send(()).unwrap();
+        running.await.unwrap().unwrap().unwrap();
+        assert_eq!(holders("lanes-acme"), None, "an idle tenant holds no lane");
+        drop(globex);
+        assert_eq!(holders("lanes-globex"), None);
+    }
+
+    #[tokio::test]
+    async fn a_query_stream_holds_its_lane_until_dropped() {
+        use datafusion::prelude::SessionContext;
+        let lane = Lane::of(&tenant("lanes-stream"));
+        let ctx = SessionContext::new();
+        let df = ctx.sql("SELECT * FROM range(100000)").await.unwrap();
+        let plan = df.create_physical_plan().await.unwrap();
+        let mut stream = lane.execute(plan, ctx.task_ctx()).unwrap();
+        drop(lane);
+        assert!(stream.next().await.is_some());
+        assert!(holders("lanes-stream").is_some());
+        drop(stream);
+        // The producer is aborted; its hold goes with it.
+        for _ in 0..100 {
+            if holders("lanes-stream").is_none() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        panic!("the lane was not released after the stream was dropped");
     }
 }

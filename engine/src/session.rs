@@ -36,7 +36,7 @@ use tracing::Instrument as _;
 
 use crate::budget::ProcessBudget;
 use crate::error::{EngineError, Result, strip_context};
-use crate::exec::offload;
+use crate::exec::Lane;
 use crate::schema::CanonicalTable;
 use crate::shape::{SqlBounds, check_shape};
 use crate::store::{Store, TenantId};
@@ -391,7 +391,7 @@ impl TenantSession {
     /// Plans client SQL after the read-only checks; runs nothing.
     ///
     /// The statement's shape is bounded first ([`check_shape`]); parsing and
-    /// planning run on the query runtime ([`crate::exec`]) within the
+    /// planning run on the tenant's query lane ([`crate::exec`]) within the
     /// session's time limit.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
         check_shape(sql, &self.limits.sql)?;
@@ -401,7 +401,7 @@ impl TenantSession {
             .with_allow_statements(false);
         let ctx = self.ctx.clone();
         let sql = sql.to_string();
-        let planned = offload(async move {
+        let planned = Lane::of(&self.tenant).offload(async move {
             check_read_only(&sql)?;
             Ok::<_, EngineError>(ctx.sql_with_options(&sql, options).await)
         });
@@ -473,19 +473,20 @@ impl TenantSession {
             })
     }
 
-    /// The physical plan of `df`, planned on the query runtime within the
+    /// The physical plan of `df`, planned on the tenant's query lane within the
     /// session's time limit.
     pub async fn physical_plan(
         &self,
         df: DataFrame,
     ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        let planned = offload(async move { df.create_physical_plan().await });
+        let planned =
+            Lane::of(&self.tenant).offload(async move { df.create_physical_plan().await });
         self.within_limit(planned)
             .await??
             .map_err(|e| self.map_error(e))
     }
 
-    /// Starts `df` on the query runtime; the caller reads the stream under
+    /// Starts `df` on the tenant's query lane; the caller reads the stream under
     /// its deadline (dropping it stops the query).
     pub async fn execute(
         &self,
@@ -493,10 +494,10 @@ impl TenantSession {
     ) -> Result<datafusion::execution::SendableRecordBatchStream> {
         let task_ctx = Arc::new(df.task_ctx());
         let plan = self.physical_plan(df).await?;
-        crate::exec::execute(plan, task_ctx)
+        Lane::of(&self.tenant).execute(plan, task_ctx)
     }
 
-    /// Runs `df` to the end on the query runtime, within the time limit.
+    /// Runs `df` to the end on the tenant's query lane, within the time limit.
     pub async fn collect(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
         use futures::TryStreamExt as _;
         let run = async {

@@ -532,11 +532,22 @@ impl Store {
     /// With an idempotency key that was applied before, nothing changes and
     /// the outcome says `already_applied`. On a validation error nothing is
     /// written.
+    ///
+    /// The work (validation, sorting, encoding) runs on the tenant's query
+    /// lane ([`crate::exec`]), so that one tenant's large writes take their
+    /// share of the cores and no more.
     pub async fn write(&self, tenant: &TenantId, request: WriteRequest) -> Result<WriteOutcome> {
         let span = tracing::info_span!("write", tenant = %tenant, table = %request.table, rows = tracing::field::Empty);
-        self.write_in_span(tenant, request, span.clone())
-            .instrument(span)
-            .await
+        let store = self.clone();
+        let owner = tenant.clone();
+        crate::exec::Lane::of(tenant)
+            .offload(async move {
+                store
+                    .write_in_span(&owner, request, span.clone())
+                    .instrument(span)
+                    .await
+            })
+            .await?
     }
 
     async fn write_in_span(

@@ -148,7 +148,8 @@ impl Queries {
         };
         let timeout = session.limits().timeout;
         let deadline = tokio::time::Instant::now() + timeout;
-        let batches = gyrus_engine::exec::execute(plan, session.context().task_ctx())
+        let batches = gyrus_engine::exec::Lane::of(session.tenant())
+            .execute(plan, session.context().task_ctx())
             .map_err(engine_status)?;
         let wire_schema = schema.clone();
         let state = StreamState {

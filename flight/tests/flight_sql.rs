@@ -1276,7 +1276,23 @@ async fn flight_has_the_rates_slots_and_caps_of_http() {
     .await
     .unwrap();
     assert_eq!(int(&batches, 0), 10);
+
+    // A client that walks away from its stream gives the slot back (the
+    // stream is reset; the server drops it and stops the query).
     drop(running);
+    let mut freed = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let writer = Some(h.acme_writer.1.as_str());
+        freed = Some(get_info(&mut raw, writer, plan("SELECT 4").as_any()).await);
+        if matches!(freed, Some(Ok(_))) {
+            break;
+        }
+    }
+    assert!(
+        matches!(freed, Some(Ok(_))),
+        "the slot stayed taken: {freed:?}"
+    );
 }
 
 #[tokio::test]

@@ -18,6 +18,7 @@ use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use chrono::NaiveDate;
+use gyrus_engine::exec::Lane;
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::{Role, Slice, WriteRequest};
 use gyrus_ingest::Format;
@@ -165,19 +166,19 @@ pub async fn ingest(
         .map_err(Problem::refused)?;
     let limit = state.config.max_body_bytes;
     let body = read_body(axum::body::to_bytes(body, limit).await, limit)?;
-    let batches = tokio::task::spawn_blocking(move || {
-        gyrus_ingest::read(table, format, "the request body", body)
-    })
-    .await
-    .map_err(|err| {
-        // A reader that panics on a malformed body is still a malformed body.
-        tracing::error!(error = %err, "reading an ingest body panicked");
-        Problem::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "unreadable-rows",
-            "the request body could not be read as the format its Content-Type names",
-        )
-    })??;
+    // Decoding is CPU work: on the tenant's lane, beside its queries.
+    let batches = Lane::of(&caller.tenant)
+        .offload(async move { gyrus_ingest::read(table, format, "the request body", body) })
+        .await
+        .map_err(|err| {
+            // A reader that panics on a malformed body is still a malformed body.
+            tracing::error!(error = %err, "reading an ingest body panicked");
+            Problem::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "unreadable-rows",
+                "the request body could not be read as the format its Content-Type names",
+            )
+        })??;
     let mut request = WriteRequest::append(table, batches);
     if let Some(key) = &key {
         request = request.with_idempotency_key(key.clone());
