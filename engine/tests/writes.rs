@@ -412,10 +412,10 @@ async fn nulls_negatives_currencies_enums_and_dates_are_refused_with_rows() {
         replace_column(
             &b,
             "date",
-            Arc::new(dates([day(2026, 3, 1), day(1999, 12, 31), day(2026, 3, 1)])),
+            Arc::new(dates([day(2026, 3, 1), day(1899, 12, 31), day(2026, 3, 1)])),
         ),
         Some("date"),
-        "row 2 (1999-12-31)",
+        "row 2 (1899-12-31)",
     )
     .await;
     let future = chrono::Utc::now().date_naive() + chrono::Days::new(30);

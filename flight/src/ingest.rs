@@ -36,12 +36,15 @@ where
     S: Stream<Item = Result<FlightData, Status>> + Send + Unpin + 'static,
 {
     let mut received = 0usize;
+    let mut check = gyrus_engine::ipc::StreamCheck::default();
     let counted = stream.map(move |message| {
         let message = message?;
         received += message.data_header.len() + message.data_body.len();
-        // Every buffer inside the body (arrow's decoder panics otherwise).
+        // Every buffer inside the body and long enough for its column's
+        // rows (arrow's decoder panics otherwise).
         if !message.data_header.is_empty() {
-            gyrus_engine::ipc::check_message(&message.data_header, message.data_body.len())
+            check
+                .check_message(&message.data_header, message.data_body.len())
                 .map_err(|e| Status::invalid_argument(format!("not a valid Arrow stream: {e}")))?;
         }
         if received > limit_bytes {
@@ -55,7 +58,7 @@ where
     let mut batches =
         FlightRecordBatchStream::new_from_flight_data(counted.map_err(FlightError::from));
     let mut out = Vec::new();
-    // arrow's decoder trusts more of a message than `check_message` can
+    // arrow's decoder trusts more of a message than `StreamCheck` can
     // prove; should it still panic on some input, that input is refused like
     // any other malformed stream (and the fuzz targets, which fail on caught
     // panics too, keep finding them).

@@ -130,9 +130,17 @@ pub struct BudgetPlan {
     /// What the last unit of budget buys: the marginal response per unit of
     /// spend at the optimum.
     marginal_response: f64,
+    /// What to know before acting on the plan: entities planned outside
+    /// the spend they were observed at, budget left unspent by the trust
+    /// region. Empty when there is nothing to say.
+    warnings: Vec<String>,
     /// Per entity: current_spend, recommended_spend, expected_current,
     /// expected_recommended, marginal_response, curve_source (fitted or
-    /// pooled from the channel).
+    /// pooled from the channel), the range the plan chose from (lower,
+    /// upper) and where it came from (bound: trust_region by default, or
+    /// requested), the observed range of daily spend (observed_low,
+    /// observed_high) and whether the recommendation lies outside it
+    /// (extrapolated).
     #[schema(value_type = Vec<Object>)]
     entities: Vec<PlanEntity>,
 }
@@ -144,6 +152,13 @@ pub struct BudgetPlan {
 /// bounds and, if given, keeps the whole plan's CPA at most `target_cpa`
 /// or its ROAS at least `target_roas` (spending less than the budget when
 /// that is what it takes). Amounts are per day.
+///
+/// Without `bounds`, each entity stays in its trust region: ± 30% of its
+/// current spend scaled to the budget, and never above the highest spend
+/// its curve was fitted on (+10%); budget the region cannot place is left
+/// unspent, with a warning. Bounds replace the region for the entities they
+/// cover; any recommendation outside the observed spend is then marked
+/// `extrapolated` and named in `warnings`.
 #[utoipa::path(post, path = "/reflexes/budget", operation_id = "reflexes_budget", tag = "reflexes", security(("bearer" = [])),
     request_body(content = BudgetBody, content_type = "application/json"),
     responses(
@@ -210,6 +225,7 @@ pub async fn budget(
         lift_lower: s.lift_lower,
         lift_upper: s.lift_upper,
         marginal_response: made.allocation.marginal,
+        warnings: s.warnings.clone(),
         entities: made.entities,
     }))
 }

@@ -39,7 +39,10 @@ pub struct ReflexesConfig {
     pub min_days: usize,
     /// Spend varying less than this (coefficient of variation): pooled.
     pub min_variation: f64,
-    /// Bounds of the plan each run writes, as a share of current spend.
+    /// The trust region of every plan not given bounds (the one each run
+    /// writes too): each entity moves at most this share of its current
+    /// spend (scaled to the budget), and never above the highest spend it
+    /// was observed at (plus [`SUPPORT_MARGIN`]).
     pub plan_share: f64,
 }
 
@@ -52,7 +55,7 @@ impl Default for ReflexesConfig {
             recent_days: 28,
             min_days: 56,
             min_variation: 0.05,
-            plan_share: 0.5,
+            plan_share: 0.3,
         }
     }
 }
@@ -110,9 +113,47 @@ pub struct EntityCurves {
     pub current_value: f64,
     pub conversions: FittedCurve,
     pub conversion_value: FittedCurve,
+    /// The lowest and highest sustained daily spend of the history the
+    /// curves were fitted on (7-day means): where they are evidence, not
+    /// extrapolation. 0 in models trained before they were kept.
+    #[serde(default)]
+    pub observed_low: f64,
+    #[serde(default)]
+    pub observed_high: f64,
+}
+
+/// How far beyond its observed spend a plan may take an entity without
+/// being asked to, as a share of the observed range's ends.
+pub const SUPPORT_MARGIN: f64 = 0.1;
+
+/// The lowest and highest 7-day mean of a daily spend history (the whole
+/// mean for shorter histories).
+pub fn observed_range(spend: &[f64]) -> (f64, f64) {
+    let week = 7.min(spend.len()).max(1);
+    let mut sum: f64 = spend.iter().take(week).sum();
+    let (mut low, mut high) = (sum / week as f64, sum / week as f64);
+    for t in week..spend.len() {
+        sum += spend[t] - spend[t - week];
+        let mean = sum / week as f64;
+        low = low.min(mean);
+        high = high.max(mean);
+    }
+    (low.max(0.0), high.max(0.0))
 }
 
 impl EntityCurves {
+    /// (low, high) of the spend the curves are evidence for, widened by
+    /// [`SUPPORT_MARGIN`]; models trained before ranges were kept know
+    /// only current spend.
+    pub fn support(&self) -> (f64, f64) {
+        let (low, high) = if self.observed_high > 0.0 {
+            (self.observed_low, self.observed_high)
+        } else {
+            (self.current_spend, self.current_spend)
+        };
+        (low * (1.0 - SUPPORT_MARGIN), high * (1.0 + SUPPORT_MARGIN))
+    }
+
     pub fn curve(&self, objective: Objective) -> &FittedCurve {
         match objective {
             Objective::Conversions => &self.conversions,
@@ -338,6 +379,7 @@ fn own_curves(config: &ReflexesConfig, h: &History) -> Option<EntityCurves> {
         return None;
     }
     let conversion_value = fit(h.value, seed ^ 1)?;
+    let (observed_low, observed_high) = observed_range(h.spend);
     Some(EntityCurves {
         entity_type: h.entity_type.to_string(),
         entity_id: h.entity_id.to_string(),
@@ -346,6 +388,8 @@ fn own_curves(config: &ReflexesConfig, h: &History) -> Option<EntityCurves> {
         current_value: History::recent_mean(h.value, config.recent_days),
         conversions,
         conversion_value,
+        observed_low,
+        observed_high,
     })
 }
 
@@ -370,6 +414,7 @@ fn pooled_curves(config: &ReflexesConfig, h: &History, channel: &EntityCurves) -
         replicates: f.replicates.iter().map(|c| c.scaled(w, r)).collect(),
         days: h.spend.len(),
     };
+    let (observed_low, observed_high) = observed_range(h.spend);
     EntityCurves {
         entity_type: h.entity_type.to_string(),
         entity_id: h.entity_id.to_string(),
@@ -378,6 +423,8 @@ fn pooled_curves(config: &ReflexesConfig, h: &History, channel: &EntityCurves) -
         current_value: value,
         conversions: scale(&channel.conversions, share(c, channel.current_conversions)),
         conversion_value: scale(&channel.conversion_value, share(v, channel.current_value)),
+        observed_low,
+        observed_high,
     }
 }
 
@@ -460,6 +507,28 @@ pub struct PlanEntity {
     /// Extra response of the next unit of spend at the recommended spend.
     pub marginal_response: f64,
     pub curve_source: CurveSource,
+    /// The daily spend the plan could choose from, and where that range
+    /// came from.
+    pub lower: f64,
+    pub upper: f64,
+    pub bound: BoundSource,
+    /// The sustained daily spend the curve was fitted on (7-day means).
+    pub observed_low: f64,
+    pub observed_high: f64,
+    /// The recommended spend lies outside the observed range (widened by
+    /// [`SUPPORT_MARGIN`]): its expected response is an extrapolation.
+    pub extrapolated: bool,
+}
+
+/// Where an entity's range of spend in a plan came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BoundSource {
+    /// The default: ± the configured share of current spend (scaled to the
+    /// budget), never above the observed spend.
+    TrustRegion,
+    /// Bounds the request gave.
+    Requested,
 }
 
 /// The totals of a plan.
@@ -477,6 +546,10 @@ pub struct PlanSummary {
     pub lift_lower: Option<f64>,
     pub lift_upper: Option<f64>,
     pub entities: usize,
+    /// What a person should know before acting on the plan, in words:
+    /// extrapolated entities, budget the trust region left unspent.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -544,18 +617,27 @@ pub fn plan(model: &ReflexesModel, request: &PlanRequest) -> Result<Plan> {
             "the target must be a number > 0, not {t}"
         )));
     }
+    // The trust region is centred on current spend scaled to the budget.
+    let current_total: f64 = curves.iter().map(|c| c.current_spend).sum();
+    let ratio = request.total_budget / current_total;
+    let requested_for_all = request.bounds != SpendBounds::default();
+    let mut sources = Vec::with_capacity(curves.len());
     let entities: Vec<Entity> = curves
         .iter()
         .map(|c| {
-            let bounds = request
-                .entity_bounds
-                .get(&c.entity_id)
-                .map_or(request.bounds, |own| SpendBounds {
+            let own = request.entity_bounds.get(&c.entity_id);
+            let (lower, upper) = if own.is_none() && !requested_for_all {
+                sources.push(BoundSource::TrustRegion);
+                trust_region(c, ratio, model.config.plan_share)
+            } else {
+                sources.push(BoundSource::Requested);
+                own.map_or(request.bounds, |own| SpendBounds {
                     min: own.min.or(request.bounds.min),
                     max: own.max.or(request.bounds.max),
                     share: own.share.or(request.bounds.share),
-                });
-            let (lower, upper) = bounds.resolve(c.current_spend);
+                })
+                .resolve(c.current_spend)
+            };
             Entity {
                 id: c.entity_id.clone(),
                 curve: c.curve(request.objective).curve,
@@ -575,16 +657,29 @@ pub fn plan(model: &ReflexesModel, request: &PlanRequest) -> Result<Plan> {
         .iter()
         .zip(&problem.entities)
         .zip(&allocation.spend)
-        .map(|((c, e), &x)| PlanEntity {
-            entity_id: c.entity_id.clone(),
-            current_spend: c.current_spend,
-            recommended_spend: x,
-            expected_current: e.curve.response(c.current_spend),
-            expected_recommended: e.curve.response(x),
-            marginal_response: e.curve.marginal(x),
-            curve_source: c.curve(request.objective).source,
+        .zip(&sources)
+        .map(|(((c, e), &x), &bound)| {
+            let (low, high) = c.support();
+            // A cent of slack: the trust region's own edges are inside.
+            let extrapolated = x < low - 0.01 || x > high + 0.01;
+            PlanEntity {
+                entity_id: c.entity_id.clone(),
+                current_spend: c.current_spend,
+                recommended_spend: x,
+                expected_current: e.curve.response(c.current_spend),
+                expected_recommended: e.curve.response(x),
+                marginal_response: e.curve.marginal(x),
+                curve_source: c.curve(request.objective).source,
+                lower: e.lower,
+                upper: e.upper,
+                bound,
+                observed_low: c.observed_low,
+                observed_high: c.observed_high,
+                extrapolated,
+            }
         })
         .collect();
+    let warnings = plan_warnings(&rows, request.total_budget, allocation.total_spend);
     let sum = |f: &dyn Fn(&PlanEntity) -> f64| rows.iter().map(f).sum::<f64>();
     let (expected_current, expected_recommended) = (
         sum(&|r| r.expected_current),
@@ -602,12 +697,60 @@ pub fn plan(model: &ReflexesModel, request: &PlanRequest) -> Result<Plan> {
         lift_lower,
         lift_upper,
         entities: rows.len(),
+        warnings,
     };
     Ok(Plan {
         summary,
         entities: rows,
         allocation,
     })
+}
+
+/// An entity's default range of daily spend: ± `share` around its current
+/// spend scaled by the budget's `ratio` to today's total (and around its
+/// current spend itself), inside what its curve has seen (± the
+/// [`SUPPORT_MARGIN`]) unless today's spend or the budget is not.
+fn trust_region(c: &EntityCurves, ratio: f64, share: f64) -> (f64, f64) {
+    let current = c.current_spend;
+    let centre = current * ratio;
+    let (low, high) = c.support();
+    // Not below what was observed either, unless the budget's cut takes
+    // the centre itself there (the lower bounds then still fit the budget).
+    let floor = current.min(centre);
+    let lower = (floor * (1.0 - share).max(0.0)).max(low.min(floor));
+    let upper = current.max(centre) * (1.0 + share);
+    (lower, upper.min(high.max(current)).max(lower))
+}
+
+/// The warnings of a plan, in words a marketer can act on.
+fn plan_warnings(rows: &[PlanEntity], budget: f64, spent: f64) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let outside: Vec<&PlanEntity> = rows.iter().filter(|r| r.extrapolated).collect();
+    if !outside.is_empty() {
+        let names: Vec<String> = outside
+            .iter()
+            .take(5)
+            .map(|r| {
+                format!(
+                    "{} ({:.2} a day; seen {:.2} to {:.2})",
+                    r.entity_id, r.recommended_spend, r.observed_low, r.observed_high
+                )
+            })
+            .collect();
+        warnings.push(format!(
+            "{} of {} entities are planned outside the daily spend they were ever observed at,              so their expected response is an extrapolation, not evidence: {}{}",
+            outside.len(),
+            rows.len(),
+            names.join(", "),
+            if outside.len() > 5 { ", …" } else { "" }
+        ));
+    }
+    if spent < budget - 0.005 * budget.max(1.0) {
+        warnings.push(format!(
+            "the plan spends {spent:.2} of the {budget:.2} budget: spending more would take              entities beyond the spend their curves were fitted on. Give `bounds` to allow it              (the answer then marks what is extrapolated)"
+        ));
+    }
+    warnings
 }
 
 /// The 5th and 95th percentiles of the lift over bootstrap replicates
@@ -681,7 +824,8 @@ pub fn plan_rows(
 }
 
 /// The plan each training run writes: today's total spend, reallocated
-/// across campaigns within ± `plan_share`, for conversions.
+/// across campaigns within the trust region (± `plan_share`, inside the
+/// observed spend), for conversions.
 pub fn default_plan(model: &ReflexesModel) -> Option<Plan> {
     let spending: f64 = model
         .curves
@@ -698,10 +842,7 @@ pub fn default_plan(model: &ReflexesModel) -> Option<Plan> {
             entity_type: "campaign".into(),
             objective: Objective::Conversions,
             total_budget: spending,
-            bounds: SpendBounds {
-                share: Some(model.config.plan_share),
-                ..SpendBounds::default()
-            },
+            bounds: SpendBounds::default(),
             entity_bounds: HashMap::new(),
             target: None,
         },
