@@ -26,7 +26,9 @@ use gyrus_engine::datafusion::arrow::csv;
 use gyrus_engine::datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use gyrus_engine::datafusion::arrow::error::ArrowError;
 use gyrus_engine::datafusion::arrow::{ipc, json};
-use gyrus_engine::datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use gyrus_engine::datafusion::parquet::arrow::arrow_reader::{
+    ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+};
 use gyrus_engine::schema::CanonicalTable;
 
 /// Rows per batch read from a file.
@@ -183,7 +185,12 @@ pub fn read(
                     .saturating_mul(MAX_EXPANSION)
                     .max(MIN_DECODED_ALLOWANCE),
             );
-            let reader = ParquetRecordBatchReaderBuilder::try_new(bytes)
+            // The Arrow schema a writer may embed (`ARROW:schema`) is an IPC
+            // message arrow-ipc converts with panics on unknown types (found
+            // by fuzzing); columns are conformed to the canonical table by
+            // name anyway, so the Parquet schema alone is read.
+            let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+            let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
                 .map_err(|e| parse(e.into()))?
                 .with_batch_size(PARQUET_BATCH_ROWS)
                 .build()

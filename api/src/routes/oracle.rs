@@ -1,9 +1,9 @@
 //! `POST /api/v1/oracle/forecast`: forecasts from the tenant's serving
 //! ORACLE model (`{metric, entity_type, entity_ids?, horizon, levels?}`), or
-//! of a series sent in the body, fitted on the fly (`{series, horizon,
-//! levels?}`) for the app layer's own data.
-
-use std::collections::BTreeMap;
+//! of a series sent in the body, fitted on the fly (`{series, frequency?,
+//! horizon, levels?}`) for the app layer's own data, at any regular
+//! frequency (day, week, month, quarter, year), forecast as the library
+//! forecasts that frequency.
 
 use axum::Json;
 use axum::body::Bytes;
@@ -12,9 +12,11 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
 use gyrus_engine::Role;
+use gyrus_engine::exec::Lane;
+use gyrus_engine::store::TenantId;
 use gyrus_models::oracle::data::entity_type;
 use gyrus_models::oracle::model::{ForecastPoint, SeriesForecast};
-use gyrus_models::oracle::{Calibration, Metric, SeriesConfig, fit_series};
+use gyrus_models::oracle::{Calibration, Frequency, Metric, fit_series};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -23,12 +25,13 @@ use crate::problem::{Problem, ProblemBody};
 use crate::routes::json_body;
 use crate::state::AppState;
 
-/// Longest horizon, in days.
+/// Longest horizon, in steps of the series (days for the model's metrics).
 const MAX_HORIZON: usize = 365;
 /// Most entity ids one request may name.
 const MAX_ENTITY_IDS: usize = 1000;
-/// Most days a series in the body may span (ten years).
-const MAX_SERIES_DAYS: usize = 3660;
+/// Most points a series in the body may have, missing days of a daily
+/// series included (ten years of days).
+const MAX_SERIES_POINTS: usize = 3660;
 /// Largest magnitude of a value in a series sent in (far beyond any money
 /// or count; past it, sums of squares overflow).
 const MAX_VALUE: f64 = 1e15;
@@ -50,10 +53,17 @@ pub struct ForecastRequest {
     entity_type: Option<String>,
     /// Only these entities (all of the type when absent).
     entity_ids: Option<Vec<String>>,
-    /// Instead of a metric: a daily series to fit now. Missing days count as
-    /// zero; dates must not repeat.
+    /// Instead of a metric: a series to fit now, daily, weekly, monthly,
+    /// quarterly or yearly (inferred from its dates, or given as
+    /// `frequency`). Missing days of a daily series count as zero; any other
+    /// series must not miss a point; dates must not repeat.
     series: Option<Vec<SeriesPoint>>,
-    /// Days to forecast, 1 to 365.
+    /// The frequency of `series`: day, week, month, quarter or year
+    /// (inferred from the dates when absent).
+    #[schema(example = "month")]
+    frequency: Option<String>,
+    /// Steps to forecast, 1 to 365: days for the model's metrics, steps of
+    /// its frequency for a series.
     #[schema(example = 14)]
     horizon: usize,
     /// Interval levels between 0 and 1 (default 0.8 and 0.95).
@@ -78,13 +88,17 @@ pub struct ForecastResponse {
     #[serde(skip_serializing_if = "Option::is_none")]
     trained_at: Option<DateTime<Utc>>,
     horizon: usize,
+    /// The frequency of the forecast's steps: day (always, for the model's
+    /// metrics), week, month, quarter or year.
+    #[schema(value_type = String, example = "day")]
+    frequency: Frequency,
     levels: Vec<f64>,
     forecasts: Vec<ForecastSeries>,
     /// Requested entity ids the model has no series for.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     unknown_entity_ids: Vec<String>,
-    /// For a series in the body: days between its dates that were missing
-    /// and counted as zero.
+    /// For a daily series in the body: days between its dates that were
+    /// missing and counted as zero.
     #[serde(skip_serializing_if = "Option::is_none")]
     filled_days: Option<usize>,
 }
@@ -104,7 +118,8 @@ pub struct ForecastSeries {
     points: Vec<ForecastDay>,
 }
 
-/// One forecast day.
+/// One forecast step (a day, week, month, quarter or year, by its first
+/// date).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct ForecastDay {
     date: NaiveDate,
@@ -140,14 +155,17 @@ pub async fn forecast(
     let horizon = request.horizon;
     if horizon == 0 || horizon > MAX_HORIZON {
         return Err(invalid(format!(
-            "horizon must be between 1 and {MAX_HORIZON} days, not {horizon}"
+            "horizon must be between 1 and {MAX_HORIZON} steps, not {horizon}"
         )));
     }
     let levels = check_levels(request.levels)?;
     match (request.series, request.metric, request.entity_type) {
         (Some(series), None, None) if request.entity_ids.is_none() => {
-            fitted_now(series, horizon, levels).await
+            fitted_now(&caller.tenant, series, request.frequency, horizon, levels).await
         }
+        (None, Some(_), Some(_)) if request.frequency.is_some() => Err(invalid(
+            "the model's metrics are daily; `frequency` goes with `series`",
+        )),
         (None, Some(metric), Some(entity_type_name)) => {
             let metric: Metric = metric.parse()?;
             let entity_type = entity_type(&entity_type_name)?;
@@ -182,6 +200,7 @@ pub async fn forecast(
                 model_version: Some(served.entry.version_label()),
                 trained_at: Some(served.entry.trained_at),
                 horizon,
+                frequency: Frequency::Day,
                 levels,
                 forecasts: forecasts.into_iter().map(ForecastSeries::from).collect(),
                 unknown_entity_ids,
@@ -195,13 +214,15 @@ pub async fn forecast(
     }
 }
 
-/// Fits a series from the body and forecasts it.
+/// Fits a series from the body and forecasts it, as the library does for
+/// its frequency.
 async fn fitted_now(
+    tenant: &TenantId,
     series: Vec<SeriesPoint>,
+    frequency: Option<String>,
     horizon: usize,
     levels: Vec<f64>,
 ) -> Result<Json<ForecastResponse>, Problem> {
-    let mut by_date: BTreeMap<NaiveDate, f64> = BTreeMap::new();
     for point in &series {
         if !point.value.is_finite() || point.value.abs() > MAX_VALUE {
             return Err(invalid(format!(
@@ -209,48 +230,55 @@ async fn fitted_now(
                 point.date
             )));
         }
-        if by_date.insert(point.date, point.value).is_some() {
-            return Err(invalid(format!("the series has {} twice", point.date)));
-        }
     }
-    let (Some((&first, _)), Some((&last, _))) =
-        (by_date.first_key_value(), by_date.last_key_value())
-    else {
-        return Err(invalid("the series is empty"));
-    };
-    let days = (last - first).num_days() as usize + 1;
-    if days > MAX_SERIES_DAYS {
+    if series.len() > MAX_SERIES_POINTS {
         return Err(invalid(format!(
-            "the series spans {days} days; at most {MAX_SERIES_DAYS} are fitted"
+            "the series has {} points; at most {MAX_SERIES_POINTS} are fitted",
+            series.len()
         )));
     }
-    let mut values = vec![0.0; days];
-    for (date, value) in &by_date {
-        values[(*date - first).num_days() as usize] = *value;
+    let given = frequency
+        .map(|f| f.parse::<Frequency>())
+        .transpose()
+        .map_err(|e| invalid(e.to_string()))?;
+    let mut series = series;
+    series.sort_by_key(|p| p.date);
+    let dates: Vec<NaiveDate> = series.iter().map(|p| p.date).collect();
+    let grid = Frequency::grid(&dates, given).map_err(|e| invalid(e.to_string()))?;
+    let points = grid.len();
+    if points > MAX_SERIES_POINTS {
+        return Err(invalid(format!(
+            "the series spans {points} days; at most {MAX_SERIES_POINTS} points are fitted"
+        )));
     }
-    let filled_days = days - by_date.len();
-    let mut config = SeriesConfig::daily();
+    let mut values = vec![0.0; points];
+    for (step, point) in grid.steps.iter().zip(&series) {
+        values[*step as usize] = point.value;
+    }
+    let filled_days = points - series.len();
+    let mut config = grid.frequency.config(horizon);
     // The app layer's data may go below zero (a margin, a balance).
     config.non_negative = values.iter().all(|v| *v >= 0.0);
     let fit_levels = levels.clone();
-    // A fit is CPU work (tens of milliseconds for years of days): off the
-    // async threads.
-    let forecast = tokio::task::spawn_blocking(move || {
-        fit_series(&config, &values)
-            .map(|fitted| {
-                let f = fitted
-                    .model
-                    .forecast(horizon, &fit_levels, &Calibration::default());
-                (fitted.model.label(), f)
-            })
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| {
-        tracing::error!(error = %e, "forecast task failed");
-        Problem::internal()
-    })?
-    .map_err(invalid)?;
+    // A fit is CPU work (tens of milliseconds for years of days): on the
+    // tenant's query lane, off the async threads.
+    let forecast = Lane::of(tenant)
+        .offload(async move {
+            fit_series(&config, &values)
+                .map(|fitted| {
+                    let f = fitted
+                        .model
+                        .forecast(horizon, &fit_levels, &Calibration::default());
+                    (fitted.model.label(), f)
+                })
+                .map_err(|e| e.to_string())
+        })
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "forecast task failed");
+            Problem::internal()
+        })?
+        .map_err(invalid)?;
     let (model, f) = forecast;
     let finite = f.point.iter().all(|v| v.is_finite())
         && f.intervals
@@ -261,7 +289,8 @@ async fn fitted_now(
             "the series could not be forecast: its fit diverged",
         ));
     }
-    let points = ForecastPoint::days(last, &f)
+    let last = dates[dates.len() - 1];
+    let points = ForecastPoint::dated(&f, |i| grid.date(points + i).unwrap_or(last))
         .into_iter()
         .map(ForecastDay::from)
         .collect();
@@ -269,6 +298,7 @@ async fn fitted_now(
         model_version: None,
         trained_at: None,
         horizon,
+        frequency: grid.frequency,
         levels,
         forecasts: vec![ForecastSeries {
             entity_type: None,
@@ -278,7 +308,7 @@ async fn fitted_now(
             points,
         }],
         unknown_entity_ids: Vec::new(),
-        filled_days: Some(filled_days),
+        filled_days: (grid.frequency == Frequency::Day).then_some(filled_days),
     }))
 }
 

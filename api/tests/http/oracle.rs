@@ -6,6 +6,8 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use chrono::{Days, NaiveDate};
 use gyrus_engine::TenantId;
+use gyrus_models::oracle::model::ForecastPoint;
+use gyrus_models::oracle::{Calibration, Frequency, fit_series};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 use serde_json::{Value, json};
 
@@ -258,4 +260,154 @@ async fn every_error_is_a_problem() {
     forecast(&api, &api.globex, ok)
         .await
         .problem(StatusCode::NOT_FOUND, "no-model");
+}
+
+/// A seasonal series with a trend, of `n` points of `frequency` from
+/// `first`, as the body sends it, and its values.
+fn seasonal(frequency: Frequency, first: NaiveDate, n: u32) -> (Vec<Value>, Vec<f64>) {
+    let period = frequency.periods().first().copied().unwrap_or(1) as f64;
+    let values: Vec<f64> = (0..n)
+        .map(|i| {
+            let i = f64::from(i);
+            200.0
+                + 2.0 * i
+                + 30.0 * (std::f64::consts::TAU * i / period).sin()
+                + (i * 7.3).sin() * 5.0
+        })
+        .collect();
+    let body = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| json!({"date": frequency.step(first, i as u32).unwrap(), "value": v}))
+        .collect();
+    (body, values)
+}
+
+/// Weekly, monthly, quarterly and yearly series are recognised from their
+/// dates, forecast in their own steps and dated on their own grid, exactly
+/// as the library forecasts them (`Frequency::config`).
+#[tokio::test]
+async fn every_frequency_is_inferred_and_forecast_as_the_library_does() {
+    let api = api(|_| {}).await;
+    let first = NaiveDate::from_ymd_opt(2015, 1, 31).unwrap();
+    for (frequency, n, horizon) in [
+        (Frequency::Week, 160, 13),
+        (Frequency::Month, 72, 18),
+        (Frequency::Quarter, 40, 8),
+        (Frequency::Year, 30, 6),
+    ] {
+        let (series, values) = seasonal(frequency, first, n);
+        let answer = forecast(
+            &api,
+            &api.reader,
+            json!({"series": series, "horizon": horizon}),
+        )
+        .await;
+        let body = answer.json();
+        assert_eq!(answer.status, StatusCode::OK, "{frequency}: {body}");
+        assert_eq!(body["frequency"], frequency.as_str());
+        assert!(body.get("filled_days").is_none(), "{body}");
+        let points = body["forecasts"][0]["points"].as_array().unwrap();
+        assert_eq!(points.len(), horizon);
+        // The library, on the same values with the frequency's configuration.
+        let mut config = frequency.config(horizon);
+        config.non_negative = true;
+        let fitted = fit_series(&config, &values).unwrap();
+        let f = fitted
+            .model
+            .forecast(horizon, &[0.8, 0.95], &Calibration::default());
+        let expected = ForecastPoint::dated(&f, |i| frequency.step(first, n + i as u32).unwrap());
+        assert_eq!(body["forecasts"][0]["model"], fitted.model.label());
+        for (got, want) in points.iter().zip(&expected) {
+            assert_eq!(got["date"], json!(want.date), "{frequency}");
+            let yhat = got["yhat"].as_f64().unwrap();
+            assert!(
+                (yhat - want.yhat).abs() <= 1e-9 * want.yhat.abs().max(1.0),
+                "{frequency}: {yhat} vs {}",
+                want.yhat
+            );
+        }
+        // Given explicitly, the same answer.
+        let given = forecast(
+            &api,
+            &api.reader,
+            json!({"series": body_series(frequency, first, n), "horizon": horizon, "frequency": frequency.as_str()}),
+        )
+        .await;
+        assert_eq!(given.status, StatusCode::OK);
+        assert_eq!(given.json()["forecasts"], body["forecasts"]);
+    }
+}
+
+fn body_series(frequency: Frequency, first: NaiveDate, n: u32) -> Vec<Value> {
+    seasonal(frequency, first, n).0
+}
+
+/// Dates that are not a regular series are refused, naming the first gap.
+#[tokio::test]
+async fn irregular_dates_are_refused_naming_the_first_gap() {
+    let api = api(|_| {}).await;
+    let first = NaiveDate::from_ymd_opt(2020, 1, 1).unwrap();
+    let (mut monthly, _) = seasonal(Frequency::Month, first, 24);
+    monthly.remove(7);
+    let answer = forecast(&api, &api.reader, json!({"series": monthly, "horizon": 6})).await;
+    let body = answer.problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    assert!(
+        body["detail"]
+            .as_str()
+            .unwrap()
+            .contains("has no point for 2020-08-01"),
+        "{body}"
+    );
+    let (quarterly, _) = seasonal(Frequency::Quarter, first, 12);
+    for (extra, frequency, expected) in [
+        (
+            json!({"frequency": "week"}),
+            "week",
+            "weekly but has no point for 2020-01-08",
+        ),
+        (
+            json!({"frequency": "year"}),
+            "year",
+            "2020-04-01 is not on that grid",
+        ),
+        (
+            json!({"frequency": "fortnight"}),
+            "fortnight",
+            "not a frequency",
+        ),
+    ] {
+        let mut request = json!({"series": quarterly, "horizon": 4});
+        request
+            .as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let body = forecast(&api, &api.reader, request)
+            .await
+            .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+        assert!(
+            body["detail"].as_str().unwrap().contains(expected),
+            "{frequency}: {body}"
+        );
+    }
+    let odd = json!([{"date": "2024-01-01", "value": 1}, {"date": "2024-01-11", "value": 2}, {"date": "2024-01-21", "value": 3}]);
+    let body = forecast(&api, &api.reader, json!({"series": odd, "horizon": 2}))
+        .await
+        .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    assert!(
+        body["detail"].as_str().unwrap().contains("10 days apart"),
+        "{body}"
+    );
+    // The model's metrics are daily: a frequency there is a mistake.
+    forecast(
+        &api,
+        &api.reader,
+        json!({"metric": "spend", "entity_type": "campaign", "horizon": 7, "frequency": "month"}),
+    )
+    .await
+    .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    // Thirty yearly points span eleven thousand days: the cap counts points.
+    let (yearly, _) = seasonal(Frequency::Year, first, 30);
+    let answer = forecast(&api, &api.reader, json!({"series": yearly, "horizon": 5})).await;
+    assert_eq!(answer.status, StatusCode::OK, "{}", answer.json());
 }

@@ -2,15 +2,18 @@
 //!
 //! - [`methods`]: the forecasting methods, each reduced to the path it forecasts;
 //! - [`season`]: seasonal adjustment (classical, MSTL) and outliers;
-//! - [`series_model`]: one series backtested, chosen, fitted and forecast.
+//! - [`series_model`]: one series backtested, chosen, fitted and forecast;
+//! - [`frequency`]: day, week, month, quarter and year grids, inferred from dates.
 
 pub mod data;
+pub mod frequency;
 pub mod methods;
 pub mod model;
 pub mod season;
 pub mod series_model;
 
 pub use data::{Metric, Series, TenantSeries, load_series};
+pub use frequency::{Frequency, Grid, GridError};
 pub use methods::{Method, Trend};
 pub use model::{Evaluation, OracleConfig, OracleModel, SeriesForecast};
 pub use season::{Cycle, Seasonality};

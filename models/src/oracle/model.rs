@@ -299,11 +299,19 @@ pub struct ForecastPoint {
 impl ForecastPoint {
     /// A series' forecast as dated points, the first the day after `end`.
     pub fn days(end: NaiveDate, f: &Forecast) -> Vec<ForecastPoint> {
+        Self::dated(f, |i| {
+            end.checked_add_days(Days::new(i as u64 + 1)).unwrap_or(end)
+        })
+    }
+
+    /// A series' forecast as points dated by `date` (of the step ahead, 0
+    /// the first).
+    pub fn dated(f: &Forecast, date: impl Fn(usize) -> NaiveDate) -> Vec<ForecastPoint> {
         f.point
             .iter()
             .enumerate()
             .map(|(i, &yhat)| ForecastPoint {
-                date: end.checked_add_days(Days::new(i as u64 + 1)).unwrap_or(end),
+                date: date(i),
                 yhat,
                 intervals: f
                     .intervals
