@@ -110,3 +110,31 @@ fn every_target_has_a_replay() {
         assert!(bin.exists(), "no fuzz target file for {name}");
     }
 }
+
+/// Inputs that make a dependency panic where no check of ours can see it
+/// first (`fuzz/contained/<target>/`: parquet-rs asserting on a corrupt
+/// page). The panic is caught where the bytes enter (`gyrus_ingest::read`)
+/// and becomes an error of that request: the target must return normally.
+#[test]
+fn contained_panics_end_as_errors() {
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/contained");
+    let mut seen = 0;
+    for target in std::fs::read_dir(&root).unwrap().filter_map(|e| e.ok()) {
+        let name = target.file_name().to_string_lossy().to_string();
+        for file in std::fs::read_dir(target.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+        {
+            let data = std::fs::read(file.path()).unwrap();
+            let outcome = std::panic::catch_unwind(|| gyrus_fuzz_targets::run(&name, &data));
+            assert!(
+                outcome.is_ok(),
+                "{}: a panic escaped",
+                file.path().display()
+            );
+            seen += 1;
+        }
+    }
+    assert!(seen > 0, "no contained inputs under {}", root.display());
+}

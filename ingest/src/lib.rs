@@ -179,43 +179,17 @@ pub fn read(
             }
         }),
         Format::Parquet => {
-            let file_bytes = bytes.len();
-            let budget = MAX_DECODED_BYTES.min(
-                file_bytes
-                    .saturating_mul(MAX_EXPANSION)
-                    .max(MIN_DECODED_ALLOWANCE),
-            );
-            // The Arrow schema a writer may embed (`ARROW:schema`) is an IPC
-            // message arrow-ipc converts with panics on unknown types (found
-            // by fuzzing); columns are conformed to the canonical table by
-            // name anyway, so the Parquet schema alone is read.
-            let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-            let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
-                .map_err(|e| parse(e.into()))?
-                .with_batch_size(PARQUET_BATCH_ROWS)
-                .build()
-                .map_err(|e| parse(e.into()))?;
-            let mut decoded = 0usize;
-            let mut batches = Vec::new();
-            for batch in reader {
-                let batch = batch.map_err(parse)?;
-                decoded += batch.get_array_memory_size();
-                if decoded > budget {
-                    return Err(IngestError::Parse {
+            // parquet-rs asserts on some corrupt pages (a bit width beyond
+            // its integer type, found by fuzzing) instead of returning an
+            // error: a file that makes its decoder panic is a malformed file.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet(name, bytes)))
+                .unwrap_or_else(|_| {
+                    Err(IngestError::Parse {
                         path: name.to_string(),
                         row: None,
-                        message: format!(
-                            "the {} KiB file decodes to more than {} MiB, the most a file of its size may \
-                             (at most {MAX_EXPANSION} times its size, and {} MiB in all); split it",
-                            file_bytes.div_ceil(1024),
-                            budget >> 20,
-                            MAX_DECODED_BYTES >> 20,
-                        ),
-                    });
-                }
-                batches.push(batch);
-            }
-            Ok(batches)
+                        message: "the Parquet file could not be decoded: a page is corrupt".into(),
+                    })
+                })
         }
         Format::ArrowStream => {
             check_ipc_framing(&bytes).map_err(|message| IngestError::Parse {
@@ -228,6 +202,52 @@ pub fn read(
             reader.collect::<Result<Vec<_>, _>>().map_err(parse)
         }
     }
+}
+
+/// Decodes a Parquet file within the decoded-size budget of its size.
+fn read_parquet(name: &str, bytes: Bytes) -> Result<Vec<RecordBatch>, IngestError> {
+    let parse = |e: ArrowError| IngestError::Parse {
+        path: name.to_string(),
+        row: None,
+        message: e.to_string(),
+    };
+    let file_bytes = bytes.len();
+    let budget = MAX_DECODED_BYTES.min(
+        file_bytes
+            .saturating_mul(MAX_EXPANSION)
+            .max(MIN_DECODED_ALLOWANCE),
+    );
+    // The Arrow schema a writer may embed (`ARROW:schema`) is an IPC
+    // message arrow-ipc converts with panics on unknown types (found
+    // by fuzzing); columns are conformed to the canonical table by
+    // name anyway, so the Parquet schema alone is read.
+    let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+        .map_err(|e| parse(e.into()))?
+        .with_batch_size(PARQUET_BATCH_ROWS)
+        .build()
+        .map_err(|e| parse(e.into()))?;
+    let mut decoded = 0usize;
+    let mut batches = Vec::new();
+    for batch in reader {
+        let batch = batch.map_err(parse)?;
+        decoded += batch.get_array_memory_size();
+        if decoded > budget {
+            return Err(IngestError::Parse {
+                path: name.to_string(),
+                row: None,
+                message: format!(
+                    "the {} KiB file decodes to more than {} MiB, the most a file of its size may \
+                     (at most {MAX_EXPANSION} times its size, and {} MiB in all); split it",
+                    file_bytes.div_ceil(1024),
+                    budget >> 20,
+                    MAX_DECODED_BYTES >> 20,
+                ),
+            });
+        }
+        batches.push(batch);
+    }
+    Ok(batches)
 }
 
 /// Checks that every message of an Arrow IPC stream fits in the bytes sent
