@@ -11,22 +11,23 @@
 //! error naming the bound; every wrapped function's answer is also checked
 //! after the fact, which stops chains of smaller amplifications.
 
-use std::sync::LazyLock;
+use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::compute::kernels::length::length;
 use datafusion::arrow::datatypes::{DataType, FieldRef, TimeUnit};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::logical_expr::simplify::{ExprSimplifyResult, SimplifyContext};
 use datafusion::logical_expr::sort_properties::{ExprProperties, SortProperties};
 use datafusion::logical_expr::{
-    ColumnarValue, Documentation, Expr, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
-    ScalarUDFImpl, Signature,
+    ColumnarValue, Documentation, Expr, LogicalPlan, Operator, ReturnFieldArgs, ScalarFunctionArgs,
+    ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::logical_expr_common::interval_arithmetic::Interval;
+use datafusion::optimizer::AnalyzerRule;
 use datafusion::prelude::SessionContext;
 use datafusion::scalar::ScalarValue;
 
@@ -102,10 +103,115 @@ static BOUNDED: LazyLock<Vec<ScalarUDF>> = LazyLock::new(|| {
         .collect()
 });
 
-/// Replaces the session's amplifying functions by their bounded versions.
+/// Replaces the session's amplifying functions by their bounded versions,
+/// and bounds the `||` operator's answers the same way.
 pub fn register_bounded(ctx: &SessionContext) {
     for udf in BOUNDED.iter() {
         ctx.register_udf(udf.clone());
+    }
+    ctx.add_analyzer_rule(Arc::new(BoundConcatenation));
+}
+
+/// `||` is an operator, not a function: none of the wrappers above sees it,
+/// and `repeat('x', 150000000) || repeat('x', 150000000)` makes 300 MB. This
+/// rule (run after type coercion) wraps each `a || b` in [`OperatorBound`],
+/// which passes its argument through if it is within [`MAX_OUTPUT_BYTES`]:
+/// a chain of `||` stops at the first step past the bound, and a constant
+/// one is refused while it is folded.
+#[derive(Debug)]
+struct BoundConcatenation;
+
+static OPERATOR_BOUND: LazyLock<ScalarUDF> =
+    LazyLock::new(|| ScalarUDF::new_from_impl(OperatorBound::default()));
+
+impl AnalyzerRule for BoundConcatenation {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|plan| {
+            plan.map_expressions(|expr| {
+                expr.transform_up(|e| match e {
+                    Expr::BinaryExpr(ref b) if b.op == Operator::StringConcat => {
+                        Ok(Transformed::yes(OPERATOR_BOUND.call(vec![e])))
+                    }
+                    // Analysed twice: wrapped once.
+                    Expr::ScalarFunction(ref f)
+                        if f.func.name() == OPERATOR_BOUND_NAME
+                            && matches!(&f.args[..], [Expr::ScalarFunction(inner)] if inner.func.name() == OPERATOR_BOUND_NAME) =>
+                    {
+                        Ok(Transformed::yes(f.args[0].clone()))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "gyrus_bound_concatenation"
+    }
+}
+
+const OPERATOR_BOUND_NAME: &str = "gyrus_operator_bound";
+
+/// The identity, refusing a value over [`MAX_OUTPUT_BYTES`]; shown (and
+/// named in results) as the expression it wraps.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct OperatorBound {
+    signature: Signature,
+}
+
+impl Default for OperatorBound {
+    fn default() -> Self {
+        OperatorBound {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for OperatorBound {
+    fn name(&self) -> &str {
+        OPERATOR_BOUND_NAME
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn schema_name(&self, args: &[Expr]) -> Result<String> {
+        Ok(args
+            .first()
+            .map(|a| a.schema_name().to_string())
+            .unwrap_or_default())
+    }
+
+    fn return_type(&self, arg_types: &[DataType]) -> Result<DataType> {
+        arg_types
+            .first()
+            .cloned()
+            .ok_or_else(|| DataFusionError::Plan("one argument".into()))
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> Result<FieldRef> {
+        args.arg_fields
+            .first()
+            .cloned()
+            .ok_or_else(|| DataFusionError::Plan("one argument".into()))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let value = args
+            .args
+            .into_iter()
+            .next()
+            .ok_or_else(|| DataFusionError::Plan("one argument".into()))?;
+        let bytes = match &value {
+            ColumnarValue::Array(array) => array.get_array_memory_size(),
+            ColumnarValue::Scalar(scalar) => scalar.size(),
+        };
+        if bytes as i128 > MAX_OUTPUT_BYTES {
+            return Err(refuse(format!("|| produced {} MiB", bytes >> 20)));
+        }
+        Ok(value)
     }
 }
 
@@ -467,6 +573,8 @@ mod tests {
         let ctx = SessionContext::new();
         register_bounded(&ctx);
         for sql in [
+            "SELECT length(repeat('x', 150000000) || repeat('x', 150000000))",
+            "SELECT length(repeat(a, 150000000) || repeat(a, 150000000)) FROM (VALUES ('x'), ('y')) AS t(a)",
             "SELECT length(repeat('x', 1000000000))",
             "SELECT repeat(repeat('x', 1000), 1000000)",
             "SELECT lpad('x', 1000000000)",
