@@ -320,15 +320,18 @@ def run(kills, seed, data):
     figures["train_after"] = out.returncode
     figures["forecast_rows"] = int(scalar(server, reader, "SELECT count(*) AS n FROM forecasts"))
     # The connector finishes a sync, and holds each charge exactly once.
+    run_id = None
     for _ in range(600):
-        status, _ = request(server.http, f"/api/v1/connectors/{connector}/sync", admin, method="POST", body=b"")
+        status, body = request(server.http, f"/api/v1/connectors/{connector}/sync", admin, method="POST", body=b"")
         if status == 202:
+            run_id = json.loads(body)["run_id"]
             break
         time.sleep(0.2)
+    # Follow this run (not the one a kill interrupted) to its end.
     for _ in range(1200):
         status, body = request(server.http, f"/api/v1/connectors/{connector}", admin)
         last = json.loads(body)["last_run"]
-        if last and last["status"] != "running":
+        if last and last.get("run_id") == run_id and last["status"] != "running":
             break
         time.sleep(0.1)
     figures["connector_last_run"] = last["status"] if last else None
