@@ -204,13 +204,7 @@ impl ScalarUDFImpl for OperatorBound {
             .into_iter()
             .next()
             .ok_or_else(|| DataFusionError::Plan("one argument".into()))?;
-        let bytes = match &value {
-            ColumnarValue::Array(array) => array.get_array_memory_size(),
-            ColumnarValue::Scalar(scalar) => scalar.size(),
-        };
-        if bytes as i128 > MAX_OUTPUT_BYTES {
-            return Err(refuse(format!("|| produced {} MiB", bytes >> 20)));
-        }
+        within_output_bound("||", &value)?;
         Ok(value)
     }
 }
@@ -226,6 +220,18 @@ fn literal_bytes(expr: &Expr) -> i128 {
         Ok(TreeNodeRecursion::Continue)
     });
     total
+}
+
+/// Refuses an answer of `name` larger than [`MAX_OUTPUT_BYTES`].
+fn within_output_bound(name: &str, answer: &ColumnarValue) -> Result<()> {
+    let bytes = match answer {
+        ColumnarValue::Array(array) => array.get_array_memory_size(),
+        ColumnarValue::Scalar(scalar) => scalar.size(),
+    };
+    if bytes as i128 > MAX_OUTPUT_BYTES {
+        return Err(refuse(format!("{name} produced {} MiB", bytes >> 20)));
+    }
+    Ok(())
 }
 
 fn refuse(what: String) -> DataFusionError {
@@ -484,17 +490,7 @@ impl ScalarUDFImpl for Bounded {
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
         self.check(&args)?;
         let answer = self.inner.invoke_with_args(args)?;
-        let bytes = match &answer {
-            ColumnarValue::Array(array) => array.get_array_memory_size(),
-            ColumnarValue::Scalar(scalar) => scalar.size(),
-        };
-        if bytes as i128 > MAX_OUTPUT_BYTES {
-            return Err(refuse(format!(
-                "{} produced {} MiB",
-                self.inner.name(),
-                bytes >> 20
-            )));
-        }
+        within_output_bound(self.inner.name(), &answer)?;
         Ok(answer)
     }
 

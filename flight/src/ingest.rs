@@ -66,11 +66,7 @@ where
         .catch_unwind()
         .await
         .map_err(|payload| {
-            let message = payload
-                .downcast_ref::<&str>()
-                .map(|s| s.to_string())
-                .or_else(|| payload.downcast_ref::<String>().cloned())
-                .unwrap_or_default();
+            let message = gyrus_engine::exec::panic_message(payload);
             tracing::error!(panic = %message, "decoding a pushed Arrow stream panicked");
             Status::invalid_argument("not a valid Arrow stream: the decoder could not read it")
         })?

@@ -16,13 +16,13 @@
 
 use std::collections::HashMap;
 
-use gyrus_datasets::{CampaignTruth, GeneratorConfig, Scale, generate};
+use gyrus_datasets::{CampaignTruth, Dataset, GeneratorConfig, Scale, generate};
 use gyrus_engine::{Store, TenantId};
 use gyrus_models::oracle::data::load_series;
 use gyrus_models::reflexes::allocate::{Entity, Problem, allocate};
 use gyrus_models::reflexes::curve::ResponseCurve;
 use gyrus_models::reflexes::model::{
-    BoundSource, CurveSource, Objective, PlanRequest, ReflexesConfig, SpendBounds,
+    BoundSource, CurveSource, Objective, PlanRequest, ReflexesConfig, ReflexesModel, SpendBounds,
     campaign_channels, default_plan, fit_tenant, plan,
 };
 
@@ -36,6 +36,32 @@ fn true_curve(t: &CampaignTruth) -> ResponseCurve {
         shape: t.hill_shape,
         adstock: t.adstock_decay,
     }
+}
+
+/// Generated data of `scale` and `seed`, loaded as `tenant` and fitted.
+async fn fit_generated(
+    store: &Store,
+    config: &ReflexesConfig,
+    scale: Scale,
+    seed: u64,
+    tenant: &str,
+) -> (Dataset, ReflexesModel) {
+    let data = generate(&GeneratorConfig::new(seed, scale));
+    let tenant = TenantId::new(tenant).unwrap();
+    data.load(store, &tenant, |_| {}).await.unwrap();
+    let series = load_series(store, &tenant).await.unwrap();
+    let channels = campaign_channels(store, &tenant).await.unwrap();
+    let model = fit_tenant(config, &series, &channels);
+    (data, model)
+}
+
+/// Each campaign's true curve parameters, by id.
+fn truth_of(data: &Dataset) -> HashMap<&str, &CampaignTruth> {
+    data.truth
+        .campaigns
+        .iter()
+        .map(|c| (c.campaign_id.as_str(), c))
+        .collect()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -61,18 +87,9 @@ async fn fitted_curves_and_plans_against_the_true_curves() {
     let (mut fitted, mut pooled) = (0, 0);
     let (mut current, mut recommended, mut best) = (0.0, 0.0, 0.0);
     for seed in SEEDS {
-        let data = generate(&GeneratorConfig::new(seed, Scale::Medium));
-        let tenant = TenantId::new(format!("t{seed}")).unwrap();
-        data.load(&store, &tenant, |_| {}).await.unwrap();
-        let series = load_series(&store, &tenant).await.unwrap();
-        let channels = campaign_channels(&store, &tenant).await.unwrap();
-        let model = fit_tenant(&config, &series, &channels);
-        let truth: HashMap<&str, &CampaignTruth> = data
-            .truth
-            .campaigns
-            .iter()
-            .map(|c| (c.campaign_id.as_str(), c))
-            .collect();
+        let (data, model) =
+            fit_generated(&store, &config, Scale::Medium, seed, &format!("t{seed}")).await;
+        let truth = truth_of(&data);
         for c in model.curves.iter().filter(|c| c.entity_type == "campaign") {
             if c.conversions.source == CurveSource::Pooled {
                 pooled += 1;
@@ -165,18 +182,15 @@ async fn default_plans_are_safe_and_their_claims_true_at_any_budget() {
         .into_iter()
         .flat_map(|scale| UNSEEN_SEEDS.map(|seed| (scale, seed)))
     {
-        let data = generate(&GeneratorConfig::new(seed, scale));
-        let tenant = TenantId::new(format!("{}{seed}", scale.as_str())).unwrap();
-        data.load(&store, &tenant, |_| {}).await.unwrap();
-        let series = load_series(&store, &tenant).await.unwrap();
-        let channels = campaign_channels(&store, &tenant).await.unwrap();
-        let model = fit_tenant(&config, &series, &channels);
-        let truth: HashMap<&str, &CampaignTruth> = data
-            .truth
-            .campaigns
-            .iter()
-            .map(|c| (c.campaign_id.as_str(), c))
-            .collect();
+        let (data, model) = fit_generated(
+            &store,
+            &config,
+            scale,
+            seed,
+            &format!("{}{seed}", scale.as_str()),
+        )
+        .await;
+        let truth = truth_of(&data);
         let today: f64 = model
             .curves
             .iter()
