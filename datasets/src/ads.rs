@@ -15,6 +15,7 @@ use rand::{Rng, RngExt as _};
 use rand_distr::{Distribution, LogNormal, Poisson};
 use rayon::prelude::*;
 
+use crate::noise::{CampaignNoise, NoiseShape, campaign_noise, day_factor, uneven_budget};
 use crate::truth::{AnomalyTruth, CampaignTruth};
 use crate::{GeneratorConfig, Shape, canonical_batch, money, money_builder};
 
@@ -68,6 +69,9 @@ struct Plan {
     video: bool,
     fractional: bool,
     anomaly: Option<AnomalyTruth>,
+    /// Noise beyond the standard shape, and the events it made.
+    noise: CampaignNoise,
+    events: Vec<AnomalyTruth>,
 }
 
 /// The rows of one campaign, day by day (`day_start[d]..day_start[d + 1]` are day d's).
@@ -81,6 +85,8 @@ struct CampaignRows {
     conversions: Vec<f64>,
     value: Vec<i128>,
     video_views: Vec<Option<i64>>,
+    /// Active days that delivered nothing (a noise shape's missing days).
+    missing: Vec<usize>,
 }
 
 fn uniform(rng: &mut StdRng, lo: f64, hi: f64) -> f64 {
@@ -102,6 +108,9 @@ fn poisson(rng: &mut impl Rng, mean: f64) -> f64 {
 
 fn plan_campaigns(config: &GeneratorConfig, shape: &Shape) -> Vec<Plan> {
     let mut rng = config.rng(1);
+    // Draws of the noise shapes come from their own streams, so the
+    // standard shape's data does not depend on them.
+    let mut budgets = config.rng(7);
     let start = config.start_date();
     let days = shape.days as u64;
     let mut plans = Vec::new();
@@ -121,7 +130,10 @@ fn plan_campaigns(config: &GeneratorConfig, shape: &Shape) -> Vec<Plan> {
                 let launch_date = start + Days::new(launch_offset);
                 let paused_from = (rng.random_bool(0.25) && days > launch_offset + 40)
                     .then(|| start + Days::new(rng.random_range(launch_offset + 30..days)));
-                let daily_budget = log_normal(&mut rng, 250.0, 0.7);
+                let mut daily_budget = log_normal(&mut rng, 250.0, 0.7);
+                if config.noise == NoiseShape::Uneven {
+                    daily_budget = uneven_budget(&mut budgets, daily_budget);
+                }
                 let adstock_decay = uniform(&mut rng, 0.15, 0.7);
                 let steady_adstock = daily_budget / (1.0 - adstock_decay);
                 let target_cpa = uniform(&mut rng, 20.0, 90.0);
@@ -175,12 +187,63 @@ fn plan_campaigns(config: &GeneratorConfig, shape: &Shape) -> Vec<Plan> {
                     truth,
                     ads,
                     anomaly: None,
+                    noise: CampaignNoise::default(),
+                    events: Vec::new(),
                 });
             }
         }
     }
     inject_anomalies(config, &mut plans, &mut rng);
+    add_noise(config, shape, &mut plans);
     plans
+}
+
+/// An event of a noise shape on a campaign; it moves every metric.
+fn event(t: &CampaignTruth, date: NaiveDate, kind: &str, factor: f64) -> AnomalyTruth {
+    AnomalyTruth {
+        platform: t.platform.clone(),
+        account_id: t.account_id.clone(),
+        campaign_id: t.campaign_id.clone(),
+        date,
+        kind: kind.into(),
+        metrics: [
+            "spend",
+            "impressions",
+            "clicks",
+            "conversions",
+            "conversion_value",
+        ]
+        .map(String::from)
+        .to_vec(),
+        factor,
+    }
+}
+
+/// Draws each campaign's noise for the config's shape and records the
+/// budget changes and slope changes it makes.
+fn add_noise(config: &GeneratorConfig, shape: &Shape, plans: &mut [Plan]) {
+    let start = config.start_date();
+    let day = |d: usize| start + Days::new(d as u64);
+    for (i, plan) in plans.iter_mut().enumerate() {
+        let t = &plan.truth;
+        let index =
+            |date: NaiveDate| (date - start).num_days().clamp(0, shape.days as i64) as usize;
+        let active = index(t.launch_date)..t.paused_from.map_or(shape.days, index);
+        let mut rng = config.rng(60_000 + i as u64);
+        plan.noise = campaign_noise(config.noise, &mut rng, active, plan.anomaly.is_some());
+        let mut level = 1.0;
+        for &(d, m) in &plan.noise.budget_steps {
+            plan.events
+                .push(event(t, day(d), "budget_change", m / level));
+            level = m;
+        }
+        if let Some((from, days, factor)) = plan.noise.ramp {
+            plan.events
+                .push(event(t, day(from), "slope_change", factor));
+            plan.events
+                .push(event(t, day(from + days), "slope_change", factor));
+        }
+    }
 }
 
 /// One anomaly of each kind on the first campaigns long enough to hold one,
@@ -234,6 +297,8 @@ fn inject_anomalies(config: &GeneratorConfig, plans: &mut [Plan], rng: &mut StdR
 
 fn simulate(config: &GeneratorConfig, days: usize, index: usize, plan: &Plan) -> CampaignRows {
     let mut rng = config.rng(1_000 + index as u64);
+    let mut extra = config.rng(70_000 + index as u64);
+    let noise = &plan.noise;
     let t = &plan.truth;
     let start = config.start_date();
     let mut rows = CampaignRows {
@@ -246,8 +311,9 @@ fn simulate(config: &GeneratorConfig, days: usize, index: usize, plan: &Plan) ->
         let date = start + Days::new(d as u64);
         let active = date >= t.launch_date && t.paused_from.is_none_or(|p| date < p);
         let years = d as f64 / 365.25;
-        let wave = 1.0
-            + t.yearly_amplitude * (TAU * date.ordinal() as f64 / 365.25 + t.yearly_phase).sin();
+        let cycle = (TAU * date.ordinal() as f64 / 365.25 + t.yearly_phase).sin();
+        let wave = 1.0 + t.yearly_amplitude * cycle;
+        let spend_wave = 1.0 + t.yearly_amplitude * noise.spend_wave * cycle;
         let anomaly = plan.anomaly.as_ref();
         let factor_on = |metric: &str| {
             anomaly
@@ -261,23 +327,38 @@ fn simulate(config: &GeneratorConfig, days: usize, index: usize, plan: &Plan) ->
                 })
                 .map_or(1.0, |a| a.factor)
         };
-        let spend = if active {
+        let missing = active
+            && noise.missing_day > 0.0
+            && extra.random_bool(noise.missing_day)
+            && anomaly.is_none_or(|a| a.date != date);
+        let spend = if active && !missing {
+            let mut jitter = log_normal(&mut rng, 1.0, 0.12);
+            if let Some(sigma) = noise.spend_sigma {
+                // The same draw, rescaled: log-σ 0.12 becomes σ.
+                jitter = jitter.powf(sigma / 0.12);
+            }
             t.daily_budget
                 * (1.0 + t.trend_per_year).powf(years)
                 * t.weekly[date.weekday().num_days_from_monday() as usize]
-                * wave
-                * log_normal(&mut rng, 1.0, 0.12)
+                * spend_wave
+                * jitter
+                * noise.spend_factor(d)
                 * factor_on("spend")
         } else {
             0.0
         };
+        if missing {
+            rows.missing.push(d);
+        }
         adstock = spend + t.adstock_decay * adstock;
-        if !active {
+        if !active || missing {
             continue;
         }
         let saturation = adstock.powf(t.hill_shape)
             / (adstock.powf(t.hill_shape) + t.hill_half_saturation.powf(t.hill_shape));
-        let expected_conversions = t.max_conversions * wave * saturation;
+        let expected_conversions =
+            t.max_conversions * wave * saturation * day_factor(&mut extra, noise.conversion_sigma);
+        let ctr_today = t.ctr * day_factor(&mut extra, noise.ctr_sigma);
         let (impression_f, click_f, conversion_f, value_f) = (
             factor_on("impressions") / factor_on("spend"),
             factor_on("clicks") / factor_on("spend"),
@@ -287,13 +368,17 @@ fn simulate(config: &GeneratorConfig, days: usize, index: usize, plan: &Plan) ->
         for (ad, weight) in t.ad_weights.iter().enumerate() {
             let ad_spend = spend * weight;
             let impressions = poisson(&mut rng, ad_spend / t.cpm * 1000.0 * impression_f);
-            let clicks = poisson(&mut rng, impressions * t.ctr * click_f);
+            let clicks = poisson(&mut rng, impressions * ctr_today * click_f);
             let mut conversions = poisson(&mut rng, expected_conversions * weight * conversion_f);
             if plan.fractional && conversions > 0.0 {
                 conversions = (conversions * uniform(&mut rng, 0.9, 1.1) * 100.0).round() / 100.0;
             }
             let value = if conversions > 0.0 {
-                conversions * t.value_per_conversion * log_normal(&mut rng, 1.0, 0.25) * value_f
+                conversions
+                    * t.value_per_conversion
+                    * log_normal(&mut rng, 1.0, 0.25)
+                    * value_f
+                    * day_factor(&mut extra, noise.value_sigma)
             } else {
                 0.0
             };
@@ -336,7 +421,23 @@ pub(crate) fn generate(
         .map(|&(d0, d1)| build_chunk(config, &plans, &simulated, d0, d1))
         .filter(|b| b.num_rows() > 0)
         .collect();
-    let anomalies = plans.iter().filter_map(|p| p.anomaly.clone()).collect();
+    let start = config.start_date();
+    let mut anomalies: Vec<AnomalyTruth> = plans
+        .iter()
+        .zip(&simulated)
+        .flat_map(|(p, rows)| {
+            let missing = rows
+                .missing
+                .iter()
+                .map(|&d| event(&p.truth, start + Days::new(d as u64), "missing_day", 0.0));
+            p.anomaly
+                .iter()
+                .cloned()
+                .chain(p.events.iter().cloned())
+                .chain(missing)
+        })
+        .collect();
+    anomalies.sort_by(|a, b| (&a.campaign_id, a.date).cmp(&(&b.campaign_id, b.date)));
     let campaigns = plans.into_iter().map(|p| p.truth).collect();
     (batches, campaigns, anomalies)
 }

@@ -21,6 +21,7 @@ mod ads;
 mod buyers;
 mod deals;
 mod load;
+mod noise;
 mod packaged;
 mod truth;
 mod web;
@@ -36,6 +37,7 @@ use rand::rngs::StdRng;
 
 pub use buyers::{SimulatedCustomer, btyd_summaries, repeat_purchases};
 pub use load::{GROUND_TRUTH_FILE, LoadReport, LoadStep};
+pub use noise::{HELD_OUT_SEEDS, NoiseShape, TUNING_SEEDS};
 pub use packaged::package_data;
 pub use truth::{
     AnomalyTruth, BgNbdTruth, CampaignTruth, DealModelTruth, GammaGammaTruth, GroundTruth,
@@ -137,6 +139,8 @@ pub struct GeneratorConfig {
     pub currency: String,
     /// Where orders come from: `shopify` or `stripe`.
     pub commerce_source: String,
+    /// How the ad data is noisy; [`NoiseShape::Standard`] unless set.
+    pub noise: NoiseShape,
 }
 
 impl GeneratorConfig {
@@ -148,6 +152,7 @@ impl GeneratorConfig {
             end_date: NaiveDate::from_ymd_opt(2026, 10, 31).unwrap_or_default(),
             currency: "USD".into(),
             commerce_source: "shopify".into(),
+            noise: NoiseShape::Standard,
         }
     }
 
@@ -239,6 +244,7 @@ pub fn generate(config: &GeneratorConfig) -> Dataset {
     let truth = GroundTruth {
         seed: config.seed,
         scale: config.scale.as_str().to_string(),
+        noise: config.noise.as_str().to_string(),
         start_date: config.start_date(),
         end_date: config.end_date,
         currency: config.currency.clone(),

@@ -8,6 +8,9 @@ use serde::{Deserialize, Serialize};
 pub struct GroundTruth {
     pub seed: u64,
     pub scale: String,
+    /// The [noise shape](crate::NoiseShape) of the ad data.
+    #[serde(default = "standard")]
+    pub noise: String,
     pub start_date: NaiveDate,
     pub end_date: NaiveDate,
     pub currency: String,
@@ -17,6 +20,10 @@ pub struct GroundTruth {
     pub bgnbd: BgNbdTruth,
     pub gamma_gamma: GammaGammaTruth,
     pub deal_model: DealModelTruth,
+}
+
+fn standard() -> String {
+    "standard".into()
 }
 
 /// How one campaign's spend turns into conversions.
@@ -70,6 +77,11 @@ pub struct AnomalyTruth {
     pub campaign_id: String,
     pub date: NaiveDate,
     /// `spike` and `drop` last one day; `level_shift` lasts from `date` on.
+    /// Shapes other than the standard one add `budget_change` (spend moves
+    /// to a new level from `date` on; `factor` against the level before),
+    /// `slope_change` (a ramp of spend starts or ends on `date`; `factor`
+    /// is the ramp's whole move) and `missing_day` (the campaign delivered
+    /// nothing that day).
     pub kind: String,
     /// The metrics it multiplies.
     pub metrics: Vec<String>,

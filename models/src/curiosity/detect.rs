@@ -50,6 +50,13 @@ pub struct Sensitivity {
     pub min_shift: f64,
     /// Days either side of a change point that are compared.
     pub changepoint_window: usize,
+    /// A slope change's bend, in standard errors of the fitted bend.
+    #[serde(default = "default_slope_z")]
+    pub slope_z: f64,
+}
+
+fn default_slope_z() -> f64 {
+    5.0
 }
 
 impl Default for Sensitivity {
@@ -59,12 +66,13 @@ impl Default for Sensitivity {
             max_anomaly_share: 0.02,
             min_relative: 0.3,
             min_relative_events: 0.5,
-            min_statistic: 7.0,
+            min_statistic: 5.0,
             min_poisson_statistic: 5.0,
             min_count: 5.0,
             changepoint_z: 6.0,
             min_shift: 0.25,
             changepoint_window: 14,
+            slope_z: default_slope_z(),
         }
     }
 }
@@ -82,7 +90,8 @@ impl Sensitivity {
             && self.min_count >= 0.0
             && self.changepoint_z > 0.0
             && (0.0..1.0).contains(&self.min_shift)
-            && self.changepoint_window >= 7;
+            && self.changepoint_window >= 7
+            && self.slope_z > 0.0;
         if ok {
             Ok(())
         } else {
@@ -108,14 +117,19 @@ pub struct Anomaly {
     pub statistic: f64,
 }
 
-/// A lasting shift of level from `index` on.
+/// A lasting change from `index` on: of level, or of slope (a trend that
+/// starts, stops or turns).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct ChangePoint {
     pub index: usize,
-    /// Median seasonally adjusted level over the window before and after.
+    /// Level shifts: the median seasonally adjusted level over the window
+    /// before and after. Slope changes: the level the old trend leads to a
+    /// slope window after `index`, and the level the new one reaches.
     pub before: f64,
     pub after: f64,
     pub statistic: f64,
+    /// For slope changes, the relative change per day before and after.
+    pub slope: Option<(f64, f64)>,
 }
 
 /// A series' decomposition: expected value per day (trend plus seasonal)
@@ -288,6 +302,7 @@ pub fn change_points(
                 before,
                 after,
                 statistic,
+                slope: None,
             });
         }
     }
@@ -329,6 +344,149 @@ fn refine(adjusted: &[f64], c: &ChangePoint, w: usize) -> usize {
     (lo..=hi)
         .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
         .unwrap_or(c.index)
+}
+
+/// Days either side of a candidate slope change that the bend is fitted on,
+/// in change-point windows.
+const SLOPE_WINDOWS: usize = 2;
+
+/// Slope changes in `adjusted` (a seasonally adjusted series on the scale it
+/// is judged on, anomalous days already replaced by their expectation):
+/// days where a continuous bend (a line whose slope changes there) fits
+/// the window around it far better than one line, the bend is many
+/// standard errors, and it moves the level reached a window later by at
+/// least `min_shift` against the old trend. Days within a window of a level
+/// shift (`shifts`) are not candidates: a step looks like a bend.
+pub fn slope_changes(
+    adjusted: &[f64],
+    shifts: &[ChangePoint],
+    level: &dyn Fn(f64) -> f64,
+    s: &Sensitivity,
+) -> Vec<ChangePoint> {
+    let n = adjusted.len();
+    let w = s.changepoint_window * SLOPE_WINDOWS;
+    if n < 2 * w + 1 {
+        return Vec::new();
+    }
+    let mut diffs: Vec<f64> = adjusted.windows(2).map(|p| (p[1] - p[0]).abs()).collect();
+    let typical = adjusted.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
+    let sigma = (MAD_TO_SD * median(&mut diffs) / std::f64::consts::SQRT_2).max(1e-3 * typical);
+    if sigma.is_nan() || sigma <= 0.0 {
+        return Vec::new();
+    }
+    // The design x = -w..w around the candidate is the same for every day:
+    // columns 1, x, max(0, x). Its inverse Gram matrix is computed once.
+    let xs: Vec<f64> = (0..2 * w + 1).map(|k| k as f64 - w as f64).collect();
+    let mut gram = [[0.0; 3]; 3];
+    for &x in &xs {
+        let row = [1.0, x, x.max(0.0)];
+        for i in 0..3 {
+            for j in 0..3 {
+                gram[i][j] += row[i] * row[j];
+            }
+        }
+    }
+    let Some(inverse) = invert3(&gram) else {
+        return Vec::new();
+    };
+    let se_bend = sigma * inverse[2][2].sqrt();
+    let mut scored = Vec::new();
+    for t in w..n - w {
+        if shifts.iter().any(|c| c.index.abs_diff(t) <= w) {
+            continue;
+        }
+        let mut xty = [0.0; 3];
+        for (k, &x) in xs.iter().enumerate() {
+            let y = adjusted[t - w + k];
+            xty[0] += y;
+            xty[1] += x * y;
+            xty[2] += x.max(0.0) * y;
+        }
+        let beta: Vec<f64> = (0..3)
+            .map(|i| (0..3).map(|j| inverse[i][j] * xty[j]).sum())
+            .collect();
+        let (at, slope, bend) = (beta[0], beta[1], beta[2]);
+        let statistic = bend.abs() / se_bend;
+        if statistic < s.slope_z {
+            continue;
+        }
+        let old = level(at + slope * w as f64);
+        let new = level(at + (slope + bend) * w as f64);
+        let larger = old.abs().max(new.abs());
+        if larger <= 0.0 || (new - old).abs() < s.min_shift * larger {
+            continue;
+        }
+        // A step inside the window (a level shift too small to be called
+        // as one) also looks like a bend: a bend is told only where it
+        // fits better than any step.
+        let window = &adjusted[t - w..=t + w];
+        let bend_sse = least_squares_sse(window, &xs, |x| x.max(0.0));
+        let step_fits_better = (2..2 * w - 1).any(|k| {
+            let split = k as f64 - w as f64;
+            least_squares_sse(window, &xs, |x| if x >= split { 1.0 } else { 0.0 }) <= bend_sse
+        });
+        if step_fits_better {
+            continue;
+        }
+        let now = level(at).max(f64::MIN_POSITIVE);
+        let per_day = |v: f64| (level(at + v) / now) - 1.0;
+        scored.push(ChangePoint {
+            index: t,
+            before: old,
+            after: new,
+            statistic,
+            slope: Some((per_day(slope), per_day(slope + bend))),
+        });
+    }
+    scored.sort_by(|a, b| b.statistic.total_cmp(&a.statistic));
+    let mut kept: Vec<ChangePoint> = Vec::new();
+    for c in scored {
+        if kept.iter().all(|k| k.index.abs_diff(c.index) >= w) {
+            kept.push(c);
+        }
+    }
+    kept.sort_by_key(|c| c.index);
+    kept
+}
+
+/// The residual sum of squares of `y` on columns 1, x and `third(x)`.
+fn least_squares_sse(y: &[f64], xs: &[f64], third: impl Fn(f64) -> f64) -> f64 {
+    let mut gram = [[0.0; 3]; 3];
+    let mut xty = [0.0; 3];
+    let mut yy = 0.0;
+    for (&x, &v) in xs.iter().zip(y) {
+        let row = [1.0, x, third(x)];
+        for i in 0..3 {
+            xty[i] += row[i] * v;
+            for j in 0..3 {
+                gram[i][j] += row[i] * row[j];
+            }
+        }
+        yy += v * v;
+    }
+    let Some(inverse) = invert3(&gram) else {
+        return f64::INFINITY;
+    };
+    let fitted: f64 = (0..3)
+        .map(|i| xty[i] * (0..3).map(|j| inverse[i][j] * xty[j]).sum::<f64>())
+        .sum();
+    yy - fitted
+}
+
+/// The inverse of a symmetric 3×3 matrix, if it has one.
+fn invert3(m: &[[f64; 3]; 3]) -> Option<[[f64; 3]; 3]> {
+    let cof =
+        |r0: usize, r1: usize, c0: usize, c1: usize| m[r0][c0] * m[r1][c1] - m[r0][c1] * m[r1][c0];
+    let det = m[0][0] * cof(1, 2, 1, 2) - m[0][1] * cof(1, 2, 0, 2) + m[0][2] * cof(1, 2, 0, 1);
+    if det.abs() < 1e-12 {
+        return None;
+    }
+    let adj = [
+        [cof(1, 2, 1, 2), -cof(0, 2, 1, 2), cof(0, 1, 1, 2)],
+        [-cof(1, 2, 0, 2), cof(0, 2, 0, 2), -cof(0, 1, 0, 2)],
+        [cof(1, 2, 0, 1), -cof(0, 2, 0, 1), cof(0, 1, 0, 1)],
+    ];
+    Some(adj.map(|row| row.map(|v| v / det)))
 }
 
 /// The scale series are judged on: √y for non-negative series (counts and
@@ -388,38 +546,79 @@ pub fn anomalies(
     let floor = unit.map_or(1e-3 * typical, |u| 0.5 * u.sqrt());
     let max_outliers = ((n as f64 * s.max_anomaly_share).ceil() as usize).max(1);
     let dispersion = unit.map(|_| (robust_scale(&residuals) / floor).powi(2));
-    generalized_esd(&residuals, max_outliers, s.alpha, floor)
-        .into_iter()
-        .filter(|o| !excluded(o.index))
-        .filter_map(|o| {
-            let (actual, expected) = (y[o.index], expected[o.index]);
-            let larger = actual.abs().max(expected.abs());
-            let least = if unit.is_some() {
-                s.min_relative_events
-            } else {
-                s.min_relative
-            };
-            if larger == 0.0 || (actual - expected).abs() < least * larger {
-                return None;
+    // The tail is measured on days with activity: days of nothing (a
+    // campaign that did not deliver) are news, not part of the noise.
+    let active: Vec<f64> = residuals
+        .iter()
+        .zip(y)
+        .filter(|(_, v)| **v != 0.0)
+        .map(|(r, _)| *r)
+        .collect();
+    generalized_esd(
+        &residuals,
+        max_outliers,
+        s.alpha,
+        floor.max(tail_scale(&active)),
+    )
+    .into_iter()
+    .filter(|o| !excluded(o.index))
+    .filter_map(|o| {
+        let (actual, expected) = (y[o.index], expected[o.index]);
+        let larger = actual.abs().max(expected.abs());
+        let least = if unit.is_some() {
+            s.min_relative_events
+        } else {
+            s.min_relative
+        };
+        if larger == 0.0 || (actual - expected).abs() < least * larger {
+            return None;
+        }
+        let confirmed = match (unit, dispersion) {
+            (Some(u), Some(d)) => {
+                larger / u >= s.min_count
+                    && confirmed(actual / u, expected / u, o.statistic, d, n, s)
             }
-            let confirmed = match (unit, dispersion) {
-                (Some(u), Some(d)) => {
-                    larger / u >= s.min_count
-                        && confirmed(actual / u, expected / u, o.statistic, d, n, s)
-                }
-                _ => o.statistic >= s.min_statistic,
-            };
-            if !confirmed {
-                return None;
-            }
-            Some(Anomaly {
-                index: o.index,
-                expected,
-                actual,
-                statistic: o.statistic,
-            })
+            _ => o.statistic >= s.min_statistic,
+        };
+        if !confirmed {
+            return None;
+        }
+        Some(Anomaly {
+            index: o.index,
+            expected,
+            actual,
+            statistic: o.statistic,
         })
-        .collect()
+    })
+    .collect()
+}
+
+/// A spread that respects heavy tails: the largest of the MAD's estimate of
+/// σ, the 95th percentile of absolute deviations from the median over
+/// 1.96 and (over 200 values or more) the 99th over 2.576, all σ for normal
+/// noise. A series whose ordinary days include
+/// large swings (value per conversion made by a few large orders) is judged
+/// against its own tail, not against the normal's.
+pub fn tail_scale(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| x.is_finite()).collect();
+    if v.len() < 20 {
+        return robust_scale(&v);
+    }
+    let centre = median(&mut v);
+    for x in &mut v {
+        *x = (*x - centre).abs();
+    }
+    let quantile = |v: &mut [f64], q: f64| {
+        let k = ((v.len() as f64 * q) as usize).min(v.len() - 1);
+        *v.select_nth_unstable_by(k, f64::total_cmp).1
+    };
+    let mut scale = quantile(&mut v, 0.95) / 1.96;
+    // Long series show their far tail too (a single news day does not move
+    // the 99th percentile of 200 days or more).
+    if v.len() >= 200 {
+        scale = scale.max(quantile(&mut v, 0.99) / 2.576);
+    }
+    scale.max(MAD_TO_SD * median(&mut v))
 }
 
 /// MAD × 1.4826 of `values` around their median.
@@ -560,6 +759,7 @@ pub fn scan_with_periods(
                 before,
                 after: 0.0,
                 statistic: pause as f64,
+                slope: None,
             });
         }
         if let Some(next) = spans.get(k + 1) {
@@ -569,6 +769,7 @@ pub fn scan_with_periods(
                 before: 0.0,
                 after,
                 statistic: pause as f64,
+                slope: None,
             });
         }
     }
@@ -652,7 +853,12 @@ fn scan_span(y: &[f64], periods: &[usize], unit: Option<f64>, s: &Sensitivity) -
         .collect();
     let decomposed = Decomposed { expected, seasonal };
     // Medians commute with the square: levels found on √y square back.
-    let change_points = change_points(&roots, &decomposed.seasonal, &|v| transform.back(v), s);
+    let back = |v: f64| transform.back(v);
+    let mut change_points = change_points(&roots, &decomposed.seasonal, &back, s);
+    // Counts shift only where there are events enough to tell.
+    if let Some(u) = unit {
+        change_points.retain(|c| c.before.max(c.after) / u >= s.min_count);
+    }
     // A span's first days are a ramp (carry-over builds up), and the first
     // days of a shift are the shift: neither is an anomaly.
     let onset = |t: usize| {
@@ -662,6 +868,32 @@ fn scan_span(y: &[f64], periods: &[usize], unit: Option<f64>, s: &Sensitivity) -
                 .any(|c| t + 1 >= c.index && t <= c.index + 3)
     };
     let anomalies = anomalies(y, &decomposed.expected, transform, unit, &onset, s);
+    // Slopes are fitted with the anomalous days at their expectation and
+    // every day within three robust deviations of it (a missing day or a
+    // large order would bend a least-squares line).
+    let expected_adjusted: Vec<f64> = (0..n)
+        .map(|t| transform.forward(decomposed.expected[t]) - decomposed.seasonal[t])
+        .collect();
+    let deviations: Vec<f64> = adjusted
+        .iter()
+        .zip(&expected_adjusted)
+        .map(|(a, e)| a - e)
+        .collect();
+    let spread = 3.0 * robust_scale(&deviations);
+    let mut cleaned: Vec<f64> = adjusted
+        .iter()
+        .zip(&expected_adjusted)
+        .map(|(a, e)| a.clamp(e - spread, e + spread))
+        .collect();
+    for a in &anomalies {
+        cleaned[a.index] = expected_adjusted[a.index];
+    }
+    let mut slopes = slope_changes(&cleaned, &change_points, &back, s);
+    if let Some(u) = unit {
+        slopes.retain(|c| c.before.max(c.after) / u >= s.min_count);
+    }
+    change_points.extend(slopes);
+    change_points.sort_by_key(|c| c.index);
     Scan {
         decomposed,
         anomalies,
@@ -698,12 +930,7 @@ pub fn ratio_anomalies(
             continue;
         }
         let predicted = rate * exposure[t];
-        let events = predicted.max(count[t]) / unit;
-        let larger = predicted.max(count[t]);
-        if events < s.min_count || (count[t] - predicted).abs() < s.min_relative_events * larger {
-            // Not judged, or too small to tell: counted as an ordinary day.
-            days.push(t);
-            z.push(0.0);
+        if predicted.max(count[t]) / unit < s.min_count {
             continue;
         }
         days.push(t);
@@ -715,23 +942,26 @@ pub fn ratio_anomalies(
         return Vec::new();
     }
     let max_outliers = ((days.len() as f64 * s.max_anomaly_share).ceil() as usize).max(1);
-    // Overdispersion is estimated by the MAD of z; Poisson (1) is the floor.
+    // Overdispersion (a CTR that varies more than binomial noise, value made
+    // by a few large orders) is estimated from the ratio's own days, every
+    // judged day counted: quasi-Poisson, with Poisson (1) as the floor. The
+    // test's spread is the series' own, tails included.
     let dispersion = robust_scale(&z).max(1.0).powi(2);
-    generalized_esd(&z, max_outliers, s.alpha, 1.0)
+    generalized_esd(&z, max_outliers, s.alpha, tail_scale(&z).max(1.0))
         .into_iter()
-        .filter(|o| z[o.index] != 0.0)
         .filter(|o| {
             let t = days[o.index];
-            let rate = expected_count[t] / expected_exposure[t];
-            let predicted = rate * exposure[t];
-            confirmed(
-                count[t] / unit,
-                predicted / unit,
-                o.statistic,
-                dispersion,
-                days.len(),
-                s,
-            )
+            let predicted = expected_count[t] / expected_exposure[t] * exposure[t];
+            let larger = predicted.max(count[t]);
+            (count[t] - predicted).abs() >= s.min_relative_events * larger
+                && confirmed(
+                    count[t] / unit,
+                    predicted / unit,
+                    o.statistic,
+                    dispersion,
+                    days.len(),
+                    s,
+                )
         })
         .map(|o| (days[o.index], o.statistic))
         .collect()
@@ -806,6 +1036,66 @@ mod tests {
         assert!(c.index.abs_diff(180) <= 1, "{c:?}");
         assert!((c.after / c.before - 1.7).abs() < 0.15, "{c:?}");
         assert!(scan.anomalies.is_empty(), "{:?}", scan.anomalies);
+    }
+
+    #[test]
+    fn a_ramp_is_a_slope_change_and_a_step_is_not() {
+        // Flat, then spend doubles over six weeks and holds.
+        let mut y = weekly(365, 1000.0, 6);
+        for (t, v) in y.iter_mut().enumerate().skip(150) {
+            *v *= 2f64.powf(((t - 150) as f64 / 42.0).min(1.0));
+        }
+        let found = scan(&y, None, None, &Sensitivity::default()).unwrap();
+        let slopes: Vec<&ChangePoint> = found
+            .change_points
+            .iter()
+            .filter(|c| c.slope.is_some())
+            .collect();
+        assert!(!slopes.is_empty(), "{:?}", found.change_points);
+        for c in &found.change_points {
+            assert!((143..=199).contains(&c.index), "{c:?}");
+        }
+        // The ramp's start (slope from 0 to +1.7% a day) or its end (back
+        // to 0), dated within a week.
+        assert!(
+            slopes.iter().any(|c| {
+                let (before, after) = c.slope.unwrap();
+                let start = c.index.abs_diff(150) <= 7 && before.abs() < 0.005 && after > 0.01;
+                let end = c.index.abs_diff(192) <= 7 && before > 0.01 && after.abs() < 0.005;
+                start || end
+            }),
+            "{slopes:?}"
+        );
+        // A step is a level shift, never a bend.
+        let mut y = weekly(365, 1000.0, 7);
+        for v in &mut y[200..] {
+            *v *= 1.6;
+        }
+        let found = scan(&y, None, None, &Sensitivity::default()).unwrap();
+        assert!(
+            found.change_points.iter().all(|c| c.slope.is_none()),
+            "{:?}",
+            found.change_points
+        );
+        assert_eq!(found.change_points.len(), 1, "{:?}", found.change_points);
+    }
+
+    #[test]
+    fn heavy_tailed_days_are_judged_against_their_own_tail() {
+        // Value made by a few large orders: every tenth day is 4× the usual.
+        let mut y = weekly(365, 1000.0, 8);
+        for v in y.iter_mut().step_by(10) {
+            *v *= 4.0;
+        }
+        let found = scan(&y, None, None, &Sensitivity::default()).unwrap();
+        assert!(found.anomalies.is_empty(), "{:?}", found.anomalies);
+        // A day far beyond that tail is still news.
+        y[205] *= 40.0;
+        let found = scan(&y, None, None, &Sensitivity::default()).unwrap();
+        assert_eq!(
+            found.anomalies.iter().map(|a| a.index).collect::<Vec<_>>(),
+            vec![205]
+        );
     }
 
     #[test]

@@ -156,6 +156,14 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
             scan.change_points
                 .retain(|c| c.before != 0.0 && c.after != 0.0);
         }
+        // Value comes in orders of very different size: a day's value is
+        // news only on a day with conversions enough to average over.
+        if metric == Metric::ConversionValue
+            && let Some(conversions) = entity.series.get(&Metric::Conversions)
+        {
+            let enough = enough_events(&conversions.values, s.min_count);
+            scan.anomalies.retain(|a| enough(a.index));
+        }
         out.series_scanned += 1;
         let date = |t: usize| series.start + Days::new(t as u64);
         let name = metric.as_str();
@@ -173,7 +181,18 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
         for c in &scan.change_points {
             let (what, _) = metric_label(name);
             let direction = if c.after > c.before { "up" } else { "down" };
-            let explanation = if c.after == 0.0 {
+            let explanation = if let Some((was, now)) = c.slope {
+                let pct = |v: f64| format!("{:+.1}%", 100.0 * v);
+                format!(
+                    "{what} on {label} changed trend on {}: {} a day before, {} a day after \
+                     ({} a day four weeks on where the old trend led to {})",
+                    date(c.index),
+                    pct(was),
+                    pct(now),
+                    format_value(name, c.after),
+                    format_value(name, c.before)
+                )
+            } else if c.after == 0.0 {
                 format!(
                     "{what} on {label} stopped on {}: {} a day before, none since",
                     date(c.index),
@@ -241,7 +260,12 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
         out.series_scanned += 1;
         let spans = detect::active_spans(exposure, f64::MIN_POSITIVE);
         let excluded = |t: usize| detect::outside_or_ramp(&spans, t);
+        let conversions = entity.series.get(&Metric::Conversions);
+        let enough = conversions.map(|c| enough_events(&c.values, s.min_count));
         for (t, statistic) in detect::ratio_anomalies(&excluded, count, exposure, ec, ee, unit, s) {
+            if ratio.name == "roas" && enough.as_ref().is_some_and(|enough| !enough(t)) {
+                continue;
+            }
             let actual = n.values[t] / d.values[t];
             let expected_ratio = en[t] / ed[t];
             if !(actual.is_finite() && expected_ratio.is_finite()) {
@@ -260,6 +284,16 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
         }
     }
     out
+}
+
+/// Whether day t had, or usually has (the median of the four weeks
+/// around it), at least `least` events.
+fn enough_events(events: &[f64], least: f64) -> impl Fn(usize) -> bool + '_ {
+    move |t| {
+        let around = &events[t.saturating_sub(14)..(t + 15).min(events.len())];
+        let mut around = around.to_vec();
+        events[t] >= least || detect::median(&mut around) >= least
+    }
 }
 
 fn anomaly(
