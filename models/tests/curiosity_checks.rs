@@ -36,13 +36,11 @@ use gyrus_datasets::{
     AnomalyTruth, CampaignTruth, GeneratorConfig, HELD_OUT_SEEDS, NoiseShape, Scale, TUNING_SEEDS,
     generate,
 };
-use gyrus_engine::session::{SessionLimits, TenantSession};
 use gyrus_engine::{Store, TenantId};
-use gyrus_models::curiosity::data::load_names;
 use gyrus_models::curiosity::detect::{Sensitivity, scan};
 use gyrus_models::curiosity::insight::{Insight, InsightKind};
-use gyrus_models::curiosity::scan::scan_tenant;
-use gyrus_models::oracle::data::{Metric, TenantSeries, load_series};
+use gyrus_models::curiosity::model::{self, CuriosityConfig};
+use gyrus_models::oracle::data::{Metric, TenantSeries};
 use gyrus_models::special::poisson_lower_tail;
 
 #[derive(Default)]
@@ -60,6 +58,8 @@ struct Tally {
     true_detections: usize,
     /// False alarms by kind and metric.
     false_alarms: BTreeMap<String, usize>,
+    /// Each tenant's run score (the injection check).
+    injection_scores: Vec<f64>,
 }
 
 impl Tally {
@@ -85,7 +85,7 @@ impl Tally {
             "{what}: precision {:.3} ({}/{}), recall of callable events {:.3} ({}/{}): \
              spikes {}/{}, callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}), \
              ramps {}/{}; \
-             missing days found {}/{}; false alarms {:?}",
+             missing days found {}/{}; run scores {:?}; false alarms {:?}",
             self.precision(),
             self.true_detections,
             self.detections,
@@ -106,6 +106,7 @@ impl Tally {
             self.slopes.1,
             self.missing.0,
             self.missing.1,
+            self.injection_scores,
             self.false_alarms,
         )
     }
@@ -319,18 +320,17 @@ async fn measure(shape: NoiseShape, seeds: &[u64]) -> Tally {
         let data = generate(&config);
         let tenant = TenantId::new(format!("t{seed}")).unwrap();
         data.load(&store, &tenant, |_| {}).await.unwrap();
-        let series = load_series(&store, &tenant).await.unwrap();
-        let tables = store.tenant_tables(&tenant).await.unwrap();
-        let session = TenantSession::new(&tables, &SessionLimits::default()).unwrap();
-        let names = load_names(&session).await.unwrap();
-        let scan = scan_tenant(&series, &names, &Sensitivity::default(), &|| {});
+        let inputs = model::load(&store, &tenant).await.unwrap();
+        let scan = model::scan(&inputs, &CuriosityConfig::default(), &|| {});
         tally(
             &data.truth.anomalies,
             &data.truth.campaigns,
-            &series,
+            &inputs.series,
             &scan.insights,
             &mut t,
         );
+        t.injection_scores
+            .extend(scan.quality.map(|q| (q.score * 100.0).round() / 100.0));
     }
     t
 }

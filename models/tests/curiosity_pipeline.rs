@@ -32,6 +32,13 @@ async fn train_writes_every_kind_of_insight_once_and_keeps_first_detection() {
     assert_eq!(first.len(), 1);
     assert_eq!(first[0].status, Status::Good, "{:?}", first[0]);
     assert!(first[0].units > 100, "{:?}", first[0]);
+    // The run is scored by the events it finds when they are injected into
+    // its own data: on clean data it finds (nearly) all of them.
+    let score = first[0]
+        .score
+        .expect("a medium tenant has series to inject into");
+    assert!(score <= 0.2, "{:?}", first[0].metrics);
+    assert!(first[0].metrics["quality"]["injected"].as_u64().unwrap() >= 20);
     let kinds = query(
         &store,
         &tenant,

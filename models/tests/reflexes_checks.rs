@@ -16,7 +16,9 @@
 
 use std::collections::HashMap;
 
-use gyrus_datasets::{CampaignTruth, Dataset, GeneratorConfig, Scale, generate};
+use gyrus_datasets::{
+    CampaignTruth, Dataset, GeneratorConfig, HELD_OUT_SEEDS, NoiseShape, Scale, generate,
+};
 use gyrus_engine::{Store, TenantId};
 use gyrus_models::oracle::data::load_series;
 use gyrus_models::reflexes::allocate::{Entity, Problem, allocate};
@@ -46,7 +48,17 @@ async fn fit_generated(
     seed: u64,
     tenant: &str,
 ) -> (Dataset, ReflexesModel) {
-    let data = generate(&GeneratorConfig::new(seed, scale));
+    fit_config(store, config, &GeneratorConfig::new(seed, scale), tenant).await
+}
+
+/// Generated data of `generator`, loaded as `tenant` and fitted.
+async fn fit_config(
+    store: &Store,
+    config: &ReflexesConfig,
+    generator: &GeneratorConfig,
+    tenant: &str,
+) -> (Dataset, ReflexesModel) {
+    let data = generate(generator);
     let tenant = TenantId::new(tenant).unwrap();
     data.load(store, &tenant, |_| {}).await.unwrap();
     let series = load_series(store, &tenant).await.unwrap();
@@ -167,115 +179,112 @@ const UNSEEN_SEEDS: [u64; 2] = [101, 202];
 /// trust region, scored with the generator's true curves: at today's
 /// budget the plan never does worse than today's allocation; what a plan
 /// claims is close to what it truly yields; and a plan with wider bounds
-/// marks every entity it takes outside its observed spend.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn default_plans_are_safe_and_their_claims_true_at_any_budget() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+/// marks every entity it takes outside its observed spend. Failures are
+/// collected, so that every figure is printed before the test fails.
+async fn check_default_plans(
+    store: &Store,
+    scale: Scale,
+    noise: NoiseShape,
+    seed: u64,
+    least_at_today: f64,
+    lines: &mut Vec<String>,
+    claim_errors: &mut Vec<f64>,
+    failures: &mut Vec<String>,
+) {
     let config = ReflexesConfig {
         bootstrap: 0,
         ..ReflexesConfig::default()
     };
-    let mut claim_errors = Vec::new();
-    let mut lines = Vec::new();
-    for (scale, seed) in [Scale::Small, Scale::Medium]
-        .into_iter()
-        .flat_map(|scale| UNSEEN_SEEDS.map(|seed| (scale, seed)))
-    {
-        let (data, model) = fit_generated(
-            &store,
-            &config,
-            scale,
-            seed,
-            &format!("{}{seed}", scale.as_str()),
-        )
-        .await;
-        let truth = truth_of(&data);
-        let today: f64 = model
-            .curves
-            .iter()
-            .filter(|c| c.entity_type == "campaign" && c.current_spend > 0.0)
-            .map(|c| c.current_spend)
-            .sum();
-        for multiple in [0.5, 1.0, 1.5, 3.0] {
-            let request = |bounds: SpendBounds| PlanRequest {
-                entity_type: "campaign".into(),
-                objective: Objective::Conversions,
-                total_budget: today * multiple,
-                bounds,
-                entity_bounds: HashMap::new(),
-                target: None,
-            };
-            let made = plan(&model, &request(SpendBounds::default())).unwrap();
-            let true_of = |spend: &dyn Fn(&gyrus_models::reflexes::model::PlanEntity) -> f64| {
-                made.entities
-                    .iter()
-                    .map(|r| true_curve(truth[r.entity_id.as_str()]).response(spend(r)))
-                    .sum::<f64>()
-            };
-            let true_today = true_of(&|r| r.current_spend);
-            let true_plan = true_of(&|r| r.recommended_spend);
-            let claimed = made.summary.expected_recommended;
-            claim_errors.push(claimed / true_plan - 1.0);
-            lines.push(format!(
-                "{:>6} seed {seed} ×{multiple}: spend {:.0} of {:.0}; true today {true_today:.1}, \
-                 true plan {true_plan:.1}, claimed {claimed:.1}; {} warnings",
-                scale.as_str(),
-                made.summary.recommended_spend,
-                made.summary.total_budget,
-                made.summary.warnings.len()
-            ));
-            for r in &made.entities {
-                assert_eq!(r.bound, BoundSource::TrustRegion);
-                assert!(
-                    r.recommended_spend <= r.observed_high * 1.1 + 0.01
-                        || r.recommended_spend <= r.current_spend + 0.01,
-                    "{r:?}"
-                );
-                assert!(
-                    r.lower <= r.recommended_spend + 1e-6 && r.recommended_spend <= r.upper + 1e-6
-                );
-            }
-            if multiple == 1.0 {
-                assert!(
-                    true_plan >= true_today * (1.0 - 1e-9),
-                    "{}: the plan loses under the true curves",
-                    lines.last().unwrap()
-                );
-            }
+    let mut generator = GeneratorConfig::new(seed, scale);
+    generator.noise = noise;
+    let (data, model) = fit_config(
+        store,
+        &config,
+        &generator,
+        &format!("{}{noise}{seed}", scale.as_str()).replace('_', ""),
+    )
+    .await;
+    let truth = truth_of(&data);
+    let today: f64 = model
+        .curves
+        .iter()
+        .filter(|c| c.entity_type == "campaign" && c.current_spend > 0.0)
+        .map(|c| c.current_spend)
+        .sum();
+    for multiple in [0.5, 1.0, 1.5, 3.0] {
+        let request = |bounds: SpendBounds| PlanRequest {
+            entity_type: "campaign".into(),
+            objective: Objective::Conversions,
+            total_budget: today * multiple,
+            bounds,
+            entity_bounds: HashMap::new(),
+            target: None,
+        };
+        let made = plan(&model, &request(SpendBounds::default())).unwrap();
+        let true_of = |spend: &dyn Fn(&gyrus_models::reflexes::model::PlanEntity) -> f64| {
+            made.entities
+                .iter()
+                .map(|r| true_curve(truth[r.entity_id.as_str()]).response(spend(r)))
+                .sum::<f64>()
+        };
+        let true_today = true_of(&|r| r.current_spend);
+        let true_plan = true_of(&|r| r.recommended_spend);
+        let claimed = made.summary.expected_recommended;
+        claim_errors.push(claimed / true_plan - 1.0);
+        let line = format!(
+            "{:>6} {noise:>13} seed {seed} ×{multiple}: spend {:.0} of {:.0}; true today \
+             {true_today:.1}, true plan {true_plan:.1}, claimed {claimed:.1}; {} warnings",
+            scale.as_str(),
+            made.summary.recommended_spend,
+            made.summary.total_budget,
+            made.summary.warnings.len()
+        );
+        for r in &made.entities {
+            assert_eq!(r.bound, BoundSource::TrustRegion);
             assert!(
-                (0.5..=2.0).contains(&(claimed / true_plan)),
-                "{}: the claim is off by more than 2x",
-                lines.last().unwrap()
+                r.recommended_spend <= r.observed_high * 1.1 + 0.01
+                    || r.recommended_spend <= r.current_spend + 0.01,
+                "{r:?}"
             );
-            // Bounds that let spend go anywhere up to 10x: every entity
-            // outside what was observed is marked, and the answer warns.
-            let wide = plan(
-                &model,
-                &request(SpendBounds {
-                    share: Some(10.0),
-                    ..SpendBounds::default()
-                }),
-            )
-            .unwrap();
-            let mut outside = 0;
-            for r in &wide.entities {
-                assert_eq!(r.bound, BoundSource::Requested);
-                let beyond = r.recommended_spend > r.observed_high * 1.1 + 0.01
-                    || r.recommended_spend < r.observed_low * 0.9 - 0.01;
-                assert_eq!(r.extrapolated, beyond, "{r:?}");
-                outside += usize::from(beyond);
-            }
-            assert_eq!(
-                outside > 0,
-                wide.summary
-                    .warnings
-                    .iter()
-                    .any(|w| w.contains("extrapolation"))
-            );
+            assert!(r.lower <= r.recommended_spend + 1e-6 && r.recommended_spend <= r.upper + 1e-6);
         }
+        if multiple == 1.0 && true_plan < true_today * least_at_today {
+            failures.push(format!("{line}: the plan loses under the true curves"));
+        }
+        if !(0.5..=2.0).contains(&(claimed / true_plan)) {
+            failures.push(format!("{line}: the claim is off by more than 2x"));
+        }
+        lines.push(line);
+        // Bounds that let spend go anywhere up to 10x: every entity
+        // outside what was observed is marked, and the answer warns.
+        let wide = plan(
+            &model,
+            &request(SpendBounds {
+                share: Some(10.0),
+                ..SpendBounds::default()
+            }),
+        )
+        .unwrap();
+        let mut outside = 0;
+        for r in &wide.entities {
+            assert_eq!(r.bound, BoundSource::Requested);
+            let beyond = r.recommended_spend > r.observed_high * 1.1 + 0.01
+                || r.recommended_spend < r.observed_low * 0.9 - 0.01;
+            assert_eq!(r.extrapolated, beyond, "{r:?}");
+            outside += usize::from(beyond);
+        }
+        assert_eq!(
+            outside > 0,
+            wide.summary
+                .warnings
+                .iter()
+                .any(|w| w.contains("extrapolation"))
+        );
     }
-    for line in &lines {
+}
+
+fn report(lines: &[String], claim_errors: &mut [f64], failures: &[String]) {
+    for line in lines {
         println!("{line}");
     }
     claim_errors.sort_by(f64::total_cmp);
@@ -285,5 +294,62 @@ async fn default_plans_are_safe_and_their_claims_true_at_any_budget() {
         claim_errors[0],
         claim_errors[claim_errors.len() - 1]
     );
+    assert!(failures.is_empty(), "{failures:#?}");
     assert!(median.abs() <= 0.25, "{median}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_plans_are_safe_and_their_claims_true_at_any_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+    let (mut lines, mut errors, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    for scale in [Scale::Small, Scale::Medium] {
+        for seed in UNSEEN_SEEDS {
+            check_default_plans(
+                &store,
+                scale,
+                NoiseShape::Standard,
+                seed,
+                1.0 - 1e-9,
+                &mut lines,
+                &mut errors,
+                &mut failures,
+            )
+            .await;
+        }
+    }
+    report(&lines, &mut errors, &failures);
+}
+
+/// The same on every other noise shape, on seeds held out from all tuning.
+///
+/// Issue 19 asks that at today's budget the plan never does worse than
+/// today's allocation. On these seeds (measured 2026-12-04, before any
+/// change made for them) 14 of 16 cases meet that; two lose 0.5%
+/// (overdispersed, small, 9005) and 2.8% (uneven, small, 9005), where the
+/// fitted curves overstate a small campaign's gain. The test holds the
+/// loss under 5% so it cannot grow; the gap is in the closing note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_plans_hold_on_noise_shapes_never_tuned_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+    let (mut lines, mut errors, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    for noise in NoiseShape::ALL.into_iter().skip(1) {
+        for scale in [Scale::Small, Scale::Medium] {
+            for seed in &HELD_OUT_SEEDS[4..6] {
+                check_default_plans(
+                    &store,
+                    scale,
+                    noise,
+                    *seed,
+                    0.95,
+                    &mut lines,
+                    &mut errors,
+                    &mut failures,
+                )
+                .await;
+            }
+        }
+    }
+    report(&lines, &mut errors, &failures);
 }

@@ -6,7 +6,8 @@
 //!   contributions of dimension values, with mix and rate effects for ratios;
 //! - [`segments`]: campaigns clustered on their performance profile;
 //! - [`benchmarks`]: each campaign's percentile among its peers;
-//! - [`explain`]: the plain-language sentence every insight carries.
+//! - [`explain`]: the plain-language sentence every insight carries;
+//! - [`quality`]: a run's score, from events injected into its own data.
 
 pub mod benchmarks;
 pub mod data;
@@ -16,5 +17,6 @@ pub mod esd;
 pub mod explain;
 pub mod insight;
 pub mod model;
+pub mod quality;
 pub mod scan;
 pub mod segments;

@@ -17,11 +17,12 @@ use super::detect::Sensitivity;
 use super::drivers::{DriversRequest, Period, drivers};
 use super::explain::{Names, change, format_value, metric_label, severity};
 use super::insight::{Insight, InsightKind};
+use super::quality::{RunQuality, injection_check};
 use super::scan::scan_tenant;
 use super::segments::{segment, segment_insights};
 use crate::error::{ModelError, Result};
 use crate::family::{Family, TrainedModel};
-use crate::oracle::data::{TenantSeries, load_series};
+use crate::oracle::data::{Metric, TenantSeries, load_series};
 
 /// How CURIOSITY looks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,8 +63,9 @@ impl CuriosityConfig {
 pub const MOVER_METRICS: [&str; 5] = ["spend", "conversions", "conversion_value", "cpa", "roas"];
 
 /// The record of one run: what was looked at and what was found. CURIOSITY
-/// has no held-back accuracy to judge a run by (the synthetic and labelled
-/// checks live in the tests), so a run is never rejected for its score.
+/// has no labels to judge a run by; its score is the [injection
+/// check](super::quality) on the tenant's own data, and a run that hears
+/// markedly worse than the serving one is rejected.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CuriosityModel {
     pub config: CuriosityConfig,
@@ -76,15 +78,18 @@ pub struct CuriosityModel {
     pub segments: Option<usize>,
     pub silhouette: Option<f64>,
     pub notes: Vec<String>,
+    /// The injection check (none in runs recorded before it existed).
+    #[serde(default)]
+    pub quality: Option<RunQuality>,
 }
 
 impl TrainedModel for CuriosityModel {
     const FAMILY: Family = Family::Curiosity;
-    const SCORE_METRIC: &'static str = "none";
-    const SCORE_NAME: &'static str = "no score";
+    const SCORE_METRIC: &'static str = "injection_score";
+    const SCORE_NAME: &'static str = "share of injected events missed or misread";
 
     fn score(&self) -> Option<f64> {
-        None
+        self.quality.as_ref().map(|q| q.score)
     }
 
     fn metrics(&self) -> serde_json::Value {
@@ -95,6 +100,8 @@ impl TrainedModel for CuriosityModel {
             "segments": self.segments,
             "silhouette": self.silhouette,
             "notes": self.notes,
+            "injection_score": self.quality.as_ref().map(|q| q.score),
+            "quality": self.quality,
         })
     }
 }
@@ -155,7 +162,31 @@ pub fn scan(
     config: &CuriosityConfig,
     progress: &(dyn Fn() + Sync),
 ) -> super::scan::TenantScan {
-    scan_tenant(&inputs.series, &inputs.names, &config.sensitivity, progress)
+    let mut scanned = scan_tenant(&inputs.series, &inputs.names, &config.sensitivity, progress);
+    // The run's score: events injected into copies of campaign spend and
+    // conversions, the busiest first.
+    let mut sample: Vec<(&str, &[f64], Option<f64>)> = inputs
+        .series
+        .series
+        .iter()
+        .filter(|x| x.entity_type == "campaign")
+        .filter_map(|x| match x.metric {
+            Metric::Spend => Some((x.entity_id.as_str(), x.values.as_slice(), None)),
+            Metric::Conversions => Some((x.entity_id.as_str(), x.values.as_slice(), Some(1.0))),
+            _ => None,
+        })
+        .collect();
+    let total = |v: &[f64]| v.iter().sum::<f64>();
+    sample.sort_by(|a, b| total(b.1).total_cmp(&total(a.1)).then(a.0.cmp(b.0)));
+    // Spend and conversions alternate so both are sampled.
+    let (spend, counts): (Vec<_>, Vec<_>) = sample.into_iter().partition(|x| x.2.is_none());
+    let mixed: Vec<_> = spend
+        .iter()
+        .zip(&counts)
+        .flat_map(|(a, b)| [*a, *b])
+        .collect();
+    scanned.quality = injection_check(&mixed, &config.sensitivity);
+    scanned
 }
 
 /// Adds movers, segments and benchmarks to a tenant's scan and records the run.
@@ -205,6 +236,7 @@ pub async fn finish(
             segments: segments.map(|s| s.0),
             silhouette: segments.map(|s| s.1),
             notes,
+            quality: scanned.quality,
         },
         insights,
         first_seen: inputs.first_seen,

@@ -65,6 +65,8 @@ pub struct TenantScan {
     pub series_scanned: usize,
     /// Series too short to judge (under two weeks).
     pub series_too_short: usize,
+    /// How well the run hears on this data ([`super::quality`]).
+    pub quality: Option<super::quality::RunQuality>,
 }
 
 /// The size of one event of `metric` on `entity`, if it counts events: 1
