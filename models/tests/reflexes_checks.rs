@@ -187,10 +187,13 @@ async fn check_default_plans(
     noise: NoiseShape,
     seed: u64,
     least_at_today: f64,
-    lines: &mut Vec<String>,
-    claim_errors: &mut Vec<f64>,
-    failures: &mut Vec<String>,
+    figures: &mut Figures,
 ) {
+    let Figures {
+        lines,
+        claim_errors,
+        failures,
+    } = figures;
     let config = ReflexesConfig {
         bootstrap: 0,
         ..ReflexesConfig::default()
@@ -283,8 +286,21 @@ async fn check_default_plans(
     }
 }
 
-fn report(lines: &[String], claim_errors: &mut [f64], failures: &[String]) {
-    for line in lines {
+/// What the plan checks print and judge.
+#[derive(Default)]
+struct Figures {
+    lines: Vec<String>,
+    claim_errors: Vec<f64>,
+    failures: Vec<String>,
+}
+
+fn report(figures: Figures) {
+    let Figures {
+        lines,
+        mut claim_errors,
+        failures,
+    } = figures;
+    for line in &lines {
         println!("{line}");
     }
     claim_errors.sort_by(f64::total_cmp);
@@ -302,7 +318,7 @@ fn report(lines: &[String], claim_errors: &mut [f64], failures: &[String]) {
 async fn default_plans_are_safe_and_their_claims_true_at_any_budget() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
-    let (mut lines, mut errors, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    let mut figures = Figures::default();
     for scale in [Scale::Small, Scale::Medium] {
         for seed in UNSEEN_SEEDS {
             check_default_plans(
@@ -311,14 +327,12 @@ async fn default_plans_are_safe_and_their_claims_true_at_any_budget() {
                 NoiseShape::Standard,
                 seed,
                 1.0 - 1e-9,
-                &mut lines,
-                &mut errors,
-                &mut failures,
+                &mut figures,
             )
             .await;
         }
     }
-    report(&lines, &mut errors, &failures);
+    report(figures);
 }
 
 /// The same on every other noise shape, on seeds held out from all tuning.
@@ -333,23 +347,13 @@ async fn default_plans_are_safe_and_their_claims_true_at_any_budget() {
 async fn default_plans_hold_on_noise_shapes_never_tuned_on() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
-    let (mut lines, mut errors, mut failures) = (Vec::new(), Vec::new(), Vec::new());
+    let mut figures = Figures::default();
     for noise in NoiseShape::ALL.into_iter().skip(1) {
         for scale in [Scale::Small, Scale::Medium] {
             for seed in &HELD_OUT_SEEDS[4..6] {
-                check_default_plans(
-                    &store,
-                    scale,
-                    noise,
-                    *seed,
-                    0.95,
-                    &mut lines,
-                    &mut errors,
-                    &mut failures,
-                )
-                .await;
+                check_default_plans(&store, scale, noise, *seed, 0.95, &mut figures).await;
             }
         }
     }
-    report(&lines, &mut errors, &failures);
+    report(figures);
 }
