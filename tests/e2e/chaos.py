@@ -335,6 +335,7 @@ def run(kills, seed, data):
             break
         time.sleep(0.1)
     figures["connector_last_run"] = last["status"] if last else None
+    figures["connector_sync"] = {"run_id": run_id, "last_run": last}
     figures["connector_orders"] = int(scalar(server, reader, "SELECT count(*) AS n FROM orders WHERE source = 'stripe'"))
     figures["connector_distinct_orders"] = int(scalar(
         server, reader, "SELECT count(DISTINCT order_id) AS n FROM orders WHERE source = 'stripe'"))

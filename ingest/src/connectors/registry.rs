@@ -83,7 +83,15 @@ pub struct ConnectorStatus {
 }
 
 /// Connectors syncing in this process.
-type Running = Arc<Mutex<HashSet<String>>>;
+type Running = Arc<Mutex<RunningSyncs>>;
+
+#[derive(Default)]
+struct RunningSyncs {
+    ids: HashSet<String>,
+    /// Bumped whenever a sync begins or ends, so that a reader of the run
+    /// journal can tell whether a sync began or ended while it read.
+    epoch: u64,
+}
 
 /// Takes a connector out of [`Running`] when its sync ends, however it ends.
 pub struct RunningGuard {
@@ -93,10 +101,9 @@ pub struct RunningGuard {
 
 impl Drop for RunningGuard {
     fn drop(&mut self) {
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&self.id);
+        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running.ids.remove(&self.id);
+        running.epoch += 1;
     }
 }
 
@@ -268,26 +275,49 @@ impl Connectors {
 
     /// The newest run; one left `running` by a process that is gone is
     /// reported as interrupted.
+    ///
+    /// A sync can end while the journal is read: its `running` record is
+    /// read, its end is not, and it is no longer running. So a run is
+    /// called interrupted only when no sync began or ended during the read;
+    /// after three unsettled reads it is reported as the journal has it.
     async fn last_run(&self, id: &str) -> Result<Option<Run>, SyncError> {
-        let mut run = RUNS
-            .latest::<Run>(&self.store, Some(id))
-            .await?
-            .remove(id)
-            .map(|(_, run)| run);
+        let mut settled = None;
+        for _ in 0..3 {
+            let before = self.running_state(id);
+            let run = RUNS
+                .latest::<Run>(&self.store, Some(id))
+                .await?
+                .remove(id)
+                .map(|(_, run)| run);
+            if self.running_state(id) == before {
+                settled = Some((run, before.1));
+                break;
+            }
+            settled = None;
+            if let Some(run) = run {
+                settled = Some((Some(run), true));
+            }
+        }
+        let Some((mut run, running)) = settled else {
+            return Ok(None);
+        };
         if let Some(run) = &mut run
             && run.status == RunStatus::Running
-            && !self.is_running(id)
+            && !running
         {
             run.status = RunStatus::Interrupted;
         }
         Ok(run)
     }
 
+    /// The epoch of the running set, and whether `id` is in it.
+    fn running_state(&self, id: &str) -> (u64, bool) {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        (running.epoch, running.ids.contains(id))
+    }
+
     fn is_running(&self, id: &str) -> bool {
-        self.running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(id)
+        self.running_state(id).1
     }
 
     /// Removes a connector: it is no longer listed, synced or opened. Its
@@ -330,13 +360,12 @@ impl Connectors {
         let plaintext = key.open(owner(&record.config).as_bytes(), sealed)?;
         let credentials: BTreeMap<String, String> = serde_json::from_slice(&plaintext)
             .map_err(|_| SyncError::Secret(crate::secrets::SecretError::Open))?;
-        if !self
-            .running
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id.to_string())
         {
-            return Err(SyncError::Busy(id.to_string()));
+            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+            if !running.ids.insert(id.to_string()) {
+                return Err(SyncError::Busy(id.to_string()));
+            }
+            running.epoch += 1;
         }
         let guard = RunningGuard {
             running: self.running.clone(),
