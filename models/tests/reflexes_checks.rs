@@ -192,12 +192,12 @@ async fn check_default_plans(
     let Figures {
         lines,
         claim_errors,
+        covered,
         failures,
     } = figures;
-    let config = ReflexesConfig {
-        bootstrap: 0,
-        ..ReflexesConfig::default()
-    };
+    // The defaults, bootstrap included: plans use it to judge whether a
+    // reallocation is worth making, and for their lift interval.
+    let config = ReflexesConfig::default();
     let mut generator = GeneratorConfig::new(seed, scale);
     generator.noise = noise;
     let (data, model) = fit_config(
@@ -234,9 +234,17 @@ async fn check_default_plans(
         let true_plan = true_of(&|r| r.recommended_spend);
         let claimed = made.summary.expected_recommended;
         claim_errors.push(claimed / true_plan - 1.0);
+        let true_lift = true_plan - true_today;
+        let (lower, upper) = made
+            .summary
+            .lift_lower
+            .zip(made.summary.lift_upper)
+            .expect("an interval with the default bootstrap");
+        covered.push(lower <= true_lift && true_lift <= upper);
         let line = format!(
             "{:>6} {noise:>13} seed {seed} ×{multiple}: spend {:.0} of {:.0}; true today \
-             {true_today:.1}, true plan {true_plan:.1}, claimed {claimed:.1}; {} warnings",
+             {true_today:.1}, true plan {true_plan:.1}, claimed {claimed:.1}; lift true \
+             {true_lift:+.1}, interval {lower:+.1} to {upper:+.1}; {} warnings",
             scale.as_str(),
             made.summary.recommended_spend,
             made.summary.total_budget,
@@ -291,6 +299,8 @@ async fn check_default_plans(
 struct Figures {
     lines: Vec<String>,
     claim_errors: Vec<f64>,
+    /// Whether each plan's 90% lift interval holds its true lift.
+    covered: Vec<bool>,
     failures: Vec<String>,
 }
 
@@ -298,6 +308,7 @@ fn report(figures: Figures) {
     let Figures {
         lines,
         mut claim_errors,
+        covered,
         failures,
     } = figures;
     for line in &lines {
@@ -305,11 +316,15 @@ fn report(figures: Figures) {
     }
     claim_errors.sort_by(f64::total_cmp);
     let median = claim_errors[claim_errors.len() / 2];
+    let share = covered.iter().filter(|&&c| c).count() as f64 / covered.len().max(1) as f64;
     println!(
-        "claimed / true - 1: median {median:+.3}, range {:+.3} to {:+.3}",
+        "claimed / true - 1: median {median:+.3}, range {:+.3} to {:+.3}; the 90% lift \
+         interval holds the true lift in {share:.2} of {} plans",
         claim_errors[0],
-        claim_errors[claim_errors.len() - 1]
+        claim_errors[claim_errors.len() - 1],
+        covered.len()
     );
+    assert!(share >= COVERAGE_FLOOR, "coverage {share}");
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(median.abs() <= 0.25, "{median}");
 }
@@ -339,10 +354,13 @@ async fn default_plans_are_safe_and_their_claims_true_at_any_budget() {
 ///
 /// Issue 19 asks that at today's budget the plan never does worse than
 /// today's allocation. On these seeds (measured 2026-12-04, before any
-/// change made for them) 14 of 16 cases meet that; two lose 0.5%
+/// change made for them) 14 of 16 cases met that; two lost 0.5%
 /// (overdispersed, small, 9005) and 2.8% (uneven, small, 9005), where the
-/// fitted curves overstate a small campaign's gain. The test holds the
-/// loss under 5% so it cannot grow; the gap is in the closing note.
+/// fitted curves overstate a small campaign's gain. With the channel prior
+/// and the confidence gate (2026-12-05) the uneven case keeps today's
+/// split; small heavy-tailed 9005 loses 0.3% and small overdispersed 9005
+/// 0.04%. The test holds the loss under 5% so it cannot grow; the gap is
+/// in the closing note.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_plans_hold_on_noise_shapes_never_tuned_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -357,3 +375,189 @@ async fn default_plans_hold_on_noise_shapes_never_tuned_on() {
     }
     report(figures);
 }
+
+/// One plan scored against the truth: what it claims, what it truly
+/// yields, and whether its 90% lift interval holds the true lift.
+struct Scored {
+    line: String,
+    claim_error: f64,
+    covered: Option<bool>,
+    /// The plan's true response over today's, at today's budget.
+    gain_at_today: Option<f64>,
+}
+
+/// Default plans of one generated tenant at 0.5, 1, 1.5 and 3 times
+/// today's budget, fitted with `config` (bootstrap on for intervals).
+async fn score_plans(
+    store: &Store,
+    config: &ReflexesConfig,
+    scale: Scale,
+    noise: NoiseShape,
+    seed: u64,
+) -> Vec<Scored> {
+    let mut generator = GeneratorConfig::new(seed, scale);
+    generator.noise = noise;
+    let tenant = format!("cov{}{noise}{seed}{}", scale.as_str(), config_tag(config));
+    let (data, model) = fit_config(store, config, &generator, &tenant.replace('_', "")).await;
+    let truth = truth_of(&data);
+    let today: f64 = model
+        .curves
+        .iter()
+        .filter(|c| c.entity_type == "campaign" && c.current_spend > 0.0)
+        .map(|c| c.current_spend)
+        .sum();
+    let mut out = Vec::new();
+    for multiple in [0.5, 1.0, 1.5, 3.0] {
+        let made = plan(
+            &model,
+            &PlanRequest {
+                entity_type: "campaign".into(),
+                objective: Objective::Conversions,
+                total_budget: today * multiple,
+                bounds: SpendBounds::default(),
+                entity_bounds: HashMap::new(),
+                target: None,
+            },
+        )
+        .unwrap();
+        let true_of = |spend: &dyn Fn(&gyrus_models::reflexes::model::PlanEntity) -> f64| {
+            made.entities
+                .iter()
+                .map(|r| true_curve(truth[r.entity_id.as_str()]).response(spend(r)))
+                .sum::<f64>()
+        };
+        let true_today = true_of(&|r| r.current_spend);
+        let true_plan = true_of(&|r| r.recommended_spend);
+        let s = &made.summary;
+        let true_lift = true_plan - true_today;
+        let covered = s
+            .lift_lower
+            .zip(s.lift_upper)
+            .map(|(lo, hi)| lo <= true_lift && true_lift <= hi);
+        out.push(Scored {
+            line: format!(
+                "{:>6} {noise:>13} seed {seed} ×{multiple}: today true {true_today:.1} \
+                 fitted {:.1}; plan true {true_plan:.1} claimed {:.1}; lift true \
+                 {true_lift:+.1} claimed {:+.1} interval {}",
+                scale.as_str(),
+                s.expected_current,
+                s.expected_recommended,
+                s.lift,
+                match (s.lift_lower, s.lift_upper) {
+                    (Some(lo), Some(hi)) => format!("{lo:+.1} to {hi:+.1}"),
+                    _ => "none".into(),
+                }
+            ),
+            claim_error: s.expected_recommended / true_plan - 1.0,
+            covered,
+            gain_at_today: (multiple == 1.0).then_some(true_plan / true_today - 1.0),
+        });
+    }
+    out
+}
+
+/// A tenant name part that keeps fits of different configs apart.
+fn config_tag(config: &ReflexesConfig) -> String {
+    format!(
+        "p{}b{}",
+        (config.curve_prior * 100.0) as u64,
+        config.bootstrap
+    )
+}
+
+/// Seeds, shapes and scales of a plan check, overridable for exploring
+/// (`GYRUS_CHECK_SEEDS=1,2`, `GYRUS_CHECK_SHAPES=standard,uneven`).
+fn check_cases(seeds: &[u64]) -> (Vec<u64>, Vec<NoiseShape>) {
+    let seeds = std::env::var("GYRUS_CHECK_SEEDS")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().parse().unwrap()).collect())
+        .unwrap_or_else(|| seeds.to_vec());
+    let shapes = std::env::var("GYRUS_CHECK_SHAPES")
+        .ok()
+        .map(|v| v.split(',').map(|s| s.trim().parse().unwrap()).collect())
+        .unwrap_or_else(|| NoiseShape::ALL.to_vec());
+    (seeds, shapes)
+}
+
+/// Claims, losses and interval coverage of default plans with the
+/// bootstrap on, every noise shape, small and medium tenants.
+async fn plan_figures(seeds: &[u64]) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+    let mut config = ReflexesConfig::default();
+    if let Ok(w) = std::env::var("GYRUS_CURVE_PRIOR") {
+        config.curve_prior = w.parse().unwrap();
+    }
+    let (seeds, shapes) = check_cases(seeds);
+    let (mut claims, mut covered, mut gains) = (Vec::new(), Vec::new(), Vec::new());
+    for noise in shapes {
+        for scale in [Scale::Small, Scale::Medium] {
+            for &seed in &seeds {
+                for s in score_plans(&store, &config, scale, noise, seed).await {
+                    println!("{}", s.line);
+                    claims.push(s.claim_error);
+                    covered.extend(s.covered);
+                    gains.extend(s.gain_at_today);
+                }
+            }
+        }
+    }
+    let share = covered.iter().filter(|&&c| c).count() as f64 / covered.len().max(1) as f64;
+    let mut sorted = claims.clone();
+    sorted.sort_by(f64::total_cmp);
+    println!(
+        "prior {}: {} plans; claimed / true − 1 median {:+.3} ({:+.3} to {:+.3}), within ±25% \
+         {:.2}; 90% lift interval covers the true lift in {:.2} of {}; at today's budget the \
+         plan loses in {} of {} (worst {:+.4}, median {:+.4})",
+        config.curve_prior,
+        claims.len(),
+        sorted[sorted.len() / 2],
+        sorted[0],
+        sorted[sorted.len() - 1],
+        claims.iter().filter(|e| e.abs() <= 0.25).count() as f64 / claims.len() as f64,
+        share,
+        covered.len(),
+        gains.iter().filter(|&&g| g < 0.0).count(),
+        gains.len(),
+        gains.iter().copied().fold(f64::INFINITY, f64::min),
+        median(gains.clone()),
+    );
+    (claims, covered, gains)
+}
+
+/// Explores on the tuning seeds (`--ignored`): every shape, seeds 1 to 3.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "an exploration on tuning seeds; minutes"]
+async fn plan_figures_on_tuning_seeds() {
+    plan_figures(&[1, 2, 3]).await;
+}
+
+/// Plans with the bootstrap on, every noise shape, on a seed held out
+/// from all tuning (9007; `GYRUS_CHECK_SEEDS` for more): claims close to
+/// the truth, no loss at today's budget, and the 90% lift interval's
+/// coverage of the true lift.
+///
+/// Issue 19 asks for coverage between 80% and 97%. Measured 2026-12-05:
+/// the residual bootstrap, even planning again in every replicate to
+/// allow for the optimiser's curse, covers the true lift in 0.42 of the
+/// plans on the tuning seeds and 0.15 to 0.38 on held-out ones, nearly
+/// always missing above it: the claimed gain of a reallocation is about
+/// twice the true one even on medium tenants, a bias the refits of one
+/// spend history cannot see. The test holds the coverage to what was
+/// measured so it cannot fall; the gap is in the closing note.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lift_intervals_on_a_seed_never_tuned_on() {
+    let (claims, covered, gains) = plan_figures(&HELD_OUT_SEEDS[6..7]).await;
+    let share = covered.iter().filter(|&&c| c).count() as f64 / covered.len() as f64;
+    assert_eq!(covered.len(), claims.len(), "every plan has an interval");
+    assert!(median(claims.clone()).abs() <= 0.25, "{claims:?}");
+    assert!(
+        claims.iter().all(|e| (-0.5..=1.0).contains(e)),
+        "{claims:?}"
+    );
+    assert!(gains.iter().all(|&g| g >= -0.05), "{gains:?}");
+    assert!(share >= COVERAGE_FLOOR, "coverage {share}");
+}
+
+/// The least coverage the lift intervals keep (see above).
+const COVERAGE_FLOOR: f64 = 0.1;

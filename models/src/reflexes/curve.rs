@@ -159,6 +159,44 @@ impl Bounded {
     }
 }
 
+/// What a curve's shape is drawn toward where its own history says
+/// little: the curve of its channel, as a Gaussian prior on the
+/// nonlinear parameters in the coordinates the fit searches (logits of
+/// θ, s and log K between their bounds). K is carried relative to spend
+/// (`ratio`: K in daily spend over the mean daily spend), so a campaign
+/// is drawn toward a scaled copy of its channel's curve, the one a
+/// pooled campaign gets.
+///
+/// A history whose spend moved only ±40% around one level cannot tell a
+/// steep S-curve from a gentle concave one; without a prior, noise picks
+/// between them and the plan chases it. With the prior, the data move a
+/// campaign away from its channel only as far as they show it differs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Prior {
+    pub adstock: f64,
+    /// Steady half-saturation (K · (1 − θ)) over mean daily spend.
+    pub ratio: f64,
+    pub shape: f64,
+    /// Precision in the fit's coordinates: the profile log-likelihood of
+    /// the history (Gaussian residuals) is penalised by
+    /// `weight / 2 · |z − z_prior|²`.
+    pub weight: f64,
+}
+
+impl Prior {
+    /// The prior a curve gives the curves of its parts: `mean_spend` is
+    /// the mean daily spend (over days with spend) it was fitted on.
+    pub fn of(curve: &ResponseCurve, mean_spend: f64, weight: f64) -> Option<Prior> {
+        let ratio = curve.steady_half_saturation() / mean_spend;
+        (ratio.is_finite() && ratio > 0.0 && weight > 0.0).then_some(Prior {
+            adstock: curve.adstock,
+            ratio,
+            shape: curve.shape,
+            weight,
+        })
+    }
+}
+
 /// Least squares of a response history given the nonlinear parameters.
 struct Squares<'a> {
     spend: &'a [f64],
@@ -168,6 +206,8 @@ struct Squares<'a> {
     norm: f64,
     /// The yearly demand controls per day; empty for short histories.
     wave: Vec<[f64; 2]>,
+    /// The prior's centre in search coordinates and its weight per day.
+    prior: Option<([f64; 3], f64)>,
 }
 
 /// A demand wave of one year, as two columns (sin, cos) per day: the
@@ -304,7 +344,15 @@ impl Squares<'_> {
 
     fn loss(&self, z: &[f64]) -> f64 {
         let (adstock, half_saturation, shape) = self.bounded.decode(z);
-        self.project(adstock, half_saturation, shape).sse / self.norm
+        let sse = self.project(adstock, half_saturation, shape).sse / self.norm;
+        match &self.prior {
+            None => sse,
+            // −2/n × the log posterior, up to a constant: ln SSE + λ/n |z − z₀|².
+            Some((centre, per_day)) => {
+                let distance: f64 = z.iter().zip(centre).map(|(a, b)| (a - b) * (a - b)).sum();
+                sse.max(1e-12).ln() + per_day * distance
+            }
+        }
     }
 
     fn curve(&self, z: &[f64]) -> (ResponseCurve, Linear) {
@@ -368,11 +416,13 @@ impl CurveFit {
 
 /// Fits a curve to daily spend and response (same length, adstock starting
 /// at 0 on the first day). `start` skips the grid and refines from a known
-/// curve (the bootstrap refits from the estimate).
+/// curve (the bootstrap refits from the estimate); `prior` draws the
+/// curve's shape toward another's (its channel's).
 pub fn fit_curve(
     spend: &[f64],
     response: &[f64],
     start: Option<&ResponseCurve>,
+    prior: Option<&Prior>,
 ) -> Result<CurveFit> {
     if spend.len() != response.len() || spend.len() < 14 {
         return Err(ModelError::Invalid(format!(
@@ -396,16 +446,25 @@ pub fn fit_curve(
     let scale = active.iter().sum::<f64>() / active.len() as f64;
     let mean = response.iter().sum::<f64>() / response.len() as f64;
     let tss: f64 = response.iter().map(|y| (y - mean) * (y - mean)).sum();
+    let bounded = Bounded { scale };
     let squares = Squares {
         spend,
         response,
-        bounded: Bounded { scale },
+        bounded,
         norm: tss.max(1e-12),
         wave: if spend.len() >= WAVE_DAYS {
             yearly_wave(spend.len())
         } else {
             Vec::new()
         },
+        prior: prior.map(|p| {
+            let adstock = p.adstock.clamp(0.0, MAX_ADSTOCK);
+            let half = p.ratio * scale / (1.0 - adstock);
+            (
+                bounded.encode(adstock, half, p.shape),
+                p.weight / spend.len() as f64,
+            )
+        }),
     };
     let z0 = match start {
         Some(c) => squares
@@ -432,9 +491,12 @@ pub fn fit_curve(
     })
 }
 
-/// The best point of a coarse grid over (θ, K, s).
+/// The best point of a coarse grid over (θ, K, s), and of the prior's centre.
 fn grid_start(squares: &Squares) -> Vec<f64> {
     let mut best = (f64::INFINITY, vec![0.0; 3]);
+    if let Some((centre, _)) = &squares.prior {
+        best = (squares.loss(centre), centre.to_vec());
+    }
     for adstock in [0.0, 0.15, 0.3, 0.45, 0.6, 0.75] {
         for shape in [0.7, 1.2, 1.8, 2.5] {
             for ratio in [0.3, 0.6, 1.0, 1.6, 2.5, 4.0] {
@@ -464,9 +526,14 @@ pub struct Holdout {
 }
 
 /// Scores a fit made on all but the last `days` days on those days.
-pub fn holdout(spend: &[f64], response: &[f64], days: usize) -> Result<Holdout> {
+pub fn holdout(
+    spend: &[f64],
+    response: &[f64],
+    days: usize,
+    prior: Option<&Prior>,
+) -> Result<Holdout> {
     let cut = spend.len().saturating_sub(days);
-    let fit = fit_curve(&spend[..cut], &response[..cut], None)?;
+    let fit = fit_curve(&spend[..cut], &response[..cut], None, prior)?;
     let predicted = &fit.fitted(spend)[cut..];
     let actual = &response[cut..];
     let mean = actual.iter().sum::<f64>() / actual.len().max(1) as f64;
@@ -500,6 +567,7 @@ pub fn bootstrap(
     spend: &[f64],
     response: &[f64],
     fit: &CurveFit,
+    prior: Option<&Prior>,
     replicates: usize,
     block: usize,
     seed: u64,
@@ -523,7 +591,7 @@ pub fn bootstrap(
             .zip(&resampled)
             .map(|(f, e)| (f + e).max(0.0))
             .collect();
-        if let Ok(refit) = fit_curve(spend, &y, Some(&fit.curve)) {
+        if let Ok(refit) = fit_curve(spend, &y, Some(&fit.curve), prior) {
             out.push(refit.curve);
         }
     }
@@ -585,7 +653,7 @@ mod tests {
     fn recovers_a_curve_from_noiseless_history() {
         let x = spend(365);
         let y = truth().predict(&x);
-        let fit = fit_curve(&x, &y, None).unwrap();
+        let fit = fit_curve(&x, &y, None, None).unwrap();
         assert!(fit.r2 > 0.999_999, "{fit:?}");
         let c = fit.curve;
         assert!((c.adstock - 0.4).abs() < 0.01, "{c:?}");
@@ -605,11 +673,11 @@ mod tests {
             .enumerate()
             .map(|(d, v)| v * (1.0 + 0.1 * ((d as f64 * 12.9898).sin() * 43_758.545).fract()))
             .collect();
-        let scored = holdout(&x, &y, 28).unwrap();
+        let scored = holdout(&x, &y, 28, None).unwrap();
         assert_eq!(scored.days, 28);
         assert!(scored.weekly_wape < 0.1, "{scored:?}");
-        let fit = fit_curve(&x, &y, None).unwrap();
-        let replicates = bootstrap(&x, &y, &fit, 20, 14, 7);
+        let fit = fit_curve(&x, &y, None, None).unwrap();
+        let replicates = bootstrap(&x, &y, &fit, None, 20, 14, 7);
         assert!(replicates.len() >= 18);
         let at: Vec<f64> = replicates.iter().map(|c| c.response(250.0)).collect();
         let (lo, hi) = at
@@ -621,10 +689,10 @@ mod tests {
 
     #[test]
     fn refuses_short_or_bad_histories() {
-        assert!(fit_curve(&[1.0; 5], &[1.0; 5], None).is_err());
-        assert!(fit_curve(&[0.0; 30], &[1.0; 30], None).is_err());
+        assert!(fit_curve(&[1.0; 5], &[1.0; 5], None, None).is_err());
+        assert!(fit_curve(&[0.0; 30], &[1.0; 30], None, None).is_err());
         let mut y = vec![1.0; 30];
         y[3] = f64::NAN;
-        assert!(fit_curve(&[1.0; 30], &y, None).is_err());
+        assert!(fit_curve(&[1.0; 30], &y, None, None).is_err());
     }
 }
