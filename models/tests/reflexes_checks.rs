@@ -24,8 +24,8 @@ use gyrus_models::oracle::data::load_series;
 use gyrus_models::reflexes::allocate::{Entity, Problem, allocate};
 use gyrus_models::reflexes::curve::ResponseCurve;
 use gyrus_models::reflexes::model::{
-    BoundSource, CurveSource, Objective, PlanRequest, ReflexesConfig, ReflexesModel, SpendBounds,
-    campaign_channels, default_plan, fit_tenant, plan,
+    BoundSource, CurveSource, Objective, Plan, PlanEntity, PlanRequest, ReflexesConfig,
+    ReflexesModel, SpendBounds, campaign_channels, default_plan, fit_tenant, plan,
 };
 
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=3;
@@ -171,6 +171,21 @@ async fn fitted_curves_and_plans_against_the_true_curves() {
     assert!(lift >= 0.5 * possible, "{lift} vs {possible}");
 }
 
+/// The true response of a plan's entities at today's spend and at the
+/// recommended spend.
+fn true_responses(made: &Plan, truth: &HashMap<&str, &CampaignTruth>) -> (f64, f64) {
+    let true_of = |spend: &dyn Fn(&PlanEntity) -> f64| {
+        made.entities
+            .iter()
+            .map(|r| true_curve(truth[r.entity_id.as_str()]).response(spend(r)))
+            .sum::<f64>()
+    };
+    (
+        true_of(&|r| r.current_spend),
+        true_of(&|r| r.recommended_spend),
+    )
+}
+
 /// Seeds fixed before the trust region was built and never used to tune
 /// it (the curve fit was tuned on `SEEDS`).
 const UNSEEN_SEEDS: [u64; 2] = [101, 202];
@@ -224,14 +239,7 @@ async fn check_default_plans(
             target: None,
         };
         let made = plan(&model, &request(SpendBounds::default())).unwrap();
-        let true_of = |spend: &dyn Fn(&gyrus_models::reflexes::model::PlanEntity) -> f64| {
-            made.entities
-                .iter()
-                .map(|r| true_curve(truth[r.entity_id.as_str()]).response(spend(r)))
-                .sum::<f64>()
-        };
-        let true_today = true_of(&|r| r.current_spend);
-        let true_plan = true_of(&|r| r.recommended_spend);
+        let (true_today, true_plan) = true_responses(&made, &truth);
         let claimed = made.summary.expected_recommended;
         claim_errors.push(claimed / true_plan - 1.0);
         let true_lift = true_plan - true_today;
@@ -420,14 +428,7 @@ async fn score_plans(
             },
         )
         .unwrap();
-        let true_of = |spend: &dyn Fn(&gyrus_models::reflexes::model::PlanEntity) -> f64| {
-            made.entities
-                .iter()
-                .map(|r| true_curve(truth[r.entity_id.as_str()]).response(spend(r)))
-                .sum::<f64>()
-        };
-        let true_today = true_of(&|r| r.current_spend);
-        let true_plan = true_of(&|r| r.recommended_spend);
+        let (true_today, true_plan) = true_responses(&made, &truth);
         let s = &made.summary;
         let true_lift = true_plan - true_today;
         let covered = s

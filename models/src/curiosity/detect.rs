@@ -968,11 +968,11 @@ pub fn ratio_anomalies(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// Weekly data with multiplicative noise, deterministic.
-    fn weekly(n: usize, level: f64, seed: u64) -> Vec<f64> {
+    pub(crate) fn weekly(n: usize, level: f64, seed: u64) -> Vec<f64> {
         let shape = [1.1, 1.2, 1.15, 1.1, 1.0, 0.7, 0.75];
         let mut state = seed;
         (0..n)

@@ -137,18 +137,7 @@ pub fn injection_check(
 mod tests {
     use super::*;
 
-    fn weekly(n: usize, level: f64, seed: u64) -> Vec<f64> {
-        let mut state = seed;
-        (0..n)
-            .map(|t| {
-                state = state
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                let u = (state >> 11) as f64 / (1u64 << 53) as f64;
-                level * [1.1, 1.2, 1.15, 1.1, 1.0, 0.7, 0.75][t % 7] * (1.0 + 0.2 * (u - 0.5))
-            })
-            .collect()
-    }
+    use crate::curiosity::detect::tests::weekly;
 
     #[test]
     fn clean_series_hear_everything_and_swamped_ones_do_not() {

@@ -715,17 +715,11 @@ pub fn plan(model: &ReflexesModel, request: &PlanRequest) -> Result<Plan> {
         .zip(&problem.entities)
         .map(|(c, e)| (c.current_spend * ratio).clamp(e.lower, e.upper.max(e.lower)))
         .collect();
+    let refits = Refits::of(&curves, &problem, request.objective);
     let mut kept_split = false;
     if efficiency.is_none()
         && split.iter().sum::<f64>() <= request.total_budget * (1.0 + 1e-9)
-        && let Some(errors) = claim_errors(
-            &curves,
-            &problem,
-            &split,
-            &allocation.spend,
-            request.objective,
-            true,
-        )
+        && let Some(errors) = refits.claim_errors(&problem, &split, &allocation.spend, true)
     {
         let gain = lift(&problem, &split, &allocation.spend);
         if gain - quantile(&errors, 0.95) <= 0.0 {
@@ -773,22 +767,16 @@ pub fn plan(model: &ReflexesModel, request: &PlanRequest) -> Result<Plan> {
         sum(&|r| r.expected_recommended),
     );
     let current: Vec<f64> = rows.iter().map(|r| r.current_spend).collect();
-    let (lift_lower, lift_upper) = claim_errors(
-        &curves,
-        &problem,
-        &current,
-        &allocation.spend,
-        request.objective,
-        !kept_split,
-    )
-    .map(|errors| {
-        let claimed = lift(&problem, &current, &allocation.spend);
-        (
-            Some(claimed - quantile(&errors, 0.95)),
-            Some(claimed - quantile(&errors, 0.05)),
-        )
-    })
-    .unwrap_or((None, None));
+    let (lift_lower, lift_upper) = refits
+        .claim_errors(&problem, &current, &allocation.spend, !kept_split)
+        .map(|errors| {
+            let claimed = lift(&problem, &current, &allocation.spend);
+            (
+                Some(claimed - quantile(&errors, 0.95)),
+                Some(claimed - quantile(&errors, 0.05)),
+            )
+        })
+        .unwrap_or((None, None));
     let summary = PlanSummary {
         objective: request.objective,
         total_budget: request.total_budget,
@@ -871,57 +859,79 @@ fn quantile(sorted: &[f64], q: f64) -> f64 {
     sorted[((sorted.len() - 1) as f64 * q).round() as usize]
 }
 
-/// How far the claimed gain of a plan over `from` may be from its true
-/// gain, by the bootstrap refits (sorted; `None` with fewer than 10).
-///
-/// Each replicate plays the truth's part for the fitted curves. With
-/// `replan`, the plan is made again from the replicate's curves (within
-/// the same bounds) and the replicate's claim for its own plan is compared
-/// with what that plan gains under the fitted curves: the spread of these
-/// errors includes the optimiser's curse (a plan goes where noise made a
-/// curve look good). Without, the replicates judge `plan` itself. A 90%
-/// interval of the true gain is the claimed gain less the errors' 95th
-/// and 5th percentiles.
-fn claim_errors(
-    curves: &[&EntityCurves],
-    problem: &Problem,
-    from: &[f64],
-    plan: &[f64],
-    objective: Objective,
-    replan: bool,
-) -> Option<Vec<f64>> {
-    let replicates = curves
-        .iter()
-        .map(|c| c.curve(objective).replicates.len())
-        .max()
-        .unwrap_or(0);
-    if replicates < 10 {
-        return None;
+/// The bootstrap refits of a plan's entities, replicate by replicate:
+/// each one's curves and the plan it makes itself (within the same
+/// bounds), made once and read by the gate and the interval.
+struct Refits(Vec<(Vec<ResponseCurve>, Option<Vec<f64>>)>);
+
+impl Refits {
+    /// Empty with fewer than 10 refits.
+    fn of(curves: &[&EntityCurves], problem: &Problem, objective: Objective) -> Refits {
+        let replicates = curves
+            .iter()
+            .map(|c| c.curve(objective).replicates.len())
+            .max()
+            .unwrap_or(0);
+        if replicates < 10 {
+            return Refits(Vec::new());
+        }
+        Refits(
+            (0..replicates)
+                .into_par_iter()
+                .map(|b| {
+                    let mut again = problem.clone();
+                    for (e, c) in again.entities.iter_mut().zip(curves) {
+                        let f = c.curve(objective);
+                        e.curve = *f
+                            .replicates
+                            .get(b % f.replicates.len().max(1))
+                            .unwrap_or(&f.curve);
+                    }
+                    let spend = allocate(&again).ok().map(|a| a.spend);
+                    (again.entities.into_iter().map(|e| e.curve).collect(), spend)
+                })
+                .collect(),
+        )
     }
-    let mut errors: Vec<f64> = (0..replicates)
-        .into_par_iter()
-        .filter_map(|b| {
-            let mut again = problem.clone();
-            for (e, c) in again.entities.iter_mut().zip(curves) {
-                let f = c.curve(objective);
-                e.curve = *f
-                    .replicates
-                    .get(b % f.replicates.len().max(1))
-                    .unwrap_or(&f.curve);
-            }
-            let spend = if replan {
-                allocate(&again).ok()?.spend
-            } else {
-                plan.to_vec()
-            };
-            Some(lift(&again, from, &spend) - lift(problem, from, &spend))
-        })
-        .collect();
-    if errors.len() < 10 {
-        return None;
+
+    /// How far the claimed gain of `plan` over `from` may be from its true
+    /// gain (sorted; `None` with fewer than 10).
+    ///
+    /// Each replicate plays the truth's part for the fitted curves. With
+    /// `replan`, the replicate's claim for its own plan is compared with
+    /// what that plan gains under the fitted curves: the spread of these
+    /// errors includes the optimiser's curse (a plan goes where noise made
+    /// a curve look good). Without, the replicates judge `plan` itself. A
+    /// 90% interval of the true gain is the claimed gain less the errors'
+    /// 95th and 5th percentiles.
+    fn claim_errors(
+        &self,
+        problem: &Problem,
+        from: &[f64],
+        plan: &[f64],
+        replan: bool,
+    ) -> Option<Vec<f64>> {
+        let gain = |curves: &[ResponseCurve], spend: &[f64]| -> f64 {
+            curves
+                .iter()
+                .zip(from.iter().zip(spend))
+                .map(|(c, (&a, &b))| c.response(b) - c.response(a))
+                .sum()
+        };
+        let mut errors: Vec<f64> = self
+            .0
+            .iter()
+            .filter_map(|(curves, own)| {
+                let spend = if replan { own.as_deref()? } else { plan };
+                Some(gain(curves, spend) - lift(problem, from, spend))
+            })
+            .collect();
+        if errors.len() < 10 {
+            return None;
+        }
+        errors.sort_by(f64::total_cmp);
+        Some(errors)
     }
-    errors.sort_by(f64::total_cmp);
-    Some(errors)
 }
 
 /// An allocation of fixed spend (a plan that keeps today's split).
