@@ -23,6 +23,7 @@
 
 pub mod auth;
 pub mod ingest;
+pub mod linger;
 pub mod metadata;
 pub mod prepared;
 pub mod queries;

@@ -7,12 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use arrow_flight::flight_service_server::FlightServiceServer;
+use futures::StreamExt;
 use gyrus_engine::Store;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 
+use crate::linger::Lingering;
 use crate::schema::GyrusFlightService;
 use crate::service::{GyrusFlightSql, ServiceConfig};
 
@@ -121,7 +123,9 @@ pub async fn serve_on(
     }
 
     let (signalled, mut on_signal) = watch::channel(false);
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let incoming = TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .map(|accepted| accepted.map(Lingering::new));
     let server = builder
         .add_service(service)
         .serve_with_incoming_shutdown(incoming, async move {
