@@ -80,6 +80,8 @@ pub const BACKGROUND_NICE: i32 = 10;
 struct Lanes {
     /// Per lane, the runtime at normal priority and the background one.
     runtimes: [[OnceLock<std::io::Result<Runtime>>; 2]; LANES],
+    /// Per lane and priority, the Rayon pool of [`Lane::compute`].
+    pools: [[OnceLock<std::result::Result<rayon::ThreadPool, String>>; 2]; LANES],
     claims: Mutex<Claims>,
 }
 
@@ -93,6 +95,7 @@ struct Claims {
 
 static LANES_: LazyLock<Lanes> = LazyLock::new(|| Lanes {
     runtimes: std::array::from_fn(|_| [OnceLock::new(), OnceLock::new()]),
+    pools: std::array::from_fn(|_| [OnceLock::new(), OnceLock::new()]),
     claims: Mutex::new(Claims::default()),
 });
 
@@ -125,6 +128,27 @@ fn runtime(lane: usize, background: bool) -> Result<&'static Runtime> {
         })
         .as_ref()
         .map_err(|e| EngineError::Internal(format!("cannot start the query runtime: {e}")))
+}
+
+fn pool(lane: usize, background: bool) -> Result<&'static rayon::ThreadPool> {
+    LANES_.pools[lane][usize::from(background)]
+        .get_or_init(|| {
+            let mut builder = rayon::ThreadPoolBuilder::new()
+                .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .thread_name(move |i| {
+                    if background {
+                        format!("gyrus-compute-{lane}b-{i}")
+                    } else {
+                        format!("gyrus-compute-{lane}-{i}")
+                    }
+                });
+            if background {
+                builder = builder.start_handler(|_| lower_priority());
+            }
+            builder.build().map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(|e| EngineError::Internal(format!("cannot start the compute pool: {e}")))
 }
 
 /// Gives the calling thread the background priority. On Linux the nice
@@ -215,18 +239,32 @@ impl Lane {
         });
         async move {
             let mut task = spawned?;
-            match (&mut task.0).await {
-                Ok(value) => Ok(value),
-                Err(err) if err.is_panic() => {
-                    let message = panic_message(err.into_panic());
-                    tracing::error!(panic = %message, "a query panicked");
-                    Err(EngineError::Internal(format!(
-                        "the query failed: {message}"
-                    )))
-                }
-                Err(_) => Err(EngineError::Internal("the query was aborted".into())),
-            }
+            joined((&mut task.0).await, "query")
         }
+    }
+
+    /// Runs the CPU-bound `work` (which may use Rayon: its parallel
+    /// iterators run on this lane's own pool, at this lane's priority) and
+    /// waits for it. Unlike [`Lane::offload`], dropping the future cannot
+    /// stop work that never yields: `work` must bound itself (a deadline
+    /// it checks). A panic in it is an [`EngineError::Internal`].
+    pub fn compute<F, T>(
+        &self,
+        work: F,
+    ) -> impl Future<Output = Result<T>> + Send + 'static + use<F, T>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        let hold = self.clone();
+        let spawned = self.runtime().and_then(|runtime| {
+            let pool = pool(self.0.lane, self.0.background)?;
+            Ok(runtime.spawn_blocking(move || {
+                let _hold = hold;
+                pool.install(work)
+            }))
+        });
+        async move { joined(spawned?.await, "computation") }
     }
 
     /// Executes `plan` on this lane; its batches come through a small
@@ -296,6 +334,22 @@ impl<T> Drop for AbortOnDrop<T> {
     }
 }
 
+/// The outcome of a task of this module: a panic in it or its abort is an
+/// error of that one `what` (query, computation).
+fn joined<T>(outcome: std::result::Result<T, tokio::task::JoinError>, what: &str) -> Result<T> {
+    match outcome {
+        Ok(value) => Ok(value),
+        Err(err) if err.is_panic() => {
+            let message = panic_message(err.into_panic());
+            tracing::error!(panic = %message, "a {what} panicked");
+            Err(EngineError::Internal(format!(
+                "the {what} failed: {message}"
+            )))
+        }
+        Err(_) => Err(EngineError::Internal(format!("the {what} was aborted"))),
+    }
+}
+
 /// The message of a caught panic's payload (`"panic"` if it has none).
 pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
     payload
@@ -355,6 +409,51 @@ mod tests {
         drop(tokio::time::timeout(std::time::Duration::from_millis(20), waiting).await);
         let closed = tokio::time::timeout(std::time::Duration::from_secs(5), &mut rx).await;
         assert!(matches!(closed, Ok(Err(_))), "{closed:?}");
+    }
+
+    #[tokio::test]
+    async fn computations_run_on_the_lanes_pool_at_its_priority() {
+        use rayon::prelude::*;
+        let first = Lane::of(&tenant("compute-acme"));
+        let second = Lane::of(&tenant("compute-acme"));
+        let names = |lane: &Lane| {
+            lane.compute(|| {
+                (0..64)
+                    .into_par_iter()
+                    .map(|_| std::thread::current().name().map(str::to_string))
+                    .collect::<Vec<_>>()
+            })
+        };
+        let index = first.index();
+        for name in names(&first).await.unwrap() {
+            let name = name.unwrap();
+            assert!(
+                name.starts_with(&format!("gyrus-compute-{index}-")),
+                "{name}"
+            );
+        }
+        for name in names(&second).await.unwrap() {
+            let name = name.unwrap();
+            assert!(
+                name.starts_with(&format!("gyrus-compute-{index}b-")),
+                "{name}"
+            );
+        }
+        let nice = second
+            // SAFETY: reads the calling thread's nice value.
+            .compute(|| {
+                rayon::join(
+                    || unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) },
+                    || (),
+                )
+                .0
+            })
+            .await
+            .unwrap();
+        assert!(nice >= BACKGROUND_NICE, "nice {nice}");
+        let err = first.compute(|| panic!("boom")).await.unwrap_err();
+        assert!(err.to_string().contains("boom"), "{err}");
+        assert_eq!(first.compute(|| 6 * 7).await.unwrap(), 42);
     }
 
     #[test]

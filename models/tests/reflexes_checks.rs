@@ -25,7 +25,7 @@ use gyrus_models::reflexes::allocate::{Entity, Problem, allocate};
 use gyrus_models::reflexes::curve::ResponseCurve;
 use gyrus_models::reflexes::model::{
     BoundSource, CurveSource, Objective, Plan, PlanEntity, PlanRequest, ReflexesConfig,
-    ReflexesModel, SpendBounds, campaign_channels, default_plan, fit_tenant, plan,
+    ReflexesModel, SpendBounds, campaign_channels, default_plan, fit_tenant, plan, plan_until,
 };
 
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=3;
@@ -74,6 +74,16 @@ fn truth_of(data: &Dataset) -> HashMap<&str, &CampaignTruth> {
         .iter()
         .map(|c| (c.campaign_id.as_str(), c))
         .collect()
+}
+
+/// Today's daily spend over the campaigns that are spending.
+fn today_spend(model: &ReflexesModel) -> f64 {
+    model
+        .curves
+        .iter()
+        .filter(|c| c.entity_type == "campaign" && c.current_spend > 0.0)
+        .map(|c| c.current_spend)
+        .sum()
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -223,12 +233,7 @@ async fn check_default_plans(
     )
     .await;
     let truth = truth_of(&data);
-    let today: f64 = model
-        .curves
-        .iter()
-        .filter(|c| c.entity_type == "campaign" && c.current_spend > 0.0)
-        .map(|c| c.current_spend)
-        .sum();
+    let today = today_spend(&model);
     for multiple in [0.5, 1.0, 1.5, 3.0] {
         let request = |bounds: SpendBounds| PlanRequest {
             entity_type: "campaign".into(),
@@ -365,10 +370,9 @@ async fn default_plans_are_safe_and_their_claims_true_at_any_budget() {
 /// change made for them) 14 of 16 cases met that; two lost 0.5%
 /// (overdispersed, small, 9005) and 2.8% (uneven, small, 9005), where the
 /// fitted curves overstate a small campaign's gain. With the channel prior
-/// and the confidence gate (2026-12-05) the uneven case keeps today's
-/// split; small heavy-tailed 9005 loses 0.3% and small overdispersed 9005
-/// 0.04%. The test holds the loss under 5% so it cannot grow; the gap is
-/// in the closing note.
+/// and the confidence gate (2026-12-05) one still lost 0.3%; with curves
+/// through the origin and a generic prior on the channels' (later that
+/// day) none does (the least gain is +0.13%), and the test holds that.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_plans_hold_on_noise_shapes_never_tuned_on() {
     let dir = tempfile::tempdir().unwrap();
@@ -377,7 +381,7 @@ async fn default_plans_hold_on_noise_shapes_never_tuned_on() {
     for noise in NoiseShape::ALL.into_iter().skip(1) {
         for scale in [Scale::Small, Scale::Medium] {
             for seed in &HELD_OUT_SEEDS[4..6] {
-                check_default_plans(&store, scale, noise, *seed, 0.95, &mut figures).await;
+                check_default_plans(&store, scale, noise, *seed, 1.0 - 1e-9, &mut figures).await;
             }
         }
     }
@@ -408,12 +412,7 @@ async fn score_plans(
     let tenant = format!("cov{}{noise}{seed}{}", scale.as_str(), config_tag(config));
     let (data, model) = fit_config(store, config, &generator, &tenant.replace('_', "")).await;
     let truth = truth_of(&data);
-    let today: f64 = model
-        .curves
-        .iter()
-        .filter(|c| c.entity_type == "campaign" && c.current_spend > 0.0)
-        .map(|c| c.current_spend)
-        .sum();
+    let today = today_spend(&model);
     let mut out = Vec::new();
     for multiple in [0.5, 1.0, 1.5, 3.0] {
         let made = plan(
@@ -460,8 +459,9 @@ async fn score_plans(
 /// A tenant name part that keeps fits of different configs apart.
 fn config_tag(config: &ReflexesConfig) -> String {
     format!(
-        "p{}b{}",
+        "p{}c{}b{}",
         (config.curve_prior * 100.0) as u64,
+        (config.channel_prior * 100.0) as u64,
         config.bootstrap
     )
 }
@@ -489,6 +489,9 @@ async fn plan_figures(seeds: &[u64]) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
     if let Ok(w) = std::env::var("GYRUS_CURVE_PRIOR") {
         config.curve_prior = w.parse().unwrap();
     }
+    if let Ok(w) = std::env::var("GYRUS_CHANNEL_PRIOR") {
+        config.channel_prior = w.parse().unwrap();
+    }
     let (seeds, shapes) = check_cases(seeds);
     let (mut claims, mut covered, mut gains) = (Vec::new(), Vec::new(), Vec::new());
     for noise in shapes {
@@ -507,10 +510,11 @@ async fn plan_figures(seeds: &[u64]) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
     let mut sorted = claims.clone();
     sorted.sort_by(f64::total_cmp);
     println!(
-        "prior {}: {} plans; claimed / true − 1 median {:+.3} ({:+.3} to {:+.3}), within ±25% \
+        "prior {} (channels {}): {} plans; claimed / true − 1 median {:+.3} ({:+.3} to {:+.3}), within ±25% \
          {:.2}; 90% lift interval covers the true lift in {:.2} of {}; at today's budget the \
          plan loses in {} of {} (worst {:+.4}, median {:+.4})",
         config.curve_prior,
+        config.channel_prior,
         claims.len(),
         sorted[sorted.len() / 2],
         sorted[0],
@@ -539,12 +543,12 @@ async fn plan_figures_on_tuning_seeds() {
 /// coverage of the true lift.
 ///
 /// Issue 19 asks for coverage between 80% and 97%. Measured 2026-12-05:
-/// the residual bootstrap, even planning again in every replicate to
-/// allow for the optimiser's curse, covers the true lift in 0.42 of the
-/// plans on the tuning seeds and 0.15 to 0.38 on held-out ones, nearly
-/// always missing above it: the claimed gain of a reallocation is about
-/// twice the true one even on medium tenants, a bias the refits of one
-/// spend history cannot see. The test holds the coverage to what was
+/// 0.23 on the held-out plans with the first interval that plans again;
+/// 0.43 with curves through the origin, a generic prior on the channels'
+/// and refits that draw their prior's centre too; on this seed 0.25.
+/// The refits' spread of a campaign's marginal return is about half its
+/// true error (`slope_errors_against_the_bootstrap_spread`), so the
+/// intervals are too narrow. The test holds the coverage to what was
 /// measured so it cannot fall; the gap is in the closing note.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lift_intervals_on_a_seed_never_tuned_on() {
@@ -556,9 +560,136 @@ async fn lift_intervals_on_a_seed_never_tuned_on() {
         claims.iter().all(|e| (-0.5..=1.0).contains(e)),
         "{claims:?}"
     );
-    assert!(gains.iter().all(|&g| g >= -0.05), "{gains:?}");
+    assert!(gains.iter().all(|&g| g >= -1e-9), "{gains:?}");
     assert!(share >= COVERAGE_FLOOR, "coverage {share}");
 }
 
 /// The least coverage the lift intervals keep (see above).
-const COVERAGE_FLOOR: f64 = 0.1;
+const COVERAGE_FLOOR: f64 = 0.2;
+
+/// A plan whose bootstrap cannot finish before its deadline still comes,
+/// the same allocation's claim, without an interval and saying why; with
+/// time, the same request gets its interval.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_past_its_deadline_comes_without_its_interval_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+    let config = ReflexesConfig::default();
+    let (_, model) = fit_generated(&store, &config, Scale::Small, 1, "deadline").await;
+    let today = today_spend(&model);
+    let request = PlanRequest {
+        entity_type: "campaign".into(),
+        objective: Objective::Conversions,
+        total_budget: today * 1.5,
+        bounds: SpendBounds::default(),
+        entity_bounds: HashMap::new(),
+        target: None,
+    };
+    let late = plan_until(&model, &request, Some(std::time::Instant::now())).unwrap();
+    assert_eq!(
+        (late.summary.lift_lower, late.summary.lift_upper),
+        (None, None)
+    );
+    assert!(
+        late.summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("time limit")),
+        "{:?}",
+        late.summary.warnings
+    );
+    let timely = plan_until(
+        &model,
+        &request,
+        Some(std::time::Instant::now() + std::time::Duration::from_secs(600)),
+    )
+    .unwrap();
+    assert!(timely.summary.lift_lower.is_some() && timely.summary.lift_upper.is_some());
+    assert!(
+        !timely
+            .summary
+            .warnings
+            .iter()
+            .any(|w| w.contains("time limit"))
+    );
+    assert!(late.summary.expected_recommended > 0.0);
+}
+
+/// Explores (`--ignored`): per fitted campaign, the marginal return at
+/// current spend — true, fitted, and the bootstrap refits' spread — and the
+/// response at 0.7× and 1.3×, to see whether the refits' spread accounts
+/// for the fits' errors.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "an exploration on tuning seeds"]
+async fn slope_errors_against_the_bootstrap_spread() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+    let config = ReflexesConfig::default();
+    let (seeds, shapes) = check_cases(&[1]);
+    let mut z = Vec::new();
+    let mut rel = Vec::new();
+    let (mut lo_f, mut lo_t, mut hi_f, mut hi_t) = (0.0, 0.0, 0.0, 0.0);
+    for noise in shapes {
+        for &seed in &seeds {
+            let mut generator = GeneratorConfig::new(seed, Scale::Medium);
+            generator.noise = noise;
+            let (data, model) = fit_config(
+                &store,
+                &config,
+                &generator,
+                &format!("slope{noise}{seed}").replace('_', ""),
+            )
+            .await;
+            let truth = truth_of(&data);
+            for c in model.curves.iter().filter(|c| {
+                c.entity_type == "campaign"
+                    && c.current_spend > 0.0
+                    && c.conversions.source == CurveSource::Fitted
+            }) {
+                let t = true_curve(truth[c.entity_id.as_str()]);
+                let x = c.current_spend;
+                let f = &c.conversions;
+                let reps: Vec<f64> = f.replicates.iter().map(|r| r.marginal(x)).collect();
+                let mean = reps.iter().sum::<f64>() / reps.len() as f64;
+                let sd = (reps.iter().map(|m| (m - mean) * (m - mean)).sum::<f64>()
+                    / (reps.len() as f64 - 1.0))
+                    .sqrt();
+                let err = f.curve.marginal(x) - t.marginal(x);
+                z.push(err / sd);
+                rel.push(f.curve.marginal(x) / t.marginal(x) - 1.0);
+                lo_f += f.curve.response(x) - f.curve.response(0.7 * x);
+                lo_t += t.response(x) - t.response(0.7 * x);
+                hi_f += f.curve.response(1.3 * x) - f.curve.response(x);
+                hi_t += t.response(1.3 * x) - t.response(x);
+                println!(
+                    "{noise} {seed} {}: marginal true {:.4} fitted {:.4} refits sd {:.4} (z {:+.2}); shape true {:.2} fitted {:.2}; K/x true {:.2} fitted {:.2}; adstock {:.2} {:.2}; baseline {:.2} of {:.2}",
+                    c.entity_id,
+                    t.marginal(x),
+                    f.curve.marginal(x),
+                    sd,
+                    err / sd,
+                    t.shape,
+                    f.curve.shape,
+                    t.steady_half_saturation() / x,
+                    f.curve.steady_half_saturation() / x,
+                    t.adstock,
+                    f.curve.adstock,
+                    f.curve.baseline,
+                    f.curve.response(x),
+                );
+            }
+        }
+    }
+    let n = z.len() as f64;
+    let within = |k: f64| z.iter().filter(|v| v.abs() <= k).count() as f64 / n;
+    println!(
+        "{n} campaigns: |z| ≤ 1.64 in {:.2} (0.90 if the refits' spread were right), ≤ 1 in {:.2}; \
+         median z {:+.2}; marginal fitted/true − 1 median {:+.3}, median |.| {:.3}; \
+         drop to 0.7×: fitted {lo_f:.1} true {lo_t:.1}; gain to 1.3×: fitted {hi_f:.1} true {hi_t:.1}",
+        within(1.645),
+        within(1.0),
+        median(z.clone()),
+        median(rel.clone()),
+        median(rel.iter().map(|v| v.abs()).collect()),
+    );
+}

@@ -2,6 +2,7 @@
 //! Thompson-sampling traffic splits, and pacing against a plan.
 
 use std::collections::HashMap;
+use std::time::Instant;
 
 use axum::Json;
 use axum::body::Bytes;
@@ -9,12 +10,13 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use chrono::{NaiveDate, Utc};
+use gyrus_engine::exec::Lane;
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::{Role, WriteRequest};
 use gyrus_models::hash::fnv1a;
 use gyrus_models::reflexes::bandit::{self, Arm, Evidence};
 use gyrus_models::reflexes::model::{
-    Objective, PlanEntity, PlanRequest, SpendBounds, Target, new_plan_id, plan, plan_rows,
+    Objective, PlanEntity, PlanRequest, SpendBounds, Target, new_plan_id, plan_rows, plan_until,
 };
 use gyrus_models::reflexes::pacing::{Pacing, PacingRequest, pacing as pace};
 use serde::{Deserialize, Serialize};
@@ -182,7 +184,25 @@ pub async fn budget(
     }
     let request = plan_request(&body)?;
     let served = state.reflexes.get(&caller.tenant).await?;
-    let made = plan(&served.model, &request)?;
+    // Planning is CPU work (an allocation per bootstrap refit: seconds for
+    // thousands of entities): on the tenant's lane and its pool, off the
+    // async threads. The bootstrap is given up at half the time limit (a
+    // plan then comes without its interval, and says so), which leaves the
+    // other half for the allocations already running.
+    let limit = state.config.limits.timeout;
+    let deadline = Instant::now() + limit / 2;
+    let model = served.clone();
+    let planned = request.clone();
+    let made = within_time_limit(
+        limit,
+        Lane::of(&caller.tenant)
+            .compute(move || plan_until(&model.model, &planned, Some(deadline))),
+    )
+    .await?
+    .map_err(|e| {
+        tracing::error!(error = %e, "budget plan task failed");
+        Problem::internal()
+    })??;
     let created_at = Utc::now();
     let plan_id = new_plan_id(created_at);
     let model_version = served.entry.version_label();

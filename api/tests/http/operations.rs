@@ -90,20 +90,7 @@ async fn one_tenant_holding_its_slots_leaves_others_theirs() {
     );
     assert_eq!(refused.retry_after, Some(1));
     // globex still gets its answer, and health still answers.
-    let other = call(
-        &api.app,
-        sql(
-            &api.globex,
-            "application/json",
-            json!({"sql": "SELECT 1 AS one"}),
-        ),
-    )
-    .await;
-    assert_eq!(other.status, StatusCode::OK);
-    assert_eq!(
-        call(&api.app, get("/healthz", None)).await.status,
-        StatusCode::OK
-    );
+    others_are_served(&api).await;
     drop(held);
     let after = call(&api.app, sql(&api.reader, "text/csv", query)).await;
     assert_eq!(after.status, StatusCode::OK);

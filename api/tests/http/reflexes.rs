@@ -16,7 +16,16 @@ use crate::support::*;
 /// The test API with acme's synthetic data (small), REFLEXES trained. Its
 /// caches never wait: the test retrains behind the API's back.
 async fn trained() -> Api {
-    let api = api(|c| c.catalog_max_age = std::time::Duration::ZERO).await;
+    trained_with(|_| {}).await
+}
+
+/// [`trained`], with more settings of the API's.
+async fn trained_with(configure: impl FnOnce(&mut gyrus_api::ApiConfig)) -> Api {
+    let api = api(|c| {
+        c.catalog_max_age = std::time::Duration::ZERO;
+        configure(c);
+    })
+    .await;
     let acme = TenantId::new("acme").unwrap();
     generate(&GeneratorConfig::for_tenant("acme", Scale::Small))
         .load(&api.state.store, &acme, |_| {})
@@ -100,14 +109,14 @@ async fn budget_plans_keep_bounds_targets_and_roles() {
         &api,
         &api.reader,
         path,
-        json!({"total_budget": current, "objective": "conversions", "target_cpa": cpa * 0.9}),
+        json!({"total_budget": current, "objective": "conversions", "target_cpa": cpa * 0.95}),
     )
     .await;
     let targeted = answer.json();
     assert_eq!(answer.status, StatusCode::OK, "{targeted}");
     let spent = total(&targeted, "recommended_spend");
     let expected = total(&targeted, "expected_recommended");
-    assert!(spent / expected <= cpa * 0.9 * (1.0 + 1e-6), "{targeted}");
+    assert!(spent / expected <= cpa * 0.95 * (1.0 + 1e-6), "{targeted}");
     // A writer's plan is saved; a reader may not ask to save.
     let answer = post(
         &api,
@@ -279,5 +288,84 @@ async fn bandit_splits_favour_the_best_arm_and_refuse_bad_arms() {
         post(&api, &api.reader, path, body.clone())
             .await
             .problem(StatusCode::UNPROCESSABLE_ENTITY, "invalid-request");
+    }
+}
+
+/// A plan over 10,000 campaigns is seconds of CPU (an allocation per
+/// bootstrap refit). It runs on the tenant's lane, off the server's async
+/// threads: this test's runtime has one thread, so a plan computed on it
+/// would hold the health check and the other tenant's query until it
+/// ended. Its bootstrap gives up at half the time limit, and the answer
+/// says so (or, on a machine too slow for even that, is a 504).
+#[tokio::test]
+async fn a_plan_over_ten_thousand_campaigns_runs_off_the_async_threads() {
+    use gyrus_models::reflexes::ReflexesModel;
+    use gyrus_models::reflexes::model::EntityCurves;
+    use gyrus_models::registry::Registry;
+
+    let api = trained_with(|c| c.limits.timeout = std::time::Duration::from_secs(6)).await;
+    let acme = TenantId::new("acme").unwrap();
+    let registry = Registry::new(api.state.store.clone());
+    let (entry, mut model) = registry
+        .serving::<ReflexesModel>(&acme)
+        .await
+        .unwrap()
+        .unwrap();
+    let campaigns: Vec<EntityCurves> = model
+        .curves
+        .iter()
+        .filter(|c| c.entity_type == "campaign" && c.current_spend > 0.0)
+        .cloned()
+        .collect();
+    model.curves = (0..10_000)
+        .map(|i| EntityCurves {
+            entity_id: format!("big-{i}"),
+            ..campaigns[i % campaigns.len()].clone()
+        })
+        .collect();
+    let big = gyrus_models::registry::Entry {
+        version: entry.version + 1,
+        trained_at: chrono::Utc::now(),
+        ..entry
+    };
+    registry.record(&big, Some(&model)).await.unwrap();
+    let today: f64 = model.curves.iter().map(|c| c.current_spend).sum();
+    let body = json!({"total_budget": today, "objective": "conversions", "save": false});
+
+    // The plan and, meanwhile (once the model is loaded and being planned
+    // on its lane), a health check and another tenant's query, all polled
+    // by this test's one thread: the order they finish in is recorded.
+    let finished = std::sync::Mutex::new(Vec::new());
+    let plan = async {
+        let answer = call(
+            &api.app,
+            post_json("/api/v1/reflexes/budget", &api.reader, body),
+        )
+        .await;
+        finished.lock().unwrap().push("plan");
+        answer
+    };
+    let others = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        others_are_served(&api).await;
+        finished.lock().unwrap().push("others");
+    };
+    let (answer, ()) = tokio::join!(plan, others);
+    assert_eq!(
+        *finished.lock().unwrap(),
+        ["others", "plan"],
+        "the others were answered while the plan was computing"
+    );
+    if answer.status == StatusCode::OK {
+        let plan = answer.json();
+        assert_eq!(plan["entities"].as_array().unwrap().len(), 10_000);
+        let late = plan["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|w| w.as_str().unwrap().contains("time limit"));
+        assert_eq!(late, plan["lift_lower"].is_null(), "{}", plan["warnings"]);
+    } else {
+        answer.problem(StatusCode::GATEWAY_TIMEOUT, "timeout");
     }
 }

@@ -102,6 +102,25 @@ impl Answer {
     }
 }
 
+/// Asserts that the other tenant, globex, gets its answer and that the
+/// health check answers (while acme is doing something heavy).
+pub async fn others_are_served(api: &Api) {
+    let other = call(
+        &api.app,
+        sql(
+            &api.globex,
+            "application/json",
+            serde_json::json!({"sql": "SELECT 1 AS one"}),
+        ),
+    )
+    .await;
+    assert_eq!(other.status, StatusCode::OK);
+    assert_eq!(
+        call(&api.app, get("/healthz", None)).await.status,
+        StatusCode::OK
+    );
+}
+
 pub async fn call(app: &Router, request: Request<Body>) -> Answer {
     let response = app.clone().oneshot(request).await.unwrap();
     let header = |name: &str| {

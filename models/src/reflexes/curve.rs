@@ -6,10 +6,20 @@
 //! response_t = baseline + β · Hill(adstock_t; K, s),   Hill(a) = aˢ / (aˢ + Kˢ)
 //! ```
 //!
-//! fitted by bounded nonlinear least squares. The linear parameters (baseline,
-//! β) are solved exactly for each (θ, K, s) (variable projection), so the
-//! optimiser searches three bounded parameters only: a grid finds the basin,
-//! argmin's L-BFGS refines it.
+//! fitted by bounded nonlinear least squares to a daily history of the
+//! response a platform attributes to the entity's ads. That response is
+//! zero without spend, so fits have no baseline (it stays in the type for
+//! curves given from elsewhere); over a long history a yearly demand wave
+//! multiplies it. The linear parameters (β and the wave's two weights) are
+//! solved exactly for each (θ, K, s) (variable projection), so the
+//! optimiser searches three bounded parameters only: a grid finds the
+//! basin, argmin's L-BFGS refines it.
+//!
+//! A baseline was fitted until 2026-12-05: with spend seen over ±40% of one
+//! level, an intercept and a steep S-curve explain a history as well as the
+//! true curve through the origin, and extrapolate from it badly (the fitted
+//! curves fell off too little below the spend seen and rose too much above
+//! it, so plans claimed about twice their true gain).
 //!
 //! ```
 //! use gyrus_models::reflexes::curve::ResponseCurve;
@@ -181,9 +191,28 @@ pub struct Prior {
     /// the history (Gaussian residuals) is penalised by
     /// `weight / 2 · |z − z_prior|²`.
     pub weight: f64,
+    /// An offset of the centre in the fit's coordinates (zero but in the
+    /// bootstrap, which draws one per refit: see [`bootstrap`]).
+    pub shift: [f64; 3],
 }
 
 impl Prior {
+    /// A generic curve, for curves with nothing better to be drawn toward
+    /// (channels): the defaults of Google Meridian's Hill priors — shape 1
+    /// (Meridian fixes its Hill slope at 1 unless told otherwise) and
+    /// half-saturation at about the usual spend (Meridian's `ec` prior has
+    /// its median at 0.8 of the median media level) — and a carry-over in
+    /// the middle of its range. `None` for weight 0.
+    pub fn generic(weight: f64) -> Option<Prior> {
+        (weight > 0.0).then_some(Prior {
+            adstock: MAX_ADSTOCK / 2.0,
+            ratio: 1.0,
+            shape: 1.0,
+            weight,
+            shift: [0.0; 3],
+        })
+    }
+
     /// The prior a curve gives the curves of its parts: `mean_spend` is
     /// the mean daily spend (over days with spend) it was fitted on.
     pub fn of(curve: &ResponseCurve, mean_spend: f64, weight: f64) -> Option<Prior> {
@@ -193,6 +222,7 @@ impl Prior {
             ratio,
             shape: curve.shape,
             weight,
+            shift: [0.0; 3],
         })
     }
 }
@@ -225,30 +255,26 @@ fn yearly_wave(days: usize) -> Vec<[f64; 2]> {
 /// Histories at least this long get the yearly demand controls.
 pub const WAVE_DAYS: usize = 120;
 
-/// The linear part of a fit: baseline, β and the controls' weights.
+/// The linear part of a fit: β and the demand wave's weights (relative
+/// to β: the wave multiplies the response).
 #[derive(Debug, Clone, Copy, Default)]
 struct Linear {
-    baseline: f64,
     beta: f64,
-    controls: [f64; 2],
+    wave: [f64; 2],
     sse: f64,
 }
 
-/// Solves the normal equations of the columns in `keep` (indices of
-/// 1, h, sin, cos); `None` when singular.
+/// Solves the normal equations of the first `k` columns; `None` when singular.
 #[allow(clippy::needless_range_loop)] // Gauss–Jordan reads best with indices
-fn solve_subset(gram: &[[f64; 4]; 4], rhs: &[f64; 4], keep: &[usize]) -> Option<[f64; 4]> {
-    let k = keep.len();
-    let mut a = [[0.0; 5]; 4];
-    for (r, &i) in keep.iter().enumerate() {
-        for (c, &j) in keep.iter().enumerate() {
-            a[r][c] = gram[i][j];
-        }
-        a[r][k] = rhs[i];
+fn solve(gram: &[[f64; 3]; 3], rhs: &[f64; 3], k: usize) -> Option<[f64; 3]> {
+    let mut a = [[0.0; 4]; 3];
+    for r in 0..k {
+        a[r][..k].copy_from_slice(&gram[r][..k]);
+        a[r][k] = rhs[r];
     }
     for col in 0..k {
         let pivot = (col..k).max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))?;
-        if a[pivot][col].abs() < 1e-12 * gram[keep[col]][keep[col]].abs().max(1e-300) {
+        if a[pivot][col].abs() < 1e-12 * gram[col][col].abs().max(1e-300) {
             return None;
         }
         a.swap(col, pivot);
@@ -261,16 +287,20 @@ fn solve_subset(gram: &[[f64; 4]; 4], rhs: &[f64; 4], keep: &[usize]) -> Option<
             }
         }
     }
-    let mut out = [0.0; 4];
-    for (r, &i) in keep.iter().enumerate() {
-        out[i] = a[r][k] / a[r][r];
+    let mut out = [0.0; 3];
+    for r in 0..k {
+        out[r] = a[r][k] / a[r][r];
     }
     Some(out)
 }
 
 impl Squares<'_> {
-    /// The best baseline ≥ 0, β ≥ 0 and control weights for (θ, K, s), and
-    /// the sum of squares left.
+    /// The best β ≥ 0 and wave weights for (θ, K, s), and the sum of
+    /// squares left.
+    ///
+    /// The response is what the platform attributes to the entity's own
+    /// ads: none without spend (no baseline), and the yearly demand wave
+    /// multiplies it (columns h, h·sin, h·cos), as seasonal demand does.
     #[allow(clippy::needless_range_loop)] // a Gram matrix reads best with indices
     fn project(&self, adstock: f64, half_saturation: f64, shape: f64) -> Linear {
         let curve = ResponseCurve {
@@ -281,15 +311,15 @@ impl Squares<'_> {
             adstock,
         };
         let hills = curve.predict(self.spend);
-        let width = if self.wave.is_empty() { 2 } else { 4 };
-        let mut gram = [[0.0; 4]; 4];
-        let mut rhs = [0.0; 4];
+        let width = if self.wave.is_empty() { 1 } else { 3 };
+        let mut gram = [[0.0; 3]; 3];
+        let mut rhs = [0.0; 3];
         let mut yy = 0.0;
         for (t, (&h, &y)) in hills.iter().zip(self.response).enumerate() {
-            let mut v = [1.0, h, 0.0, 0.0];
-            if width == 4 {
-                v[2] = self.wave[t][0];
-                v[3] = self.wave[t][1];
+            let mut v = [h, 0.0, 0.0];
+            if width == 3 {
+                v[1] = h * self.wave[t][0];
+                v[2] = h * self.wave[t][1];
             }
             for i in 0..width {
                 for j in i..width {
@@ -304,42 +334,25 @@ impl Squares<'_> {
                 gram[i][j] = gram[j][i];
             }
         }
-        let sse = |theta: &[f64; 4]| {
-            let mut e = yy;
-            for i in 0..width {
-                e -= 2.0 * theta[i] * rhs[i];
-                for j in 0..width {
-                    e += theta[i] * gram[i][j] * theta[j];
-                }
-            }
-            e.max(0.0)
-        };
-        let mut best = Linear {
+        let nothing = Linear {
             sse: yy,
             ..Linear::default()
         };
-        let controls: &[usize] = if width == 4 { &[2, 3] } else { &[] };
-        for first in [&[0usize, 1][..], &[1], &[0], &[]] {
-            let keep: Vec<usize> = first.iter().chain(controls).copied().collect();
-            if keep.is_empty() {
-                continue;
-            }
-            if let Some(theta) = solve_subset(&gram, &rhs, &keep)
-                && theta[0] >= 0.0
-                && theta[1] >= 0.0
-            {
-                let e = sse(&theta);
-                if e < best.sse {
-                    best = Linear {
-                        baseline: theta[0],
-                        beta: theta[1],
-                        controls: [theta[2], theta[3]],
-                        sse: e,
-                    };
-                }
+        let Some(theta) = solve(&gram, &rhs, width).filter(|t| t[0] > 0.0) else {
+            return nothing;
+        };
+        let mut e = yy;
+        for i in 0..width {
+            e -= 2.0 * theta[i] * rhs[i];
+            for j in 0..width {
+                e += theta[i] * gram[i][j] * theta[j];
             }
         }
-        best
+        Linear {
+            beta: theta[0],
+            wave: [theta[1] / theta[0], theta[2] / theta[0]],
+            sse: e.max(0.0),
+        }
     }
 
     fn loss(&self, z: &[f64]) -> f64 {
@@ -360,7 +373,7 @@ impl Squares<'_> {
         let linear = self.project(adstock, half_saturation, shape);
         (
             ResponseCurve {
-                baseline: linear.baseline,
+                baseline: 0.0,
                 beta: linear.beta,
                 half_saturation,
                 shape,
@@ -373,7 +386,7 @@ impl Squares<'_> {
 
 impl Objective for Squares<'_> {
     fn value_and_gradient(&self, z: &[f64]) -> (f64, Vec<f64>) {
-        // Central differences: the profile over (baseline, β) has no simple
+        // Central differences: the profile over the linear part has no simple
         // analytic gradient, and three parameters make it cheap.
         let value = self.loss(z);
         let gradient = (0..z.len())
@@ -394,7 +407,9 @@ impl Objective for Squares<'_> {
 pub struct CurveFit {
     /// The response to spend, with demand at its yearly mean.
     pub curve: ResponseCurve,
-    /// Weights of the yearly demand wave (sin, cos) the fit controlled for.
+    /// Weights of the yearly demand wave (sin, cos) the fit controlled
+    /// for, relative to the response: on a day, the curve's response times
+    /// `1 + wave[0]·sin + wave[1]·cos`.
     pub wave: [f64; 2],
     /// Share of the response's variance the fit explains.
     pub r2: f64,
@@ -409,7 +424,7 @@ impl CurveFit {
             .predict(spend)
             .into_iter()
             .zip(wave)
-            .map(|(y, [s, c])| y + self.wave[0] * s + self.wave[1] * c)
+            .map(|(y, [s, c])| (y * (1.0 + self.wave[0] * s + self.wave[1] * c)).max(0.0))
             .collect()
     }
 }
@@ -460,10 +475,11 @@ pub fn fit_curve(
         prior: prior.map(|p| {
             let adstock = p.adstock.clamp(0.0, MAX_ADSTOCK);
             let half = p.ratio * scale / (1.0 - adstock);
-            (
-                bounded.encode(adstock, half, p.shape),
-                p.weight / spend.len() as f64,
-            )
+            let mut centre = bounded.encode(adstock, half, p.shape);
+            for (c, d) in centre.iter_mut().zip(p.shift) {
+                *c += d;
+            }
+            (centre, p.weight / spend.len() as f64)
         }),
     };
     let z0 = match start {
@@ -482,7 +498,7 @@ pub fn fit_curve(
     let (curve, linear) = squares.curve(&z);
     Ok(CurveFit {
         curve,
-        wave: linear.controls,
+        wave: linear.wave,
         r2: if tss > 0.0 {
             1.0 - linear.sse / tss
         } else {
@@ -591,7 +607,18 @@ pub fn bootstrap(
             .zip(&resampled)
             .map(|(f, e)| (f + e).max(0.0))
             .collect();
-        if let Ok(refit) = fit_curve(spend, &y, Some(&fit.curve), prior) {
+        // Randomize, then optimise: the prior's centre is drawn from the
+        // prior too, so that where the history says little about the
+        // shape the refits spread as widely as the prior allows, not only
+        // as far as resampled residuals move them.
+        let drawn = prior.map(|p| Prior {
+            shift: std::array::from_fn(|_| {
+                let (u, v): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
+                (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos() / p.weight.sqrt()
+            }),
+            ..*p
+        });
+        if let Ok(refit) = fit_curve(spend, &y, Some(&fit.curve), drawn.as_ref()) {
             out.push(refit.curve);
         }
     }
@@ -602,9 +629,10 @@ pub fn bootstrap(
 mod tests {
     use super::*;
 
+    /// Through the origin, as attributed responses are.
     fn truth() -> ResponseCurve {
         ResponseCurve {
-            baseline: 3.0,
+            baseline: 0.0,
             beta: 60.0,
             half_saturation: 400.0,
             shape: 1.6,
@@ -661,6 +689,37 @@ mod tests {
             let (got, want) = (c.response(spend), truth().response(spend));
             assert!((got - want).abs() < 1e-3 * want, "{spend}: {got} vs {want}");
         }
+    }
+
+    /// A yearly wave that multiplies the response is found as such, and
+    /// the curve under it is the curve at the wave's mean.
+    #[test]
+    fn separates_a_multiplying_demand_wave_from_the_curve() {
+        let x = spend(500);
+        let wave = yearly_wave(x.len());
+        let y: Vec<f64> = truth()
+            .predict(&x)
+            .iter()
+            .zip(&wave)
+            .map(|(v, [s, c])| v * (1.0 + 0.25 * s - 0.1 * c))
+            .collect();
+        let fit = fit_curve(&x, &y, None, None).unwrap();
+        assert!(fit.r2 > 0.999_99, "{fit:?}");
+        assert!(
+            (fit.wave[0] - 0.25).abs() < 0.005 && (fit.wave[1] + 0.1).abs() < 0.005,
+            "{fit:?}"
+        );
+        for spend in [150.0, 250.0, 350.0] {
+            let (got, want) = (fit.curve.response(spend), truth().response(spend));
+            assert!((got - want).abs() < 1e-2 * want, "{spend}: {got} vs {want}");
+        }
+        let fitted = fit.fitted(&x);
+        assert!(
+            fitted
+                .iter()
+                .zip(&y)
+                .all(|(f, y)| (f - y).abs() < 1e-2 * y.max(1e-9))
+        );
     }
 
     #[test]
