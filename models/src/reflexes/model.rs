@@ -650,8 +650,9 @@ pub fn plan(model: &ReflexesModel, request: &PlanRequest) -> Result<Plan> {
 
 /// [`plan`], with the bootstrap (the confidence check and the lift
 /// interval: one more allocation per refit) given up at `deadline`: the
-/// plan then comes without them, and says so. What is left past the
-/// deadline is at most one allocation per core.
+/// plan then has no interval, keeps today's split scaled to the budget
+/// (a reallocation it cannot check is not made), and says so. What is left
+/// past the deadline is at most one allocation per core.
 pub fn plan_until(
     model: &ReflexesModel,
     request: &PlanRequest,
@@ -755,12 +756,17 @@ pub fn plan_until(
         .collect();
     let refits = Refits::of(&curves, &problem, request.objective, deadline);
     let mut kept_split = false;
-    if efficiency.is_none()
-        && split.iter().sum::<f64>() <= request.total_budget * (1.0 + 1e-9)
-        && let Some(errors) = refits.claim_errors(&problem, &split, &allocation.spend, true)
-    {
-        let gain = lift(&problem, &split, &allocation.spend);
-        if gain - quantile(&errors, 0.95) <= 0.0 {
+    if efficiency.is_none() && split.iter().sum::<f64>() <= request.total_budget * (1.0 + 1e-9) {
+        // A reallocation that cannot be checked in time is not made either.
+        let unconfident = if refits.late {
+            true
+        } else if let Some(errors) = refits.claim_errors(&problem, &split, &allocation.spend, true)
+        {
+            lift(&problem, &split, &allocation.spend) - quantile(&errors, 0.95) <= 0.0
+        } else {
+            false
+        };
+        if unconfident {
             allocation = fixed_allocation(&problem, split);
             kept_split = true;
         }
@@ -793,14 +799,17 @@ pub fn plan_until(
         .collect();
     let mut warnings = plan_warnings(&rows, request.total_budget, allocation.total_spend);
     if refits.late {
-        warnings.push(
+        warnings.push(format!(
             "the curves' bootstrap did not finish within the time limit, so this plan has no \
-             lift interval and was not checked to beat today's split with confidence; plan \
-             fewer entities or raise the limit"
-                .into(),
-        );
-    }
-    if kept_split {
+             lift interval{}; plan fewer entities or raise the limit",
+            if kept_split {
+                " and, unable to check that a reallocation beats today's split with \
+                 confidence, keeps that split (scaled to the budget)"
+            } else {
+                ""
+            }
+        ));
+    } else if kept_split {
         warnings.push(
             "no reallocation is better than today's split (scaled to the budget) with 90% \
              confidence given how uncertain the curves are, so the plan keeps that split"
