@@ -545,7 +545,8 @@ async fn plan_figures_on_tuning_seeds() {
 /// Issue 19 asks for coverage between 80% and 97%. Measured 2026-12-05:
 /// 0.23 on the held-out plans with the first interval that plans again;
 /// 0.43 with curves through the origin, a generic prior on the channels'
-/// and refits that draw their prior's centre too; on this seed 0.25.
+/// and refits that draw their prior's centre too; 0.52 with each campaign
+/// refit drawn toward its channel's matching refit; on this seed 0.42.
 /// The refits' spread of a campaign's marginal return is about half its
 /// true error (`slope_errors_against_the_bootstrap_spread`), so the
 /// intervals are too narrow. The test holds the coverage to what was
@@ -565,7 +566,7 @@ async fn lift_intervals_on_a_seed_never_tuned_on() {
 }
 
 /// The least coverage the lift intervals keep (see above).
-const COVERAGE_FLOOR: f64 = 0.2;
+const COVERAGE_FLOOR: f64 = 0.35;
 
 /// A plan whose bootstrap cannot finish before its deadline still comes,
 /// keeping today's split (a reallocation it cannot check is not made),

@@ -579,11 +579,13 @@ pub fn holdout(
 
 /// Refits the curve on `replicates` moving-block bootstraps of its
 /// residuals (blocks of `block` days keep the autocorrelation adstock leaves).
+/// Refit `b` is drawn toward `priors[b]` (cycling; none when empty): the
+/// fit's own prior, or one per refit of the curve it came from.
 pub fn bootstrap(
     spend: &[f64],
     response: &[f64],
     fit: &CurveFit,
-    prior: Option<&Prior>,
+    priors: &[Prior],
     replicates: usize,
     block: usize,
     seed: u64,
@@ -596,7 +598,8 @@ pub fn bootstrap(
     let block = block.clamp(1, n);
     let mut rng = StdRng::seed_from_u64(seed);
     let mut out = Vec::with_capacity(replicates);
-    for _ in 0..replicates {
+    for b in 0..replicates {
+        let prior = (!priors.is_empty()).then(|| &priors[b % priors.len()]);
         let mut resampled = Vec::with_capacity(n);
         while resampled.len() < n {
             let from = rng.random_range(0..=n - block);
@@ -736,7 +739,7 @@ mod tests {
         assert_eq!(scored.days, 28);
         assert!(scored.weekly_wape < 0.1, "{scored:?}");
         let fit = fit_curve(&x, &y, None, None).unwrap();
-        let replicates = bootstrap(&x, &y, &fit, None, 20, 14, 7);
+        let replicates = bootstrap(&x, &y, &fit, &[], 20, 14, 7);
         assert!(replicates.len() >= 18);
         let at: Vec<f64> = replicates.iter().map(|c| c.response(250.0)).collect();
         let (lo, hi) = at

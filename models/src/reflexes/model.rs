@@ -344,22 +344,33 @@ pub fn fit_tenant(
         .par_iter()
         .filter(|h| h.entity_type == "channel")
         .filter_map(|h| {
-            let generic = Prior::generic(config.channel_prior).map(|p| (p, p));
+            let generic =
+                Prior::generic(config.channel_prior).map(|p| (p, p, Vec::new(), Vec::new()));
             Some((h.entity_id, own_curves(config, h, generic.as_ref())?))
         })
         .collect();
-    // Each channel's curves as priors for its campaigns' shapes.
-    let priors: HashMap<&str, (Prior, Prior)> = histories
+    // Each channel's curves as priors for its campaigns' shapes; its
+    // bootstrap refits as the priors of its campaigns' refits, so that the
+    // campaigns' refits carry the channel's uncertainty too.
+    let priors: HashMap<&str, ChannelPriors> = histories
         .iter()
         .filter(|h| h.entity_type == "channel")
         .filter_map(|h| {
             let c = channels.get(h.entity_id)?;
             let mean = mean_active(h.spend)?;
+            let centres = |f: &FittedCurve| -> Vec<Prior> {
+                f.replicates
+                    .iter()
+                    .filter_map(|r| Prior::of(r, mean, config.curve_prior))
+                    .collect()
+            };
             Some((
                 h.entity_id,
                 (
                     Prior::of(&c.conversions.curve, mean, config.curve_prior)?,
                     Prior::of(&c.conversion_value.curve, mean, config.curve_prior)?,
+                    centres(&c.conversions),
+                    centres(&c.conversion_value),
                 ),
             ))
         })
@@ -423,15 +434,23 @@ fn mean_active(spend: &[f64]) -> Option<f64> {
     (days > 0).then(|| sum / days as f64)
 }
 
+/// The priors a channel gives its campaigns: for conversions and for
+/// value, its curve's, and its refits' (one per bootstrap refit).
+type ChannelPriors = (Prior, Prior, Vec<Prior>, Vec<Prior>);
+
 /// An entity's curves fitted on its own history, drawn toward `priors`
-/// (conversions, value) where given.
+/// (conversions, value, and their refits') where given.
 fn own_curves(
     config: &ReflexesConfig,
     h: &History,
-    priors: Option<&(Prior, Prior)>,
+    priors: Option<&ChannelPriors>,
 ) -> Option<EntityCurves> {
     let seed = fnv1a(h.entity_id.as_bytes());
-    let fit = |response: &[f64], seed: u64, prior: Option<&Prior>| -> Option<FittedCurve> {
+    let fit = |response: &[f64],
+               seed: u64,
+               prior: Option<&Prior>,
+               centres: &[Prior]|
+     -> Option<FittedCurve> {
         let fit = fit_curve(h.spend, response, None, prior).ok()?;
         let holdout = (h.spend.len() >= config.min_days + config.holdout_days)
             .then(|| holdout(h.spend, response, config.holdout_days, prior).ok())
@@ -440,7 +459,11 @@ fn own_curves(
             h.spend,
             response,
             &fit,
-            prior,
+            if centres.is_empty() {
+                prior.map_or(&[][..], std::slice::from_ref)
+            } else {
+                centres
+            },
             config.bootstrap,
             config.block_days,
             seed,
@@ -454,11 +477,21 @@ fn own_curves(
             days: h.spend.len(),
         })
     };
-    let conversions = fit(h.conversions, seed, priors.map(|p| &p.0))?;
+    let conversions = fit(
+        h.conversions,
+        seed,
+        priors.map(|p| &p.0),
+        priors.map_or(&[][..], |p| &p.2),
+    )?;
     if conversions.curve.beta <= 0.0 {
         return None;
     }
-    let conversion_value = fit(h.value, seed ^ 1, priors.map(|p| &p.1))?;
+    let conversion_value = fit(
+        h.value,
+        seed ^ 1,
+        priors.map(|p| &p.1),
+        priors.map_or(&[][..], |p| &p.3),
+    )?;
     let (observed_low, observed_high) = observed_range(h.spend);
     Some(EntityCurves {
         entity_type: h.entity_type.to_string(),
