@@ -337,7 +337,8 @@ fn report(figures: Figures) {
         claim_errors[claim_errors.len() - 1],
         covered.len()
     );
-    assert!(share >= COVERAGE_FLOOR, "coverage {share}");
+    // At least the 80%: on 16 plans all may be covered.
+    assert!(share >= 0.80, "coverage {share}");
     assert!(failures.is_empty(), "{failures:#?}");
     assert!(median.abs() <= 0.25, "{median}");
 }
@@ -492,6 +493,9 @@ async fn plan_figures(seeds: &[u64]) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
     if let Ok(w) = std::env::var("GYRUS_CHANNEL_PRIOR") {
         config.channel_prior = w.parse().unwrap();
     }
+    if let Ok(w) = std::env::var("GYRUS_INTERVAL_SCALE") {
+        config.interval_scale = w.parse().unwrap();
+    }
     let (seeds, shapes) = check_cases(seeds);
     let (mut claims, mut covered, mut gains) = (Vec::new(), Vec::new(), Vec::new());
     for noise in shapes {
@@ -548,9 +552,11 @@ async fn plan_figures_on_tuning_seeds() {
 /// and refits that draw their prior's centre too; 0.52 with each campaign
 /// refit drawn toward its channel's matching refit; on this seed 0.42.
 /// The refits' spread of a campaign's marginal return is about half its
-/// true error (`slope_errors_against_the_bootstrap_spread`), so the
-/// intervals are too narrow. The test holds the coverage to what was
-/// measured so it cannot fall; the gap is in the closing note.
+/// true error (`slope_errors_against_the_bootstrap_spread`), so the plain
+/// intervals were too narrow. With the interval widened by
+/// `INTERVAL_SCALE` (2, chosen on the tuning seeds): 0.875 of the 120
+/// held-out plans, 35 of 40 on this seed. The test holds it to the issue's
+/// range.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lift_intervals_on_a_seed_never_tuned_on() {
     let (claims, covered, gains) = plan_figures(&HELD_OUT_SEEDS[6..7]).await;
@@ -562,11 +568,8 @@ async fn lift_intervals_on_a_seed_never_tuned_on() {
         "{claims:?}"
     );
     assert!(gains.iter().all(|&g| g >= -1e-9), "{gains:?}");
-    assert!(share >= COVERAGE_FLOOR, "coverage {share}");
+    assert!((0.80..=0.97).contains(&share), "coverage {share}");
 }
-
-/// The least coverage the lift intervals keep (see above).
-const COVERAGE_FLOOR: f64 = 0.35;
 
 /// A plan whose bootstrap cannot finish before its deadline still comes,
 /// keeping today's split (a reallocation it cannot check is not made),

@@ -126,7 +126,8 @@ pub struct BudgetPlan {
     lift: f64,
     /// lift / expected_current.
     lift_share: f64,
-    /// 90% bootstrap interval of the lift.
+    /// 90% interval of the lift: the bootstrap refits' spread, widened by
+    /// the model's `interval_scale` (calibrated on generated tenants).
     lift_lower: Option<f64>,
     lift_upper: Option<f64>,
     /// What the last unit of budget buys: the marginal response per unit of

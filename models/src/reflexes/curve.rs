@@ -191,9 +191,6 @@ pub struct Prior {
     /// the history (Gaussian residuals) is penalised by
     /// `weight / 2 · |z − z_prior|²`.
     pub weight: f64,
-    /// An offset of the centre in the fit's coordinates (zero but in the
-    /// bootstrap, which draws one per refit: see [`bootstrap`]).
-    pub shift: [f64; 3],
 }
 
 impl Prior {
@@ -209,7 +206,6 @@ impl Prior {
             ratio: 1.0,
             shape: 1.0,
             weight,
-            shift: [0.0; 3],
         })
     }
 
@@ -222,7 +218,6 @@ impl Prior {
             ratio,
             shape: curve.shape,
             weight,
-            shift: [0.0; 3],
         })
     }
 }
@@ -439,6 +434,17 @@ pub fn fit_curve(
     start: Option<&ResponseCurve>,
     prior: Option<&Prior>,
 ) -> Result<CurveFit> {
+    fit_shifted(spend, response, start, prior.map(|p| (p, [0.0; 3])))
+}
+
+/// [`fit_curve`] with the prior's centre moved by an offset in the fit's
+/// coordinates (the bootstrap draws one per refit).
+fn fit_shifted(
+    spend: &[f64],
+    response: &[f64],
+    start: Option<&ResponseCurve>,
+    prior: Option<(&Prior, [f64; 3])>,
+) -> Result<CurveFit> {
     if spend.len() != response.len() || spend.len() < 14 {
         return Err(ModelError::Invalid(format!(
             "a response curve needs at least 14 days of spend and response, not {}",
@@ -472,11 +478,11 @@ pub fn fit_curve(
         } else {
             Vec::new()
         },
-        prior: prior.map(|p| {
+        prior: prior.map(|(p, shift)| {
             let adstock = p.adstock.clamp(0.0, MAX_ADSTOCK);
             let half = p.ratio * scale / (1.0 - adstock);
             let mut centre = bounded.encode(adstock, half, p.shape);
-            for (c, d) in centre.iter_mut().zip(p.shift) {
+            for (c, d) in centre.iter_mut().zip(shift) {
                 *c += d;
             }
             (centre, p.weight / spend.len() as f64)
@@ -614,14 +620,14 @@ pub fn bootstrap(
         // prior too, so that where the history says little about the
         // shape the refits spread as widely as the prior allows, not only
         // as far as resampled residuals move them.
-        let drawn = prior.map(|p| Prior {
-            shift: std::array::from_fn(|_| {
+        let drawn = prior.map(|p| {
+            let shift: [f64; 3] = std::array::from_fn(|_| {
                 let (u, v): (f64, f64) = (rng.random_range(f64::EPSILON..1.0), rng.random());
                 (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos() / p.weight.sqrt()
-            }),
-            ..*p
+            });
+            (p, shift)
         });
-        if let Ok(refit) = fit_curve(spend, &y, Some(&fit.curve), drawn.as_ref()) {
+        if let Ok(refit) = fit_shifted(spend, &y, Some(&fit.curve), drawn) {
             out.push(refit.curve);
         }
     }
