@@ -285,7 +285,62 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
             ));
         }
     }
+    keep_explained_value_days(entity, s, &mut out.insights);
     out
+}
+
+/// Value is conversions times value per conversion. A day whose value (or
+/// ROAS) is unusual is news when its conversions were (the count's own
+/// anomaly, or its rate's), or when its value per conversion is unusual
+/// against that campaign's own, judged on the log scale (order values
+/// multiply; a store whose orders range from 20 to 2,000 makes 10× days
+/// out of three large orders). Other value days are dropped: the count
+/// says nothing, and the order sizes are what they always are.
+fn keep_explained_value_days(entity: &Entity, s: &Sensitivity, insights: &mut Vec<Insight>) {
+    const VALUE: [&str; 2] = ["conversion_value", "roas"];
+    const COUNT: [&str; 3] = ["conversions", "conversion_rate", "cpa"];
+    let is_value_anomaly =
+        |i: &Insight| i.kind == InsightKind::Anomaly && VALUE.contains(&i.metric.as_str());
+    if !insights.iter().any(is_value_anomaly) {
+        return;
+    }
+    let (Some(value), Some(conversions)) = (
+        entity.series.get(&Metric::ConversionValue),
+        entity.series.get(&Metric::Conversions),
+    ) else {
+        return;
+    };
+    if value.start != conversions.start || value.values.len() != conversions.values.len() {
+        return;
+    }
+    // Log value per conversion on days with conversions enough to average.
+    let per_conversion = |t: usize| {
+        let (v, c) = (value.values[t], conversions.values[t]);
+        (c >= s.min_count && v > 0.0).then(|| (v / c).ln())
+    };
+    let logs: Vec<f64> = (0..value.values.len()).filter_map(per_conversion).collect();
+    let mut sorted = logs.clone();
+    let centre = detect::median(&mut sorted);
+    let deviations: Vec<f64> = logs.iter().map(|l| l - centre).collect();
+    let scale = detect::tail_scale(&deviations);
+    let counted: std::collections::HashSet<NaiveDate> = insights
+        .iter()
+        .filter(|i| i.kind == InsightKind::Anomaly && COUNT.contains(&i.metric.as_str()))
+        .map(|i| i.date)
+        .collect();
+    insights.retain(|i| {
+        if !is_value_anomaly(i) || counted.contains(&i.date) {
+            return true;
+        }
+        let t = (i.date - value.start).num_days();
+        let unusual = usize::try_from(t)
+            .ok()
+            .filter(|&t| t < value.values.len())
+            .and_then(per_conversion)
+            .is_some_and(|l| (l - centre).abs() >= s.min_statistic * scale);
+        // Too few days to know the usual order size: the finding stands.
+        logs.len() < MIN_DAYS || unusual
+    });
 }
 
 /// Whether day t had, or usually has (the median of the four weeks
@@ -398,5 +453,92 @@ fn add_context(insights: &mut [Insight], names: &Names) {
                 "moved"
             }
         ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gyrus_engine::TenantId;
+
+    /// Uniform in [0, 1), deterministic.
+    fn uniform(k: usize) -> f64 {
+        ((k as f64 * 12.9898).sin() * 43_758.545).rem_euclid(1.0)
+    }
+
+    /// A standard normal, deterministic (Box–Muller).
+    fn normal(k: usize) -> f64 {
+        let (u, v) = (uniform(2 * k).max(1e-12), uniform(2 * k + 1));
+        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
+    }
+
+    fn series(metric: Metric, values: Vec<f64>) -> Series {
+        Series {
+            entity_type: "campaign".into(),
+            entity_id: "c1".into(),
+            metric,
+            start: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(),
+            values,
+        }
+    }
+
+    /// Days of a campaign's value anomalies (value and ROAS).
+    fn value_days(conversions: &[f64], value: &[f64]) -> Vec<usize> {
+        let data = TenantSeries {
+            tenant: TenantId::new("t").unwrap(),
+            end: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(364),
+            series: vec![
+                series(Metric::Spend, vec![100.0; 365]),
+                series(Metric::Conversions, conversions.to_vec()),
+                series(Metric::ConversionValue, value.to_vec()),
+            ],
+            input_versions: BTreeMap::new(),
+        };
+        let start = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        let mut days: Vec<usize> =
+            scan_tenant(&data, &Names::default(), &Sensitivity::default(), &|| {})
+                .insights
+                .iter()
+                .filter(|i| i.kind == InsightKind::Anomaly)
+                .filter(|i| i.metric == "conversion_value" || i.metric == "roas")
+                .map(|i| (i.date - start).num_days() as usize)
+                .collect();
+        days.sort_unstable();
+        days.dedup();
+        days
+    }
+
+    #[test]
+    fn value_days_are_news_when_their_conversions_or_order_sizes_are() {
+        // About 10 conversions a day over three ads, each ad's value per
+        // conversion log-normal per day with σ 1.2 (orders of very
+        // different size); a day of 3.5× the conversions on day 200.
+        let mut conversions: Vec<f64> = (0..365)
+            .map(|t| (10.0 + 3.2 * normal(t)).round().max(0.0))
+            .collect();
+        conversions[200] = (conversions[200] * 3.5).round();
+        let mut value: Vec<f64> = conversions
+            .iter()
+            .enumerate()
+            .map(|(t, c)| {
+                (0..3)
+                    .map(|ad| {
+                        let sigma = 1.2;
+                        c / 3.0
+                            * 50.0
+                            * (sigma * normal(10_000 + 3 * t + ad) - sigma * sigma / 2.0).exp()
+                    })
+                    .sum::<f64>()
+            })
+            .collect();
+        let days = value_days(&conversions, &value);
+        // Only the conversions' day, if value is told at all: the large
+        // order days are what this store's orders always are.
+        assert!(days.iter().all(|&t| t == 200), "{days:?}");
+        // A day whose orders are a thousand times their median size is
+        // news even against that tail.
+        value[120] = conversions[120] * 50.0 * 1000.0;
+        let days = value_days(&conversions, &value);
+        assert!(days.contains(&120), "{days:?}");
     }
 }
