@@ -1,7 +1,7 @@
 //! The Flight SQL server end to end, with arrow-flight's own clients: every
 //! command, the auth and error paths, tenancy, ingest, limits, TLS, shutdown.
 
-#[path = "../../engine/tests/common/mod.rs"]
+#[path = "../../engine/tests/integration/common/mod.rs"]
 mod common;
 
 use std::net::SocketAddr;

@@ -2,7 +2,7 @@
 //! roles, errors as problem+json, SQL in three formats, ingest, keys, lists,
 //! limits, metrics and the OpenAPI document.
 
-#[path = "../../../engine/tests/common/mod.rs"]
+#[path = "../../../engine/tests/integration/common/mod.rs"]
 mod common;
 mod connectors;
 mod curiosity;

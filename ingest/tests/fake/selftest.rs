@@ -1,13 +1,10 @@
 //! Checks that the platform fake (tests/fake) serves what SPEC.md says:
 //! shapes, paging, auth, faults, restatement.
 
-#[path = "fake/mod.rs"]
-mod fake;
-
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use fake::{Fake, FakeConfig};
+use crate::fake::{Fake, FakeConfig};
 use reqwest::header::HeaderMap;
 use reqwest::{Client, RequestBuilder};
 use serde_json::{Value, json};
@@ -1011,7 +1008,7 @@ async fn faults_at_a_rate_and_platform_throttle_shapes() {
 async fn restate_and_advance_change_expected() {
     let f = fake().await;
     let same = fake().await;
-    for p in fake::PLATFORMS {
+    for p in crate::fake::PLATFORMS {
         let e = f.expected(p);
         assert!(!e.is_empty(), "{p}");
         assert_eq!(e, same.expected(p), "{p}: same seed, same data");

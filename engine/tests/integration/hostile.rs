@@ -4,9 +4,7 @@
 //! overflowing them (a stack overflow aborts the process, so passing at all
 //! is the assertion).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gyrus_engine::shape::SqlBounds;
 use gyrus_engine::{EngineError, SessionLimits, TenantSession};
 

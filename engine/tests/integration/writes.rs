@@ -1,10 +1,8 @@
 //! Writes: appends, idempotent replay, slice replacement, and every validation rule.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use gyrus_engine::datafusion::arrow::array::{Array, ArrayRef, RecordBatch, StringArray};
 use gyrus_engine::datafusion::arrow::datatypes::{DataType, Field, Schema};
 use gyrus_engine::schema::CanonicalTable;

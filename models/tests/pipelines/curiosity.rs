@@ -7,8 +7,7 @@ use gyrus_datasets::{GeneratorConfig, Scale, generate};
 use gyrus_engine::{Store, TenantId};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 
-mod common;
-use common::query;
+use crate::common::query;
 use gyrus_models::{Family, Status};
 
 fn curiosity_only() -> TrainOptions {

@@ -1,8 +1,6 @@
 //! A session of tenant A cannot reach tenant B's rows or `_system` by any route.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gyrus_engine::datafusion::arrow::util::pretty::pretty_format_batches;
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::{Role, SessionLimits, Store, TenantId, WriteRequest};

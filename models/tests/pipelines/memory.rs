@@ -11,8 +11,7 @@ use gyrus_models::memory::rfm::SEGMENTS;
 use gyrus_models::memory::{DAYS_PER_UNIT, Groups, MemoryModel, bgnbd};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 
-mod common;
-use common::query;
+use crate::common::query;
 use gyrus_models::{Family, Registry, Status};
 
 fn memory_only() -> TrainOptions {

@@ -4,13 +4,11 @@
 //! The test re-runs its own binary as the writer (the ignored test
 //! `crash_writer`, selected by name), so no helper binary is needed.
 
-mod common;
-
 use std::io::{BufRead as _, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use gyrus_engine::datafusion::arrow::array::{AsArray, Int64Array};
 use gyrus_engine::datafusion::arrow::compute::cast;
 use gyrus_engine::datafusion::arrow::datatypes::DataType;
@@ -66,7 +64,7 @@ fn crash_test_loses_nothing() {
         let start = acked.last().map_or(0, |last| last + 1);
         let mut child = Command::new(&exe)
             .args([
-                "crash_writer",
+                "crash::crash_writer",
                 "--exact",
                 "--ignored",
                 "--nocapture",

@@ -1,10 +1,8 @@
 //! Per-query bounds: memory (spill or a clear error, never an OOM kill) and time.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use gyrus_engine::{EngineError, SessionLimits};
 
 #[tokio::test]

@@ -5,9 +5,7 @@
 //! test keeps the order of events: the other tenant is answered while every
 //! one of the flood is still running.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::{SessionLimits, WriteRequest};
 

@@ -1,0 +1,8 @@
+//! The model families' pipelines end to end (train, write outputs, read them
+//! back), in one test binary: one module per family.
+
+mod common;
+
+mod curiosity;
+mod memory;
+mod oracle;
