@@ -37,7 +37,7 @@ use rand::rngs::StdRng;
 
 pub use buyers::{SimulatedCustomer, btyd_summaries, repeat_purchases};
 pub use load::{GROUND_TRUTH_FILE, LoadReport, LoadStep};
-pub use noise::{HELD_OUT_SEEDS, NoiseShape, TUNING_SEEDS};
+pub use noise::{HELD_OUT_SEEDS, NoiseShape, TUNING_SEEDS, check_cases};
 pub use packaged::package_data;
 pub use truth::{
     AnomalyTruth, BgNbdTruth, CampaignTruth, DealModelTruth, GammaGammaTruth, GroundTruth,

@@ -33,6 +33,40 @@ pub const TUNING_SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 /// Seeds fixed before tuning on the non-standard shapes; never tuned on.
 pub const HELD_OUT_SEEDS: [u64; 8] = [9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008];
 
+/// The seeds and noise shapes a model check runs: `default_seeds` and every
+/// shape, unless `GYRUS_CHECK_SEEDS=1,2` or `GYRUS_CHECK_SHAPES=standard,uneven`
+/// narrow or redirect the run (for exploring; reported figures name them).
+///
+/// ```
+/// let (seeds, shapes) = gyrus_datasets::check_cases(&[1, 2]).unwrap();
+/// # if std::env::var_os("GYRUS_CHECK_SEEDS").is_none() {
+/// assert_eq!(seeds, vec![1, 2]);
+/// # }
+/// assert!(!shapes.is_empty());
+/// ```
+pub fn check_cases(default_seeds: &[u64]) -> Result<(Vec<u64>, Vec<NoiseShape>), String> {
+    let list = |var: &str| std::env::var(var).ok().filter(|v| !v.trim().is_empty());
+    let seeds = match list("GYRUS_CHECK_SEEDS") {
+        None => default_seeds.to_vec(),
+        Some(v) => v
+            .split(',')
+            .map(|s| {
+                s.trim()
+                    .parse()
+                    .map_err(|_| format!("GYRUS_CHECK_SEEDS: `{s}` is not a seed (u64)"))
+            })
+            .collect::<Result<_, _>>()?,
+    };
+    let shapes = match list("GYRUS_CHECK_SHAPES") {
+        None => NoiseShape::ALL.to_vec(),
+        Some(v) => v
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<Result<_, _>>()?,
+    };
+    Ok((seeds, shapes))
+}
+
 /// How the data is noisy beyond Poisson counts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum NoiseShape {

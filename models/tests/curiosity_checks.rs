@@ -399,15 +399,9 @@ async fn every_noise_shape_on_seeds_it_was_not_tuned_on() {
 async fn every_noise_shape_on_tuning_seeds() {
     // GYRUS_CHECK_SEEDS=9008 runs others (a held-out seed, once, after a
     // change is final); GYRUS_CHECK_SHAPES=a,b narrows the run.
-    let seeds = &std::env::var("GYRUS_CHECK_SEEDS").map_or_else(
-        |_| TUNING_SEEDS.take(4).collect::<Vec<u64>>(),
-        |v| v.split(',').map(|s| s.trim().parse().unwrap()).collect(),
-    );
-    let only = std::env::var("GYRUS_CHECK_SHAPES").unwrap_or_default();
-    for shape in NoiseShape::ALL {
-        if !only.is_empty() && !only.split(',').any(|s| s == shape.as_str()) {
-            continue;
-        }
+    let tuning: Vec<u64> = TUNING_SEEDS.take(4).collect();
+    let (seeds, shapes) = &gyrus_datasets::check_cases(&tuning).unwrap();
+    for &shape in shapes {
         let t = measure(shape, seeds).await;
         println!("{}", t.line(&format!("{shape}, seeds {seeds:?}")));
     }

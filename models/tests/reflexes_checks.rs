@@ -467,20 +467,6 @@ fn config_tag(config: &ReflexesConfig) -> String {
     )
 }
 
-/// Seeds, shapes and scales of a plan check, overridable for exploring
-/// (`GYRUS_CHECK_SEEDS=1,2`, `GYRUS_CHECK_SHAPES=standard,uneven`).
-fn check_cases(seeds: &[u64]) -> (Vec<u64>, Vec<NoiseShape>) {
-    let seeds = std::env::var("GYRUS_CHECK_SEEDS")
-        .ok()
-        .map(|v| v.split(',').map(|s| s.trim().parse().unwrap()).collect())
-        .unwrap_or_else(|| seeds.to_vec());
-    let shapes = std::env::var("GYRUS_CHECK_SHAPES")
-        .ok()
-        .map(|v| v.split(',').map(|s| s.trim().parse().unwrap()).collect())
-        .unwrap_or_else(|| NoiseShape::ALL.to_vec());
-    (seeds, shapes)
-}
-
 /// Claims, losses and interval coverage of default plans with the
 /// bootstrap on, every noise shape, small and medium tenants.
 async fn plan_figures(seeds: &[u64]) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
@@ -496,7 +482,7 @@ async fn plan_figures(seeds: &[u64]) -> (Vec<f64>, Vec<bool>, Vec<f64>) {
     if let Ok(w) = std::env::var("GYRUS_INTERVAL_SCALE") {
         config.interval_scale = w.parse().unwrap();
     }
-    let (seeds, shapes) = check_cases(seeds);
+    let (seeds, shapes) = gyrus_datasets::check_cases(seeds).unwrap();
     let (mut claims, mut covered, mut gains) = (Vec::new(), Vec::new(), Vec::new());
     for noise in shapes {
         for scale in [Scale::Small, Scale::Medium] {
@@ -638,7 +624,7 @@ async fn slope_errors_against_the_bootstrap_spread() {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
     let config = ReflexesConfig::default();
-    let (seeds, shapes) = check_cases(&[1]);
+    let (seeds, shapes) = gyrus_datasets::check_cases(&[1]).unwrap();
     let mut z = Vec::new();
     let mut rel = Vec::new();
     let (mut lo_f, mut lo_t, mut hi_f, mut hi_t) = (0.0, 0.0, 0.0, 0.0);

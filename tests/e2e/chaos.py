@@ -1,9 +1,10 @@
 """Kill test (issue 18): `gyrus serve` SIGKILLed at random moments while
-clients ingest over HTTP and Flight SQL, a connector syncs from a platform
-fake, and `gyrus train`, `gyrus optimize` and `gyrus vacuum` run beside it
+clients ingest over HTTP and Flight SQL, a client saves budget plans, a
+connector syncs from a platform fake, and `gyrus train`, `gyrus optimize` and `gyrus vacuum` run beside it
 (they are killed at the same moment). Afterwards every acknowledged row is
 there exactly once, every unacknowledged batch sent again with its
-idempotency key lands exactly once, training and the connector finish, and
+idempotency key lands exactly once, every acknowledged plan is there whole
+and no plan is there in part, training and the connector finish, and
 the server starts and serves.
 
     python tests/e2e/chaos.py --kills 50 [--seed 1] [--data DIR]
@@ -207,7 +208,8 @@ def run(kills, seed, data):
     admin = create_key(data, TENANT, "admin")
     ledger = Ledger()
     figures = {"kills": 0, "kills_during": {"http_ingest": 0, "flight_ingest": 0, "train": 0, "optimize_vacuum": 0,
-                                            "connector_sync": 0}, "restart_seconds": []}
+                                            "connector_sync": 0, "budget_plan": 0}, "restart_seconds": []}
+    plans = {}  # acknowledged plan id -> (entities, recommended spend in total)
 
     server = start(data)
     schema = flight_schema(server, reader)
@@ -218,6 +220,8 @@ def run(kills, seed, data):
                             "settings": {"window_days": "2", "requests_per_second": "1000"}})
     assert status == 201, body
     connector = json.loads(body)["id"]
+    today = float(scalar(server, reader, "SELECT sum(CAST(current_spend AS DOUBLE)) AS s FROM budget_plans "
+                                         "WHERE plan_id = 'automatic' AND entity_type = 'campaign'"))
 
     for life in range(kills):
         stop = threading.Event()
@@ -252,7 +256,26 @@ def run(kills, seed, data):
                     pass
                 time.sleep(0.2)
 
+        def save_plans():
+            while not stop.is_set():
+                busy["budget_plan"].set()
+                try:
+                    status, body = request(server.http, "/api/v1/reflexes/budget", writer,
+                                           {"total_budget": round(today * rng.uniform(0.95, 1.05), 2),
+                                            "objective": "conversions", "entity_type": "campaign", "save": True})
+                    if status == 200:
+                        plan = json.loads(body)
+                        if plan["saved"]:
+                            plans[plan["plan_id"]] = (len(plan["entities"]),
+                                                      sum(e["recommended_spend"] for e in plan["entities"]))
+                except Exception:
+                    if not stop.is_set():
+                        time.sleep(0.05)
+                finally:
+                    busy["budget_plan"].clear()
+
         threads = [
+            threading.Thread(target=save_plans),
             threading.Thread(target=ingest, args=("http", lambda b, n: push_http(server, writer, b, n))),
             threading.Thread(target=ingest, args=("flight", lambda b, n: push_flight(server, writer, b, n, schema))),
             threading.Thread(target=syncs),
@@ -304,6 +327,28 @@ def run(kills, seed, data):
         "duplicated_batches": duplicated,
         "partial_batches": partial,
     })
+    # Every acknowledged plan is there whole; no plan is there in part (a
+    # plan's rows are one commit: plans of one model version cover the same
+    # campaigns, each once).
+    status, body = request(server.http, "/api/v1/sql", reader, {"sql": (
+        "SELECT plan_id, model_version, count(*) AS n, count(DISTINCT entity_id) AS entities, "
+        "sum(CAST(recommended_spend AS DOUBLE)) AS total FROM budget_plans "
+        "WHERE plan_id <> 'automatic' AND entity_type = 'campaign' GROUP BY 1, 2")}, timeout=120)
+    assert status == 200, body
+    saved = {r["plan_id"]: r for r in json.loads(body)["rows"]}
+    counts_by_version = {}
+    for r in saved.values():
+        counts_by_version.setdefault(r["model_version"], set()).add(int(r["n"]))
+    figures.update({
+        "plans_acknowledged": len(plans),
+        "plans_saved": len(saved),
+        "lost_plans": [p for p, (n, total) in plans.items()
+                       if p not in saved or int(saved[p]["n"]) != n
+                       or abs(float(saved[p]["total"]) - total) > 1e-6 * max(total, 1.0)],
+        "partial_plans": [p for p, r in saved.items() if int(r["n"]) != int(r["entities"])
+                          or len(counts_by_version[r["model_version"]]) != 1],
+    })
+
     # A client sends again what was never acknowledged, with the same key.
     for batch, (surface, n) in sorted(ledger.sent.items()):
         if batch not in ledger.acked:

@@ -291,19 +291,13 @@ async fn bandit_splits_favour_the_best_arm_and_refuse_bad_arms() {
     }
 }
 
-/// A plan over 10,000 campaigns is seconds of CPU (an allocation per
-/// bootstrap refit). It runs on the tenant's lane, off the server's async
-/// threads: this test's runtime has one thread, so a plan computed on it
-/// would hold the health check and the other tenant's query until it
-/// ended. Its bootstrap gives up at half the time limit, and the answer
-/// says so (or, on a machine too slow for even that, is a 504).
-#[tokio::test]
-async fn a_plan_over_ten_thousand_campaigns_runs_off_the_async_threads() {
+/// Makes acme's serving REFLEXES model one of `n` campaigns (copies of its
+/// trained ones), so that a plan is seconds of CPU; returns today's spend.
+async fn serve_campaigns(api: &Api, n: usize) -> f64 {
     use gyrus_models::reflexes::ReflexesModel;
     use gyrus_models::reflexes::model::EntityCurves;
     use gyrus_models::registry::Registry;
 
-    let api = trained_with(|c| c.limits.timeout = std::time::Duration::from_secs(6)).await;
     let acme = TenantId::new("acme").unwrap();
     let registry = Registry::new(api.state.store.clone());
     let (entry, mut model) = registry
@@ -317,7 +311,7 @@ async fn a_plan_over_ten_thousand_campaigns_runs_off_the_async_threads() {
         .filter(|c| c.entity_type == "campaign" && c.current_spend > 0.0)
         .cloned()
         .collect();
-    model.curves = (0..10_000)
+    model.curves = (0..n)
         .map(|i| EntityCurves {
             entity_id: format!("big-{i}"),
             ..campaigns[i % campaigns.len()].clone()
@@ -329,7 +323,93 @@ async fn a_plan_over_ten_thousand_campaigns_runs_off_the_async_threads() {
         ..entry
     };
     registry.record(&big, Some(&model)).await.unwrap();
-    let today: f64 = model.curves.iter().map(|c| c.current_spend).sum();
+    model.curves.iter().map(|c| c.current_spend).sum()
+}
+
+/// One tenant floods the server with budget plans, each seconds of CPU,
+/// more at once than its share of request slots. The flood stays on that
+/// tenant's lane: another tenant's query and the health check are answered
+/// while plans are still being computed. Every plan request gets an answer
+/// a client can act on: a plan, 503 with `Retry-After` past the tenant's
+/// slots, or 504 past the time limit. And once the flood is over, the
+/// tenant itself is served again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_plans_from_one_tenant_leaves_the_others_served() {
+    const FLOOD: usize = 12;
+    const SLOTS: usize = 4;
+    let api = trained_with(|c| {
+        c.limits.timeout = std::time::Duration::from_secs(6);
+        c.admission.max_concurrent_per_tenant = SLOTS;
+    })
+    .await;
+    let today = serve_campaigns(&api, 5_000).await;
+    let body = json!({"total_budget": today, "objective": "conversions", "save": false});
+    let flood: Vec<_> = (0..FLOOD)
+        .map(|_| {
+            let app = api.app.clone();
+            let request = post_json("/api/v1/reflexes/budget", &api.reader, body.clone());
+            tokio::spawn(async move { call(&app, request).await })
+        })
+        .collect();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    others_are_served(&api).await;
+    let computing = flood.iter().filter(|plan| !plan.is_finished()).count();
+    assert!(
+        computing > 0,
+        "the others were answered while the flood was computing"
+    );
+    let mut answered = std::collections::BTreeMap::<u16, usize>::new();
+    for plan in flood {
+        let answer = plan.await.unwrap();
+        match answer.status {
+            StatusCode::OK => {
+                assert_eq!(answer.json()["entities"].as_array().unwrap().len(), 5_000);
+            }
+            StatusCode::SERVICE_UNAVAILABLE => {
+                answer.problem(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+                assert!(answer.retry_after.is_some_and(|s| s >= 1));
+            }
+            StatusCode::GATEWAY_TIMEOUT => {
+                answer.problem(StatusCode::GATEWAY_TIMEOUT, "timeout");
+            }
+            other => panic!("{other}: {}", String::from_utf8_lossy(&answer.body)),
+        }
+        *answered.entry(answer.status.as_u16()).or_default() += 1;
+    }
+    println!(
+        "flood of {FLOOD} plans, {SLOTS} slots: answers by status {answered:?}, {computing} still computing when the others were answered"
+    );
+    // More than the tenant's slots were sent at once: some were refused.
+    assert!(
+        answered.get(&503).copied().unwrap_or(0) >= FLOOD - SLOTS,
+        "{answered:?}"
+    );
+    assert!(
+        answered.get(&503).copied().unwrap_or(0) < FLOOD,
+        "{answered:?}"
+    );
+    let after = call(
+        &api.app,
+        sql(
+            &api.reader,
+            "application/json",
+            json!({"sql": "SELECT 1 AS one"}),
+        ),
+    )
+    .await;
+    assert_eq!(after.status, StatusCode::OK, "the tenant is served again");
+}
+
+/// A plan over 10,000 campaigns is seconds of CPU (an allocation per
+/// bootstrap refit). It runs on the tenant's lane, off the server's async
+/// threads: this test's runtime has one thread, so a plan computed on it
+/// would hold the health check and the other tenant's query until it
+/// ended. Its bootstrap gives up at half the time limit, and the answer
+/// says so (or, on a machine too slow for even that, is a 504).
+#[tokio::test]
+async fn a_plan_over_ten_thousand_campaigns_runs_off_the_async_threads() {
+    let api = trained_with(|c| c.limits.timeout = std::time::Duration::from_secs(6)).await;
+    let today = serve_campaigns(&api, 10_000).await;
     let body = json!({"total_budget": today, "objective": "conversions", "save": false});
 
     // The plan and, meanwhile (once the model is loaded and being planned

@@ -1112,8 +1112,7 @@ pub(crate) mod tests {
         // a third for three to six weeks, then restored, under 40 draws of
         // the noise. Without the two-step check 50 of these 160 valleys
         // read as bends; with it 10.
-        let noise =
-            |t: usize| 12.0 * (((t as f64 * 12.9898).sin() * 43_758.545).rem_euclid(1.0) - 0.5);
+        let noise = |t: usize| 12.0 * (crate::curiosity::test_noise::uniform(t) - 0.5);
         let s = Sensitivity::default();
         let mut bends = Vec::new();
         for draw in 0..40 {

@@ -20,3 +20,5 @@ pub mod model;
 pub mod quality;
 pub mod scan;
 pub mod segments;
+#[cfg(test)]
+mod test_noise;

@@ -23,34 +23,37 @@ pub struct Ratio {
     pub count_is_numerator: bool,
 }
 
+/// The one ratio that is not a forecastable [`Metric`] of its own.
+pub const CONVERSION_RATE: &str = "conversion_rate";
+
 /// The ratios CURIOSITY judges.
 pub const RATIOS: [Ratio; 5] = [
     Ratio {
-        name: "ctr",
+        name: Metric::Ctr.as_str(),
         numerator: Metric::Clicks,
         denominator: Metric::Impressions,
         count_is_numerator: true,
     },
     Ratio {
-        name: "conversion_rate",
+        name: CONVERSION_RATE,
         numerator: Metric::Conversions,
         denominator: Metric::Clicks,
         count_is_numerator: true,
     },
     Ratio {
-        name: "cpc",
+        name: Metric::Cpc.as_str(),
         numerator: Metric::Spend,
         denominator: Metric::Clicks,
         count_is_numerator: false,
     },
     Ratio {
-        name: "cpa",
+        name: Metric::Cpa.as_str(),
         numerator: Metric::Spend,
         denominator: Metric::Conversions,
         count_is_numerator: false,
     },
     Ratio {
-        name: "roas",
+        name: Metric::Roas.as_str(),
         numerator: Metric::ConversionValue,
         denominator: Metric::Spend,
         count_is_numerator: true,
@@ -253,7 +256,7 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
             (&d.values, &n.values, ed, en)
         };
         // One event of conversion value is a conversion's worth of it.
-        let unit = if ratio.name == "roas" {
+        let unit = if ratio.name == Metric::Roas.as_str() {
             value_per_conversion(entity)
         } else {
             Some(1.0)
@@ -265,7 +268,9 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
         let conversions = entity.series.get(&Metric::Conversions);
         let enough = conversions.map(|c| enough_events(&c.values, s.min_count));
         for (t, statistic) in detect::ratio_anomalies(&excluded, count, exposure, ec, ee, unit, s) {
-            if ratio.name == "roas" && enough.as_ref().is_some_and(|enough| !enough(t)) {
+            if ratio.name == Metric::Roas.as_str()
+                && enough.as_ref().is_some_and(|enough| !enough(t))
+            {
                 continue;
             }
             let actual = n.values[t] / d.values[t];
@@ -297,8 +302,12 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
 /// out of three large orders). Other value days are dropped: the count
 /// says nothing, and the order sizes are what they always are.
 fn keep_explained_value_days(entity: &Entity, s: &Sensitivity, insights: &mut Vec<Insight>) {
-    const VALUE: [&str; 2] = ["conversion_value", "roas"];
-    const COUNT: [&str; 3] = ["conversions", "conversion_rate", "cpa"];
+    const VALUE: [&str; 2] = [Metric::ConversionValue.as_str(), Metric::Roas.as_str()];
+    const COUNT: [&str; 3] = [
+        Metric::Conversions.as_str(),
+        CONVERSION_RATE,
+        Metric::Cpa.as_str(),
+    ];
     let is_value_anomaly =
         |i: &Insight| i.kind == InsightKind::Anomaly && VALUE.contains(&i.metric.as_str());
     if !insights.iter().any(is_value_anomaly) {
@@ -459,18 +468,8 @@ fn add_context(insights: &mut [Insight], names: &Names) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::curiosity::test_noise::normal;
     use gyrus_engine::TenantId;
-
-    /// Uniform in [0, 1), deterministic.
-    fn uniform(k: usize) -> f64 {
-        ((k as f64 * 12.9898).sin() * 43_758.545).rem_euclid(1.0)
-    }
-
-    /// A standard normal, deterministic (Box–Muller).
-    fn normal(k: usize) -> f64 {
-        let (u, v) = (uniform(2 * k).max(1e-12), uniform(2 * k + 1));
-        (-2.0 * u.ln()).sqrt() * (std::f64::consts::TAU * v).cos()
-    }
 
     fn series(metric: Metric, values: Vec<f64>) -> Series {
         Series {

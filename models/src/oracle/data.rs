@@ -58,7 +58,7 @@ impl Metric {
         Metric::ConversionValue,
     ];
 
-    pub fn as_str(self) -> &'static str {
+    pub const fn as_str(self) -> &'static str {
         match self {
             Metric::Spend => "spend",
             Metric::Impressions => "impressions",
