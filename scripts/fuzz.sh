@@ -4,7 +4,9 @@
 # A second full build, so it runs outside .ci/run. The corpora it grows are
 # committed (fuzz/corpus/<target>/); an input that crashes a target goes to
 # fuzz/regressions/<target>/ once fixed, and tests/replay.rs in fuzz-targets
-# replays both on stable in CI.
+# replays both on stable in CI. The replay fails on any panic, even one the
+# code contains (parquet-rs asserting on a corrupt page inside
+# `gyrus_ingest::read`); such corpus inputs belong in fuzz/contained/<target>/.
 #
 #   scripts/fuzz.sh [seconds per target, default 300] [target ...]
 #
