@@ -7,14 +7,11 @@ use gyrus_datasets::{GeneratorConfig, Scale, generate};
 use gyrus_engine::{Store, TenantId};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 
-use crate::common::query;
+use crate::common::{only, query};
 use gyrus_models::{Family, Status};
 
 fn curiosity_only() -> TrainOptions {
-    TrainOptions {
-        families: vec![Family::Curiosity],
-        ..TrainOptions::default()
-    }
+    only(Family::Curiosity)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,14 +11,11 @@ use gyrus_models::memory::rfm::SEGMENTS;
 use gyrus_models::memory::{DAYS_PER_UNIT, Groups, MemoryModel, bgnbd};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 
-use crate::common::query;
+use crate::common::{assert_a_worse_run_is_rejected, only, query};
 use gyrus_models::{Family, Registry, Status};
 
 fn memory_only() -> TrainOptions {
-    TrainOptions {
-        families: vec![Family::Memory],
-        ..TrainOptions::default()
-    }
+    only(Family::Memory)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -176,19 +173,7 @@ async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
     )
     .await;
 
-    let strict = TrainOptions {
-        worse_tolerance: 0.5,
-        ..memory_only()
-    };
-    let reports = train(&store, &strict, Arc::new(Silent)).await.unwrap();
-    assert_eq!(reports[0].status, Status::Rejected, "{reports:?}");
-    assert!(
-        reports[0]
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("keeps serving")
-    );
+    assert_a_worse_run_is_rejected(&store, memory_only()).await;
 
     // A tenant without orders or deals fails with the reason, and nothing is written.
     let empty = TenantId::new("empty").unwrap();

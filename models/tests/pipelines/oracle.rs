@@ -4,21 +4,16 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::AsArray;
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::DataType;
 use gyrus_datasets::{GeneratorConfig, Scale, generate};
-use gyrus_engine::session::SessionLimits;
 use gyrus_engine::{Store, TenantId};
 use gyrus_models::oracle::{Metric, OracleModel};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 use gyrus_models::{Family, Registry, Status};
 
+use crate::common::{assert_a_worse_run_is_rejected, only, scalar};
+
 fn oracle_only() -> TrainOptions {
-    TrainOptions {
-        families: vec![Family::Oracle],
-        ..TrainOptions::default()
-    }
+    only(Family::Oracle)
 }
 
 async fn store_with(tenants: &[&str]) -> (tempfile::TempDir, Store) {
@@ -31,16 +26,6 @@ async fn store_with(tenants: &[&str]) -> (tempfile::TempDir, Store) {
             .unwrap();
     }
     (dir, store)
-}
-
-async fn scalar(store: &Store, tenant: &TenantId, sql: &str) -> String {
-    let session = store
-        .session(tenant, &SessionLimits::default())
-        .await
-        .unwrap();
-    let batches = session.query(sql).await.unwrap();
-    let column = cast(batches[0].column(0), &DataType::Utf8).unwrap();
-    column.as_string::<i32>().value(0).to_string()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -149,19 +134,7 @@ async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
     let before = scalar(&store, &acme, "SELECT COUNT(*) FROM forecasts").await;
 
     // Worse: a tolerance below 1 makes any equal score count as worse.
-    let strict = TrainOptions {
-        worse_tolerance: 0.5,
-        ..oracle_only()
-    };
-    let reports = train(&store, &strict, Arc::new(Silent)).await.unwrap();
-    assert_eq!(reports[0].status, Status::Rejected, "{reports:?}");
-    assert!(
-        reports[0]
-            .message
-            .as_deref()
-            .unwrap()
-            .contains("keeps serving")
-    );
+    assert_a_worse_run_is_rejected(&store, oracle_only()).await;
 
     // Failed: a tenant with no data at all.
     let empty = TenantId::new("empty").unwrap();
