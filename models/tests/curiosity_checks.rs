@@ -441,12 +441,17 @@ async fn every_noise_shape_on_seeds_it_was_not_tuned_on() {
         // value days judged by their conversions or their order sizes and
         // bends that must beat two steps: heavy-tailed 0.978 / 0.915 meets
         // it; overdispersed 0.958 / 0.823 (two ramps fewer); spend swings
-        // 0.719 / 0.639. Shapes short of it are held at what they reach so
-        // that they cannot slip; the gap is in the closing note.
+        // 0.719 / 0.639. 2026-12-05 (later), with turns held to staircases
+        // of up to three steps: spend swings 0.785 / 0.639 (on the tuning
+        // seeds, 126 of its 152 false bends were such turns near budget
+        // steps; turns at 3 standard errors caught more of them there but
+        // cost heavy-tailed and uneven ramps here). Shapes
+        // short of it are held at what they reach so that they cannot
+        // slip; the gap is in the closing note.
         let (precision, recall) = match shape {
             NoiseShape::Standard | NoiseShape::Uneven | NoiseShape::HeavyTailed => (0.9, 0.9),
             NoiseShape::Overdispersed => (0.9, 0.82),
-            NoiseShape::SpendSwings => (0.7, 0.63),
+            NoiseShape::SpendSwings => (0.78, 0.63),
         };
         assert!(
             t.precision() >= precision,

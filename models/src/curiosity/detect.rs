@@ -350,6 +350,10 @@ fn refine(adjusted: &[f64], c: &ChangePoint, w: usize) -> usize {
 /// in change-point windows.
 const SLOPE_WINDOWS: usize = 2;
 
+/// Standard errors each side's slope of a bend must be from zero, in
+/// opposite directions, for the bend to be a turn (see [`slope_changes`]).
+const REVERSAL_Z: f64 = 4.0;
+
 /// Slope changes in `adjusted` (a seasonally adjusted series on the scale it
 /// is judged on, anomalous days already replaced by their expectation):
 /// days where a continuous bend (a line whose slope changes there) fits
@@ -390,6 +394,11 @@ pub fn slope_changes(
         return Vec::new();
     };
     let se_bend = sigma * inverse[2][2].sqrt();
+    let se_before = sigma * inverse[1][1].sqrt();
+    let se_after = sigma
+        * (inverse[1][1] + inverse[2][2] + 2.0 * inverse[1][2])
+            .max(0.0)
+            .sqrt();
     let mut scored = Vec::new();
     for t in w..n - w {
         if shifts.iter().any(|c| c.index.abs_diff(t) <= w) {
@@ -430,7 +439,22 @@ pub fn slope_changes(
         // steps have one more place to choose than a bend; they must beat
         // it by what that choice is worth on noise alone (BIC's ln n σ²).
         let margin = (window.len() as f64).ln() * sigma * sigma;
-        if step_fits_better || two_steps_fit_better(window, bend_sse - margin) {
+        // A bend whose trend turns back (down, then up: a valley; up, then
+        // down: a peak), each side's slope clear of noise, is what a dip or
+        // a burst of budget changes looks like. Steps are what budgets do,
+        // so for a turn they are the plainer story: it is told only where
+        // it fits better than any staircase of up to three steps, with no
+        // margin. A trend that starts or stops (one side flat, as a ramp's
+        // ends are) keeps the margin.
+        let turns = slope * (slope + bend) < 0.0
+            && slope.abs() >= REVERSAL_Z * se_before
+            && (slope + bend).abs() >= REVERSAL_Z * se_after;
+        let staircase = if turns {
+            (2..=3).any(|steps| steps_sse(window, steps) <= bend_sse)
+        } else {
+            steps_sse(window, 2) <= bend_sse - margin
+        };
+        if step_fits_better || staircase {
             continue;
         }
         let now = level(at).max(f64::MIN_POSITIVE);
@@ -454,9 +478,9 @@ pub fn slope_changes(
     kept
 }
 
-/// Whether three levels (two steps, each segment two days or more) fit
-/// `y` at least as well as `sse`.
-fn two_steps_fit_better(y: &[f64], sse: f64) -> bool {
+/// The least residual sum of squares of `y` by `steps` steps (`steps + 1`
+/// levels, each segment two days or more).
+fn steps_sse(y: &[f64], steps: usize) -> f64 {
     let n = y.len();
     let (mut sum, mut squares) = (vec![0.0; n + 1], vec![0.0; n + 1]);
     for (i, v) in y.iter().enumerate() {
@@ -467,10 +491,20 @@ fn two_steps_fit_better(y: &[f64], sse: f64) -> bool {
         let s = sum[j] - sum[i];
         squares[j] - squares[i] - s * s / (j - i) as f64
     };
-    (2..n.saturating_sub(3)).any(|a| {
-        let first = segment(0, a);
-        first <= sse && (a + 2..n - 1).any(|b| first + segment(a, b) + segment(b, n) <= sse)
-    })
+    // best[j]: the least SSE of y[..j] in the levels so far.
+    let mut best: Vec<f64> = (0..=n)
+        .map(|j| if j >= 2 { segment(0, j) } else { f64::INFINITY })
+        .collect();
+    for _ in 0..steps {
+        best = (0..=n)
+            .map(|j| {
+                (2..=j.saturating_sub(2))
+                    .map(|i| best[i] + segment(i, j))
+                    .fold(f64::INFINITY, f64::min)
+            })
+            .collect();
+    }
+    best[n]
 }
 
 /// The residual sum of squares of `y` on columns 1, x and `third(x)`.
@@ -1127,6 +1161,52 @@ pub(crate) mod tests {
             }
         }
         assert!(bends.len() <= 16, "{} of 160: {bends:?}", bends.len());
+    }
+
+    #[test]
+    fn a_staircase_that_turns_back_is_not_a_bend_and_a_ramp_after_a_decline_is() {
+        // Budgets moved three times in eight weeks (down, down, up), under
+        // the same noise: a valley a bend fits well, but a staircase as
+        // well or better. Before turns were held to staircases, 18 of
+        // these 40 draws read as a bend; now 3.
+        let noise = |t: usize| 12.0 * (crate::curiosity::test_noise::uniform(t) - 0.5);
+        let s = Sensitivity::default();
+        let mut bends = 0;
+        for draw in 0..40 {
+            let staircase: Vec<f64> = (0..365)
+                .map(|t| {
+                    let level = match t {
+                        ..150 => 40.0,
+                        150..164 => 32.0,
+                        164..185 => 24.0,
+                        _ => 36.0,
+                    };
+                    level + noise(t + 1000 * draw)
+                })
+                .collect();
+            bends += usize::from(!slope_changes(&staircase, &[], &|v| v, &s).is_empty());
+        }
+        assert!(bends <= 6, "{bends} of 40 staircases read as a bend");
+        // A trend that turns is still told when a line fits each side far
+        // better than steps: a steady decline for six weeks, then a steady
+        // rise, dated within a week, with the slopes' signs.
+        let turn: Vec<f64> = (0..365)
+            .map(|t| {
+                let trend = if t < 180 {
+                    40.0 - 0.5 * (t as f64 - 140.0).max(0.0)
+                } else {
+                    20.0 + 0.5 * (t - 180) as f64
+                };
+                trend.min(40.0) + noise(t)
+            })
+            .collect();
+        let found = slope_changes(&turn, &[], &|v| v, &s);
+        assert!(
+            found.iter().any(|c| c.index.abs_diff(180) <= 7
+                && c.slope
+                    .is_some_and(|(before, after)| before < -0.01 && after > 0.01)),
+            "{found:?}"
+        );
     }
 
     #[test]
