@@ -138,3 +138,34 @@ fn contained_panics_end_as_errors() {
     }
     assert!(seen > 0, "no contained inputs under {}", root.display());
 }
+
+/// The first allocation bomb the `upload` fuzzer found (round 8): a 3 KiB
+/// Parquet file whose dictionary page claims 811,614,343 values, so that
+/// parquet-rs reserved 3.2 GB of offsets before reading a byte of it. A
+/// refused allocation aborts the process, so the replay above (which would
+/// only reserve the memory here) is not enough: the file must be refused
+/// from its page headers, before any page is decoded.
+#[test]
+fn a_dictionary_claiming_more_values_than_its_bytes_is_refused_unread() {
+    let data = std::fs::read(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/regressions/upload/oom-fe71889ac947b550cc24c2c0b5adecf64cbe4261"),
+    )
+    .unwrap();
+    let (&pick, body) = data.split_first().unwrap();
+    assert_eq!(pick % 4, 2, "a Parquet input");
+    let table = gyrus_engine::schema::CanonicalTable::ALL
+        [(pick as usize >> 2) % gyrus_engine::schema::CanonicalTable::ALL.len()];
+    let err = gyrus_ingest::read(
+        table,
+        gyrus_ingest::Format::Parquet,
+        "bomb.parquet",
+        bytes::Bytes::copy_from_slice(body),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        err.contains("dictionary page claims 811614343 values"),
+        "{err}"
+    );
+}

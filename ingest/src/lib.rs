@@ -15,6 +15,7 @@
 
 pub mod connectors;
 pub mod http;
+mod parquet_pages;
 pub mod secrets;
 
 use std::path::Path;
@@ -222,8 +223,18 @@ fn read_parquet(name: &str, bytes: Bytes) -> Result<Vec<RecordBatch>, IngestErro
     // by fuzzing); columns are conformed to the canonical table by
     // name anyway, so the Parquet schema alone is read.
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
-    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
-        .map_err(|e| parse(e.into()))?
+    let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes.clone(), options)
+        .map_err(|e| parse(e.into()))?;
+    // Page headers size the decoder's buffers: they are checked against
+    // the budget before any page is read.
+    parquet_pages::check(&bytes, builder.metadata(), budget).map_err(|message| {
+        IngestError::Parse {
+            path: name.to_string(),
+            row: None,
+            message: format!("the Parquet file cannot be read: {message}"),
+        }
+    })?;
+    let reader = builder
         .with_batch_size(PARQUET_BATCH_ROWS)
         .build()
         .map_err(|e| parse(e.into()))?;
