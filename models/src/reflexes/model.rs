@@ -896,6 +896,9 @@ pub fn plan_until(
                 .into(),
         );
     }
+    if let Some(target) = request.target {
+        warnings.extend(target_warning(target, &refits, &problem, &allocation.spend));
+    }
     let sum = |f: &dyn Fn(&PlanEntity) -> f64| rows.iter().map(f).sum::<f64>();
     let (expected_current, expected_recommended) = (
         sum(&|r| r.expected_current),
@@ -971,7 +974,9 @@ fn plan_warnings(rows: &[PlanEntity], budget: f64, spent: f64) -> Vec<String> {
     }
     if spent < budget - 0.005 * budget.max(1.0) {
         warnings.push(format!(
-            "the plan spends {spent:.2} of the {budget:.2} budget: spending more would take              entities beyond the spend their curves were fitted on. Give `bounds` to allow it              (the answer then marks what is extrapolated)"
+            "the plan spends {spent:.2} of the {budget:.2} budget: spending more would take \
+             entities beyond the spend their curves were fitted on. Give `bounds` to allow it \
+             (the answer then marks what is extrapolated)"
         ));
     }
     warnings
@@ -1096,6 +1101,67 @@ impl Refits {
         errors.sort_by(f64::total_cmp);
         Some(errors)
     }
+}
+
+/// What a plan under an efficiency target should say of how surely it
+/// keeps it. The allocator spends until the target binds under the fitted
+/// curves, so a binding target holds about as often as not under curves
+/// as uncertain as the refits: the plan says how often, and by how much it
+/// may fall short, when fewer than nine refits in ten keep it. `None` when
+/// they do.
+fn target_warning(
+    target: Target,
+    refits: &Refits,
+    problem: &Problem,
+    spend: &[f64],
+) -> Option<String> {
+    let what = match target {
+        Target::Cpa(cpa) => format!("CPA target of {cpa:.2}"),
+        Target::Roas(roas) => format!("ROAS target of {roas:.2}"),
+    };
+    if refits.late {
+        return Some(format!(
+            "the plan keeps the {what} under the fitted curves; it was not checked against \
+             their refits in time"
+        ));
+    }
+    let a = problem.efficiency?;
+    let total: f64 = spend.iter().sum();
+    if total <= 0.0 {
+        return None;
+    }
+    // The share of the target each refit's curves say the plan reaches
+    // (1: exactly the target).
+    let mut reached: Vec<f64> = refits
+        .replicates
+        .iter()
+        .map(|(curves, _)| {
+            let back: f64 = curves
+                .iter()
+                .zip(&problem.entities)
+                .zip(spend)
+                .map(|((c, e), &x)| a * e.efficiency_weight * c.response(x))
+                .sum();
+            back / total
+        })
+        .collect();
+    if reached.len() < 10 {
+        return None;
+    }
+    reached.sort_by(f64::total_cmp);
+    let kept = reached.iter().filter(|&&r| r >= 1.0 - 1e-6).count();
+    let share = kept as f64 / reached.len() as f64;
+    if share >= 0.9 {
+        return None;
+    }
+    let worst = reached[reached.len() / 20];
+    Some(format!(
+        "the plan keeps the {what} under the fitted curves, but under only {:.0}% of the \
+         curves' refits (in the worst one in twenty it reaches {:.0}% of the target's \
+         efficiency); a stricter target makes keeping this one more certain",
+        100.0 * share,
+        100.0 * worst
+    ))
 }
 
 /// An allocation of fixed spend (a plan that keeps today's split).
