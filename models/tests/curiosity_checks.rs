@@ -37,7 +37,7 @@ use gyrus_datasets::{
     generate,
 };
 use gyrus_engine::{Store, TenantId};
-use gyrus_models::curiosity::detect::{Sensitivity, scan};
+use gyrus_models::curiosity::detect::{self, Sensitivity, scan};
 use gyrus_models::curiosity::insight::{Insight, InsightKind};
 use gyrus_models::curiosity::model::{self, CuriosityConfig};
 use gyrus_models::oracle::data::{Metric, TenantSeries};
@@ -225,8 +225,7 @@ fn spend_noise(series: &TenantSeries, campaign: &str) -> Option<f64> {
         .filter(|v| **v > 0.0)
         .map(|v| v.ln())
         .collect();
-    let mut diffs: Vec<f64> = logs.windows(2).map(|p| (p[1] - p[0]).abs()).collect();
-    Some(1.4826 * gyrus_models::curiosity::detect::median(&mut diffs) / 2f64.sqrt())
+    Some(detect::difference_sigma(&logs))
 }
 
 /// Whether a level shift at the default sensitivity could be called with
@@ -258,24 +257,13 @@ fn callable_ramp(
     let Some(sigma) = spend_noise(series, campaign) else {
         return false;
     };
-    let w = 2 * s.changepoint_window as i64;
-    let mut gram = [[0.0f64; 3]; 3];
-    for k in -w..=w {
-        let row = [1.0, k as f64, (k as f64).max(0.0)];
-        for i in 0..3 {
-            for j in 0..3 {
-                gram[i][j] += row[i] * row[j];
-            }
-        }
-    }
-    let g = gram;
-    let det = g[0][0] * (g[1][1] * g[2][2] - g[1][2] * g[2][1])
-        - g[0][1] * (g[1][0] * g[2][2] - g[1][2] * g[2][0])
-        + g[0][2] * (g[1][0] * g[2][1] - g[1][1] * g[2][0]);
-    let inverse_22 = (g[0][0] * g[1][1] - g[0][1] * g[1][0]) / det;
+    let w = detect::slope_window(s);
+    let Some(design) = detect::BendDesign::new(w) else {
+        return false;
+    };
     // On the square-root scale both the slope and the noise halve.
     let bend = 0.5 * factor.ln().abs() / days;
-    let z = bend / (0.5 * sigma * inverse_22.sqrt());
+    let z = bend / design.standard_errors(0.5 * sigma).bend;
     let moved = factor.powf((w as f64).min(days) / days);
     let shift = 1.0 - moved.min(1.0 / moved);
     z >= s.slope_z && shift >= s.min_shift

@@ -268,9 +268,8 @@ pub fn change_points(
     }
     let adjusted: Vec<f64> = y.iter().zip(seasonal).map(|(v, s)| v - s).collect();
     // Day-to-day noise from the first differences (a shift is one of them).
-    let mut diffs: Vec<f64> = adjusted.windows(2).map(|p| (p[1] - p[0]).abs()).collect();
     let typical = adjusted.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
-    let sigma = (MAD_TO_SD * median(&mut diffs) / std::f64::consts::SQRT_2).max(1e-3 * typical);
+    let sigma = difference_sigma(&adjusted).max(1e-3 * typical);
     if sigma <= 0.0 {
         return Vec::new();
     }
@@ -350,6 +349,62 @@ fn refine(adjusted: &[f64], c: &ChangePoint, w: usize) -> usize {
 /// in change-point windows.
 const SLOPE_WINDOWS: usize = 2;
 
+/// The day-to-day noise of a series, σ of one day: the MAD of its first
+/// differences (robust to the few steps and spikes among them) over √2.
+pub fn difference_sigma(values: &[f64]) -> f64 {
+    let mut diffs: Vec<f64> = values.windows(2).map(|p| (p[1] - p[0]).abs()).collect();
+    MAD_TO_SD * median(&mut diffs) / std::f64::consts::SQRT_2
+}
+
+/// Days either side of a candidate day that a bend is fitted over.
+pub fn slope_window(s: &Sensitivity) -> usize {
+    s.changepoint_window * SLOPE_WINDOWS
+}
+
+/// The least-squares design of a bend over `w` days either side of its
+/// day: x = −w..=w, columns 1, x and max(0, x). The same for every
+/// candidate day, so its inverse Gram matrix is computed once.
+pub struct BendDesign {
+    xs: Vec<f64>,
+    inverse: [[f64; 3]; 3],
+}
+
+/// Standard errors of a fitted bend's slope before its day, of the change
+/// of slope, and of the slope after.
+#[derive(Debug, Clone, Copy)]
+pub struct BendErrors {
+    pub before: f64,
+    pub bend: f64,
+    pub after: f64,
+}
+
+impl BendDesign {
+    pub fn new(w: usize) -> Option<BendDesign> {
+        let xs: Vec<f64> = (0..2 * w + 1).map(|k| k as f64 - w as f64).collect();
+        let mut gram = [[0.0; 3]; 3];
+        for &x in &xs {
+            let row = [1.0, x, x.max(0.0)];
+            for i in 0..3 {
+                for j in 0..3 {
+                    gram[i][j] += row[i] * row[j];
+                }
+            }
+        }
+        let inverse = invert3(&gram)?;
+        Some(BendDesign { xs, inverse })
+    }
+
+    /// The standard errors under independent noise of σ `sigma` a day.
+    pub fn standard_errors(&self, sigma: f64) -> BendErrors {
+        let v = &self.inverse;
+        BendErrors {
+            before: sigma * v[1][1].sqrt(),
+            bend: sigma * v[2][2].sqrt(),
+            after: sigma * (v[1][1] + v[2][2] + 2.0 * v[1][2]).max(0.0).sqrt(),
+        }
+    }
+}
+
 /// Standard errors each side's slope of a bend must be from zero, in
 /// opposite directions, for the bend to be a turn (see [`slope_changes`]).
 const REVERSAL_Z: f64 = 4.0;
@@ -372,33 +427,20 @@ pub fn slope_changes(
     if n < 2 * w + 1 {
         return Vec::new();
     }
-    let mut diffs: Vec<f64> = adjusted.windows(2).map(|p| (p[1] - p[0]).abs()).collect();
     let typical = adjusted.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
-    let sigma = (MAD_TO_SD * median(&mut diffs) / std::f64::consts::SQRT_2).max(1e-3 * typical);
+    let sigma = difference_sigma(adjusted).max(1e-3 * typical);
     if sigma.is_nan() || sigma <= 0.0 {
         return Vec::new();
     }
-    // The design x = -w..w around the candidate is the same for every day:
-    // columns 1, x, max(0, x). Its inverse Gram matrix is computed once.
-    let xs: Vec<f64> = (0..2 * w + 1).map(|k| k as f64 - w as f64).collect();
-    let mut gram = [[0.0; 3]; 3];
-    for &x in &xs {
-        let row = [1.0, x, x.max(0.0)];
-        for i in 0..3 {
-            for j in 0..3 {
-                gram[i][j] += row[i] * row[j];
-            }
-        }
-    }
-    let Some(inverse) = invert3(&gram) else {
+    let Some(design) = BendDesign::new(w) else {
         return Vec::new();
     };
-    let se_bend = sigma * inverse[2][2].sqrt();
-    let se_before = sigma * inverse[1][1].sqrt();
-    let se_after = sigma
-        * (inverse[1][1] + inverse[2][2] + 2.0 * inverse[1][2])
-            .max(0.0)
-            .sqrt();
+    let (xs, inverse) = (&design.xs, &design.inverse);
+    let BendErrors {
+        before: se_before,
+        bend: se_bend,
+        after: se_after,
+    } = design.standard_errors(sigma);
     let mut scored = Vec::new();
     for t in w..n - w {
         if shifts.iter().any(|c| c.index.abs_diff(t) <= w) {
@@ -429,10 +471,10 @@ pub fn slope_changes(
         // as one) also looks like a bend: a bend is told only where it
         // fits better than any step.
         let window = &adjusted[t - w..=t + w];
-        let bend_sse = least_squares_sse(window, &xs, |x| x.max(0.0));
+        let bend_sse = least_squares_sse(window, xs, |x| x.max(0.0));
         let step_fits_better = (2..2 * w - 1).any(|k| {
             let split = k as f64 - w as f64;
-            least_squares_sse(window, &xs, |x| if x >= split { 1.0 } else { 0.0 }) <= bend_sse
+            least_squares_sse(window, xs, |x| if x >= split { 1.0 } else { 0.0 }) <= bend_sse
         });
         // Two budget steps a few weeks apart (down, then up) make a valley
         // that a bend fits better than one step: not a bend either. Two
