@@ -108,6 +108,16 @@ impl Format {
             .map(|(_, f)| *f)
     }
 
+    /// What a body of this format is called in errors.
+    pub fn noun(self) -> &'static str {
+        match self {
+            Format::Csv => "CSV",
+            Format::JsonLines => "NDJSON",
+            Format::Parquet => "Parquet file",
+            Format::ArrowStream => "Arrow IPC stream",
+        }
+    }
+
     /// The format a file name's extension names.
     pub fn from_path(path: &Path) -> Option<Format> {
         let ext = path.extension()?.to_str()?.to_ascii_lowercase();
@@ -148,7 +158,35 @@ pub fn read_bytes(
 
 /// Reads `bytes` in `format` for `table`; `name` says where they came from
 /// in errors (a file name, "the request body").
+///
+/// The decoders are arrow-rs and parquet-rs, which assert on some corrupt
+/// input instead of returning an error (fuzzing found a bit width beyond
+/// its integer type in a Parquet page, and a decimal exponent of many
+/// digits overflowing arrow-cast's `i16` in NDJSON): a body that makes a
+/// decoder panic is a malformed body, and the panic ends here as an error
+/// of this request.
 pub fn read(
+    table: CanonicalTable,
+    format: Format,
+    name: &str,
+    bytes: Bytes,
+) -> Result<Vec<RecordBatch>, IngestError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        decode(table, format, name, bytes)
+    }))
+    .unwrap_or_else(|_| {
+        Err(IngestError::Parse {
+            path: name.to_string(),
+            row: None,
+            message: format!(
+                "the {} could not be decoded: it is malformed",
+                format.noun()
+            ),
+        })
+    })
+}
+
+fn decode(
     table: CanonicalTable,
     format: Format,
     name: &str,
@@ -179,19 +217,7 @@ pub fn read(
                 Ok(_) => parse(e.1),
             }
         }),
-        Format::Parquet => {
-            // parquet-rs asserts on some corrupt pages (a bit width beyond
-            // its integer type, found by fuzzing) instead of returning an
-            // error: a file that makes its decoder panic is a malformed file.
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| read_parquet(name, bytes)))
-                .unwrap_or_else(|_| {
-                    Err(IngestError::Parse {
-                        path: name.to_string(),
-                        row: None,
-                        message: "the Parquet file could not be decoded: a page is corrupt".into(),
-                    })
-                })
-        }
+        Format::Parquet => read_parquet(name, bytes),
         Format::ArrowStream => {
             check_ipc_framing(&bytes).map_err(|message| IngestError::Parse {
                 path: name.to_string(),
