@@ -6,7 +6,8 @@
 # fuzz/regressions/<target>/ once fixed, and tests/replay.rs in fuzz-targets
 # replays both on stable in CI. The replay fails on any panic, even one the
 # code contains (parquet-rs asserting on a corrupt page inside
-# `gyrus_ingest::read`); such corpus inputs belong in fuzz/contained/<target>/.
+# `gyrus_ingest::read`); after each run such corpus inputs are moved to
+# fuzz/contained/<target>/ (the replay test, with GYRUS_FUZZ_MOVE_CONTAINED=1).
 #
 #   scripts/fuzz.sh [seconds per target, default 300] [target ...]
 #
@@ -38,6 +39,11 @@ for target in "${targets[@]}"; do
     -print_final_stats=1 >"$log" 2>&1 || echo "$target: libFuzzer stopped with a finding, see $log"
   # Keep the corpus small: only inputs that add coverage.
   cargo +nightly fuzz cmin --fuzz-dir fuzz --dev "$target" "fuzz/corpus/$target" >/dev/null 2>&1 || true
+  # Corpus inputs that reach a panic the code contains move to
+  # fuzz/contained/<target>/ (the stable replay fails on any panic in the
+  # corpus); a panic that escapes fails this step and is printed.
+  GYRUS_FUZZ_MOVE_CONTAINED=1 cargo nextest run -p gyrus-fuzz-targets --no-capture \
+    -E "test(=$target)" 2>&1 | grep -E '^moved |panicked|FAIL' || true
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || echo "?")
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 || echo "cov: ?")
   ft=$(grep -o 'ft: [0-9]*' "$log" | tail -1 || echo "ft: ?")

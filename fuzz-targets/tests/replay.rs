@@ -37,12 +37,35 @@ fn replay(target: &str) {
     }));
     let files = inputs(target);
     assert!(!files.is_empty(), "no committed inputs for {target}");
+    // `scripts/fuzz.sh` sets this after a run: corpus inputs whose panic
+    // the code contained (the target returned) move to
+    // `fuzz/contained/<target>/`, where `contained_panics_end_as_errors`
+    // replays them. A panic that escapes still fails.
+    let sort_contained = std::env::var_os("GYRUS_FUZZ_MOVE_CONTAINED").is_some();
+    let contained_dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../fuzz/contained")
+        .join(target);
     let mut failed = Vec::new();
     for file in &files {
         let data = std::fs::read(file).unwrap();
         let before = PANICS.load(Ordering::SeqCst);
         let outcome = std::panic::catch_unwind(|| gyrus_fuzz_targets::run(target, &data));
-        if outcome.is_err() || PANICS.load(Ordering::SeqCst) != before {
+        let panicked = PANICS.load(Ordering::SeqCst) != before;
+        let in_corpus = file
+            .parent()
+            .and_then(|p| p.parent())
+            .and_then(|p| p.file_name())
+            == Some(std::ffi::OsStr::new("corpus"));
+        if sort_contained && outcome.is_ok() && panicked && in_corpus {
+            std::fs::create_dir_all(&contained_dir).unwrap();
+            let name = format!("contained-{}", file.file_name().unwrap().to_string_lossy());
+            std::fs::rename(file, contained_dir.join(&name)).unwrap();
+            eprintln!(
+                "moved {} to {}",
+                file.display(),
+                contained_dir.join(name).display()
+            );
+        } else if outcome.is_err() || panicked {
             failed.push(file.display().to_string());
         }
     }
