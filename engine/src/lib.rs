@@ -17,6 +17,7 @@ pub mod functions;
 pub mod ipc;
 pub mod keys;
 pub mod maintenance;
+pub mod money;
 pub mod params;
 pub mod schema;
 pub mod session;

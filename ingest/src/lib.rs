@@ -22,15 +22,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use gyrus_engine::datafusion::arrow::array::RecordBatch;
+use gyrus_engine::datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
 use gyrus_engine::datafusion::arrow::csv;
-use gyrus_engine::datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use gyrus_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use gyrus_engine::datafusion::arrow::error::ArrowError;
 use gyrus_engine::datafusion::arrow::{ipc, json};
 use gyrus_engine::datafusion::parquet::arrow::arrow_reader::{
     ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
 };
-use gyrus_engine::schema::CanonicalTable;
+use gyrus_engine::schema::{CanonicalTable, Column, MONEY};
 
 /// Rows per batch read from a file.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -198,7 +198,7 @@ fn decode(
         message: e.to_string(),
     };
     match format {
-        Format::Csv => read_csv(table, &bytes, name),
+        Format::Csv => money_from_text(table, name, read_csv(table, &bytes, name)?),
         Format::JsonLines if json_depth(&bytes) > MAX_JSON_DEPTH => Err(IngestError::Parse {
             path: name.to_string(),
             row: None,
@@ -206,17 +206,20 @@ fn decode(
                 "JSON nested more than {MAX_JSON_DEPTH} levels deep; rows are flat objects, one per line"
             ),
         }),
-        Format::JsonLines => read_json_lines(table, &bytes, BATCH_ROWS).map_err(|e| {
-            match read_json_lines(table, &bytes, 1) {
-                // Read again a record at a time to say which one is at fault.
-                Err((row, e)) => IngestError::Parse {
-                    path: name.to_string(),
-                    row: Some(row + 1),
-                    message: e.to_string(),
-                },
-                Ok(_) => parse(e.1),
-            }
-        }),
+        Format::JsonLines => {
+            let batches = read_json_lines(table, &bytes, BATCH_ROWS).map_err(|e| {
+                match read_json_lines(table, &bytes, 1) {
+                    // Read again a record at a time to say which one is at fault.
+                    Err((row, e)) => IngestError::Parse {
+                        path: name.to_string(),
+                        row: Some(row + 1),
+                        message: e.to_string(),
+                    },
+                    Ok(_) => parse(e.1),
+                }
+            })?;
+            money_from_text(table, name, batches)
+        }
         Format::Parquet => read_parquet(name, bytes),
         Format::ArrowStream => {
             check_ipc_framing(&bytes).map_err(|message| IngestError::Parse {
@@ -370,6 +373,9 @@ fn read_json_lines(
     let reader = json::ReaderBuilder::new(lenient_schema(table, None))
         .with_batch_size(batch_rows)
         .with_strict_mode(true)
+        // Amounts arrive as JSON numbers or strings and are read as text
+        // (see `money_from_text`); so do IDs sent as numbers.
+        .with_coerce_primitive(true)
         .build(bytes)
         .map_err(|e| (0, e))?;
     reader
@@ -379,22 +385,75 @@ fn read_json_lines(
 }
 
 /// The table's columns (or those named), all nullable, so that a missing
-/// value is reported by validation with its row rather than by the parser.
+/// value is reported by validation with its row rather than by the parser;
+/// amounts as text, for `money_from_text`.
 fn lenient_schema(table: CanonicalTable, names: Option<&[String]>) -> SchemaRef {
     let def = table.def();
+    let field = |c: &Column| match c.data_type {
+        MONEY => Field::new(c.name, DataType::Utf8, true),
+        ref other => Field::new(c.name, other.clone(), true),
+    };
     let fields: Vec<Field> = match names {
-        None => def
-            .columns
-            .iter()
-            .map(|c| Field::new(c.name, c.data_type.clone(), true))
-            .collect(),
+        None => def.columns.iter().map(field).collect(),
         Some(names) => names
             .iter()
             .filter_map(|n| def.columns.iter().find(|c| c.name == n))
-            .map(|c| Field::new(c.name, c.data_type.clone(), true))
+            .map(field)
             .collect(),
     };
     Arc::new(Schema::new(fields))
+}
+
+/// Converts the amounts that `lenient_schema` read as text to money with
+/// `gyrus_engine::money` (arrow-cast's decimal parser wraps silently on
+/// some inputs); a value that is not an amount is named with its row.
+pub(crate) fn money_from_text(
+    table: CanonicalTable,
+    name: &str,
+    batches: Vec<RecordBatch>,
+) -> Result<Vec<RecordBatch>, IngestError> {
+    let def = table.def();
+    let mut first_row = 0;
+    batches
+        .into_iter()
+        .map(|batch| {
+            let schema = batch.schema();
+            let mut fields = Vec::with_capacity(schema.fields().len());
+            let mut columns = Vec::with_capacity(schema.fields().len());
+            for (field, column) in schema.fields().iter().zip(batch.columns()) {
+                let money = def
+                    .columns
+                    .iter()
+                    .any(|c| c.name == field.name() && c.data_type == MONEY);
+                match column.as_string_opt::<i32>() {
+                    Some(text) if money => {
+                        let amounts =
+                            gyrus_engine::money::from_text(text).map_err(|(row, e)| {
+                                IngestError::Parse {
+                                    path: name.to_string(),
+                                    row: Some(first_row + row + 1),
+                                    message: format!("column `{}`: {e}", field.name()),
+                                }
+                            })?;
+                        fields.push(Field::new(field.name(), MONEY, true));
+                        columns.push(Arc::new(amounts) as ArrayRef);
+                    }
+                    _ => {
+                        fields.push(field.as_ref().clone());
+                        columns.push(column.clone());
+                    }
+                }
+            }
+            first_row += batch.num_rows();
+            RecordBatch::try_new(Arc::new(Schema::new(fields)), columns).map_err(|e| {
+                IngestError::Parse {
+                    path: name.to_string(),
+                    row: None,
+                    message: e.to_string(),
+                }
+            })
+        })
+        .collect()
 }
 
 fn read_csv(
@@ -548,6 +607,86 @@ mod tests {
                 .num_rows(),
             1
         );
+    }
+
+    /// Amounts are read by `gyrus_engine::money`, not arrow-cast, whose
+    /// decimal parser wraps silently in release builds ("1E65546" as 1e10,
+    /// 256 digits as garbage): such values are refused with their row.
+    #[test]
+    fn amounts_are_read_exactly_and_garbage_amounts_are_refused_by_row() {
+        let row = |(i, spend): (usize, &&str)| {
+            format!("google_ads,a1,c{i},Brand,search,2026-01-02,100,7,{spend},USD,1.5,99.90\n")
+        };
+        let body = |spends: &[&str]| {
+            let rows: String = spends.iter().enumerate().map(row).collect();
+            Bytes::from(format!("{HEADER}\n{rows}"))
+        };
+        let read_csv = |spends: &[&str]| {
+            read(
+                CanonicalTable::AdPerformance,
+                Format::Csv,
+                "body",
+                body(spends),
+            )
+        };
+        let spend = |batches: Vec<RecordBatch>| {
+            let batch = prepare(CanonicalTable::AdPerformance, &batches).unwrap();
+            let column = batch.column_by_name("spend").unwrap();
+            let values =
+                column.as_primitive::<gyrus_engine::datafusion::arrow::datatypes::Decimal128Type>();
+            values.values().to_vec()
+        };
+        assert_eq!(
+            spend(read_csv(&["12.34", "1.2345675", "2.5e2", "0.0000004"]).unwrap()),
+            vec![12_340_000, 1_234_568, 250_000_000, 0]
+        );
+        let long = format!("1{}", "0".repeat(256));
+        for garbage in ["1E65546", long.as_str(), "1e12", "\"12,34\"", "1e5.5"] {
+            let err = read_csv(&["1", "2", garbage]).unwrap_err();
+            assert!(
+                matches!(err, IngestError::Parse { row: Some(3), .. }),
+                "{garbage}: {err}"
+            );
+            assert!(err.to_string().contains("`spend`"), "{err}");
+        }
+
+        let json = |spend: &str| {
+            Bytes::from(format!(
+                r#"{{"platform":"meta_ads","account_id":"a","campaign_id":"c","campaign_name":"n","channel":"social","date":"2026-01-02","impressions":1,"clicks":0,"spend":{spend},"currency":"EUR","conversions":0,"conversion_value":0}}
+{{"platform":"meta_ads","account_id":"a","campaign_id":7,"campaign_name":"n","channel":"social","date":"2026-01-03","impressions":1,"clicks":0,"spend":1,"currency":"EUR","conversions":0,"conversion_value":"0.5"}}
+"#
+            ))
+        };
+        let read_json = |spend: &str| {
+            read(
+                CanonicalTable::AdPerformance,
+                Format::JsonLines,
+                "body",
+                json(spend),
+            )
+        };
+        // Numbers and strings alike; a numeric ID reads as its text.
+        let batches = read_json("0.125").unwrap();
+        assert_eq!(spend(batches.clone()), vec![125_000, 1_000_000]);
+        let ids = prepare(CanonicalTable::AdPerformance, &batches).unwrap();
+        assert_eq!(
+            ids.column_by_name("campaign_id")
+                .unwrap()
+                .as_string::<i32>()
+                .value(1),
+            "7"
+        );
+        assert_eq!(
+            spend(read_json("\"3.5\"").unwrap()),
+            vec![3_500_000, 1_000_000]
+        );
+        for garbage in ["1E65546", "\"1E65546\"", long.as_str(), "true", "\"lots\""] {
+            let err = read_json(garbage).unwrap_err();
+            assert!(
+                matches!(err, IngestError::Parse { row: Some(1), .. }),
+                "{garbage}: {err}"
+            );
+        }
     }
 
     #[test]

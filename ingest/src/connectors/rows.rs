@@ -2,10 +2,12 @@
 //! the platforms' number formats (micros, decimal strings, minor units).
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
+use gyrus_engine::datafusion::arrow::datatypes::{DataType, Schema};
 use gyrus_engine::datafusion::arrow::json::ReaderBuilder;
-use gyrus_engine::schema::CanonicalTable;
+use gyrus_engine::schema::{CanonicalTable, MONEY};
 use serde_json::{Map, Value};
 
 /// One canonical row: column name → value (money as a decimal string, dates
@@ -74,7 +76,18 @@ impl Rows {
     /// shape is an error naming the column, not a silent null.
     pub fn into_batch(self) -> Result<RecordBatch, String> {
         let schema = self.table.schema();
-        let mut decoder = ReaderBuilder::new(schema.clone())
+        // Amounts as text, converted by `money_from_text`.
+        let text_schema = Schema::new(
+            schema
+                .fields()
+                .iter()
+                .map(|f| match f.data_type() {
+                    &MONEY => f.as_ref().clone().with_data_type(DataType::Utf8),
+                    _ => f.as_ref().clone(),
+                })
+                .collect::<Vec<_>>(),
+        );
+        let mut decoder = ReaderBuilder::new(Arc::new(text_schema))
             .with_batch_size(self.rows.len().max(1))
             .with_strict_mode(true)
             .build_decoder()
@@ -96,10 +109,19 @@ impl Rows {
             }
             rest = &rest[read..];
         }
-        Ok(decoder
+        let Some(text) = decoder
             .flush()
             .map_err(|e| format!("{}: {e}", self.table))?
-            .unwrap_or_else(|| RecordBatch::new_empty(schema)))
+        else {
+            return Ok(RecordBatch::new_empty(schema));
+        };
+        let typed = crate::money_from_text(self.table, self.table.name(), vec![text])
+            .map_err(|e| e.to_string())?;
+        let columns = typed
+            .first()
+            .map(|b| b.columns().to_vec())
+            .unwrap_or_default();
+        RecordBatch::try_new(schema, columns).map_err(|e| format!("{}: {e}", self.table))
     }
 }
 
@@ -141,37 +163,18 @@ pub fn number(value: &Value) -> Result<f64, String> {
 }
 
 /// Money sent as a decimal string ("12.34") or a JSON number, as an exact
-/// decimal string; absent or empty (a cleared CRM field) is zero.
+/// decimal string with six places; absent or empty (a cleared CRM field) is
+/// zero. More than six decimals (GA4 sends doubles as text) round to six.
 pub fn money(value: &Value) -> Result<String, String> {
     match value {
         Value::Null => Ok("0".into()),
         Value::String(s) if s.trim().is_empty() => Ok("0".into()),
-        Value::String(s) => decimal(s),
-        Value::Number(n) => match n.as_i64() {
-            Some(i) => Ok(i.to_string()),
-            // A double: the shortest text that reads back as it, to 6 places.
-            None => decimal(&format!("{:.6}", n.as_f64().unwrap_or(0.0))),
-        },
+        // A double's text is the shortest that reads back as it.
+        Value::String(_) | Value::Number(_) => {
+            let text = text(value).unwrap_or_default();
+            gyrus_engine::money::parse(&text).map(|units| minor_to_decimal(units, 6))
+        }
         other => Err(format!("{other} is not an amount")),
-    }
-}
-
-/// Checks a decimal string (digits, one point, an optional sign); more than
-/// six decimals (GA4 sends doubles as text) are rounded to the table's six.
-fn decimal(text: &str) -> Result<String, String> {
-    let t = text.trim();
-    let digits = t.strip_prefix('-').unwrap_or(t);
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    let well_formed = !whole.is_empty()
-        && whole.chars().all(|c| c.is_ascii_digit())
-        && fraction.chars().all(|c| c.is_ascii_digit());
-    match (well_formed, fraction.len() <= 6) {
-        (true, true) => Ok(t.to_string()),
-        (true, false) => t
-            .parse::<f64>()
-            .map(|v| format!("{v:.6}"))
-            .map_err(|_| format!("{text:?} is not an amount")),
-        (false, _) => Err(format!("{text:?} is not an amount")),
     }
 }
 
@@ -203,16 +206,7 @@ pub fn minor_units(amount: i64, currency: &str) -> String {
 
 /// A decimal string as integer micros, for exact sums of money.
 pub fn to_micros(text: &str) -> Result<i128, String> {
-    let checked = decimal(text)?;
-    let negative = checked.starts_with('-');
-    let digits = checked.trim_start_matches('-');
-    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
-    let whole: i128 = whole
-        .parse()
-        .map_err(|_| format!("{text:?} is too large"))?;
-    let fraction: i128 = format!("{fraction:0<6}").parse().unwrap_or(0);
-    let micros = whole * 1_000_000 + fraction;
-    Ok(if negative { -micros } else { micros })
+    gyrus_engine::money::parse(text)
 }
 
 /// Integer units of 10^-places as a decimal string.
@@ -244,13 +238,20 @@ mod tests {
         assert_eq!(minor_units(12345, "usd"), "123.45");
         assert_eq!(minor_units(12345, "JPY"), "12345");
         assert_eq!(minor_units(12345, "kwd"), "12.345");
-        assert_eq!(money(&json!("12.34")).unwrap(), "12.34");
+        assert_eq!(money(&json!("12.34")).unwrap(), "12.340000");
         assert_eq!(money(&json!("")).unwrap(), "0");
         assert_eq!(money(&json!(40.5)).unwrap(), "40.500000");
-        assert_eq!(money(&json!(1200)).unwrap(), "1200");
+        assert_eq!(money(&json!(1200)).unwrap(), "1200.000000");
         assert!(money(&json!("12,34")).is_err());
         assert_eq!(money(&json!("1.1234567")).unwrap(), "1.123457");
+        // Exact where a double would not be.
+        assert_eq!(
+            money(&json!("123456789012.1234565")).unwrap(),
+            "123456789012.123457"
+        );
         assert!(money(&json!("1.2.3")).is_err());
+        assert!(money(&json!(1e300)).unwrap_err().contains("too large"));
+        assert!(money(&json!("1E65546")).unwrap_err().contains("too large"));
     }
 
     #[test]
