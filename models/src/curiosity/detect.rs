@@ -378,6 +378,16 @@ pub struct BendErrors {
     pub after: f64,
 }
 
+/// A bend fitted over a window: the level on its day, the slope before,
+/// the change of slope, and the residual sum of squares.
+#[derive(Debug, Clone, Copy)]
+pub struct BendFit {
+    pub at: f64,
+    pub slope: f64,
+    pub bend: f64,
+    pub sse: f64,
+}
+
 impl BendDesign {
     pub fn new(w: usize) -> Option<BendDesign> {
         let xs: Vec<f64> = (0..2 * w + 1).map(|k| k as f64 - w as f64).collect();
@@ -392,6 +402,28 @@ impl BendDesign {
         }
         let inverse = invert3(&gram)?;
         Some(BendDesign { xs, inverse })
+    }
+
+    /// The bend fitted to `window` (2w + 1 values, centred on the day).
+    pub fn fit(&self, window: &[f64]) -> BendFit {
+        let mut xty = [0.0; 3];
+        let mut yy = 0.0;
+        for (&x, &y) in self.xs.iter().zip(window) {
+            xty[0] += y;
+            xty[1] += x * y;
+            xty[2] += x.max(0.0) * y;
+            yy += y * y;
+        }
+        let beta = self
+            .inverse
+            .map(|row| (0..3).map(|j| row[j] * xty[j]).sum::<f64>());
+        let explained: f64 = (0..3).map(|i| beta[i] * xty[i]).sum();
+        BendFit {
+            at: beta[0],
+            slope: beta[1],
+            bend: beta[2],
+            sse: yy - explained,
+        }
     }
 
     /// The standard errors under independent noise of σ `sigma` a day.
@@ -435,7 +467,7 @@ pub fn slope_changes(
     let Some(design) = BendDesign::new(w) else {
         return Vec::new();
     };
-    let (xs, inverse) = (&design.xs, &design.inverse);
+    let xs = &design.xs;
     let BendErrors {
         before: se_before,
         bend: se_bend,
@@ -446,17 +478,13 @@ pub fn slope_changes(
         if shifts.iter().any(|c| c.index.abs_diff(t) <= w) {
             continue;
         }
-        let mut xty = [0.0; 3];
-        for (k, &x) in xs.iter().enumerate() {
-            let y = adjusted[t - w + k];
-            xty[0] += y;
-            xty[1] += x * y;
-            xty[2] += x.max(0.0) * y;
-        }
-        let beta: Vec<f64> = (0..3)
-            .map(|i| (0..3).map(|j| inverse[i][j] * xty[j]).sum())
-            .collect();
-        let (at, slope, bend) = (beta[0], beta[1], beta[2]);
+        let window = &adjusted[t - w..=t + w];
+        let BendFit {
+            at,
+            slope,
+            bend,
+            sse: bend_sse,
+        } = design.fit(window);
         let statistic = bend.abs() / se_bend;
         if statistic < s.slope_z {
             continue;
@@ -470,8 +498,6 @@ pub fn slope_changes(
         // A step inside the window (a level shift too small to be called
         // as one) also looks like a bend: a bend is told only where it
         // fits better than any step.
-        let window = &adjusted[t - w..=t + w];
-        let bend_sse = least_squares_sse(window, xs, |x| x.max(0.0));
         let step_fits_better = (2..2 * w - 1).any(|k| {
             let split = k as f64 - w as f64;
             least_squares_sse(window, xs, |x| if x >= split { 1.0 } else { 0.0 }) <= bend_sse
@@ -549,7 +575,8 @@ fn steps_sse(y: &[f64], steps: usize) -> f64 {
     best[n]
 }
 
-/// The residual sum of squares of `y` on columns 1, x and `third(x)`.
+/// The residual sum of squares of `y` on columns 1, x and `third(x)`: a
+/// line and a step at `third`'s edge, fitted afresh for each edge.
 fn least_squares_sse(y: &[f64], xs: &[f64], third: impl Fn(f64) -> f64) -> f64 {
     let mut gram = [[0.0; 3]; 3];
     let mut xty = [0.0; 3];

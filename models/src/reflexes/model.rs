@@ -1081,26 +1081,32 @@ impl Refits {
         replan: bool,
     ) -> Option<Vec<f64>> {
         let gain = |curves: &[ResponseCurve], spend: &[f64]| -> f64 {
-            curves
-                .iter()
-                .zip(from.iter().zip(spend))
-                .map(|(c, (&a, &b))| c.response(b) - c.response(a))
-                .sum()
+            responses(curves, spend).sum::<f64>() - responses(curves, from).sum::<f64>()
         };
-        let mut errors: Vec<f64> = self
-            .replicates
-            .iter()
-            .filter_map(|(curves, own)| {
-                let spend = if replan { own.as_deref()? } else { plan };
-                Some(gain(curves, spend) - lift(problem, from, spend))
-            })
-            .collect();
-        if errors.len() < 10 {
+        Refits::sorted(
+            self.replicates
+                .iter()
+                .filter_map(|(curves, own)| {
+                    let spend = if replan { own.as_deref()? } else { plan };
+                    Some(gain(curves, spend) - lift(problem, from, spend))
+                })
+                .collect(),
+        )
+    }
+
+    /// Values read from the refits, sorted; `None` with fewer than 10.
+    fn sorted(mut values: Vec<f64>) -> Option<Vec<f64>> {
+        if values.len() < 10 {
             return None;
         }
-        errors.sort_by(f64::total_cmp);
-        Some(errors)
+        values.sort_by(f64::total_cmp);
+        Some(values)
     }
+}
+
+/// Each entity's response to its `spend` under `curves`.
+fn responses<'a>(curves: &'a [ResponseCurve], spend: &'a [f64]) -> impl Iterator<Item = f64> + 'a {
+    curves.iter().zip(spend).map(|(c, &x)| c.response(x))
 }
 
 /// What a plan under an efficiency target should say of how surely it
@@ -1132,23 +1138,19 @@ fn target_warning(
     }
     // The share of the target each refit's curves say the plan reaches
     // (1: exactly the target).
-    let mut reached: Vec<f64> = refits
-        .replicates
-        .iter()
-        .map(|(curves, _)| {
-            let back: f64 = curves
-                .iter()
-                .zip(&problem.entities)
-                .zip(spend)
-                .map(|((c, e), &x)| a * e.efficiency_weight * c.response(x))
-                .sum();
-            back / total
-        })
-        .collect();
-    if reached.len() < 10 {
-        return None;
-    }
-    reached.sort_by(f64::total_cmp);
+    let reached = Refits::sorted(
+        refits
+            .replicates
+            .iter()
+            .map(|(curves, _)| {
+                let back: f64 = responses(curves, spend)
+                    .zip(&problem.entities)
+                    .map(|(r, e)| a * e.efficiency_weight * r)
+                    .sum();
+                back / total
+            })
+            .collect(),
+    )?;
     let kept = reached.iter().filter(|&&r| r >= 1.0 - 1e-6).count();
     let share = kept as f64 / reached.len() as f64;
     if share >= 0.9 {
