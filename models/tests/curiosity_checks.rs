@@ -46,6 +46,11 @@ use gyrus_models::special::poisson_lower_tail;
 #[derive(Default)]
 struct Tally {
     spikes: (usize, usize),
+    /// The spikes beyond `min_statistic` standard deviations of their
+    /// campaign's own day-to-day CTR noise ([`spike_z`]): reported beside,
+    /// not asserted. A smaller spike is a day of high CTR like the noise's
+    /// own, and calling those is what floods noisy accounts with alarms.
+    callable_spikes: (usize, usize),
     drops: (usize, usize),
     detectable_drops: (usize, usize),
     /// Shifts a test at the default level could call (injected level
@@ -93,13 +98,22 @@ impl Tally {
         ))
     }
 
+    /// [`Tally::recall`] with only callable ramps and callable spikes.
+    fn recall_of_callable_ramps_and_spikes(&self) -> f64 {
+        let (hit, all) = self.callable();
+        ratio((
+            hit - self.slopes.0 + self.callable_slopes.0 - self.spikes.0 + self.callable_spikes.0,
+            all - self.slopes.1 + self.callable_slopes.1 - self.spikes.1 + self.callable_spikes.1,
+        ))
+    }
+
     fn line(&self, what: &str) -> String {
         let callable = self.callable();
         format!(
             "{what}: precision {:.3} ({}/{}), recall of callable events {:.3} ({}/{}): \
-             spikes {}/{}, callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}), \
-             ramps {}/{} (callable by a bend test at their start {}/{}; recall counting only those {:.3}); \
-             missing days found {}/{}; run scores {:?}; false alarms {:?}",
+             spikes {}/{} (beyond the default statistic in their CTR's own noise {}/{}), callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}), \
+             ramps {}/{} (callable by a bend test at their start {}/{}; recall counting only those {:.3}, \
+             and only callable spikes too {:.3}); missing days found {}/{}; run scores {:?}; false alarms {:?}",
             self.precision(),
             self.true_detections,
             self.detections,
@@ -108,6 +122,8 @@ impl Tally {
             callable.1,
             self.spikes.0,
             self.spikes.1,
+            self.callable_spikes.0,
+            self.callable_spikes.1,
             self.detectable_drops.0,
             self.detectable_drops.1,
             self.drops.0,
@@ -121,6 +137,7 @@ impl Tally {
             self.callable_slopes.0,
             self.callable_slopes.1,
             self.recall_of_callable_ramps(),
+            self.recall_of_callable_ramps_and_spikes(),
             self.missing.0,
             self.missing.1,
             self.injection_scores,
@@ -228,6 +245,27 @@ fn spend_noise(series: &TenantSeries, campaign: &str) -> Option<f64> {
     Some(detect::difference_sigma(&logs))
 }
 
+/// A spike's size in standard deviations of the day-to-day noise its
+/// campaign's CTR really has, on the log scale (a spike multiplies clicks,
+/// and conversions and value with them, as a day of unusually high CTR
+/// does).
+fn spike_z(series: &TenantSeries, event: &AnomalyTruth) -> Option<f64> {
+    let find = |metric: Metric| {
+        series.series.iter().find(|x| {
+            x.entity_type == "campaign" && x.entity_id == event.campaign_id && x.metric == metric
+        })
+    };
+    let (clicks, impressions) = (find(Metric::Clicks)?, find(Metric::Impressions)?);
+    let logs: Vec<f64> = clicks
+        .values
+        .iter()
+        .zip(&impressions.values)
+        .filter(|(c, i)| **c > 0.0 && **i > 0.0)
+        .map(|(c, i)| (c / i).ln())
+        .collect();
+    Some(event.factor.ln() / detect::difference_sigma(&logs))
+}
+
 /// Whether a level shift at the default sensitivity could be called with
 /// the noise the campaign's spend really has: the shift against the
 /// standard error of two window medians.
@@ -294,12 +332,49 @@ fn tally(
     };
     for event in truth {
         match event.kind.as_str() {
-            "spike" => count(&mut t.spikes, on(event, InsightKind::Anomaly, 1, true)),
+            "spike" => {
+                let hit = on(event, InsightKind::Anomaly, 1, true);
+                count(&mut t.spikes, hit);
+                let z = spike_z(series, event).unwrap_or(f64::NAN);
+                if z >= s.min_statistic {
+                    count(&mut t.callable_spikes, hit);
+                }
+                if std::env::var_os("GYRUS_CHECK_VERBOSE").is_some() {
+                    eprintln!(
+                        "spike {} {} ×{:.2}: {z:.2} σ of its CTR noise, found {hit}",
+                        event.campaign_id, event.date, event.factor
+                    );
+                }
+            }
             "drop" => {
                 let hit = on(event, InsightKind::Anomaly, 1, true);
                 count(&mut t.drops, hit);
                 if detectable(series, event, &s) {
                     count(&mut t.detectable_drops, hit);
+                    if std::env::var_os("GYRUS_CHECK_VERBOSE").is_some() {
+                        let conv = series.series.iter().find(|x| {
+                            x.entity_type == "campaign"
+                                && x.entity_id == event.campaign_id
+                                && x.metric == Metric::Conversions
+                        });
+                        let around: Vec<f64> = conv
+                            .map(|c| {
+                                let t = (event.date - c.start).num_days() as usize;
+                                c.values[t.saturating_sub(3)..(t + 4).min(c.values.len())].to_vec()
+                            })
+                            .unwrap_or_default();
+                        let near_findings: Vec<String> = findings
+                            .iter()
+                            .filter(|i| {
+                                i.entity_id == event.campaign_id && near(i.date, event.date, 3)
+                            })
+                            .map(|i| format!("{} {} {}", i.kind.as_str(), i.metric, i.date))
+                            .collect();
+                        eprintln!(
+                            "callable drop {} {} ×{:.2}: found {hit}; conversions around {around:?}; findings {near_findings:?}",
+                            event.campaign_id, event.date, event.factor
+                        );
+                    }
                 }
             }
             "missing_day" => count(

@@ -37,11 +37,16 @@ async fn trained_with(configure: impl FnOnce(&mut gyrus_api::ApiConfig)) -> Api 
 
 /// Trains acme's REFLEXES (fewer bootstrap refits than the default: a test).
 async fn train_reflexes(api: &Api) {
+    train_reflexes_with(api, 12).await
+}
+
+/// Trains acme's REFLEXES with `bootstrap` refits.
+async fn train_reflexes_with(api: &Api, bootstrap: usize) {
     let options = TrainOptions {
         tenants: Some(vec![TenantId::new("acme").unwrap()]),
         families: vec![Family::Reflexes],
         reflexes: ReflexesConfig {
-            bootstrap: 12,
+            bootstrap,
             ..ReflexesConfig::default()
         },
         ..TrainOptions::default()
@@ -492,5 +497,65 @@ async fn a_plan_over_ten_thousand_campaigns_runs_off_the_async_threads() {
         assert_eq!(late, plan["lift_lower"].is_null(), "{}", plan["warnings"]);
     } else {
         answer.problem(StatusCode::GATEWAY_TIMEOUT, "timeout");
+    }
+}
+
+/// Figures for benches/RESULTS.md (run on a release build): the latency of
+/// a budget plan over 10,000 campaigns with the default bootstrap (31
+/// refits, each a plan of its own), without and with a CPA target, under
+/// a time limit long enough that the bootstrap is never given up.
+///
+/// `cargo nextest run --release -p gyrus-api --run-ignored only --no-capture -E 'test(plan_latency)'`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures for benches/RESULTS.md"]
+async fn plan_latency_at_ten_thousand_campaigns() {
+    let api = api(|c| {
+        c.catalog_max_age = std::time::Duration::ZERO;
+        c.limits.timeout = std::time::Duration::from_secs(600);
+    })
+    .await;
+    let acme = TenantId::new("acme").unwrap();
+    generate(&GeneratorConfig::for_tenant("acme", Scale::Small))
+        .load(&api.state.store, &acme, |_| {})
+        .await
+        .unwrap();
+    train_reflexes_with(&api, ReflexesConfig::default().bootstrap).await;
+    let today = serve_campaigns(&api, 10_000).await;
+    let untargeted = post(
+        &api,
+        &api.reader,
+        "/api/v1/reflexes/budget",
+        json!({"total_budget": today, "objective": "conversions", "save": false}),
+    )
+    .await;
+    assert_eq!(untargeted.status, StatusCode::OK);
+    let plan = untargeted.json();
+    let cpa = plan["current_spend"].as_f64().unwrap() / plan["expected_current"].as_f64().unwrap();
+    for (what, body) in [
+        (
+            "conversions",
+            json!({"total_budget": today, "objective": "conversions", "save": false}),
+        ),
+        (
+            "conversions, CPA target 0.95x today's",
+            json!({"total_budget": today, "objective": "conversions", "save": false,
+                   "target_cpa": cpa * 0.95}),
+        ),
+    ] {
+        let mut seconds = Vec::new();
+        for _ in 0..5 {
+            let started = std::time::Instant::now();
+            let answer = post(&api, &api.reader, "/api/v1/reflexes/budget", body.clone()).await;
+            seconds.push(started.elapsed().as_secs_f64());
+            let plan = answer.json();
+            assert_eq!(answer.status, StatusCode::OK, "{plan}");
+            assert_eq!(plan["entities"].as_array().unwrap().len(), 10_000);
+            assert!(!plan["lift_lower"].is_null(), "{}", plan["warnings"]);
+        }
+        seconds.sort_by(f64::total_cmp);
+        println!(
+            "plan over 10,000 campaigns ({what}): median {:.2} s, min {:.2}, max {:.2} (5 plans)",
+            seconds[2], seconds[0], seconds[4]
+        );
     }
 }
