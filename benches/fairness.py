@@ -25,6 +25,9 @@ from conftest import create_key, run_gyrus  # noqa: E402
 PROBE = "SELECT platform, sum(spend) AS spend, sum(clicks) AS clicks FROM ad_performance GROUP BY 1 ORDER BY 1"
 HEAVY = ("SELECT a.campaign_id, count(*) AS n FROM ad_performance a JOIN ad_performance b "
          "ON a.campaign_id = b.campaign_id AND a.platform = b.platform GROUP BY 1 ORDER BY 2 DESC LIMIT 5")
+# globex's probes a second on each surface, well under the default rate
+# limit of 100 a second per key.
+PROBES_PER_SECOND = 20
 
 
 def pct(values, q):
@@ -32,11 +35,14 @@ def pct(values, q):
     return values[min(len(values) - 1, int(len(values) * q))] * 1000
 
 
-def probe(server, reader, seconds, flight_conn):
-    """globex, one request at a time, alternating HTTP and Flight SQL."""
+def probe(server, reader, seconds, flight_conn, per_second=PROBES_PER_SECOND):
+    """globex, one request at a time, alternating HTTP and Flight SQL, at
+    most `per_second` of each (a dashboard's pace: a faster probe would
+    measure globex's own rate limit, not acme's effect on it)."""
     lat, failures = {"http": [], "flight": []}, 0
     end = time.monotonic() + seconds
     while time.monotonic() < end:
+        started = time.monotonic()
         t0 = time.perf_counter()
         status, _ = request(server.http, "/api/v1/sql", reader, {"sql": PROBE}, timeout=120)
         lat["http"].append(time.perf_counter() - t0)
@@ -49,6 +55,7 @@ def probe(server, reader, seconds, flight_conn):
         except Exception:
             failures += 1
         lat["flight"].append(time.perf_counter() - t0)
+        time.sleep(max(0.0, started + 1 / per_second - time.monotonic()))
     return lat, failures
 
 

@@ -5,8 +5,9 @@ NDJSON ingest over HTTP (a tenth of them replayed), DoPut ingest over Flight,
 connector syncs from a Stripe fake, and `gyrus train` beside it every two
 minutes. Prints requests per route, 5xx (and Flight INTERNAL/UNKNOWN/
 UNAVAILABLE) count, 429/RESOURCE_EXHAUSTED count, p50/p99 per route, RSS
-samples (start after warm-up, end, max, slope over the second half), and
-checks afterwards that every acknowledged batch is there exactly once.
+samples (start after warm-up, end, max, slope over the second half), the
+server's thread count, and checks afterwards that every acknowledged batch is
+there exactly once. --rss-trace writes every five-second sample to a CSV.
 
     GYRUS_BIN=target/release/gyrus .venv/bin/python benches/soak.py --minutes 30
 """
@@ -63,10 +64,18 @@ def classify_flight(err):
 
 
 def rss_mb(pid):
+    return status_field(pid, "VmRSS:") / 1024
+
+
+def thread_count(pid):
+    return status_field(pid, "Threads:")
+
+
+def status_field(pid, name):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
+            if line.startswith(name):
+                return int(line.split()[1])
     return float("nan")
 
 
@@ -84,6 +93,7 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--rss-trace", help="write every RSS sample (seconds, MB) to this file as CSV")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     data = tempfile.mkdtemp(prefix="gyrus-soak-")
@@ -190,7 +200,7 @@ def main():
 
     def sample_rss():
         while time.monotonic() < end:
-            rss.append((time.monotonic() - began, rss_mb(server.proc.pid)))
+            rss.append((time.monotonic() - began, rss_mb(server.proc.pid), thread_count(server.proc.pid)))
             time.sleep(5)
 
     workers = [http_sql, http_sql, flight_sql, flight_sql, http_ingest, flight_ingest, syncs, training, sample_rss]
@@ -209,8 +219,8 @@ def main():
     assert server.stop() == 0
     fake.shutdown()
 
-    warm = [m for t, m in rss if t >= 60] or [m for _, m in rss]
-    second_half = [(t, m) for t, m in rss if t >= args.minutes * 30]
+    warm = [m for t, m, _ in rss if t >= 60] or [m for _, m, _ in rss]
+    second_half = [(t, m) for t, m, _ in rss if t >= args.minutes * 30]
     routes = {}
     for route, lat in sorted(stats.latency.items()):
         lat = sorted(lat)
@@ -227,14 +237,19 @@ def main():
         "server_errors": sum(c for (_, o), c in stats.outcomes.items() if o.startswith("5")),
         "refused_429": sum(c for (_, o), c in stats.outcomes.items() if o == "429"),
         "rss_mb": {"start_after_warmup": round(warm[0], 1), "end": round(rss[-1][1], 1),
-                   "max": round(max(m for _, m in rss), 1),
+                   "max": round(max(m for _, m, _ in rss), 1),
                    "slope_second_half_mb_per_min": round(slope_mb_per_min(second_half), 2)},
+        "threads": {"end": rss[-1][2], "max": max(n for _, _, n in rss)},
         "batches_acknowledged": len(ledger.acked),
         "rows_acknowledged": sum(ledger.sent[b][1] for b in ledger.acked),
         "lost_batches": len(lost),
         "duplicated_batches": len(duplicated),
         "healthz_after": status,
     }
+    if args.rss_trace:
+        with open(args.rss_trace, "w") as f:
+            f.write("seconds,rss_mb,threads\n")
+            f.writelines(f"{t:.0f},{m:.1f},{n}\n" for t, m, n in rss)
     print(json.dumps(figures, indent=1))
 
 

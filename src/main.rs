@@ -83,8 +83,12 @@ fn main() -> ExitCode {
     init_logging(&settings);
     // Deep stacks as a second line behind the SQL depth bounds (query work
     // itself runs on the engine's query runtime, whose stacks are deeper).
+    // Blocking threads (Delta log reads and commits on local disk) bounded
+    // as the query runtimes' are: each keeps memory of its own.
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_stack_size(16 << 20)
+        .max_blocking_threads(2 * cores * gyrus_engine::exec::BLOCKING_THREADS_PER_CORE)
         .enable_all()
         .build()
     {

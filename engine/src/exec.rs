@@ -69,6 +69,16 @@ use crate::store::TenantId;
 /// ever committed.
 pub const QUERY_STACK_BYTES: usize = 256 << 20;
 
+/// Threads each query runtime may start, per core, for blocking work: reads
+/// of local table files (the object store reads them on blocking threads)
+/// and [`Lane::compute`]. Tokio's default is 512 a runtime. Under a soak of
+/// three tenants writing and querying small tables each runtime grew to ~90
+/// such threads, and the allocator keeps freed memory with the thread that
+/// allocated it: 4 to 6 GB of RSS for a few hundred MB of data (RESULTS,
+/// "Where the soak's memory went"). A read of a local file is short; a few
+/// threads a core keep the disk and the cores busy.
+pub const BLOCKING_THREADS_PER_CORE: usize = 4;
+
 /// How many lanes there are: up to this many tenants with work in progress
 /// each run on threads of their own; beyond it, tenants share.
 pub const LANES: usize = 8;
@@ -111,9 +121,11 @@ fn claims() -> std::sync::MutexGuard<'static, Claims> {
 fn runtime(lane: usize, background: bool) -> Result<&'static Runtime> {
     LANES_.runtimes[lane][usize::from(background)]
         .get_or_init(|| {
+            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder
-                .worker_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .worker_threads(cores)
+                .max_blocking_threads(cores * BLOCKING_THREADS_PER_CORE)
                 .thread_name(if background {
                     format!("gyrus-query-{lane}b")
                 } else {
@@ -533,6 +545,49 @@ mod tests {
         assert_eq!(holders("lanes-acme"), None, "an idle tenant holds no lane");
         drop(globex);
         assert_eq!(holders("lanes-globex"), None);
+    }
+
+    /// Threads of this process whose name is exactly `name`.
+    fn threads_named(name: &str) -> usize {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+            .filter(|comm| comm.trim_end() == name)
+            .count()
+    }
+
+    #[tokio::test]
+    async fn a_flood_of_blocking_reads_starts_a_bounded_number_of_threads() {
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let bound = cores * (1 + BLOCKING_THREADS_PER_CORE);
+        let lane = Lane::of(&tenant("blocking-flood"));
+        let name = format!("gyrus-query-{}", lane.index());
+        let (done, started) = lane
+            .offload({
+                let name = name.clone();
+                async move {
+                    // As the object store reads local files: each read on a
+                    // blocking thread of the runtime it is called from.
+                    let reads: Vec<_> = (0..10 * bound)
+                        .map(|_| {
+                            tokio::task::spawn_blocking(|| {
+                                std::thread::sleep(std::time::Duration::from_millis(20))
+                            })
+                        })
+                        .collect();
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    let started = threads_named(&name);
+                    let done = futures::future::join_all(reads).await;
+                    (done.into_iter().filter(Result::is_ok).count(), started)
+                }
+            })
+            .await
+            .unwrap();
+        assert_eq!(done, 10 * bound, "every read ran");
+        assert!(
+            started <= bound,
+            "{started} threads named {name} for {cores} cores"
+        );
     }
 
     #[tokio::test]

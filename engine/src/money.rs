@@ -17,8 +17,9 @@
 //! ```
 
 use datafusion::arrow::array::{Decimal128Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field};
 
-use crate::schema::{MONEY_PRECISION, MONEY_SCALE};
+use crate::schema::{MONEY, MONEY_PRECISION, MONEY_SCALE};
 
 /// Exponents are read up to this many digits; beyond, the value is refused
 /// as too large (or rounds to zero when negative).
@@ -80,11 +81,7 @@ pub fn parse(text: &str) -> Result<i128, String> {
     let kept = digits.len() as i64 + shift; // digits left of the 10^-6 place
     let limit = i64::from(MONEY_PRECISION);
     if kept > limit {
-        return Err(format!(
-            "{:?} is too large for an amount (at most {} digits before the point)",
-            shorten(text),
-            MONEY_PRECISION as i8 - MONEY_SCALE
-        ));
+        return Err(too_large(text));
     }
     let mut units: i128 = 0;
     for i in 0..usize::try_from(kept).unwrap_or(0) {
@@ -98,13 +95,27 @@ pub fn parse(text: &str) -> Result<i128, String> {
         units += 1;
     }
     if units >= 10i128.pow(u32::from(MONEY_PRECISION)) {
-        return Err(format!(
-            "{:?} is too large for an amount (at most {} digits before the point)",
-            shorten(text),
-            MONEY_PRECISION as i8 - MONEY_SCALE
-        ));
+        return Err(too_large(text));
     }
     Ok(if negative { -units } else { units })
+}
+
+/// The field as a text format (CSV, JSON) is read: an amount as `Utf8`,
+/// for [`from_text`] to convert exactly; any other field unchanged.
+pub fn read_as_text(field: Field) -> Field {
+    if field.data_type() == &MONEY {
+        field.with_data_type(DataType::Utf8)
+    } else {
+        field
+    }
+}
+
+fn too_large(text: &str) -> String {
+    format!(
+        "{:?} is too large for an amount (at most {} digits before the point)",
+        shorten(text),
+        MONEY_PRECISION as i8 - MONEY_SCALE
+    )
 }
 
 /// Converts a text column to money; the error gives the 0-based row at

@@ -24,7 +24,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use gyrus_engine::datafusion::arrow::array::{ArrayRef, AsArray, RecordBatch};
 use gyrus_engine::datafusion::arrow::csv;
-use gyrus_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use gyrus_engine::datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use gyrus_engine::datafusion::arrow::error::ArrowError;
 use gyrus_engine::datafusion::arrow::{ipc, json};
 use gyrus_engine::datafusion::parquet::arrow::arrow_reader::{
@@ -389,9 +389,8 @@ fn read_json_lines(
 /// amounts as text, for `money_from_text`.
 fn lenient_schema(table: CanonicalTable, names: Option<&[String]>) -> SchemaRef {
     let def = table.def();
-    let field = |c: &Column| match c.data_type {
-        MONEY => Field::new(c.name, DataType::Utf8, true),
-        ref other => Field::new(c.name, other.clone(), true),
+    let field = |c: &Column| {
+        gyrus_engine::money::read_as_text(Field::new(c.name, c.data_type.clone(), true))
     };
     let fields: Vec<Field> = match names {
         None => def.columns.iter().map(field).collect(),

@@ -307,6 +307,56 @@ fn callable_ramp(
     z >= s.slope_z && shift >= s.min_shift
 }
 
+/// Whether to print each event and false alarm (GYRUS_CHECK_VERBOSE).
+fn verbose() -> bool {
+    std::env::var_os("GYRUS_CHECK_VERBOSE").is_some()
+}
+
+/// A callable drop for the verbose log: whether it was found, the
+/// campaign's conversions around it and what was found near it.
+fn describe_drop(
+    series: &TenantSeries,
+    event: &AnomalyTruth,
+    findings: &[&Insight],
+    hit: bool,
+) -> String {
+    let conversions = series.series.iter().find(|x| {
+        x.entity_type == "campaign"
+            && x.entity_id == event.campaign_id
+            && x.metric == Metric::Conversions
+    });
+    let around: Vec<f64> = conversions
+        .map(|c| {
+            let t = (event.date - c.start).num_days() as usize;
+            c.values[t.saturating_sub(3)..(t + 4).min(c.values.len())].to_vec()
+        })
+        .unwrap_or_default();
+    let near_findings: Vec<String> = findings
+        .iter()
+        .filter(|i| i.entity_id == event.campaign_id && near(i.date, event.date, 3))
+        .map(|i| format!("{} {} {}", i.kind.as_str(), i.metric, i.date))
+        .collect();
+    format!(
+        "callable drop {} {} ×{:.2}: found {hit}; conversions around {around:?}; findings {near_findings:?}",
+        event.campaign_id, event.date, event.factor
+    )
+}
+
+/// A false alarm for the verbose log, with the true event nearest to it.
+fn describe_false_alarm(truth: &[AnomalyTruth], i: &Insight) -> String {
+    let nearest = truth
+        .iter()
+        .filter(|e| e.campaign_id == i.entity_id)
+        .map(|e| {
+            (
+                format!("{} {}", e.kind, e.date),
+                (e.date - i.date).num_days(),
+            )
+        })
+        .min_by_key(|(_, d)| d.abs());
+    format!("false: {} [nearest {nearest:?}]", i.explanation)
+}
+
 fn tally(
     truth: &[AnomalyTruth],
     campaigns: &[CampaignTruth],
@@ -339,7 +389,7 @@ fn tally(
                 if z >= s.min_statistic {
                     count(&mut t.callable_spikes, hit);
                 }
-                if std::env::var_os("GYRUS_CHECK_VERBOSE").is_some() {
+                if verbose() {
                     eprintln!(
                         "spike {} {} ×{:.2}: {z:.2} σ of its CTR noise, found {hit}",
                         event.campaign_id, event.date, event.factor
@@ -351,29 +401,8 @@ fn tally(
                 count(&mut t.drops, hit);
                 if detectable(series, event, &s) {
                     count(&mut t.detectable_drops, hit);
-                    if std::env::var_os("GYRUS_CHECK_VERBOSE").is_some() {
-                        let conv = series.series.iter().find(|x| {
-                            x.entity_type == "campaign"
-                                && x.entity_id == event.campaign_id
-                                && x.metric == Metric::Conversions
-                        });
-                        let around: Vec<f64> = conv
-                            .map(|c| {
-                                let t = (event.date - c.start).num_days() as usize;
-                                c.values[t.saturating_sub(3)..(t + 4).min(c.values.len())].to_vec()
-                            })
-                            .unwrap_or_default();
-                        let near_findings: Vec<String> = findings
-                            .iter()
-                            .filter(|i| {
-                                i.entity_id == event.campaign_id && near(i.date, event.date, 3)
-                            })
-                            .map(|i| format!("{} {} {}", i.kind.as_str(), i.metric, i.date))
-                            .collect();
-                        eprintln!(
-                            "callable drop {} {} ×{:.2}: found {hit}; conversions around {around:?}; findings {near_findings:?}",
-                            event.campaign_id, event.date, event.factor
-                        );
+                    if verbose() {
+                        eprintln!("{}", describe_drop(series, event, &findings, hit));
                     }
                 }
             }
@@ -420,18 +449,8 @@ fn tally(
             *t.false_alarms
                 .entry(format!("{} {}", i.kind.as_str(), i.metric))
                 .or_default() += 1;
-            if std::env::var_os("GYRUS_CHECK_VERBOSE").is_some() {
-                let nearest = truth
-                    .iter()
-                    .filter(|e| e.campaign_id == i.entity_id)
-                    .map(|e| {
-                        (
-                            format!("{} {}", e.kind, e.date),
-                            (e.date - i.date).num_days(),
-                        )
-                    })
-                    .min_by_key(|(_, d)| d.abs());
-                eprintln!("false: {} [nearest {nearest:?}]", i.explanation);
+            if verbose() {
+                eprintln!("{}", describe_false_alarm(truth, i));
             }
         }
     }

@@ -16,11 +16,14 @@ use crate::support::*;
 /// The test API with acme's synthetic data (small), REFLEXES trained. Its
 /// caches never wait: the test retrains behind the API's back.
 async fn trained() -> Api {
-    trained_with(|_| {}).await
+    trained_with(TEST_BOOTSTRAP, |_| {}).await
 }
 
-/// [`trained`], with more settings of the API's.
-async fn trained_with(configure: impl FnOnce(&mut gyrus_api::ApiConfig)) -> Api {
+/// Bootstrap refits in tests: fewer than the default.
+const TEST_BOOTSTRAP: usize = 12;
+
+/// [`trained`] with `bootstrap` refits and more settings of the API's.
+async fn trained_with(bootstrap: usize, configure: impl FnOnce(&mut gyrus_api::ApiConfig)) -> Api {
     let api = api(|c| {
         c.catalog_max_age = std::time::Duration::ZERO;
         configure(c);
@@ -31,13 +34,13 @@ async fn trained_with(configure: impl FnOnce(&mut gyrus_api::ApiConfig)) -> Api 
         .load(&api.state.store, &acme, |_| {})
         .await
         .unwrap();
-    train_reflexes(&api).await;
+    train_reflexes_with(&api, bootstrap).await;
     api
 }
 
 /// Trains acme's REFLEXES (fewer bootstrap refits than the default: a test).
 async fn train_reflexes(api: &Api) {
-    train_reflexes_with(api, 12).await
+    train_reflexes_with(api, TEST_BOOTSTRAP).await
 }
 
 /// Trains acme's REFLEXES with `bootstrap` refits.
@@ -387,7 +390,7 @@ async fn serve_campaigns(api: &Api, n: usize) -> f64 {
 async fn a_flood_of_plans_from_one_tenant_leaves_the_others_served() {
     const FLOOD: usize = 12;
     const SLOTS: usize = 4;
-    let api = trained_with(|c| {
+    let api = trained_with(TEST_BOOTSTRAP, |c| {
         c.limits.timeout = std::time::Duration::from_secs(6);
         c.admission.max_concurrent_per_tenant = SLOTS;
     })
@@ -458,7 +461,10 @@ async fn a_flood_of_plans_from_one_tenant_leaves_the_others_served() {
 /// says so (or, on a machine too slow for even that, is a 504).
 #[tokio::test]
 async fn a_plan_over_ten_thousand_campaigns_runs_off_the_async_threads() {
-    let api = trained_with(|c| c.limits.timeout = std::time::Duration::from_secs(6)).await;
+    let api = trained_with(TEST_BOOTSTRAP, |c| {
+        c.limits.timeout = std::time::Duration::from_secs(6)
+    })
+    .await;
     let today = serve_campaigns(&api, 10_000).await;
     let body = json!({"total_budget": today, "objective": "conversions", "save": false});
 
@@ -509,17 +515,10 @@ async fn a_plan_over_ten_thousand_campaigns_runs_off_the_async_threads() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "figures for benches/RESULTS.md"]
 async fn plan_latency_at_ten_thousand_campaigns() {
-    let api = api(|c| {
-        c.catalog_max_age = std::time::Duration::ZERO;
-        c.limits.timeout = std::time::Duration::from_secs(600);
+    let api = trained_with(ReflexesConfig::default().bootstrap, |c| {
+        c.limits.timeout = std::time::Duration::from_secs(600)
     })
     .await;
-    let acme = TenantId::new("acme").unwrap();
-    generate(&GeneratorConfig::for_tenant("acme", Scale::Small))
-        .load(&api.state.store, &acme, |_| {})
-        .await
-        .unwrap();
-    train_reflexes_with(&api, ReflexesConfig::default().bootstrap).await;
     let today = serve_campaigns(&api, 10_000).await;
     let untargeted = post(
         &api,

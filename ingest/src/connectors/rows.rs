@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
-use gyrus_engine::datafusion::arrow::datatypes::{DataType, Schema};
+use gyrus_engine::datafusion::arrow::datatypes::Schema;
 use gyrus_engine::datafusion::arrow::json::ReaderBuilder;
-use gyrus_engine::schema::{CanonicalTable, MONEY};
+use gyrus_engine::schema::CanonicalTable;
 use serde_json::{Map, Value};
 
 /// One canonical row: column name → value (money as a decimal string, dates
@@ -81,10 +81,7 @@ impl Rows {
             schema
                 .fields()
                 .iter()
-                .map(|f| match f.data_type() {
-                    &MONEY => f.as_ref().clone().with_data_type(DataType::Utf8),
-                    _ => f.as_ref().clone(),
-                })
+                .map(|f| gyrus_engine::money::read_as_text(f.as_ref().clone()))
                 .collect::<Vec<_>>(),
         );
         let mut decoder = ReaderBuilder::new(Arc::new(text_schema))
