@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Fairness between tenants (issue 18): globex's latency for a dashboard
-query over HTTP SQL and Flight SQL, first with the server otherwise idle,
-then while acme saturates it (HTTP and Flight SQL clients running heavy
-queries with more concurrency than acme's slots, and large uploads). Prints
-globex's p50/p99 in both phases, their ratio, globex's failures (should be 0)
-and how many of acme's requests were refused (429 / RESOURCE_EXHAUSTED).
+query over HTTP SQL and Flight SQL (20 a second on each), first with the
+server otherwise idle, then while acme saturates it (HTTP and Flight SQL
+clients running heavy queries with more concurrency than acme's slots, and
+large uploads). Prints globex's p50/p99 in both phases, their ratio,
+globex's failures (should be 0) and how many of acme's requests were refused
+(429 / RESOURCE_EXHAUSTED).
 
     GYRUS_BIN=target/release/gyrus .venv/bin/python benches/fairness.py [--seconds 60]
 """
@@ -25,8 +26,8 @@ from conftest import create_key, run_gyrus  # noqa: E402
 PROBE = "SELECT platform, sum(spend) AS spend, sum(clicks) AS clicks FROM ad_performance GROUP BY 1 ORDER BY 1"
 HEAVY = ("SELECT a.campaign_id, count(*) AS n FROM ad_performance a JOIN ad_performance b "
          "ON a.campaign_id = b.campaign_id AND a.platform = b.platform GROUP BY 1 ORDER BY 2 DESC LIMIT 5")
-# globex's probes a second on each surface, well under the default rate
-# limit of 100 a second per key.
+# How many probes globex sends a second on each surface: a dashboard's pace,
+# well under the default rate limit of 100 a second per key.
 PROBES_PER_SECOND = 20
 
 

@@ -85,7 +85,7 @@ fn main() -> ExitCode {
     // itself runs on the engine's query runtime, whose stacks are deeper).
     // Blocking threads (Delta log reads and commits on local disk) bounded
     // as the query runtimes' are: each keeps memory of its own.
-    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    let cores = gyrus_engine::exec::cores();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .thread_stack_size(16 << 20)
         .max_blocking_threads(2 * cores * gyrus_engine::exec::BLOCKING_THREADS_PER_CORE)

@@ -79,6 +79,13 @@ pub const QUERY_STACK_BYTES: usize = 256 << 20;
 /// threads a core keep the disk and the cores busy.
 pub const BLOCKING_THREADS_PER_CORE: usize = 4;
 
+/// The cores this process may use (2 when the system cannot say): each
+/// query runtime's workers and Rayon threads, and the basis of its
+/// blocking-thread bound.
+pub fn cores() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get())
+}
+
 /// How many lanes there are: up to this many tenants with work in progress
 /// each run on threads of their own; beyond it, tenants share.
 pub const LANES: usize = 8;
@@ -121,7 +128,7 @@ fn claims() -> std::sync::MutexGuard<'static, Claims> {
 fn runtime(lane: usize, background: bool) -> Result<&'static Runtime> {
     LANES_.runtimes[lane][usize::from(background)]
         .get_or_init(|| {
-            let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+            let cores = cores();
             let mut builder = tokio::runtime::Builder::new_multi_thread();
             builder
                 .worker_threads(cores)
@@ -146,7 +153,7 @@ fn pool(lane: usize, background: bool) -> Result<&'static rayon::ThreadPool> {
     LANES_.pools[lane][usize::from(background)]
         .get_or_init(|| {
             let mut builder = rayon::ThreadPoolBuilder::new()
-                .num_threads(std::thread::available_parallelism().map_or(2, |n| n.get()))
+                .num_threads(cores())
                 .thread_name(move |i| {
                     if background {
                         format!("gyrus-compute-{lane}b-{i}")
@@ -558,7 +565,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_flood_of_blocking_reads_starts_a_bounded_number_of_threads() {
-        let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+        let cores = cores();
         let bound = cores * (1 + BLOCKING_THREADS_PER_CORE);
         let lane = Lane::of(&tenant("blocking-flood"));
         let name = format!("gyrus-query-{}", lane.index());

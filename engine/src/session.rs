@@ -66,7 +66,7 @@ impl Default for SessionLimits {
         SessionLimits {
             memory_bytes: 2 << 30,
             timeout: Duration::from_secs(300),
-            target_partitions: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            target_partitions: crate::exec::cores(),
             sql: SqlBounds::default(),
             budget: ProcessBudget::default(),
         }
