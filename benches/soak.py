@@ -6,8 +6,9 @@ connector syncs from a Stripe fake, and `gyrus train` beside it every two
 minutes. Prints requests per route, 5xx (and Flight INTERNAL/UNKNOWN/
 UNAVAILABLE) count, 429/RESOURCE_EXHAUSTED count, p50/p99 per route, RSS
 samples (start after warm-up, end, max, slope over the second half), the
-server's thread count, and checks afterwards that every acknowledged batch is
-there exactly once. --rss-trace writes every five-second sample to a CSV.
+server's thread count, then --idle-minutes (2) of the idle server's RSS and
+threads, and checks afterwards that every acknowledged batch is there exactly
+once. --rss-trace writes every five-second sample to a CSV.
 
     GYRUS_BIN=target/release/gyrus .venv/bin/python benches/soak.py --minutes 30
 """
@@ -63,20 +64,16 @@ def classify_flight(err):
     return "4xx"
 
 
-def rss_mb(pid):
-    return status_field(pid, "VmRSS:") / 1024
-
-
-def thread_count(pid):
-    return status_field(pid, "Threads:")
-
-
-def status_field(pid, name):
+def rss_and_threads(pid):
+    """The process's resident set in MB and its thread count, from one read
+    of /proc/<pid>/status."""
+    fields = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith(name):
-                return int(line.split()[1])
-    return float("nan")
+            name, _, rest = line.partition(":")
+            if name in ("VmRSS", "Threads"):
+                fields[name] = int(rest.split()[0])
+    return fields.get("VmRSS", float("nan")) / 1024, fields.get("Threads", -1)
 
 
 def slope_mb_per_min(samples):
@@ -93,7 +90,10 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--seed", type=int, default=3)
-    parser.add_argument("--rss-trace", help="write every RSS sample (seconds, MB) to this file as CSV")
+    parser.add_argument("--idle-minutes", type=float, default=2,
+                        help="after the load, sample the idle server this long (RSS should fall back)")
+    parser.add_argument("--rss-trace",
+                        help="write every five-second sample (seconds, rss_mb, threads, phase) to this file as CSV")
     args = parser.parse_args()
     rng = random.Random(args.seed)
     data = tempfile.mkdtemp(prefix="gyrus-soak-")
@@ -196,11 +196,11 @@ def main():
             t0 = time.perf_counter()
             out = subprocess.run([GYRUS, "--data", data, "train", "--tenant", t], capture_output=True, text=True)
             stats.record("gyrus train (CLI)", time.perf_counter() - t0, "ok" if out.returncode == 0 else "failed")
-            time.sleep(max(0, 120 - (time.perf_counter() - t0)))
+            time.sleep(max(0, min(120 - (time.perf_counter() - t0), end - time.monotonic())))
 
     def sample_rss():
         while time.monotonic() < end:
-            rss.append((time.monotonic() - began, rss_mb(server.proc.pid), thread_count(server.proc.pid)))
+            rss.append((time.monotonic() - began, *rss_and_threads(server.proc.pid)))
             time.sleep(5)
 
     workers = [http_sql, http_sql, flight_sql, flight_sql, http_ingest, flight_ingest, syncs, training, sample_rss]
@@ -209,6 +209,14 @@ def main():
         t.start()
     for t in threads:
         t.join()
+
+    # Idle: nothing but the sampler, so that memory held by the load shows
+    # as falling (released) or flat (kept).
+    idle = []
+    idle_end = time.monotonic() + args.idle_minutes * 60
+    while time.monotonic() < idle_end:
+        idle.append((time.monotonic() - began, *rss_and_threads(server.proc.pid)))
+        time.sleep(5)
 
     status, _ = request(server.http, "/healthz")
     found = {}
@@ -240,6 +248,9 @@ def main():
                    "max": round(max(m for _, m, _ in rss), 1),
                    "slope_second_half_mb_per_min": round(slope_mb_per_min(second_half), 2)},
         "threads": {"end": rss[-1][2], "max": max(n for _, _, n in rss)},
+        "idle": {"minutes": args.idle_minutes,
+                 "rss_mb_end": round(idle[-1][1], 1) if idle else None,
+                 "threads_end": idle[-1][2] if idle else None},
         "batches_acknowledged": len(ledger.acked),
         "rows_acknowledged": sum(ledger.sent[b][1] for b in ledger.acked),
         "lost_batches": len(lost),
@@ -248,8 +259,9 @@ def main():
     }
     if args.rss_trace:
         with open(args.rss_trace, "w") as f:
-            f.write("seconds,rss_mb,threads\n")
-            f.writelines(f"{t:.0f},{m:.1f},{n}\n" for t, m, n in rss)
+            f.write("seconds,rss_mb,threads,phase\n")
+            f.writelines(f"{t:.0f},{m:.1f},{n},load\n" for t, m, n in rss)
+            f.writelines(f"{t:.0f},{m:.1f},{n},idle\n" for t, m, n in idle)
     print(json.dumps(figures, indent=1))
 
 

@@ -31,6 +31,9 @@ use rand_distr::{Distribution, LogNormal};
 pub const TUNING_SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 
 /// Seeds fixed before tuning on the non-standard shapes; never tuned on.
+/// 9009–9012 (not listed: no check asserts on them) were fixed on
+/// 2026-12-05, when 9001–9008 had all been looked at, and first run by
+/// CURIOSITY's checks then, once before and once after a change.
 pub const HELD_OUT_SEEDS: [u64; 8] = [9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008];
 
 /// The seeds and noise shapes a model check runs: `default_seeds` and every

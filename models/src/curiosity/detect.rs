@@ -261,16 +261,52 @@ pub fn change_points(
     s: &Sensitivity,
 ) -> Vec<ChangePoint> {
     let n = y.len();
-    let w = s.changepoint_window;
-    let min_after = w.div_ceil(2);
-    if n < w + min_after {
-        return Vec::new();
-    }
     let adjusted: Vec<f64> = y.iter().zip(seasonal).map(|(v, s)| v - s).collect();
     // Day-to-day noise from the first differences (a shift is one of them).
-    let typical = adjusted.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
+    let typical = adjusted.iter().map(|v| v.abs()).sum::<f64>() / n.max(1) as f64;
     let sigma = difference_sigma(&adjusted).max(1e-3 * typical);
-    if sigma <= 0.0 {
+    if sigma.is_nan() || sigma <= 0.0 {
+        return Vec::new();
+    }
+    let w = s.changepoint_window;
+    let mut kept = shifts_over(&adjusted, sigma, w, s.min_shift, level, s);
+    // A shift that holds is seen more surely over longer windows: in noisy
+    // spend (±30% a day) two weeks either side cannot tell a 1.7× step
+    // that four weeks can. Those add where the shorter windows found
+    // nothing within a window.
+    // A season turning moves medians four weeks apart too, by up to a
+    // third: those windows tell only larger shifts.
+    let long_min_shift = (LONG_MIN_SHIFT * s.min_shift).min(0.9);
+    for c in shifts_over(&adjusted, sigma, LONG_WINDOWS * w, long_min_shift, level, s) {
+        if kept.iter().all(|k| k.index.abs_diff(c.index) >= w) {
+            kept.push(c);
+        }
+    }
+    for c in &mut kept {
+        (c.before, c.after) = (level(c.before), level(c.after));
+    }
+    kept.sort_by_key(|c| c.index);
+    kept
+}
+
+/// Longer windows [`change_points`] also compares, in change-point windows.
+const LONG_WINDOWS: usize = 2;
+/// Their least shift, in multiples of [`Sensitivity::min_shift`].
+const LONG_MIN_SHIFT: f64 = 1.3;
+
+/// The shifts between the medians of `w` days either side, on the scale
+/// of `adjusted`, each dated to the day (see [`refine`]).
+fn shifts_over(
+    adjusted: &[f64],
+    sigma: f64,
+    w: usize,
+    min_shift: f64,
+    level: &dyn Fn(f64) -> f64,
+    s: &Sensitivity,
+) -> Vec<ChangePoint> {
+    let n = adjusted.len();
+    let min_after = w.div_ceil(2);
+    if n < w + min_after {
         return Vec::new();
     }
     let mut scored: Vec<ChangePoint> = Vec::new();
@@ -293,8 +329,7 @@ pub fn change_points(
         let statistic = (after - before).abs() / se;
         let (shown_before, shown_after) = (level(before), level(after));
         let larger = shown_before.abs().max(shown_after.abs());
-        if statistic >= s.changepoint_z
-            && (shown_after - shown_before).abs() >= s.min_shift * larger
+        if statistic >= s.changepoint_z && (shown_after - shown_before).abs() >= min_shift * larger
         {
             scored.push(ChangePoint {
                 index: t,
@@ -315,10 +350,8 @@ pub fn change_points(
         }
     }
     for c in &mut kept {
-        c.index = refine(&adjusted, c, w);
-        (c.before, c.after) = (level(c.before), level(c.after));
+        c.index = refine(adjusted, c, w);
     }
-    kept.sort_by_key(|c| c.index);
     kept
 }
 
@@ -1163,6 +1196,52 @@ pub(crate) mod tests {
         assert!(c.index.abs_diff(180) <= 1, "{c:?}");
         assert!((c.after / c.before - 1.7).abs() < 0.15, "{c:?}");
         assert!(scan.anomalies.is_empty(), "{:?}", scan.anomalies);
+    }
+
+    #[test]
+    fn a_step_in_noisy_spend_is_found_by_the_longer_windows() {
+        // Spend around 200 a day with ±30% daily noise (log-normal, σ
+        // 0.3), 40 draws: a 2× budget step on day 200, and the same
+        // noise with no step. Two-week windows alone date 9 of the 40
+        // steps (their medians are too noisy at this size); with four-week
+        // windows 37 are dated, and the draws with no step show none.
+        let s = Sensitivity::default();
+        let spend = |draw: usize, step: f64| -> Vec<f64> {
+            (0..365)
+                .map(|t| {
+                    let level = if t >= 200 { 200.0 * step } else { 200.0 };
+                    let z = crate::curiosity::test_noise::normal(t + 1000 * draw);
+                    (level * (0.3 * z - 0.045).exp()).sqrt()
+                })
+                .collect()
+        };
+        let zeros = vec![0.0; 365];
+        let square = |v: f64| v * v;
+        let (mut short, mut both, mut false_alarms) = (0, 0, 0);
+        for draw in 0..40 {
+            let y = spend(draw, 2.0);
+            let sigma = difference_sigma(&y);
+            let dated = |found: &[ChangePoint]| found.iter().any(|c| c.index.abs_diff(200) <= 3);
+            short += usize::from(dated(&shifts_over(
+                &y,
+                sigma,
+                s.changepoint_window,
+                s.min_shift,
+                &square,
+                &s,
+            )));
+            both += usize::from(dated(&change_points(&y, &zeros, &square, &s)));
+            false_alarms += change_points(&spend(draw, 1.0), &zeros, &square, &s).len();
+        }
+        assert!(short <= 20, "two-week windows dated {short} of 40");
+        assert!(
+            both >= 30,
+            "with four-week windows {both} of 40 (two-week {short})"
+        );
+        assert!(
+            false_alarms <= 2,
+            "{false_alarms} shifts in 40 draws with none"
+        );
     }
 
     #[test]
