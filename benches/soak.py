@@ -6,7 +6,8 @@ connector syncs from a Stripe fake, and `gyrus train` beside it every two
 minutes. Prints requests per route, 5xx (and Flight INTERNAL/UNKNOWN/
 UNAVAILABLE) count, 429/RESOURCE_EXHAUSTED count, p50/p99 per route, RSS
 samples (start after warm-up, end, max, slope over the second half), the
-server's thread count, then --idle-minutes (2) of the idle server's RSS and
+server's thread count (--optimize-minutes N also compacts and vacuums every
+tenant every N minutes), then --idle-minutes (2) of the idle server's RSS and
 threads, and checks afterwards that every acknowledged batch is there exactly
 once. --rss-trace writes every five-second sample to a CSV.
 
@@ -90,6 +91,8 @@ def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--minutes", type=float, default=30)
     parser.add_argument("--seed", type=int, default=3)
+    parser.add_argument("--optimize-minutes", type=float, default=0,
+                        help="run `gyrus optimize` and `gyrus vacuum` on every tenant this often (0: never)")
     parser.add_argument("--idle-minutes", type=float, default=2,
                         help="after the load, sample the idle server this long (RSS should fall back)")
     parser.add_argument("--rss-trace",
@@ -198,12 +201,28 @@ def main():
             stats.record("gyrus train (CLI)", time.perf_counter() - t0, "ok" if out.returncode == 0 else "failed")
             time.sleep(max(0, min(120 - (time.perf_counter() - t0), end - time.monotonic())))
 
+    def compaction():
+        # What an operator runs on a schedule: compaction, then vacuum, of
+        # every tenant, as other processes on the same data.
+        while args.optimize_minutes > 0 and time.monotonic() < end:
+            time.sleep(max(0, min(args.optimize_minutes * 60, end - time.monotonic())))
+            for t in TENANTS:
+                for command in ("optimize", "vacuum"):
+                    if time.monotonic() >= end:
+                        return
+                    t0 = time.perf_counter()
+                    out = subprocess.run([GYRUS, "--data", data, command, "--tenant", t],
+                                         capture_output=True, text=True)
+                    stats.record(f"gyrus {command} (CLI)", time.perf_counter() - t0,
+                                 "ok" if out.returncode == 0 else "failed")
+
     def sample_rss():
         while time.monotonic() < end:
             rss.append((time.monotonic() - began, *rss_and_threads(server.proc.pid)))
             time.sleep(5)
 
-    workers = [http_sql, http_sql, flight_sql, flight_sql, http_ingest, flight_ingest, syncs, training, sample_rss]
+    workers = [http_sql, http_sql, flight_sql, flight_sql, http_ingest, flight_ingest, syncs, training, compaction,
+               sample_rss]
     threads = [threading.Thread(target=w, daemon=True) for w in workers]
     for t in threads:
         t.start()

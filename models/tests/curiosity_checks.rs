@@ -314,6 +314,31 @@ fn verbose() -> bool {
     std::env::var_os("GYRUS_CHECK_VERBOSE").is_some()
 }
 
+/// A series' values (rounded) from `days` before `date` to `days` after,
+/// for the verbose log.
+fn days_around(series: Option<&Series>, date: NaiveDate, days: usize) -> Vec<f64> {
+    let Some(c) = series else {
+        return Vec::new();
+    };
+    let Ok(t) = usize::try_from((date - c.start).num_days()) else {
+        return Vec::new();
+    };
+    let n = c.values.len();
+    c.values[t.saturating_sub(days).min(n)..(t + days + 1).min(n)]
+        .iter()
+        .map(|v| v.round())
+        .collect()
+}
+
+/// The findings on `campaign` within `days` of `date`, for the verbose log.
+fn findings_near(findings: &[&Insight], campaign: &str, date: NaiveDate, days: i64) -> Vec<String> {
+    findings
+        .iter()
+        .filter(|i| i.entity_id == campaign && near(i.date, date, days))
+        .map(|i| format!("{} {} {}", i.kind.as_str(), i.metric, i.date))
+        .collect()
+}
+
 /// A callable drop for the verbose log: whether it was found, the
 /// campaign's conversions around it and what was found near it.
 fn describe_drop(
@@ -323,17 +348,8 @@ fn describe_drop(
     hit: bool,
 ) -> String {
     let conversions = campaign_series(series, &event.campaign_id, Metric::Conversions);
-    let around: Vec<f64> = conversions
-        .map(|c| {
-            let t = (event.date - c.start).num_days() as usize;
-            c.values[t.saturating_sub(3)..(t + 4).min(c.values.len())].to_vec()
-        })
-        .unwrap_or_default();
-    let near_findings: Vec<String> = findings
-        .iter()
-        .filter(|i| i.entity_id == event.campaign_id && near(i.date, event.date, 3))
-        .map(|i| format!("{} {} {}", i.kind.as_str(), i.metric, i.date))
-        .collect();
+    let around = days_around(conversions, event.date, 3);
+    let near_findings = findings_near(findings, &event.campaign_id, event.date, 3);
     format!(
         "callable drop {} {} ×{:.2}: found {hit}; conversions around {around:?}; findings {near_findings:?}",
         event.campaign_id, event.date, event.factor
@@ -349,28 +365,16 @@ fn describe_missed_shift(
     findings: &[&Insight],
 ) -> String {
     let spend = campaign_series(series, &event.campaign_id, Metric::Spend);
-    let around: Vec<i64> = spend
-        .map(|c| {
-            let t = (event.date - c.start).num_days() as usize;
-            c.values[t.saturating_sub(10)..(t + 10).min(c.values.len())]
-                .iter()
-                .map(|v| v.round() as i64)
-                .collect()
-        })
-        .unwrap_or_default();
+    let around = days_around(spend, event.date, 10);
     let active = spend.map(|c| {
         let t = (event.date - c.start).num_days() as usize;
         let first = c.values.iter().position(|v| *v > 0.0).unwrap_or(0);
         let last = c.values.iter().rposition(|v| *v > 0.0).unwrap_or(0);
         (t as i64 - first as i64, last as i64 - t as i64)
     });
-    let near_findings: Vec<String> = findings
-        .iter()
-        .filter(|i| i.entity_id == event.campaign_id && near(i.date, event.date, 28))
-        .map(|i| format!("{} {} {}", i.kind.as_str(), i.metric, i.date))
-        .collect();
+    let near_findings = findings_near(findings, &event.campaign_id, event.date, 28);
     format!(
-        "missed {} {} {} ×{:.2} on {:?} (days active before, after: {active:?}): spend from 10 days before {around:?}; findings {near_findings:?}",
+        "missed {} {} {} ×{:.2} on {:?} (days active before, after: {active:?}): spend from 10 days before to 10 after {around:?}; findings {near_findings:?}",
         event.kind, event.campaign_id, event.date, event.factor, event.metrics
     )
 }
@@ -388,16 +392,11 @@ fn describe_false_alarm(series: &TenantSeries, truth: &[AnomalyTruth], i: &Insig
         })
         .min_by_key(|(_, d)| d.abs());
     let metric = i.metric.parse::<Metric>().ok();
-    let around: Vec<i64> = metric
-        .and_then(|m| campaign_series(series, &i.entity_id, m))
-        .map(|c| {
-            let t = (i.date - c.start).num_days().max(0) as usize;
-            c.values[t.saturating_sub(28).min(c.values.len())..(t + 29).min(c.values.len())]
-                .iter()
-                .map(|v| v.round() as i64)
-                .collect()
-        })
-        .unwrap_or_default();
+    let around = days_around(
+        metric.and_then(|m| campaign_series(series, &i.entity_id, m)),
+        i.date,
+        28,
+    );
     format!(
         "false: {} {} [nearest {nearest:?}]: {} | around {around:?}",
         i.entity_id, i.date, i.explanation

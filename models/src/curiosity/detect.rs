@@ -251,9 +251,11 @@ pub fn median(values: &mut [f64]) -> f64 {
     }
 }
 
-/// Lasting level shifts in `y`, given its seasonal part. `level` maps a
-/// level of `y` to the scale it is reported and judged on (the square, for
-/// a series of square roots).
+/// Lasting level shifts in `y`, given its seasonal part: medians of
+/// `changepoint_window` days either side compared, and of
+/// [`LONG_WINDOWS`] times that for larger shifts the shorter windows are
+/// too noisy to tell. `level` maps a level of `y` to the scale it is
+/// reported and judged on (the square, for a series of square roots).
 pub fn change_points(
     y: &[f64],
     seasonal: &[f64],
