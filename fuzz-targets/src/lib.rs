@@ -344,7 +344,11 @@ pub fn cursor(data: &[u8]) {
 
 /// A platform's answer: the first byte picks the platform and the HTTP
 /// status, the rest is the body every data call gets (token calls get a
-/// token). The connector syncs one day from a local server answering that.
+/// token). The connector syncs one day from a local server answering that,
+/// into a store of its own: a sync keeps state (how far it got, tables it
+/// wrote), and an input must do the same whatever ran before it, or a crash
+/// found by fuzzing could not be replayed alone; a shared store would also
+/// grow a Delta log with every input and slow each one down.
 pub fn connector_answer(data: &[u8]) {
     let Some((&pick, body)) = data.split_first() else {
         return;
@@ -353,8 +357,11 @@ pub fn connector_answer(data: &[u8]) {
     let statuses = [200, 200, 200, 200, 400, 401, 403, 404];
     let status = statuses[(pick as usize / Platform::ALL.len()) % statuses.len()];
     let body = body.to_vec();
-    let world = world();
     runtime().block_on(async {
+        let dir = tempfile::tempdir().expect("a temporary folder");
+        let store = Store::open(&dir.path().display().to_string())
+            .await
+            .expect("a store");
         let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
             return;
         };
@@ -398,11 +405,8 @@ pub fn connector_answer(data: &[u8]) {
             },
         };
         let connector = Connector::new(config, credentials);
-        let _ = tokio::time::timeout(
-            Duration::from_secs(10),
-            sync(&world.store, &connector, &options),
-        )
-        .await;
+        let _ =
+            tokio::time::timeout(Duration::from_secs(10), sync(&store, &connector, &options)).await;
         server.abort();
     });
 }
