@@ -95,7 +95,6 @@ const ROWS: &str = r#"{"platform":"google_ads","account_id":"a1","campaign_id":"
 
 struct World {
     _dir: tempfile::TempDir,
-    store: Store,
     session: TenantSession,
 }
 
@@ -117,11 +116,7 @@ fn world() -> &'static World {
                 .await
                 .expect("seed write");
             let session = store.session(&tenant, &limits()).await.expect("a session");
-            World {
-                _dir: dir,
-                store,
-                session,
-            }
+            World { _dir: dir, session }
         })
     })
 }
