@@ -216,10 +216,14 @@ def main():
                     stats.record(f"gyrus {command} (CLI)", time.perf_counter() - t0,
                                  "ok" if out.returncode == 0 else "failed")
 
-    def sample_rss():
-        while time.monotonic() < end:
-            rss.append((time.monotonic() - began, *rss_and_threads(server.proc.pid)))
+    def sample(into, until):
+        """Every five seconds until `until`: (seconds since start, RSS MB, threads)."""
+        while time.monotonic() < until:
+            into.append((time.monotonic() - began, *rss_and_threads(server.proc.pid)))
             time.sleep(5)
+
+    def sample_rss():
+        sample(rss, end)
 
     workers = [http_sql, http_sql, flight_sql, flight_sql, http_ingest, flight_ingest, syncs, training, compaction,
                sample_rss]
@@ -232,10 +236,7 @@ def main():
     # Idle: nothing but the sampler, so that memory held by the load shows
     # as falling (released) or flat (kept).
     idle = []
-    idle_end = time.monotonic() + args.idle_minutes * 60
-    while time.monotonic() < idle_end:
-        idle.append((time.monotonic() - began, *rss_and_threads(server.proc.pid)))
-        time.sleep(5)
+    sample(idle, time.monotonic() + args.idle_minutes * 60)
 
     status, _ = request(server.http, "/healthz")
     found = {}

@@ -173,13 +173,22 @@ fn campaign_series<'a>(
         .find(|x| x.entity_type == "campaign" && x.entity_id == campaign && x.metric == metric)
 }
 
+/// The index of `date` in `series`, if the series covers it.
+fn day_index(series: &Series, date: NaiveDate) -> Option<usize> {
+    usize::try_from((date - series.start).num_days())
+        .ok()
+        .filter(|t| *t < series.values.len())
+}
+
 /// Whether an exact Poisson test at the default level could call a drop
 /// of this campaign's conversions on this day.
 fn detectable(series: &TenantSeries, event: &AnomalyTruth, s: &Sensitivity) -> bool {
     let Some(conversions) = campaign_series(series, &event.campaign_id, Metric::Conversions) else {
         return false;
     };
-    let t = (event.date - conversions.start).num_days() as usize;
+    let Some(t) = day_index(conversions, event.date) else {
+        return false;
+    };
     let Some(scan) = scan(&conversions.values, Some(1.0), None, s) else {
         return false;
     };
@@ -320,7 +329,7 @@ fn days_around(series: Option<&Series>, date: NaiveDate, days: usize) -> Vec<f64
     let Some(c) = series else {
         return Vec::new();
     };
-    let Ok(t) = usize::try_from((date - c.start).num_days()) else {
+    let Some(t) = day_index(c, date) else {
         return Vec::new();
     };
     let n = c.values.len();
@@ -366,11 +375,11 @@ fn describe_missed_shift(
 ) -> String {
     let spend = campaign_series(series, &event.campaign_id, Metric::Spend);
     let around = days_around(spend, event.date, 10);
-    let active = spend.map(|c| {
-        let t = (event.date - c.start).num_days() as usize;
+    let active = spend.and_then(|c| {
+        let t = day_index(c, event.date)?;
         let first = c.values.iter().position(|v| *v > 0.0).unwrap_or(0);
         let last = c.values.iter().rposition(|v| *v > 0.0).unwrap_or(0);
-        (t as i64 - first as i64, last as i64 - t as i64)
+        Some((t as i64 - first as i64, last as i64 - t as i64))
     });
     let near_findings = findings_near(findings, &event.campaign_id, event.date, 28);
     format!(

@@ -275,9 +275,8 @@ pub fn change_points(
     // A shift that holds is seen more surely over longer windows: in noisy
     // spend (±30% a day) two weeks either side cannot tell a 1.7× step
     // that four weeks can. Those add where the shorter windows found
-    // nothing within a window.
-    // A season turning moves medians four weeks apart too, by up to a
-    // third: those windows tell only larger shifts.
+    // nothing within a window, and tell only larger shifts, because a
+    // season turning moves medians four weeks apart by up to a third.
     let long_min_shift = (LONG_MIN_SHIFT * s.min_shift).min(0.9);
     for c in shifts_over(&adjusted, sigma, LONG_WINDOWS * w, long_min_shift, level, s) {
         if kept.iter().all(|k| k.index.abs_diff(c.index) >= w) {
