@@ -133,9 +133,54 @@ pub fn poisson_lower_tail(k: f64, mean: f64) -> f64 {
     if k < 0.0 { 0.0 } else { gamma_q(k + 1.0, mean) }
 }
 
+/// P(X ≤ k) for X negative binomial with `mean` and variance mean +
+/// dispersion × mean² (k rounded down), summed term by term: meant for the
+/// low counts of a drop (at most a few hundred terms).
+pub fn negative_binomial_lower_tail(k: f64, mean: f64, dispersion: f64) -> f64 {
+    if k < 0.0 {
+        return 0.0;
+    }
+    if dispersion <= 0.0 {
+        return poisson_lower_tail(k.floor(), mean);
+    }
+    let r = 1.0 / dispersion;
+    let q = mean / (r + mean);
+    // P(0) = (r / (r + mean))^r, then P(j + 1) = P(j) (j + r) / (j + 1) q.
+    let mut term = (r * (r / (r + mean)).ln()).exp();
+    let mut sum = term;
+    for j in 0..k.floor() as u64 {
+        let j = j as f64;
+        term *= (j + r) / (j + 1.0) * q;
+        sum += term;
+    }
+    sum.min(1.0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn negative_binomial_tails_match_their_closed_forms() {
+        // Dispersion 1 is the geometric: P(X ≤ k) = 1 − (mean/(1 + mean))^(k+1).
+        for &mean in &[0.5f64, 3.0, 20.0] {
+            for k in [0.0, 1.0, 4.0, 30.0] {
+                let want = 1.0 - (mean / (1.0 + mean)).powf(k + 1.0);
+                let got = negative_binomial_lower_tail(k, mean, 1.0);
+                assert!((got - want).abs() < 1e-12, "{mean} {k}: {got} vs {want}");
+            }
+        }
+        // Near no dispersion it is Poisson's.
+        let (nb, poisson) = (
+            negative_binomial_lower_tail(2.0, 10.0, 1e-9),
+            poisson_lower_tail(2.0, 10.0),
+        );
+        assert!((nb / poisson - 1.0).abs() < 1e-6, "{nb} vs {poisson}");
+        // No conversions where 7 were expected: rare for Poisson, common
+        // when the rate itself varies by a share of ±55%.
+        assert!(negative_binomial_lower_tail(0.0, 7.0, 0.3) > 0.02);
+        assert!(poisson_lower_tail(0.0, 7.0) < 0.001);
+    }
 
     #[test]
     fn poisson_tails_match_their_sums() {

@@ -19,15 +19,27 @@
 //!   launch, pause or missing day is within 3 days of it or a slope change
 //!   within 7. Everything else is a false alarm;
 //! - precision is over anomalies and change points together; recall is of
-//!   the callable events (spikes, drops a Poisson test can call, shifts,
-//!   budget changes and slope changes).
+//!   the callable events (spikes that stand out from their campaign's own
+//!   CTR noise, drops a Poisson test can call, shifts, budget changes and
+//!   slope changes); recall counting every spike is printed beside it.
 //!
 //! Drops divide a day's conversions by 5 to 20. On a campaign with a few
 //! conversions a day that is indistinguishable from chance (0 conversions
 //! where 5 were expected happens every five months by Poisson noise
-//! alone), so recall is also given for the drops an exact Poisson test at
-//! the same level could call: those where P(X ≤ actual | expected) <
-//! α / 2n, with the expectation taken from the days around it.
+//! alone), so recall is also given for the drops an exact test at the same
+//! level could call: those where P(X ≤ actual | expected) < α / 2n, with
+//! the expectation taken from the days around it and X Poisson, or
+//! negative binomial with the dispersion the campaign's days show.
+//!
+//! Spikes multiply a day's clicks (and conversions and value) by 2.5 to 4.
+//! Where CTR varies a lot from day to day (the overdispersed shape: a
+//! log-normal day factor of σ up to 0.4) many such days are like the
+//! noise's own high days: judging days by their CTR, no threshold finds
+//! nine spikes in ten without calling far more noise days than spikes
+//! (`spikes_against_the_noises_own_high_ctr_days` measures it). A spike is
+//! callable when it is at least `min_statistic` standard deviations of its
+//! campaign's own day-to-day CTR noise, where that test was right about
+//! every day it called (see that test's figures in RESULTS).
 
 use std::collections::BTreeMap;
 
@@ -41,15 +53,17 @@ use gyrus_models::curiosity::detect::{self, Sensitivity, scan};
 use gyrus_models::curiosity::insight::{Insight, InsightKind};
 use gyrus_models::curiosity::model::{self, CuriosityConfig};
 use gyrus_models::oracle::data::{Metric, Series, TenantSeries};
-use gyrus_models::special::poisson_lower_tail;
+use gyrus_models::special::{negative_binomial_lower_tail, poisson_lower_tail};
 
 #[derive(Default)]
 struct Tally {
+    /// Every spike: reported beside.
     spikes: (usize, usize),
     /// The spikes beyond `min_statistic` standard deviations of their
-    /// campaign's own day-to-day CTR noise ([`spike_z`]): reported beside,
-    /// not asserted. A smaller spike is a day of high CTR like the noise's
-    /// own, and calling those is what floods noisy accounts with alarms.
+    /// campaign's own day-to-day CTR noise ([`spike_z`]): recall is
+    /// asserted with these. A smaller spike is a day of high CTR like the
+    /// noise's own, and calling those is what floods noisy accounts with
+    /// alarms.
     callable_spikes: (usize, usize),
     drops: (usize, usize),
     detectable_drops: (usize, usize),
@@ -78,7 +92,12 @@ impl Tally {
     }
 
     fn callable(&self) -> (usize, usize) {
-        let parts = [self.spikes, self.detectable_drops, self.shifts, self.slopes];
+        let parts = [
+            self.callable_spikes,
+            self.detectable_drops,
+            self.shifts,
+            self.slopes,
+        ];
         (
             parts.iter().map(|p| p.0).sum(),
             parts.iter().map(|p| p.1).sum(),
@@ -87,6 +106,15 @@ impl Tally {
 
     fn recall(&self) -> f64 {
         ratio(self.callable())
+    }
+
+    /// [`Tally::recall`] counting every spike, callable or not.
+    fn recall_of_every_spike(&self) -> f64 {
+        let (hit, all) = self.callable();
+        ratio((
+            hit - self.callable_spikes.0 + self.spikes.0,
+            all - self.callable_spikes.1 + self.spikes.1,
+        ))
     }
 
     /// [`Tally::recall`] with only the ramps [`callable_ramp`] calls callable.
@@ -98,32 +126,25 @@ impl Tally {
         ))
     }
 
-    /// [`Tally::recall`] with only callable ramps and callable spikes.
-    fn recall_of_callable_ramps_and_spikes(&self) -> f64 {
-        let (hit, all) = self.callable();
-        ratio((
-            hit - self.slopes.0 + self.callable_slopes.0 - self.spikes.0 + self.callable_spikes.0,
-            all - self.slopes.1 + self.callable_slopes.1 - self.spikes.1 + self.callable_spikes.1,
-        ))
-    }
-
     fn line(&self, what: &str) -> String {
         let callable = self.callable();
         format!(
             "{what}: precision {:.3} ({}/{}), recall of callable events {:.3} ({}/{}): \
-             spikes {}/{} (beyond the default statistic in their CTR's own noise {}/{}), callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}), \
-             ramps {}/{} (callable by a bend test at their start {}/{}; recall counting only those {:.3}, \
-             and only callable spikes too {:.3}); missing days found {}/{}; run scores {:?}; false alarms {:?}",
+             spikes beyond the default statistic in their CTR's own noise {}/{} (all spikes {}/{}; recall counting every spike {:.3}), \
+             callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}), \
+             ramps {}/{} (callable by a bend test at their start {}/{}; recall counting only those {:.3}); \
+             missing days found {}/{}; run scores {:?}; false alarms {:?}",
             self.precision(),
             self.true_detections,
             self.detections,
             ratio(callable),
             callable.0,
             callable.1,
-            self.spikes.0,
-            self.spikes.1,
             self.callable_spikes.0,
             self.callable_spikes.1,
+            self.spikes.0,
+            self.spikes.1,
+            self.recall_of_every_spike(),
             self.detectable_drops.0,
             self.detectable_drops.1,
             self.drops.0,
@@ -137,7 +158,6 @@ impl Tally {
             self.callable_slopes.0,
             self.callable_slopes.1,
             self.recall_of_callable_ramps(),
-            self.recall_of_callable_ramps_and_spikes(),
             self.missing.0,
             self.missing.1,
             self.injection_scores,
@@ -180,8 +200,10 @@ fn day_index(series: &Series, date: NaiveDate) -> Option<usize> {
         .filter(|t| *t < series.values.len())
 }
 
-/// Whether an exact Poisson test at the default level could call a drop
-/// of this campaign's conversions on this day.
+/// Whether an exact test at the default level could call a drop of this
+/// campaign's conversions on this day, given the noise they have: Poisson,
+/// or the negative binomial fitted to the campaign's days when they vary
+/// more (the overdispersed shape's day factor on conversions).
 fn detectable(series: &TenantSeries, event: &AnomalyTruth, s: &Sensitivity) -> bool {
     let Some(conversions) = campaign_series(series, &event.campaign_id, Metric::Conversions) else {
         return false;
@@ -192,8 +214,20 @@ fn detectable(series: &TenantSeries, event: &AnomalyTruth, s: &Sensitivity) -> b
     let Some(scan) = scan(&conversions.values, Some(1.0), None, s) else {
         return false;
     };
+    let expected = &scan.decomposed.expected;
+    let active: Vec<(f64, f64)> = conversions
+        .values
+        .iter()
+        .zip(expected)
+        .filter(|(v, _)| **v != 0.0)
+        .map(|(v, e)| (*v, e.max(0.0)))
+        .collect();
     let n = conversions.values.len() as f64;
-    poisson_lower_tail(conversions.values[t], scan.decomposed.expected[t]) < s.alpha / (2.0 * n)
+    let tail = match detect::negative_binomial_dispersion(&active) {
+        Some(phi) => negative_binomial_lower_tail(conversions.values[t], expected[t], phi),
+        None => poisson_lower_tail(conversions.values[t], expected[t]),
+    };
+    tail < s.alpha / (2.0 * n)
 }
 
 fn is_shift(kind: &str) -> bool {
@@ -589,8 +623,13 @@ async fn every_noise_shape_on_seeds_it_was_not_tuned_on() {
         // session), with shifts also sought over four-week windows:
         // overdispersed 0.963 / 0.855, spend swings 0.879 / 0.754,
         // standard 0.935 / 1.000 (0.955 before: seasons turning read as
-        // shifts). Shapes short of it are held at what they reach so that
-        // they cannot slip; the gap is in the closing note.
+        // shifts). 2026-12-06, with recall of callable spikes and of drops
+        // callable in their campaign's own noise (see the module's doc),
+        // and overdispersed counts judged on the negative binomial's
+        // steadied scale: overdispersed 0.980 / 0.873 (0.963 / 0.875 by
+        // the same count before), the others unchanged or within 0.001.
+        // Shapes short of it are held at what they reach so that they
+        // cannot slip; the gap is in the closing note.
         let (precision, recall) = match shape {
             NoiseShape::Standard | NoiseShape::Uneven | NoiseShape::HeavyTailed => (0.9, 0.9),
             NoiseShape::Overdispersed => (0.9, 0.85),
@@ -617,5 +656,120 @@ async fn every_noise_shape_on_tuning_seeds() {
     for &shape in shapes {
         let t = measure(shape, seeds).await;
         println!("{}", t.line(&format!("{shape}, seeds {seeds:?}")));
+    }
+}
+
+/// Each active day's log CTR against the median of the seven days either
+/// side of it, in standard deviations of the campaign's day-to-day log CTR
+/// noise (as [`spike_z`] measures spikes): the evidence any detector
+/// judging CTR has about that day.
+fn ctr_day_z(series: &TenantSeries, campaign: &str) -> Vec<Option<f64>> {
+    let find = |metric| campaign_series(series, campaign, metric);
+    let (Some(clicks), Some(impressions)) = (find(Metric::Clicks), find(Metric::Impressions))
+    else {
+        return Vec::new();
+    };
+    let logs: Vec<Option<f64>> = clicks
+        .values
+        .iter()
+        .zip(&impressions.values)
+        .map(|(c, i)| (*c > 0.0 && *i > 0.0).then(|| (c / i).ln()))
+        .collect();
+    let present: Vec<f64> = logs.iter().flatten().copied().collect();
+    let sigma = detect::difference_sigma(&present);
+    (0..logs.len())
+        .map(|t| {
+            let x = logs[t]?;
+            let mut around: Vec<f64> = (t.saturating_sub(7)..(t + 8).min(logs.len()))
+                .filter(|u| *u != t)
+                .filter_map(|u| logs[u])
+                .collect();
+            (around.len() >= 7 && sigma > 0.0).then(|| (x - detect::median(&mut around)) / sigma)
+        })
+        .collect()
+}
+
+/// How far injected spikes and the noise's own days of high CTR overlap,
+/// for every threshold a detector judging CTR could set: of the days at
+/// least `k` standard deviations above their neighbours, how many are
+/// injected spikes (precision) and how many spikes reach `k` (recall).
+/// This bounds any detector that judges a day by its CTR, whatever its
+/// statistic, at the threshold it picks. Run with `--run-ignored all`;
+/// GYRUS_CHECK_SEEDS and GYRUS_CHECK_SHAPES as for the figures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "figures for benches/RESULTS.md"]
+async fn spikes_against_the_noises_own_high_ctr_days() {
+    let tuning: Vec<u64> = TUNING_SEEDS.take(4).collect();
+    let (seeds, shapes) = &gyrus_datasets::check_cases(&tuning).unwrap();
+    let thresholds = [3.0, 3.5, 4.0, 4.5, 5.0, 6.0];
+    for &shape in shapes {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+        // Per threshold: (spikes at or above, noise days at or above).
+        let mut above = vec![(0usize, 0usize); thresholds.len()];
+        let (mut spikes, mut days) = (0usize, 0usize);
+        for &seed in seeds {
+            let mut config = GeneratorConfig::new(seed, Scale::Medium);
+            config.noise = shape;
+            let data = generate(&config);
+            let tenant = TenantId::new(format!("t{seed}")).unwrap();
+            data.load(&store, &tenant, |_| {}).await.unwrap();
+            let inputs = model::load(&store, &tenant).await.unwrap();
+            for c in &data.truth.campaigns {
+                let z = ctr_day_z(&inputs.series, &c.campaign_id);
+                let Some(start) = campaign_series(&inputs.series, &c.campaign_id, Metric::Clicks)
+                    .map(|s| s.start)
+                else {
+                    continue;
+                };
+                let events: Vec<&AnomalyTruth> = data
+                    .truth
+                    .anomalies
+                    .iter()
+                    .filter(|e| e.campaign_id == c.campaign_id)
+                    .collect();
+                for (t, z) in z.iter().enumerate() {
+                    let Some(z) = *z else { continue };
+                    let date = start + Days::new(t as u64);
+                    let spike = events.iter().any(|e| e.kind == "spike" && e.date == date);
+                    // Days next to any event are neither: their
+                    // neighbours' median is moved by it.
+                    if !spike && events.iter().any(|e| near(e.date, date, 1)) {
+                        continue;
+                    }
+                    if spike {
+                        spikes += 1;
+                    } else {
+                        days += 1;
+                    }
+                    for (k, pair) in thresholds.iter().zip(&mut above) {
+                        if z >= *k {
+                            if spike {
+                                pair.0 += 1;
+                            } else {
+                                pair.1 += 1;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let rows: Vec<String> = thresholds
+            .iter()
+            .zip(&above)
+            .map(|(k, (hit, noise))| {
+                format!(
+                    "≥{k} σ: spikes {hit}/{spikes} (recall {:.3}), noise days {noise} (precision {:.3})",
+                    ratio((*hit, spikes)),
+                    ratio((*hit, hit + noise))
+                )
+            })
+            .collect();
+        println!(
+            "{shape}, seeds {seeds:?}, {days} days without an event:\n  {}",
+            rows.join("\n  ")
+        );
+        // What could fail: the spikes must stand out somewhere.
+        assert!(above[0].0 > 0, "{shape}: no spike reaches 3 σ");
     }
 }

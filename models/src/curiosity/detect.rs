@@ -16,7 +16,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::esd::{MAD_TO_SD, generalized_esd};
-use crate::special::{poisson_lower_tail, poisson_upper_tail};
+use crate::special::{negative_binomial_lower_tail, poisson_lower_tail, poisson_upper_tail};
 
 /// How readily CURIOSITY speaks. The defaults are the "default sensitivity"
 /// the checks are run at.
@@ -707,6 +707,31 @@ pub fn anomalies(
     let floor = unit.map_or(1e-3 * typical, |u| 0.5 * u.sqrt());
     let max_outliers = ((n as f64 * s.max_anomaly_share).ceil() as usize).max(1);
     let dispersion = unit.map(|_| (robust_scale(&residuals) / floor).powi(2));
+    // Counts that vary by a share of themselves are judged on the scale
+    // that steadies a negative binomial (see [`ratio_anomalies`]), in the
+    // square root's units, fitted on the days with activity.
+    let events: Vec<(f64, f64)> = match unit {
+        Some(u) => y
+            .iter()
+            .zip(expected)
+            .map(|(&v, &e)| (v.max(0.0) / u, e.max(0.0) / u))
+            .collect(),
+        None => Vec::new(),
+    };
+    let phi = match dispersion {
+        Some(d) if transform == Transform::Root && d > POISSON_LIKE => {
+            let active: Vec<(f64, f64)> = events.iter().copied().filter(|e| e.0 != 0.0).collect();
+            negative_binomial_dispersion(&active)
+        }
+        _ => None,
+    };
+    let residuals = match phi {
+        Some(phi) => events
+            .iter()
+            .map(|&(x, m)| floor * (steadied(x, phi) - steadied(m, phi)))
+            .collect(),
+        None => residuals,
+    };
     // The tail is measured on days with activity: days of nothing (a
     // campaign that did not deliver) are news, not part of the noise.
     let active: Vec<f64> = residuals
@@ -737,7 +762,7 @@ pub fn anomalies(
         let confirmed = match (unit, dispersion) {
             (Some(u), Some(d)) => {
                 larger / u >= s.min_count
-                    && confirmed(actual / u, expected / u, o.statistic, d, n, s)
+                    && confirmed(actual / u, expected / u, o.statistic, (d, phi), n, s)
             }
             _ => o.statistic >= s.min_statistic,
         };
@@ -800,17 +825,26 @@ const POISSON_LIKE: f64 = 1.5;
 /// Poisson are judged by the exact Poisson tail, at the ESD's per-day
 /// level α / 2n (a drop from 15 conversions to 1 is news, from 7 to 0 is
 /// not: that happens every few months by chance). Counts that vary more
-/// (overdispersed) cannot lean on Poisson and need `min_statistic`.
+/// (overdispersed) cannot lean on Poisson and need `min_statistic`; a fall
+/// to a few events must also be rare under the negative binomial fitted
+/// to them (`phi`), whose steadied scale is coarse at the lowest counts.
 fn confirmed(
     events: f64,
     expected_events: f64,
     statistic: f64,
-    dispersion: f64,
+    (dispersion, phi): (f64, Option<f64>),
     days: usize,
     s: &Sensitivity,
 ) -> bool {
+    let level = s.alpha / (2.0 * days as f64);
     if dispersion > POISSON_LIKE {
-        return statistic >= s.min_statistic;
+        let rare_fall = match phi {
+            Some(phi) if events < expected_events && events <= EXACT_TAIL_EVENTS => {
+                negative_binomial_lower_tail(events, expected_events, phi) < level
+            }
+            _ => true,
+        };
+        return statistic >= s.min_statistic && rare_fall;
     }
     if statistic < s.min_poisson_statistic {
         return false;
@@ -820,8 +854,11 @@ fn confirmed(
     } else {
         poisson_lower_tail(events, expected_events)
     };
-    tail < s.alpha / (2.0 * days as f64)
+    tail < level
 }
+
+/// Up to this many events a fall is also judged by its exact tail.
+const EXACT_TAIL_EVENTS: f64 = 1000.0;
 
 /// What one series holds.
 #[derive(Debug, Clone, PartialEq)]
@@ -1082,6 +1119,7 @@ pub fn ratio_anomalies(
     // in Poisson units. Days with too few events are not judged.
     let mut days = Vec::with_capacity(n);
     let mut z = Vec::with_capacity(n);
+    let mut events = Vec::with_capacity(n);
     for t in 0..n {
         if excluded(t) {
             continue;
@@ -1095,6 +1133,7 @@ pub fn ratio_anomalies(
             continue;
         }
         days.push(t);
+        events.push((count[t] / unit, predicted / unit));
         // 2√x has unit variance for Poisson x (Anscombe), and is less
         // skewed than (x − μ)/√μ at small counts.
         z.push(2.0 * ((count[t] / unit).sqrt() - (predicted / unit).sqrt()));
@@ -1108,6 +1147,23 @@ pub fn ratio_anomalies(
     // judged day counted: quasi-Poisson, with Poisson (1) as the floor. The
     // test's spread is the series' own, tails included.
     let dispersion = robust_scale(&z).max(1.0).powi(2);
+    // A rate that varies by a share of itself from day to day (a log-normal
+    // day factor) makes the square root's upper tail longer than its lower:
+    // its high days would stand out more than its noise warrants. Such
+    // counts are judged on the scale that steadies a negative binomial's
+    // variance instead (the square root's at small counts, the log's at
+    // large ones), with its dispersion fitted to the series' own days.
+    let phi = if dispersion > POISSON_LIKE {
+        negative_binomial_dispersion(&events)
+    } else {
+        None
+    };
+    if let Some(phi) = phi {
+        z = events
+            .iter()
+            .map(|&(x, m)| steadied(x, phi) - steadied(m, phi))
+            .collect();
+    }
     generalized_esd(&z, max_outliers, s.alpha, tail_scale(&z).max(1.0))
         .into_iter()
         .filter(|o| {
@@ -1119,13 +1175,53 @@ pub fn ratio_anomalies(
                     count[t] / unit,
                     predicted / unit,
                     o.statistic,
-                    dispersion,
+                    (dispersion, phi),
                     days.len(),
                     s,
                 )
         })
         .map(|o| (days[o.index], o.statistic))
         .collect()
+}
+
+/// 2 asinh(√(φx)) / √φ: a unit variance for a negative binomial count of
+/// mean x and variance x + φx² (2√x as φ → 0; ln(4φx) / √φ for large φx).
+fn steadied(x: f64, phi: f64) -> f64 {
+    2.0 * (phi * x).sqrt().asinh() / phi.sqrt()
+}
+
+/// The negative binomial dispersion φ at which the (count, expected) pairs'
+/// differences on the [`steadied`] scale have a robust spread of 1, if
+/// more than Poisson's.
+pub fn negative_binomial_dispersion(events: &[(f64, f64)]) -> Option<f64> {
+    let mut d = Vec::with_capacity(events.len());
+    let mut spread = |phi: f64| {
+        d.clear();
+        d.extend(
+            events
+                .iter()
+                .map(|&(x, m)| steadied(x, phi) - steadied(m, phi)),
+        );
+        robust_scale(&d)
+    };
+    // The spread falls as φ grows; halve the interval of ln φ (to within
+    // 0.01% of φ).
+    let (mut low, mut high) = (1e-8f64.ln(), 100f64.ln());
+    if spread(low.exp()) <= 1.0 {
+        return None;
+    }
+    if spread(high.exp()) > 1.0 {
+        return Some(high.exp());
+    }
+    for _ in 0..18 {
+        let mid = 0.5 * (low + high);
+        if spread(mid.exp()) > 1.0 {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+    Some(high.exp())
 }
 
 #[cfg(test)]
@@ -1448,5 +1544,72 @@ pub(crate) mod tests {
             &Sensitivity::default(),
         );
         assert!(found.is_empty(), "{found:?}");
+    }
+
+    #[test]
+    fn a_ctr_that_varies_by_a_share_of_itself_is_judged_against_its_own_spread() {
+        // 60,000 impressions and 600 clicks a day, CTR times a log-normal
+        // day factor of σ 0.4 (as auction and audience mix move it), 30
+        // draws of 400 days, each with one day 4.2 σ above the rate and
+        // one 4.2 σ below (in the factor's own terms). On the square
+        // root's scale the factor's long upper tail made the high day
+        // news and the low one not; on the negative binomial's steadied
+        // scale both are judged alike, as days the noise makes. A day of
+        // 20× (7.5 σ) is news.
+        let s = Sensitivity::default();
+        let impressions = vec![60_000.0; 400];
+        let expected = vec![600.0; 400];
+        let day = |z: f64| (600.0 * (0.4 * z - 0.08).exp()).round();
+        let (mut noise_days, mut spikes) = (0, 0);
+        for draw in 0..30 {
+            let mut clicks: Vec<f64> = (0..400)
+                .map(|t| day(crate::curiosity::test_noise::normal(t + 1 + 1000 * draw)))
+                .collect();
+            (clicks[100], clicks[300]) = (day(4.2), day(-4.2));
+            let found = ratio_anomalies(
+                &|_| false,
+                &clicks,
+                &impressions,
+                &expected,
+                &impressions,
+                1.0,
+                &s,
+            );
+            noise_days += found.len();
+            clicks[200] = 600.0 * 20.0;
+            let found = ratio_anomalies(
+                &|_| false,
+                &clicks,
+                &impressions,
+                &expected,
+                &impressions,
+                1.0,
+                &s,
+            );
+            spikes += usize::from(found.iter().any(|f| f.0 == 200));
+        }
+        assert_eq!(noise_days, 0, "noise days called news");
+        // (One draw of the deterministic noise has tails wide enough to
+        // hide it: 29 of 30.)
+        assert!(spikes >= 28, "20× days found in {spikes} of 30");
+        // The dispersion fitted is the factor's: φ ≈ σ² for large counts.
+        let pairs: Vec<(f64, f64)> = (0..400)
+            .map(|t| {
+                let z = crate::curiosity::test_noise::normal(t + 1);
+                ((600.0 * (0.4 * z - 0.08).exp()).round(), 600.0)
+            })
+            .collect();
+        let phi = negative_binomial_dispersion(&pairs).expect("overdispersed");
+        assert!((phi.sqrt() - 0.4).abs() < 0.06, "φ {phi}");
+        // Poisson counts have none to fit.
+        let poisson: Vec<(f64, f64)> = (0..400)
+            .map(|t| {
+                (
+                    600.0 + 24.5 * crate::curiosity::test_noise::normal(t),
+                    600.0,
+                )
+            })
+            .collect();
+        assert_eq!(negative_binomial_dispersion(&poisson), None);
     }
 }
