@@ -252,17 +252,19 @@ fn read_parquet(name: &str, bytes: Bytes) -> Result<Vec<RecordBatch>, IngestErro
     // by fuzzing); columns are conformed to the canonical table by
     // name anyway, so the Parquet schema alone is read.
     let options = ArrowReaderOptions::new().with_skip_arrow_metadata(true);
+    // The footer is walked at a step a byte before parquet-rs parses it
+    // (its skipping of unknown fields can be made to loop for minutes).
+    let unreadable = |message: String| IngestError::Parse {
+        path: name.to_string(),
+        row: None,
+        message: format!("the Parquet file cannot be read: {message}"),
+    };
+    parquet_pages::check_footer(&bytes).map_err(unreadable)?;
     let builder = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes.clone(), options)
         .map_err(|e| parse(e.into()))?;
     // Page headers size the decoder's buffers: they are checked against
     // the budget before any page is read.
-    parquet_pages::check(&bytes, builder.metadata(), budget).map_err(|message| {
-        IngestError::Parse {
-            path: name.to_string(),
-            row: None,
-            message: format!("the Parquet file cannot be read: {message}"),
-        }
-    })?;
+    parquet_pages::check(&bytes, builder.metadata(), budget).map_err(unreadable)?;
     let reader = builder
         .with_batch_size(PARQUET_BATCH_ROWS)
         .build()

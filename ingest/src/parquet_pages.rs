@@ -9,6 +9,13 @@
 //! chunk is read here first (Thrift compact protocol, the few fields that
 //! size buffers) and the file is refused when the claims do not fit its
 //! decoded-size budget or cannot be true.
+//!
+//! The footer is walked first ([`check_footer`]): parquet-rs skips a list
+//! of booleans item by item without reading a byte for each, so a 3 KiB
+//! footer of lists that claim two billion booleans each kept a core busy
+//! for minutes (found by fuzzing `upload`). Here every container must
+//! hold no more items than it has bytes left, as the compact protocol
+//! writes them, so a walk costs at most a step a byte.
 
 use gyrus_engine::datafusion::parquet::file::metadata::ParquetMetaData;
 
@@ -33,6 +40,36 @@ const STRUCT: u8 = 12;
 /// Structs nested deeper than this in a page header are refused (a page
 /// header nests two levels; statistics one more).
 const MAX_DEPTH: usize = 8;
+
+/// The same for the footer (`FileMetaData`: row groups, column chunks,
+/// their metadata, statistics, logical types nest about seven levels).
+const MAX_FOOTER_DEPTH: usize = 32;
+
+/// Walks the footer of `file` (a Parquet file: `…footer, its length as
+/// 4 bytes little-endian, "PAR1"`) as the Thrift compact protocol reads
+/// it, refusing containers that claim more items than they have bytes and
+/// nesting past [`MAX_FOOTER_DEPTH`]. Files that do not end so are left to
+/// the Parquet reader's own error.
+pub fn check_footer(file: &[u8]) -> Result<(), String> {
+    let Some(tail) = file.len().checked_sub(8).map(|at| &file[at..]) else {
+        return Ok(());
+    };
+    if &tail[4..] != b"PAR1" {
+        return Ok(());
+    }
+    let length = u32::from_le_bytes([tail[0], tail[1], tail[2], tail[3]]) as usize;
+    let Some(start) = (file.len() - 8).checked_sub(length) else {
+        return Ok(());
+    };
+    let mut reader = Reader {
+        bytes: &file[start..file.len() - 8],
+        at: 0,
+        max_depth: MAX_FOOTER_DEPTH,
+    };
+    reader
+        .skip_value(STRUCT, 0)
+        .map_err(|e| format!("its footer is not valid: {e}"))
+}
 
 /// What a page header claims, as far as buffers are sized by it.
 #[derive(Debug, Default, PartialEq)]
@@ -75,6 +112,7 @@ pub fn check(file: &[u8], metadata: &ParquetMetaData, budget: usize) -> Result<(
                 let mut reader = Reader {
                     bytes: &chunk[at..],
                     at: 0,
+                    max_depth: MAX_DEPTH,
                 };
                 let header = reader.page_header().map_err(|e| {
                     format!(
@@ -125,6 +163,8 @@ pub fn check(file: &[u8], metadata: &ParquetMetaData, budget: usize) -> Result<(
 struct Reader<'a> {
     bytes: &'a [u8],
     at: usize,
+    /// Containers nested deeper than this are refused.
+    max_depth: usize,
 }
 
 impl Reader<'_> {
@@ -152,6 +192,15 @@ impl Reader<'_> {
     fn zigzag(&mut self) -> Result<i64, &'static str> {
         let v = self.varint()?;
         Ok((v >> 1) as i64 ^ -((v & 1) as i64))
+    }
+
+    /// A container's item count, refused when more than the bytes left:
+    /// every item takes at least one (booleans in containers too).
+    fn items(&mut self, claimed: u64) -> Result<u64, &'static str> {
+        if claimed > (self.bytes.len() - self.at) as u64 {
+            return Err("a list claims more items than it has bytes");
+        }
+        Ok(claimed)
     }
 
     fn skip(&mut self, n: u64) -> Result<(), &'static str> {
@@ -193,7 +242,7 @@ impl Reader<'_> {
 
     /// Skips one value of `kind`.
     fn skip_value(&mut self, kind: u8, depth: usize) -> Result<(), &'static str> {
-        if depth > MAX_DEPTH {
+        if depth > self.max_depth {
             return Err("it nests too deep");
         }
         match kind {
@@ -211,6 +260,7 @@ impl Reader<'_> {
                     15 => self.varint()?,
                     n => u64::from(n),
                 };
+                let size = self.items(size)?;
                 let element = b & 0x0f;
                 for _ in 0..size {
                     // Booleans in a list are one byte each.
@@ -228,9 +278,15 @@ impl Reader<'_> {
                     return Ok(());
                 }
                 let kinds = self.byte()?;
-                for _ in 0..size {
-                    self.skip_value(kinds >> 4, depth + 1)?;
-                    self.skip_value(kinds & 0x0f, depth + 1)?;
+                for _ in 0..self.items(size)? {
+                    for kind in [kinds >> 4, kinds & 0x0f] {
+                        // Booleans in a map are one byte each.
+                        if matches!(kind, TRUE | FALSE) {
+                            self.skip(1)?;
+                        } else {
+                            self.skip_value(kind, depth + 1)?;
+                        }
+                    }
                 }
                 Ok(())
             }
@@ -328,6 +384,7 @@ mod tests {
         let mut reader = Reader {
             bytes: &bytes,
             at: 0,
+            max_depth: MAX_DEPTH,
         };
         assert_eq!(
             reader.page_header(),
@@ -369,12 +426,61 @@ mod tests {
     }
 
     #[test]
+    fn containers_claiming_more_items_than_bytes_are_refused_unwalked() {
+        // A struct with one field, a list (field 1, type 9) of booleans
+        // claiming 2^31 items in five bytes: parquet-rs would step through
+        // all of them; the walk refuses at once.
+        let list = [0x19, 0xf1, 0x80, 0x80, 0x80, 0x80, 0x08, STOP];
+        let mut reader = Reader {
+            bytes: &list,
+            at: 0,
+            max_depth: MAX_FOOTER_DEPTH,
+        };
+        assert_eq!(
+            reader.skip_value(STRUCT, 0),
+            Err("a list claims more items than it has bytes")
+        );
+        // A map (field 1, type 11) of booleans to booleans, likewise.
+        let map = [0x1b, 0x80, 0x80, 0x80, 0x80, 0x08, 0x11, STOP];
+        let mut reader = Reader {
+            bytes: &map,
+            at: 0,
+            max_depth: MAX_FOOTER_DEPTH,
+        };
+        assert_eq!(
+            reader.skip_value(STRUCT, 0),
+            Err("a list claims more items than it has bytes")
+        );
+        // Three booleans in a list are three bytes, and pass.
+        let three = [0x19, 0x31, 1, 2, 1, STOP];
+        let mut reader = Reader {
+            bytes: &three,
+            at: 0,
+            max_depth: MAX_FOOTER_DEPTH,
+        };
+        assert_eq!(reader.skip_value(STRUCT, 0), Ok(()));
+        assert_eq!(reader.at, three.len());
+    }
+
+    #[test]
+    fn a_footer_of_boolean_lists_is_refused_before_parquet_reads_it() {
+        // Found by fuzzing `upload`: a 3.4 KiB file whose footer parquet-rs
+        // spent 42 s skipping (under AddressSanitizer).
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../fuzz/regressions/upload/timeout-0350ed4b1f043cf8fc9ebe69e4e7419795eb2f90");
+        let file = std::fs::read(path).unwrap();
+        let err = check_footer(&file).unwrap_err();
+        assert!(err.contains("more items than it has bytes"), "{err}");
+    }
+
+    #[test]
     fn refuses_truncated_and_nonsense_headers() {
         let bytes = header(0, 100, 80, None);
         for cut in 0..bytes.len() {
             let mut reader = Reader {
                 bytes: &bytes[..cut],
                 at: 0,
+                max_depth: MAX_DEPTH,
             };
             assert!(reader.page_header().is_err(), "cut at {cut}");
         }
@@ -383,6 +489,7 @@ mod tests {
         let mut reader = Reader {
             bytes: &header(2, 100, 80, None),
             at: 0,
+            max_depth: MAX_DEPTH,
         };
         assert!(reader.page_header().is_err());
         let mut deep = vec![0x1c; 64];
@@ -390,6 +497,7 @@ mod tests {
         let mut reader = Reader {
             bytes: &deep,
             at: 0,
+            max_depth: MAX_DEPTH,
         };
         assert_eq!(reader.page_header(), Err("it nests too deep"));
     }
