@@ -710,23 +710,21 @@ pub fn anomalies(
     // Counts that vary by a share of themselves are judged on the scale
     // that steadies a negative binomial (see [`ratio_anomalies`]), in the
     // square root's units, fitted on the days with activity.
-    let events: Vec<(f64, f64)> = match unit {
-        Some(u) => y
-            .iter()
-            .zip(expected)
-            .map(|(&v, &e)| (v.max(0.0) / u, e.max(0.0) / u))
-            .collect(),
-        None => Vec::new(),
-    };
-    let phi = match dispersion {
-        Some(d) if transform == Transform::Root && d > POISSON_LIKE => {
+    let fitted = match (unit, dispersion) {
+        (Some(u), Some(d)) if transform == Transform::Root && d > POISSON_LIKE => {
+            let events: Vec<(f64, f64)> = y
+                .iter()
+                .zip(expected)
+                .map(|(&v, &e)| (v.max(0.0) / u, e.max(0.0) / u))
+                .collect();
             let active: Vec<(f64, f64)> = events.iter().copied().filter(|e| e.0 != 0.0).collect();
-            negative_binomial_dispersion(&active)
+            negative_binomial_dispersion(&active).map(|phi| (phi, events))
         }
         _ => None,
     };
-    let residuals = match phi {
-        Some(phi) => events
+    let phi = fitted.as_ref().map(|(phi, _)| *phi);
+    let residuals = match fitted {
+        Some((phi, events)) => events
             .iter()
             .map(|&(x, m)| floor * (steadied(x, phi) - steadied(m, phi)))
             .collect(),
