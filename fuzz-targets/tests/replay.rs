@@ -167,7 +167,7 @@ fn contained_panics_end_as_errors() {
 /// parquet-rs reserved 3.2 GB of offsets before reading a byte of it. A
 /// refused allocation aborts the process, so the replay above (which would
 /// only reserve the memory here) is not enough: the file must be refused
-/// from its page headers, before any page is decoded.
+/// from its footer or page headers, before any page is decoded.
 #[test]
 fn a_dictionary_claiming_more_values_than_its_bytes_is_refused_unread() {
     let data = std::fs::read(
@@ -187,8 +187,13 @@ fn a_dictionary_claiming_more_values_than_its_bytes_is_refused_unread() {
     )
     .unwrap_err()
     .to_string();
+    // Since round 10 its footer is refused first: read as the compact
+    // protocol writes it, the footer runs past its end (parquet-rs reads
+    // known fields by their id whatever type the wire gives them, and so
+    // read this one). Either refusal comes before any page is decoded.
     assert!(
-        err.contains("dictionary page claims 811614343 values"),
+        err.contains("dictionary page claims 811614343 values")
+            || err.contains("its footer is not valid: it ends early"),
         "{err}"
     );
 }
