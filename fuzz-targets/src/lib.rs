@@ -98,15 +98,22 @@ struct World {
     session: TenantSession,
 }
 
+/// An empty store in a temporary folder, removed when the folder is
+/// dropped.
+async fn temporary_store() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("a temporary folder");
+    let store = Store::open(&dir.path().display().to_string())
+        .await
+        .expect("a store");
+    (dir, store)
+}
+
 /// A store with one tenant holding a few rows, and a session over it.
 fn world() -> &'static World {
     static WORLD: OnceLock<World> = OnceLock::new();
     WORLD.get_or_init(|| {
         runtime().block_on(async {
-            let dir = tempfile::tempdir().expect("a temporary folder");
-            let store = Store::open(&dir.path().display().to_string())
-                .await
-                .expect("a store");
+            let (dir, store) = temporary_store().await;
             let tenant = TenantId::new("fuzz").expect("a tenant id");
             let table = CanonicalTable::AdPerformance;
             let batches = gyrus_ingest::read(table, Format::JsonLines, "seed", ROWS.into())
@@ -353,10 +360,7 @@ pub fn connector_answer(data: &[u8]) {
     let status = statuses[(pick as usize / Platform::ALL.len()) % statuses.len()];
     let body = body.to_vec();
     runtime().block_on(async {
-        let dir = tempfile::tempdir().expect("a temporary folder");
-        let store = Store::open(&dir.path().display().to_string())
-            .await
-            .expect("a store");
+        let (_dir, store) = temporary_store().await;
         let Ok(listener) = tokio::net::TcpListener::bind("127.0.0.1:0").await else {
             return;
         };

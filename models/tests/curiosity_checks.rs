@@ -45,13 +45,13 @@ use std::collections::BTreeMap;
 
 use chrono::{Days, NaiveDate};
 use gyrus_datasets::{
-    AnomalyTruth, CampaignTruth, GeneratorConfig, HELD_OUT_SEEDS, NoiseShape, Scale, TUNING_SEEDS,
-    generate,
+    AnomalyTruth, CampaignTruth, Dataset, GeneratorConfig, HELD_OUT_SEEDS, NoiseShape, Scale,
+    TUNING_SEEDS, generate,
 };
 use gyrus_engine::{Store, TenantId};
 use gyrus_models::curiosity::detect::{self, Sensitivity, scan};
 use gyrus_models::curiosity::insight::{Insight, InsightKind};
-use gyrus_models::curiosity::model::{self, CuriosityConfig};
+use gyrus_models::curiosity::model::{self, CuriosityConfig, TenantInputs};
 use gyrus_models::oracle::data::{Metric, Series, TenantSeries};
 use gyrus_models::special::{negative_binomial_lower_tail, poisson_lower_tail};
 
@@ -548,18 +548,26 @@ fn tally(
     }
 }
 
+/// The medium tenant of `seed` with noise `shape`, loaded into `store` as
+/// `t{seed}`: the generator's output (with its truth) and CURIOSITY's
+/// inputs read back from the store.
+async fn load_generated(store: &Store, seed: u64, shape: NoiseShape) -> (Dataset, TenantInputs) {
+    let mut config = GeneratorConfig::new(seed, Scale::Medium);
+    config.noise = shape;
+    let data = generate(&config);
+    let tenant = TenantId::new(format!("t{seed}")).unwrap();
+    data.load(store, &tenant, |_| {}).await.unwrap();
+    let inputs = model::load(store, &tenant).await.unwrap();
+    (data, inputs)
+}
+
 /// CURIOSITY at the default sensitivity over medium tenants of `shape`.
 async fn measure(shape: NoiseShape, seeds: &[u64]) -> Tally {
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
     let mut t = Tally::default();
     for &seed in seeds {
-        let mut config = GeneratorConfig::new(seed, Scale::Medium);
-        config.noise = shape;
-        let data = generate(&config);
-        let tenant = TenantId::new(format!("t{seed}")).unwrap();
-        data.load(&store, &tenant, |_| {}).await.unwrap();
-        let inputs = model::load(&store, &tenant).await.unwrap();
+        let (data, inputs) = load_generated(&store, seed, shape).await;
         let scan = model::scan(&inputs, &CuriosityConfig::default(), &|| {});
         tally(
             &data.truth.anomalies,
@@ -709,12 +717,7 @@ async fn spikes_against_the_noises_own_high_ctr_days() {
         let mut above = vec![(0usize, 0usize); thresholds.len()];
         let (mut spikes, mut days) = (0usize, 0usize);
         for &seed in seeds {
-            let mut config = GeneratorConfig::new(seed, Scale::Medium);
-            config.noise = shape;
-            let data = generate(&config);
-            let tenant = TenantId::new(format!("t{seed}")).unwrap();
-            data.load(&store, &tenant, |_| {}).await.unwrap();
-            let inputs = model::load(&store, &tenant).await.unwrap();
+            let (data, inputs) = load_generated(&store, seed, shape).await;
             for c in &data.truth.campaigns {
                 let z = ctr_day_z(&inputs.series, &c.campaign_id);
                 let Some(start) = campaign_series(&inputs.series, &c.campaign_id, Metric::Clicks)

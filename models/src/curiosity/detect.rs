@@ -807,12 +807,16 @@ pub fn tail_scale(values: &[f64]) -> f64 {
 
 /// MAD × 1.4826 of `values` around their median.
 fn robust_scale(values: &[f64]) -> f64 {
-    let mut v = values.to_vec();
-    let centre = median(&mut v);
-    for x in &mut v {
+    robust_scale_in_place(&mut values.to_vec())
+}
+
+/// [`robust_scale`] of `v`, which is left reordered and overwritten.
+fn robust_scale_in_place(v: &mut [f64]) -> f64 {
+    let centre = median(v);
+    for x in v.iter_mut() {
         *x = (*x - centre).abs();
     }
-    MAD_TO_SD * median(&mut v)
+    MAD_TO_SD * median(v)
 }
 
 /// Largest variance inflation (over Poisson's) at which counts are judged
@@ -1113,11 +1117,12 @@ pub fn ratio_anomalies(
     s: &Sensitivity,
 ) -> Vec<(usize, f64)> {
     let n = count.len();
+    // The count day t's exposure leads one to expect at the expected rate.
+    let predicted = |t: usize| expected_count[t] / expected_exposure[t] * exposure[t];
     // z of each judged day: the count against the expected rate × exposure,
     // in Poisson units. Days with too few events are not judged.
     let mut days = Vec::with_capacity(n);
     let mut z = Vec::with_capacity(n);
-    let mut events = Vec::with_capacity(n);
     for t in 0..n {
         if excluded(t) {
             continue;
@@ -1126,12 +1131,11 @@ pub fn ratio_anomalies(
         if !(rate.is_finite() && rate > 0.0 && exposure[t] > 0.0) {
             continue;
         }
-        let predicted = rate * exposure[t];
+        let predicted = predicted(t);
         if predicted.max(count[t]) / unit < s.min_count {
             continue;
         }
         days.push(t);
-        events.push((count[t] / unit, predicted / unit));
         // 2√x has unit variance for Poisson x (Anscombe), and is less
         // skewed than (x − μ)/√μ at small counts.
         z.push(2.0 * ((count[t] / unit).sqrt() - (predicted / unit).sqrt()));
@@ -1152,21 +1156,26 @@ pub fn ratio_anomalies(
     // variance instead (the square root's at small counts, the log's at
     // large ones), with its dispersion fitted to the series' own days.
     let phi = if dispersion > POISSON_LIKE {
-        negative_binomial_dispersion(&events)
+        let events: Vec<(f64, f64)> = days
+            .iter()
+            .map(|&t| (count[t] / unit, predicted(t) / unit))
+            .collect();
+        let phi = negative_binomial_dispersion(&events);
+        if let Some(phi) = phi {
+            z = events
+                .iter()
+                .map(|&(x, m)| steadied(x, phi) - steadied(m, phi))
+                .collect();
+        }
+        phi
     } else {
         None
     };
-    if let Some(phi) = phi {
-        z = events
-            .iter()
-            .map(|&(x, m)| steadied(x, phi) - steadied(m, phi))
-            .collect();
-    }
     generalized_esd(&z, max_outliers, s.alpha, tail_scale(&z).max(1.0))
         .into_iter()
         .filter(|o| {
             let t = days[o.index];
-            let predicted = expected_count[t] / expected_exposure[t] * exposure[t];
+            let predicted = predicted(t);
             let larger = predicted.max(count[t]);
             (count[t] - predicted).abs() >= s.min_relative_events * larger
                 && confirmed(
@@ -1200,7 +1209,7 @@ pub fn negative_binomial_dispersion(events: &[(f64, f64)]) -> Option<f64> {
                 .iter()
                 .map(|&(x, m)| steadied(x, phi) - steadied(m, phi)),
         );
-        robust_scale(&d)
+        robust_scale_in_place(&mut d)
     };
     // The spread falls as φ grows; halve the interval of ln φ (to within
     // 0.01% of φ).
@@ -1520,27 +1529,22 @@ pub(crate) mod tests {
             .map(|t| 200.0 + ((t * 37) % 21) as f64 - 10.0)
             .collect();
         clicks[60] = 400.0;
-        let found = ratio_anomalies(
-            &|_| false,
-            &clicks,
-            &impressions,
-            &vec![200.0; 120],
-            &impressions,
-            1.0,
-            &Sensitivity::default(),
-        );
+        let judge = |clicks: &[f64], expected: f64| {
+            ratio_anomalies(
+                &|_| false,
+                clicks,
+                &impressions,
+                &vec![expected; 120],
+                &impressions,
+                1.0,
+                &Sensitivity::default(),
+            )
+        };
+        let found = judge(&clicks, 200.0);
         assert_eq!(found.iter().map(|f| f.0).collect::<Vec<_>>(), vec![60]);
         // The same doubling on 3 expected clicks is not judged.
         let few: Vec<f64> = clicks.iter().map(|c| c / 66.0).collect();
-        let found = ratio_anomalies(
-            &|_| false,
-            &few,
-            &impressions,
-            &vec![200.0 / 66.0; 120],
-            &impressions,
-            1.0,
-            &Sensitivity::default(),
-        );
+        let found = judge(&few, 200.0 / 66.0);
         assert!(found.is_empty(), "{found:?}");
     }
 
@@ -1564,26 +1568,20 @@ pub(crate) mod tests {
                 .map(|t| day(crate::curiosity::test_noise::normal(t + 1 + 1000 * draw)))
                 .collect();
             (clicks[100], clicks[300]) = (day(4.2), day(-4.2));
-            let found = ratio_anomalies(
-                &|_| false,
-                &clicks,
-                &impressions,
-                &expected,
-                &impressions,
-                1.0,
-                &s,
-            );
-            noise_days += found.len();
+            let judge = |clicks: &[f64]| {
+                ratio_anomalies(
+                    &|_| false,
+                    clicks,
+                    &impressions,
+                    &expected,
+                    &impressions,
+                    1.0,
+                    &s,
+                )
+            };
+            noise_days += judge(&clicks).len();
             clicks[200] = 600.0 * 20.0;
-            let found = ratio_anomalies(
-                &|_| false,
-                &clicks,
-                &impressions,
-                &expected,
-                &impressions,
-                1.0,
-                &s,
-            );
+            let found = judge(&clicks);
             spikes += usize::from(found.iter().any(|f| f.0 == 200));
         }
         assert_eq!(noise_days, 0, "noise days called news");
