@@ -13,9 +13,16 @@
 //! The footer is walked first ([`check_footer`]): parquet-rs skips a list
 //! of booleans item by item without reading a byte for each, so a 3 KiB
 //! footer of lists that claim two billion booleans each kept a core busy
-//! for minutes (found by fuzzing `upload`). Here every container must
-//! hold no more items than it has bytes left, as the compact protocol
-//! writes them, so a walk costs at most a step a byte.
+//! for minutes (found by fuzzing `upload`). parquet-rs reads a field it
+//! knows by its id, whatever type the wire gives it, and skips the others
+//! by their wire type. So the walk knows the fields of the Parquet
+//! format's structs as parquet-rs 59 reads them ([`FILE_META_DATA`],
+//! [`PAGE_HEADER`]) and refuses a known field whose wire type is not its
+//! own: a file cannot make the walk read bytes one way and parquet-rs
+//! another. It refuses containers of booleans (the format has none in a
+//! footer or page header) and containers that claim more items than they
+//! have bytes, so a walk, and parquet-rs's read after it, costs at most a
+//! step a byte.
 
 use gyrus_engine::datafusion::parquet::file::metadata::ParquetMetaData;
 
@@ -45,9 +52,199 @@ const MAX_DEPTH: usize = 8;
 /// their metadata, statistics, logical types nest about seven levels).
 const MAX_FOOTER_DEPTH: usize = 32;
 
+/// A type of the Parquet format's Thrift definitions (`parquet.thrift`),
+/// as far as the walk needs it: enums are `I32`, strings `Binary`, unions
+/// structs.
+#[derive(Clone, Copy, Debug)]
+enum Ty {
+    Bool,
+    I8,
+    I16,
+    I32,
+    I64,
+    Double,
+    Binary,
+    /// No list of the format holds booleans.
+    List(&'static Ty),
+    Struct(&'static [(i16, Ty)]),
+}
+
+impl Ty {
+    /// Whether a value of this type may come with compact type `kind`.
+    fn is_wire(self, kind: u8) -> bool {
+        match self {
+            Ty::Bool => matches!(kind, TRUE | FALSE),
+            Ty::I8 => kind == BYTE,
+            Ty::I16 => kind == I16,
+            Ty::I32 => kind == I32,
+            Ty::I64 => kind == I64,
+            Ty::Double => kind == DOUBLE,
+            Ty::Binary => kind == BINARY,
+            Ty::List(_) => kind == LIST,
+            Ty::Struct(_) => kind == STRUCT,
+        }
+    }
+}
+
+// The structs parquet-rs 59 reads from a footer and a page header, with
+// every field it reads by id (a few more it skips are listed too: walking
+// a field by its type reads the same bytes as skipping it by an honest
+// wire type). Unions are listed as structs of their variants.
+use Ty::{Binary as BIN, Bool as BOOL, Double as F64, I8 as B, I16 as S16, I32 as N, I64 as L};
+const EMPTY: &[(i16, Ty)] = &[];
+const E: Ty = Ty::Struct(EMPTY);
+const TIME_UNIT: &[(i16, Ty)] = &[(1, E), (2, E), (3, E)];
+const DECIMAL_TYPE: &[(i16, Ty)] = &[(1, N), (2, N)];
+/// `TimestampType` and `TimeType`.
+const TIMESTAMP_TYPE: &[(i16, Ty)] = &[(1, BOOL), (2, Ty::Struct(TIME_UNIT))];
+const INT_TYPE: &[(i16, Ty)] = &[(1, B), (2, BOOL)];
+const VARIANT_TYPE: &[(i16, Ty)] = &[(1, B)];
+const GEOMETRY_TYPE: &[(i16, Ty)] = &[(1, BIN)];
+const GEOGRAPHY_TYPE: &[(i16, Ty)] = &[(1, BIN), (2, N)];
+const LOGICAL_TYPE: &[(i16, Ty)] = &[
+    (1, E),
+    (2, E),
+    (3, E),
+    (4, E),
+    (5, Ty::Struct(DECIMAL_TYPE)),
+    (6, E),
+    (7, Ty::Struct(TIMESTAMP_TYPE)),
+    (8, Ty::Struct(TIMESTAMP_TYPE)),
+    (10, Ty::Struct(INT_TYPE)),
+    (11, E),
+    (12, E),
+    (13, E),
+    (14, E),
+    (15, E),
+    (16, Ty::Struct(VARIANT_TYPE)),
+    (17, Ty::Struct(GEOMETRY_TYPE)),
+    (18, Ty::Struct(GEOGRAPHY_TYPE)),
+];
+const SCHEMA_ELEMENT: &[(i16, Ty)] = &[
+    (1, N),
+    (2, N),
+    (3, N),
+    (4, BIN),
+    (5, N),
+    (6, N),
+    (7, N),
+    (8, N),
+    (9, N),
+    (10, Ty::Struct(LOGICAL_TYPE)),
+];
+/// `Statistics` of a column chunk and of a page.
+const STATISTICS: &[(i16, Ty)] = &[
+    (1, BIN),
+    (2, BIN),
+    (3, L),
+    (4, L),
+    (5, BIN),
+    (6, BIN),
+    (7, BOOL),
+    (8, BOOL),
+];
+const PAGE_ENCODING_STATS: &[(i16, Ty)] = &[(1, N), (2, N), (3, N)];
+const SIZE_STATISTICS: &[(i16, Ty)] = &[(1, L), (2, Ty::List(&L)), (3, Ty::List(&L))];
+const BOUNDING_BOX: &[(i16, Ty)] = &[
+    (1, F64),
+    (2, F64),
+    (3, F64),
+    (4, F64),
+    (5, F64),
+    (6, F64),
+    (7, F64),
+    (8, F64),
+];
+const GEOSPATIAL_STATISTICS: &[(i16, Ty)] = &[(1, Ty::Struct(BOUNDING_BOX)), (2, Ty::List(&N))];
+const KEY_VALUE: &[(i16, Ty)] = &[(1, BIN), (2, BIN)];
+const COLUMN_META_DATA: &[(i16, Ty)] = &[
+    (1, N),
+    (2, Ty::List(&N)),
+    (3, Ty::List(&BIN)),
+    (4, N),
+    (5, L),
+    (6, L),
+    (7, L),
+    (8, Ty::List(&Ty::Struct(KEY_VALUE))),
+    (9, L),
+    (10, L),
+    (11, L),
+    (12, Ty::Struct(STATISTICS)),
+    (13, Ty::List(&Ty::Struct(PAGE_ENCODING_STATS))),
+    (14, L),
+    (15, N),
+    (16, Ty::Struct(SIZE_STATISTICS)),
+    (17, Ty::Struct(GEOSPATIAL_STATISTICS)),
+];
+const ENCRYPTION_WITH_COLUMN_KEY: &[(i16, Ty)] = &[(1, Ty::List(&BIN)), (2, BIN)];
+const COLUMN_CRYPTO_META_DATA: &[(i16, Ty)] =
+    &[(1, E), (2, Ty::Struct(ENCRYPTION_WITH_COLUMN_KEY))];
+const COLUMN_CHUNK: &[(i16, Ty)] = &[
+    (1, BIN),
+    (2, L),
+    (3, Ty::Struct(COLUMN_META_DATA)),
+    (4, L),
+    (5, N),
+    (6, L),
+    (7, N),
+    (8, Ty::Struct(COLUMN_CRYPTO_META_DATA)),
+    (9, BIN),
+];
+const SORTING_COLUMN: &[(i16, Ty)] = &[(1, N), (2, BOOL), (3, BOOL)];
+const ROW_GROUP: &[(i16, Ty)] = &[
+    (1, Ty::List(&Ty::Struct(COLUMN_CHUNK))),
+    (2, L),
+    (3, L),
+    (4, Ty::List(&Ty::Struct(SORTING_COLUMN))),
+    (5, L),
+    (6, L),
+    (7, S16),
+];
+/// `AesGcmV1` and `AesGcmCtrV1`.
+const AES_GCM: &[(i16, Ty)] = &[(1, BIN), (2, BIN), (3, BOOL)];
+const ENCRYPTION_ALGORITHM: &[(i16, Ty)] = &[(1, Ty::Struct(AES_GCM)), (2, Ty::Struct(AES_GCM))];
+const COLUMN_ORDER: &[(i16, Ty)] = &[(1, E)];
+/// `FileMetaData`, the footer.
+const FILE_META_DATA: &[(i16, Ty)] = &[
+    (1, N),
+    (2, Ty::List(&Ty::Struct(SCHEMA_ELEMENT))),
+    (3, L),
+    (4, Ty::List(&Ty::Struct(ROW_GROUP))),
+    (5, Ty::List(&Ty::Struct(KEY_VALUE))),
+    (6, BIN),
+    (7, Ty::List(&Ty::Struct(COLUMN_ORDER))),
+    (8, Ty::Struct(ENCRYPTION_ALGORITHM)),
+    (9, BIN),
+];
+const DATA_PAGE_HEADER: &[(i16, Ty)] =
+    &[(1, N), (2, N), (3, N), (4, N), (5, Ty::Struct(STATISTICS))];
+const DICTIONARY_PAGE_HEADER: &[(i16, Ty)] = &[(1, N), (2, N), (3, BOOL)];
+const DATA_PAGE_HEADER_V2: &[(i16, Ty)] = &[
+    (1, N),
+    (2, N),
+    (3, N),
+    (4, N),
+    (5, N),
+    (6, N),
+    (7, BOOL),
+    (8, Ty::Struct(STATISTICS)),
+];
+/// `PageHeader`.
+const PAGE_HEADER: &[(i16, Ty)] = &[
+    (1, N),
+    (2, N),
+    (3, N),
+    (4, N),
+    (5, Ty::Struct(DATA_PAGE_HEADER)),
+    (6, E),
+    (7, Ty::Struct(DICTIONARY_PAGE_HEADER)),
+    (8, Ty::Struct(DATA_PAGE_HEADER_V2)),
+];
+
 /// Walks the footer of `file` (a Parquet file: `…footer, its length as
 /// 4 bytes little-endian, "PAR1"`) as the Thrift compact protocol reads
-/// it, refusing containers that claim more items than they have bytes and
+/// parquet-rs reads it, refusing known fields of another type than their
+/// own, containers of booleans or of more items than they have bytes, and
 /// nesting past [`MAX_FOOTER_DEPTH`]. Files that do not end so are left to
 /// the Parquet reader's own error.
 pub fn check_footer(file: &[u8]) -> Result<(), String> {
@@ -61,13 +258,8 @@ pub fn check_footer(file: &[u8]) -> Result<(), String> {
     let Some(start) = (file.len() - 8).checked_sub(length) else {
         return Ok(());
     };
-    let mut reader = Reader {
-        bytes: &file[start..file.len() - 8],
-        at: 0,
-        max_depth: MAX_FOOTER_DEPTH,
-    };
-    reader
-        .skip_value(STRUCT, 0)
+    Reader::new(&file[start..file.len() - 8], MAX_FOOTER_DEPTH)
+        .walk(Ty::Struct(FILE_META_DATA), STRUCT, 0)
         .map_err(|e| format!("its footer is not valid: {e}"))
 }
 
@@ -109,11 +301,7 @@ pub fn check(file: &[u8], metadata: &ParquetMetaData, budget: usize) -> Result<(
             let chunk = &file[start as usize..end as usize];
             let mut at = 0usize;
             while at < chunk.len() {
-                let mut reader = Reader {
-                    bytes: &chunk[at..],
-                    at: 0,
-                    max_depth: MAX_DEPTH,
-                };
+                let mut reader = Reader::new(&chunk[at..], MAX_DEPTH);
                 let header = reader.page_header().map_err(|e| {
                     format!(
                         "row group {g}, column {c}: a page header at byte {at} is not valid: {e}"
@@ -167,7 +355,15 @@ struct Reader<'a> {
     max_depth: usize,
 }
 
-impl Reader<'_> {
+impl<'a> Reader<'a> {
+    fn new(bytes: &'a [u8], max_depth: usize) -> Self {
+        Reader {
+            bytes,
+            at: 0,
+            max_depth,
+        }
+    }
+
     fn byte(&mut self) -> Result<u8, &'static str> {
         let b = *self.bytes.get(self.at).ok_or("it ends early")?;
         self.at += 1;
@@ -240,8 +436,66 @@ impl Reader<'_> {
         Ok(i64::from(self.zigzag()? as i32))
     }
 
-    /// Skips one value of `kind`.
+    /// A list's or set's header: its item count (at most the bytes left)
+    /// and its items' type.
+    fn list_header(&mut self) -> Result<(u64, u8), &'static str> {
+        let b = self.byte()?;
+        let size = match b >> 4 {
+            15 => self.varint()?,
+            n => u64::from(n),
+        };
+        Ok((self.items(size)?, b & 0x0f))
+    }
+
+    /// Reads one value of `ty` that came with compact type `kind`, as
+    /// parquet-rs reads it: a known field by its type (refused when the
+    /// wire gives another), an unknown one skipped by its wire type.
+    fn walk(&mut self, ty: Ty, kind: u8, depth: usize) -> Result<(), &'static str> {
+        if !ty.is_wire(kind) {
+            return Err("a field has another type than the Parquet format gives it");
+        }
+        if depth > self.max_depth {
+            return Err("it nests too deep");
+        }
+        match ty {
+            Ty::Struct(fields) => {
+                let mut last = 0;
+                while let Some((id, kind)) = self.field(&mut last)? {
+                    self.walk_field(fields, id, kind, depth + 1)?;
+                }
+                Ok(())
+            }
+            Ty::List(item) => {
+                let (size, kind) = self.list_header()?;
+                for _ in 0..size {
+                    self.walk(*item, kind, depth + 1)?;
+                }
+                Ok(())
+            }
+            _ => self.skip_value(kind, depth),
+        }
+    }
+
+    /// Reads field `id` of a struct whose known fields are `fields`.
+    fn walk_field(
+        &mut self,
+        fields: &[(i16, Ty)],
+        id: i16,
+        kind: u8,
+        depth: usize,
+    ) -> Result<(), &'static str> {
+        match fields.iter().find(|(known, _)| *known == id) {
+            Some(&(_, ty)) => self.walk(ty, kind, depth),
+            None => self.skip_value(kind, depth),
+        }
+    }
+
+    /// Skips one value of `kind`, as parquet-rs skips a field it does not
+    /// know. Containers of booleans are refused: parquet-rs steps through
+    /// them without reading a byte an item, and the format has none.
     fn skip_value(&mut self, kind: u8, depth: usize) -> Result<(), &'static str> {
+        const BOOLEANS: &str =
+            "a container of booleans, which the Parquet format never writes here";
         if depth > self.max_depth {
             return Err("it nests too deep");
         }
@@ -255,20 +509,12 @@ impl Reader<'_> {
                 self.skip(n)
             }
             LIST | SET => {
-                let b = self.byte()?;
-                let size = match b >> 4 {
-                    15 => self.varint()?,
-                    n => u64::from(n),
-                };
-                let size = self.items(size)?;
-                let element = b & 0x0f;
+                let (size, element) = self.list_header()?;
+                if matches!(element, TRUE | FALSE) {
+                    return Err(BOOLEANS);
+                }
                 for _ in 0..size {
-                    // Booleans in a list are one byte each.
-                    if matches!(element, TRUE | FALSE) {
-                        self.skip(1)?;
-                    } else {
-                        self.skip_value(element, depth + 1)?;
-                    }
+                    self.skip_value(element, depth + 1)?;
                 }
                 Ok(())
             }
@@ -278,15 +524,13 @@ impl Reader<'_> {
                     return Ok(());
                 }
                 let kinds = self.byte()?;
+                let (key, value) = (kinds >> 4, kinds & 0x0f);
+                if [key, value].into_iter().any(|k| matches!(k, TRUE | FALSE)) {
+                    return Err(BOOLEANS);
+                }
                 for _ in 0..self.items(size)? {
-                    for kind in [kinds >> 4, kinds & 0x0f] {
-                        // Booleans in a map are one byte each.
-                        if matches!(kind, TRUE | FALSE) {
-                            self.skip(1)?;
-                        } else {
-                            self.skip_value(kind, depth + 1)?;
-                        }
-                    }
+                    self.skip_value(key, depth + 1)?;
+                    self.skip_value(value, depth + 1)?;
                 }
                 Ok(())
             }
@@ -301,8 +545,9 @@ impl Reader<'_> {
         }
     }
 
-    /// `PageHeader`: 1 type, 2 uncompressed_page_size, 3
-    /// compressed_page_size, 7 dictionary_page_header (1 num_values).
+    /// `PageHeader`, walked as [`PAGE_HEADER`], keeping 1 type, 2
+    /// uncompressed_page_size, 3 compressed_page_size and 7
+    /// dictionary_page_header's 1 num_values.
     fn page_header(&mut self) -> Result<PageHeader, &'static str> {
         let mut header = PageHeader::default();
         let (mut sizes, mut last) = (0, 0);
@@ -323,11 +568,11 @@ impl Reader<'_> {
                         if (id, kind) == (1, I32) {
                             header.dictionary_values = Some(self.i32(kind)?);
                         } else {
-                            self.skip_value(kind, 2)?;
+                            self.walk_field(DICTIONARY_PAGE_HEADER, id, kind, 2)?;
                         }
                     }
                 }
-                (_, kind) => self.skip_value(kind, 1)?,
+                (id, kind) => self.walk_field(PAGE_HEADER, id, kind, 1)?,
             }
         }
         if sizes != 3 {
@@ -381,11 +626,7 @@ mod tests {
     #[test]
     fn reads_what_sizes_buffers() {
         let bytes = header(2, 4000, 3000, Some(811_614_344));
-        let mut reader = Reader {
-            bytes: &bytes,
-            at: 0,
-            max_depth: MAX_DEPTH,
-        };
+        let mut reader = Reader::new(&bytes, MAX_DEPTH);
         assert_eq!(
             reader.page_header(),
             Ok(PageHeader {
@@ -427,39 +668,102 @@ mod tests {
 
     #[test]
     fn containers_claiming_more_items_than_bytes_are_refused_unwalked() {
-        // A struct with one field, a list (field 1, type 9) of booleans
-        // claiming 2^31 items in five bytes: parquet-rs would step through
-        // all of them; the walk refuses at once.
-        let list = [0x19, 0xf1, 0x80, 0x80, 0x80, 0x80, 0x08, STOP];
-        let mut reader = Reader {
-            bytes: &list,
-            at: 0,
-            max_depth: MAX_FOOTER_DEPTH,
-        };
+        // A struct with one field, a list (field 1, type 9) of integers
+        // claiming 2^31 items in five bytes: the walk refuses at once
+        // rather than count to the end of the bytes.
+        let list = [0x19, 0xf5, 0x80, 0x80, 0x80, 0x80, 0x08, STOP];
+        let mut reader = Reader::new(&list, MAX_FOOTER_DEPTH);
         assert_eq!(
             reader.skip_value(STRUCT, 0),
             Err("a list claims more items than it has bytes")
         );
-        // A map (field 1, type 11) of booleans to booleans, likewise.
-        let map = [0x1b, 0x80, 0x80, 0x80, 0x80, 0x08, 0x11, STOP];
-        let mut reader = Reader {
-            bytes: &map,
-            at: 0,
-            max_depth: MAX_FOOTER_DEPTH,
-        };
+        // A map (field 1, type 11) of integers to integers, likewise.
+        let map = [0x1b, 0x80, 0x80, 0x80, 0x80, 0x08, 0x55, STOP];
+        let mut reader = Reader::new(&map, MAX_FOOTER_DEPTH);
         assert_eq!(
             reader.skip_value(STRUCT, 0),
             Err("a list claims more items than it has bytes")
         );
-        // Three booleans in a list are three bytes, and pass.
+        // Even three booleans in a list are refused: parquet-rs would skip
+        // them without reading their bytes, and read those as fields.
         let three = [0x19, 0x31, 1, 2, 1, STOP];
-        let mut reader = Reader {
-            bytes: &three,
-            at: 0,
-            max_depth: MAX_FOOTER_DEPTH,
-        };
+        let mut reader = Reader::new(&three, MAX_FOOTER_DEPTH);
+        assert_eq!(
+            reader.skip_value(STRUCT, 0),
+            Err("a container of booleans, which the Parquet format never writes here")
+        );
+        // Three strings pass, every byte read.
+        let strings = [0x19, 0x38, 1, b'a', 0, 2, b'b', b'c', STOP];
+        let mut reader = Reader::new(&strings, MAX_FOOTER_DEPTH);
         assert_eq!(reader.skip_value(STRUCT, 0), Ok(()));
-        assert_eq!(reader.at, three.len());
+        assert_eq!(reader.at, strings.len());
+    }
+
+    #[test]
+    fn a_dictionary_page_claiming_more_values_than_its_bytes_is_refused_unread() {
+        // The pyarrow fixture with dictionaries, its `platform` column's
+        // dictionary page (at byte 2755: type 2, 40 bytes uncompressed, 41
+        // compressed, then its header with 3 values) made to claim 63.
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/pyarrow/snappy_dictionary_v1.parquet");
+        let mut file = std::fs::read(path).unwrap();
+        let header = [0x15, 0x04, 0x15, 0x50, 0x15, 0x52, 0x4c, 0x15, 0x06];
+        assert_eq!(file[2755..2764], header, "the fixture's dictionary page");
+        file[2763] = 0x7e;
+        let err = crate::read(
+            gyrus_engine::schema::CanonicalTable::AdPerformance,
+            crate::Format::Parquet,
+            "fixture",
+            bytes::Bytes::from(file),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("column 1: a dictionary page claims 63 values in 40 bytes"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_known_field_whose_wire_type_lies_is_refused() {
+        // `FileMetaData` field 5 (key_value_metadata, a list) sent as a
+        // string. Skipped by its wire type, the string hides what
+        // parquet-rs reads there by the field's id: a list of one
+        // `KeyValue` whose unknown field 3 is a list claiming 2^31
+        // booleans, which parquet-rs would step through.
+        let hidden = [0x1c, 0x39, 0xf1, 0x80, 0x80, 0x80, 0x80, 0x08, STOP];
+        let mut footer = vec![0x58, hidden.len() as u8];
+        footer.extend(hidden);
+        footer.push(STOP);
+        let mut generic = Reader::new(&footer, MAX_FOOTER_DEPTH);
+        assert_eq!(
+            generic.skip_value(STRUCT, 0),
+            Ok(()),
+            "the wire types alone pass"
+        );
+        let mut reader = Reader::new(&footer, MAX_FOOTER_DEPTH);
+        assert_eq!(
+            reader.walk(Ty::Struct(FILE_META_DATA), STRUCT, 0),
+            Err("a field has another type than the Parquet format gives it")
+        );
+        // A list of the format whose items claim another type, likewise:
+        // field 5 as a list of strings instead of `KeyValue` structs.
+        let footer = [0x59, 0x18, 1, b'k', STOP];
+        let mut reader = Reader::new(&footer, MAX_FOOTER_DEPTH);
+        assert_eq!(
+            reader.walk(Ty::Struct(FILE_META_DATA), STRUCT, 0),
+            Err("a field has another type than the Parquet format gives it")
+        );
+        // The same lie in a page header: field 5 (data_page_header) sent
+        // as a string.
+        let mut page = header(0, 100, 80, None);
+        page.pop();
+        page.extend([0x28, 0x01, 0x00, STOP]);
+        let mut reader = Reader::new(&page, MAX_DEPTH);
+        assert_eq!(
+            reader.page_header(),
+            Err("a field has another type than the Parquet format gives it")
+        );
     }
 
     #[test]
@@ -477,28 +781,19 @@ mod tests {
     fn refuses_truncated_and_nonsense_headers() {
         let bytes = header(0, 100, 80, None);
         for cut in 0..bytes.len() {
-            let mut reader = Reader {
-                bytes: &bytes[..cut],
-                at: 0,
-                max_depth: MAX_DEPTH,
-            };
+            let mut reader = Reader::new(&bytes[..cut], MAX_DEPTH);
             assert!(reader.page_header().is_err(), "cut at {cut}");
         }
         // A dictionary page without its header, and structs nested past
         // the bound, are refused, not followed.
-        let mut reader = Reader {
-            bytes: &header(2, 100, 80, None),
-            at: 0,
-            max_depth: MAX_DEPTH,
-        };
+        let dictionary = header(2, 100, 80, None);
+        let mut reader = Reader::new(&dictionary, MAX_DEPTH);
         assert!(reader.page_header().is_err());
-        let mut deep = vec![0x1c; 64];
+        // Field 9 is not `PageHeader`'s: skipped by its wire type.
+        let mut deep = vec![0x9c];
+        deep.extend([0x1c; 63]);
         deep.extend([STOP; 64]);
-        let mut reader = Reader {
-            bytes: &deep,
-            at: 0,
-            max_depth: MAX_DEPTH,
-        };
+        let mut reader = Reader::new(&deep, MAX_DEPTH);
         assert_eq!(reader.page_header(), Err("it nests too deep"));
     }
 }
