@@ -356,27 +356,33 @@ fn shifts_over(
     kept
 }
 
-/// The day within half a window of `c` where switching from the level
-/// before to the level after fits the adjusted series best (least absolute
-/// deviations): the medians locate a shift to within a few days, this to
-/// the day.
+/// The day within half a window of `c` where two levels, one before it and
+/// one from it on, fit the adjusted series best (least absolute deviations,
+/// each level the median of its side, over a window either side of `c`):
+/// the medians locate a shift to within a few days, this to the day. Each
+/// side's level is its own median, not the level the candidate day saw, so
+/// that noisy days near the step do not pull the date to the candidate.
 fn refine(adjusted: &[f64], c: &ChangePoint, w: usize) -> usize {
     let (from, to) = (c.index.saturating_sub(w), (c.index + w).min(adjusted.len()));
-    let cost = |split: usize| -> f64 {
-        (from..to)
-            .map(|t| {
-                let level = if t < split { c.before } else { c.after };
-                (adjusted[t] - level).abs()
-            })
-            .sum()
+    let mut scratch = Vec::with_capacity(to - from);
+    let mut deviation = |part: &[f64]| -> f64 {
+        scratch.clear();
+        scratch.extend_from_slice(part);
+        let centre = median(&mut scratch);
+        part.iter().map(|x| (x - centre).abs()).sum::<f64>()
     };
     let (lo, hi) = (
         c.index.saturating_sub(w / 2).max(from + 1),
         (c.index + w / 2).min(to - 1),
     );
-    (lo..=hi)
-        .min_by(|&a, &b| cost(a).total_cmp(&cost(b)))
-        .unwrap_or(c.index)
+    let mut best = (f64::INFINITY, c.index);
+    for split in lo..=hi {
+        let cost = deviation(&adjusted[from..split]) + deviation(&adjusted[split..to]);
+        if cost < best.0 {
+            best = (cost, split);
+        }
+    }
+    best.1
 }
 
 /// Days either side of a candidate slope change that the bend is fitted on,
@@ -1346,6 +1352,35 @@ pub(crate) mod tests {
             false_alarms <= 2,
             "{false_alarms} shifts in 40 draws with none"
         );
+    }
+
+    #[test]
+    fn a_budget_step_in_noisy_spend_is_dated_to_within_three_days() {
+        // Spend around 400 a day with ±30% daily noise, a 2× budget step
+        // up or down on day 200, 40 draws: every step found is dated to
+        // within three days (34 of 40 are found).
+        let s = Sensitivity::default();
+        let zeros = vec![0.0; 365];
+        let square = |v: f64| v * v;
+        let (mut dated, mut found) = (0, 0);
+        for draw in 0..40 {
+            let step = if draw % 2 == 0 { 2.0 } else { 0.5 };
+            let y: Vec<f64> = (0..365)
+                .map(|t| {
+                    let level = if t >= 200 { 400.0 * step } else { 400.0 };
+                    let z = crate::curiosity::test_noise::normal(t + 1 + 1000 * draw);
+                    (level * (0.3 * z - 0.045).exp()).sqrt()
+                })
+                .collect();
+            let nearest = change_points(&y, &zeros, &square, &s)
+                .iter()
+                .map(|c| c.index.abs_diff(200))
+                .min();
+            found += usize::from(nearest.is_some_and(|d| d <= 14));
+            dated += usize::from(nearest.is_some_and(|d| d <= 3));
+        }
+        assert!(found >= 30, "found {found} of 40");
+        assert_eq!(dated, found, "dated within three days");
     }
 
     #[test]
