@@ -44,6 +44,9 @@ const SET: u8 = 10;
 const MAP: u8 = 11;
 const STRUCT: u8 = 12;
 
+/// The refusal of a known field that comes with another wire type.
+const LYING: &str = "a field has another type than the Parquet format gives it";
+
 /// Structs nested deeper than this in a page header are refused (a page
 /// header nests two levels; statistics one more).
 const MAX_DEPTH: usize = 8;
@@ -427,12 +430,9 @@ impl<'a> Reader<'a> {
         Ok(Some((id, kind)))
     }
 
-    /// An `i32` field, truncated from the wire's 64 bits as parquet-rs
-    /// does.
-    fn i32(&mut self, kind: u8) -> Result<i64, &'static str> {
-        if kind != I32 {
-            return Err("a size is not a 32-bit integer");
-        }
+    /// An `i32` value, truncated from the wire's 64 bits as parquet-rs
+    /// does (its type was checked against the field's own by [`known`]).
+    fn i32(&mut self) -> Result<i64, &'static str> {
         Ok(i64::from(self.zigzag()? as i32))
     }
 
@@ -452,7 +452,7 @@ impl<'a> Reader<'a> {
     /// wire gives another), an unknown one skipped by its wire type.
     fn walk(&mut self, ty: Ty, kind: u8, depth: usize) -> Result<(), &'static str> {
         if !ty.is_wire(kind) {
-            return Err("a field has another type than the Parquet format gives it");
+            return Err(LYING);
         }
         if depth > self.max_depth {
             return Err("it nests too deep");
@@ -552,27 +552,29 @@ impl<'a> Reader<'a> {
         let mut header = PageHeader::default();
         let (mut sizes, mut last) = (0, 0);
         while let Some((id, kind)) = self.field(&mut last)? {
-            match (id, kind) {
-                (1, I32) => header.page_type = self.i32(I32)? as i32,
-                (2, _) => {
-                    header.uncompressed_size = self.i32(kind)?;
+            known(PAGE_HEADER, id, kind)?;
+            match id {
+                1 => header.page_type = self.i32()? as i32,
+                2 => {
+                    header.uncompressed_size = self.i32()?;
                     sizes |= 1;
                 }
-                (3, _) => {
-                    header.compressed_size = self.i32(kind)?;
+                3 => {
+                    header.compressed_size = self.i32()?;
                     sizes |= 2;
                 }
-                (7, STRUCT) => {
+                7 => {
                     let mut last = 0;
                     while let Some((id, kind)) = self.field(&mut last)? {
-                        if (id, kind) == (1, I32) {
-                            header.dictionary_values = Some(self.i32(kind)?);
+                        known(DICTIONARY_PAGE_HEADER, id, kind)?;
+                        if id == 1 {
+                            header.dictionary_values = Some(self.i32()?);
                         } else {
                             self.walk_field(DICTIONARY_PAGE_HEADER, id, kind, 2)?;
                         }
                     }
                 }
-                (id, kind) => self.walk_field(PAGE_HEADER, id, kind, 1)?,
+                _ => self.walk_field(PAGE_HEADER, id, kind, 1)?,
             }
         }
         if sizes != 3 {
@@ -582,6 +584,15 @@ impl<'a> Reader<'a> {
             return Err("a dictionary page has no dictionary header");
         }
         Ok(header)
+    }
+}
+
+/// Refuses field `id` of a struct whose known fields are `fields` when the
+/// wire gives it another type than its own; an unknown field passes.
+fn known(fields: &[(i16, Ty)], id: i16, kind: u8) -> Result<(), &'static str> {
+    match fields.iter().find(|(known, _)| *known == id) {
+        Some(&(_, ty)) if !ty.is_wire(kind) => Err(LYING),
+        _ => Ok(()),
     }
 }
 
@@ -744,7 +755,7 @@ mod tests {
         let mut reader = Reader::new(&footer, MAX_FOOTER_DEPTH);
         assert_eq!(
             reader.walk(Ty::Struct(FILE_META_DATA), STRUCT, 0),
-            Err("a field has another type than the Parquet format gives it")
+            Err(LYING)
         );
         // A list of the format whose items claim another type, likewise:
         // field 5 as a list of strings instead of `KeyValue` structs.
@@ -752,7 +763,7 @@ mod tests {
         let mut reader = Reader::new(&footer, MAX_FOOTER_DEPTH);
         assert_eq!(
             reader.walk(Ty::Struct(FILE_META_DATA), STRUCT, 0),
-            Err("a field has another type than the Parquet format gives it")
+            Err(LYING)
         );
         // The same lie in a page header: field 5 (data_page_header) sent
         // as a string.
@@ -760,9 +771,33 @@ mod tests {
         page.pop();
         page.extend([0x28, 0x01, 0x00, STOP]);
         let mut reader = Reader::new(&page, MAX_DEPTH);
-        assert_eq!(
-            reader.page_header(),
-            Err("a field has another type than the Parquet format gives it")
+        assert_eq!(reader.page_header(), Err(LYING));
+        // The fields the check keeps are held to their types too: a size
+        // sent as a 64-bit integer, a dictionary's value count likewise.
+        let mut page = header(0, 100, 80, None);
+        page[2] = 0x16;
+        assert_eq!(Reader::new(&page, MAX_DEPTH).page_header(), Err(LYING));
+        let mut page = header(2, 100, 80, Some(10));
+        let count = page.iter().position(|&b| b == 0x4c).unwrap() + 1;
+        page[count] = 0x16;
+        assert_eq!(Reader::new(&page, MAX_DEPTH).page_header(), Err(LYING));
+    }
+
+    #[test]
+    fn the_field_tables_were_derived_from_the_parquet_in_use() {
+        // The tables above list the fields parquet-rs 59 reads by id. A
+        // new parquet-rs may read more (or other types): re-derive them
+        // from its `thrift_struct!` definitions and hand-written readers
+        // (`file/metadata/thrift`, `format.rs`), then change this version.
+        let lock = include_str!("../../Cargo.lock");
+        let version = lock
+            .split("[[package]]")
+            .find(|p| p.contains("\nname = \"parquet\"\n"))
+            .and_then(|p| p.lines().find_map(|l| l.strip_prefix("version = ")))
+            .unwrap();
+        assert!(
+            version.starts_with("\"59."),
+            "parquet is {version}: re-derive the field tables of parquet_pages.rs"
         );
     }
 
