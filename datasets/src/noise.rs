@@ -37,7 +37,8 @@ pub const TUNING_SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 /// 9013–9016 were fixed on 2026-12-06, before the next change to CURIOSITY,
 /// and are first run once before and once after it. 9017–9020 were fixed
 /// the same way on 2026-12-06 (later), before the change to how change
-/// points are dated.
+/// points are dated; 9021–9024 on 2026-12-06 (third session), before the
+/// change from medians to Huber levels in that dating.
 pub const HELD_OUT_SEEDS: [u64; 8] = [9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008];
 
 /// The seeds and noise shapes a model check runs: `default_seeds` and every

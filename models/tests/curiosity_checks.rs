@@ -84,6 +84,9 @@ struct Tally {
     false_alarms: BTreeMap<String, usize>,
     /// Each tenant's run score (the injection check).
     injection_scores: Vec<f64>,
+    /// Change points within ten days of a shift, by how many days after
+    /// it they were dated (for the verbose log).
+    shift_offsets: BTreeMap<i64, usize>,
 }
 
 impl Tally {
@@ -533,6 +536,17 @@ fn tally(
         }
     }
     for i in &findings {
+        if i.kind == InsightKind::Changepoint {
+            let offset = truth
+                .iter()
+                .filter(|e| e.campaign_id == i.entity_id && is_shift(&e.kind))
+                .map(|e| (i.date - e.date).num_days())
+                .filter(|d| d.abs() <= 10)
+                .min_by_key(|d| d.abs());
+            if let Some(d) = offset {
+                *t.shift_offsets.entry(d).or_default() += 1;
+            }
+        }
         t.detections += 1;
         let campaign = campaigns.iter().find(|c| c.campaign_id == i.entity_id);
         if explained(i, truth, campaign) {
@@ -664,6 +678,12 @@ async fn every_noise_shape_on_tuning_seeds() {
     for &shape in shapes {
         let t = measure(shape, seeds).await;
         println!("{}", t.line(&format!("{shape}, seeds {seeds:?}")));
+        if verbose() {
+            println!(
+                "{shape}: change points by days after the nearest shift {:?}",
+                t.shift_offsets
+            );
+        }
     }
 }
 

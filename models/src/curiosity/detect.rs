@@ -351,38 +351,67 @@ fn shifts_over(
         }
     }
     for c in &mut kept {
-        c.index = refine(adjusted, c, w);
+        c.index = refine(adjusted, c, w, sigma);
     }
     kept
 }
 
 /// The day within half a window of `c` where two levels, one before it and
-/// one from it on, fit the adjusted series best (least absolute deviations,
-/// each level the median of its side, over a window either side of `c`):
-/// the medians locate a shift to within a few days, this to the day. Each
-/// side's level is its own median, not the level the candidate day saw, so
-/// that noisy days near the step do not pull the date to the candidate.
-fn refine(adjusted: &[f64], c: &ChangePoint, w: usize) -> usize {
+/// one from it on, fit the adjusted series best (over a window either side
+/// of `c`): the medians locate a shift to within a few days, this to the
+/// day. Each side's level is its own Huber estimate and the fit is scored
+/// by Huber's loss at the series' day-to-day noise `sigma`: as sure as
+/// least squares on Gaussian noise (medians and absolute deviations lose a
+/// third of it, and a step under ±30% daily noise was dated days off), and
+/// a spike near the step moves it no more than an ordinary day.
+fn refine(adjusted: &[f64], c: &ChangePoint, w: usize, sigma: f64) -> usize {
     let (from, to) = (c.index.saturating_sub(w), (c.index + w).min(adjusted.len()));
     let mut scratch = Vec::with_capacity(to - from);
-    let mut deviation = |part: &[f64]| -> f64 {
-        scratch.clear();
-        scratch.extend_from_slice(part);
-        let centre = median(&mut scratch);
-        part.iter().map(|x| (x - centre).abs()).sum::<f64>()
-    };
     let (lo, hi) = (
         c.index.saturating_sub(w / 2).max(from + 1),
         (c.index + w / 2).min(to - 1),
     );
     let mut best = (f64::INFINITY, c.index);
     for split in lo..=hi {
-        let cost = deviation(&adjusted[from..split]) + deviation(&adjusted[split..to]);
+        let cost = huber_loss(&adjusted[from..split], sigma, &mut scratch)
+            + huber_loss(&adjusted[split..to], sigma, &mut scratch);
         if cost < best.0 {
             best = (cost, split);
         }
     }
     best.1
+}
+
+/// Huber's tuning constant: 95% of least squares' efficiency on Gaussian
+/// noise.
+const HUBER_K: f64 = 1.345;
+
+/// Huber's loss of `part` about its own Huber level, residuals in units
+/// of `sigma` (the level from the median, by three steps of winsorized
+/// means).
+fn huber_loss(part: &[f64], sigma: f64, scratch: &mut Vec<f64>) -> f64 {
+    scratch.clear();
+    scratch.extend_from_slice(part);
+    let mut level = median(scratch);
+    let bound = HUBER_K * sigma;
+    for _ in 0..3 {
+        let step = part
+            .iter()
+            .map(|x| (x - level).clamp(-bound, bound))
+            .sum::<f64>()
+            / part.len().max(1) as f64;
+        level += step;
+    }
+    part.iter()
+        .map(|x| {
+            let r = ((x - level) / sigma).abs();
+            if r <= HUBER_K {
+                0.5 * r * r
+            } else {
+                HUBER_K * r - 0.5 * HUBER_K * HUBER_K
+            }
+        })
+        .sum()
 }
 
 /// Days either side of a candidate slope change that the bend is fitted on,
