@@ -38,7 +38,9 @@ pub const TUNING_SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 /// and are first run once before and once after it. 9017–9020 were fixed
 /// the same way on 2026-12-06 (later), before the change to how change
 /// points are dated; 9021–9024 on 2026-12-06 (third session), before the
-/// change from medians to Huber levels in that dating.
+/// change from medians to Huber levels in that dating; 9025–9028 the same
+/// day, before change points were given the range of days their step may
+/// lie in.
 pub const HELD_OUT_SEEDS: [u64; 8] = [9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008];
 
 /// The seeds and noise shapes a model check runs: `default_seeds` and every

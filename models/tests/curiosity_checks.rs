@@ -11,13 +11,19 @@
 //!   an anomaly is reported on that campaign within a day of it, on any
 //!   metric;
 //! - a level shift or budget change is dated when a change point on that
-//!   campaign, on one of the metrics it moved, is within 3 days of it; a
-//!   slope change (a ramp starting or ending) when one is within 7 days;
+//!   campaign, on one of the metrics it moved, is within 3 days of it or
+//!   states a range of days that holds it (a step under heavy daily noise
+//!   cannot be dated to the day, and a finding then says between which
+//!   days it came, 9 times in 10; the figures judged by the likeliest day
+//!   alone, and how many ranges hold their shift's day, are printed
+//!   beside); a slope change (a ramp starting or ending) when one is
+//!   within 7 days;
 //! - a reported campaign anomaly is true when a one-day event (spike, drop,
 //!   missing day) is within a day of it, or the onset of a shift, a launch
 //!   or a pause; a change point is true when a shift, budget change,
-//!   launch, pause or missing day is within 3 days of it or a slope change
-//!   within 7. Everything else is a false alarm;
+//!   launch, pause or missing day is within 3 days of it (or a shift or
+//!   budget change within the range it states) or a slope change within 7.
+//!   Everything else is a false alarm;
 //! - precision is over anomalies and change points together; recall is of
 //!   the callable events (spikes that stand out from their campaign's own
 //!   CTR noise, drops a Poisson test can call, shifts, budget changes and
@@ -87,6 +93,16 @@ struct Tally {
     /// Change points within ten days of a shift, by how many days after
     /// it they were dated (for the verbose log).
     shift_offsets: BTreeMap<i64, usize>,
+    /// The same counts as `true_detections` and `shifts.0`, judging a
+    /// change point by its likeliest day alone (within three days), not
+    /// by the range of days it states.
+    true_by_day: usize,
+    shifts_by_day: usize,
+    /// Change points within ten days of a shift that state a range of
+    /// days: how many ranges hold the shift's day, of how many.
+    ranges_holding: (usize, usize),
+    /// Those ranges' widths in days.
+    range_widths: Vec<i64>,
 }
 
 impl Tally {
@@ -109,6 +125,23 @@ impl Tally {
 
     fn recall(&self) -> f64 {
         ratio(self.callable())
+    }
+
+    fn precision_by_day(&self) -> f64 {
+        self.true_by_day as f64 / self.detections.max(1) as f64
+    }
+
+    fn recall_by_day(&self) -> f64 {
+        let (hit, all) = self.callable();
+        ratio((hit - self.shifts.0 + self.shifts_by_day, all))
+    }
+
+    /// The width of the stated ranges at quantile `q`, in days.
+    fn range_width(&self, q: f64) -> i64 {
+        let mut widths = self.range_widths.clone();
+        widths.sort_unstable();
+        let k = ((widths.len() as f64 * q) as usize).min(widths.len().saturating_sub(1));
+        widths.get(k).copied().unwrap_or(0)
     }
 
     /// [`Tally::recall`] counting every spike, callable or not.
@@ -136,7 +169,10 @@ impl Tally {
              spikes beyond the default statistic in their CTR's own noise {}/{} (all spikes {}/{}; recall counting every spike {:.3}), \
              callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}), \
              ramps {}/{} (callable by a bend test at their start {}/{}; recall counting only those {:.3}); \
-             missing days found {}/{}; run scores {:?}; false alarms {:?}",
+             missing days found {}/{}; run scores {:?}; false alarms {:?}; \
+             judged by the likeliest day alone: precision {:.3}, recall {:.3}; \
+             ranges stated near a shift {} (days wide: median {}, 90th percentile {}, most {}), \
+             holding its day {}/{}",
             self.precision(),
             self.true_detections,
             self.detections,
@@ -165,6 +201,14 @@ impl Tally {
             self.missing.1,
             self.injection_scores,
             self.false_alarms,
+            self.precision_by_day(),
+            self.recall_by_day(),
+            self.ranges_holding.1,
+            self.range_width(0.5),
+            self.range_width(0.9),
+            self.range_width(1.0),
+            self.ranges_holding.0,
+            self.ranges_holding.1,
         )
     }
 }
@@ -237,8 +281,25 @@ fn is_shift(kind: &str) -> bool {
     matches!(kind, "level_shift" | "budget_change")
 }
 
-/// Whether a campaign finding is explained by something that happened.
-fn explained(i: &Insight, truth: &[AnomalyTruth], campaign: Option<&CampaignTruth>) -> bool {
+/// Whether change point `i` dates a change on `day`: its likeliest day
+/// within `days` of it, or, unless `by_day`, the range of days it states
+/// holding it.
+fn dates(i: &Insight, day: NaiveDate, days: i64, by_day: bool) -> bool {
+    near(i.date, day, days)
+        || (!by_day
+            && i.dates
+                .is_some_and(|(first, last)| first <= day && day <= last))
+}
+
+/// Whether a campaign finding is explained by something that happened; a
+/// shift judged by the range of days the finding states (or, `by_day`, by
+/// its likeliest day alone).
+fn explained(
+    i: &Insight,
+    truth: &[AnomalyTruth],
+    campaign: Option<&CampaignTruth>,
+    by_day: bool,
+) -> bool {
     let events = truth.iter().filter(|e| e.campaign_id == i.entity_id);
     let (one_day, shift, slope) = match i.kind {
         InsightKind::Anomaly => (1, 1, -1),
@@ -261,7 +322,11 @@ fn explained(i: &Insight, truth: &[AnomalyTruth], campaign: Option<&CampaignTrut
             kind if is_shift(kind) => shift,
             _ => -1,
         };
-        reach >= 0 && near(i.date, e.date, reach)
+        if is_shift(&e.kind) && i.kind == InsightKind::Changepoint {
+            dates(i, e.date, reach, by_day)
+        } else {
+            reach >= 0 && near(i.date, e.date, reach)
+        }
     });
     if let Some(c) = campaign {
         let reach = if i.kind == InsightKind::Anomaly { 1 } else { 3 };
@@ -523,10 +588,19 @@ fn tally(
                 }
             }
             kind if is_shift(kind) => {
-                let hit = on(event, InsightKind::Changepoint, 3, false);
+                let dated = |by_day: bool| {
+                    findings.iter().any(|i| {
+                        i.kind == InsightKind::Changepoint
+                            && i.entity_id == event.campaign_id
+                            && event.metrics.contains(&i.metric)
+                            && dates(i, event.date, 3, by_day)
+                    })
+                };
+                let hit = dated(false);
                 count(&mut t.all_shifts, hit);
                 if event.kind == "level_shift" || callable_shift(series, event, &s) {
                     count(&mut t.shifts, hit);
+                    t.shifts_by_day += usize::from(dated(true));
                     if verbose() && !hit {
                         eprintln!("{}", describe_missed_shift(series, event, &findings));
                     }
@@ -545,11 +619,17 @@ fn tally(
                 .min_by_key(|d| d.abs());
             if let Some(d) = offset {
                 *t.shift_offsets.entry(d).or_default() += 1;
+                if let Some((first, last)) = i.dates {
+                    let day = i.date - chrono::Duration::days(d);
+                    count(&mut t.ranges_holding, first <= day && day <= last);
+                    t.range_widths.push((last - first).num_days() + 1);
+                }
             }
         }
         t.detections += 1;
         let campaign = campaigns.iter().find(|c| c.campaign_id == i.entity_id);
-        if explained(i, truth, campaign) {
+        t.true_by_day += usize::from(explained(i, truth, campaign, true));
+        if explained(i, truth, campaign, false) {
             t.true_detections += 1;
         } else {
             *t.false_alarms
@@ -650,12 +730,17 @@ async fn every_noise_shape_on_seeds_it_was_not_tuned_on() {
         // and overdispersed counts judged on the negative binomial's
         // steadied scale: overdispersed 0.980 / 0.873 (0.963 / 0.875 by
         // the same count before), the others unchanged or within 0.001.
-        // Shapes short of it are held at what they reach so that they
-        // cannot slip; the gap is in the closing note.
+        // 2026-12-06 (third session), with shifts dated by Huber levels
+        // and each stating the range of days its step may lie in (its 90%
+        // confidence set), judged by that range: spend swings 0.936 /
+        // 0.770 (0.893 / 0.770 judged by the likeliest day alone; 1,054 of
+        // the 1,154 ranges near a shift hold its day), the others within
+        // 0.001. Shapes short of it are held at what they reach so that
+        // they cannot slip; the gap is in the closing note.
         let (precision, recall) = match shape {
             NoiseShape::Standard | NoiseShape::Uneven | NoiseShape::HeavyTailed => (0.9, 0.9),
             NoiseShape::Overdispersed => (0.9, 0.85),
-            NoiseShape::SpendSwings => (0.87, 0.75),
+            NoiseShape::SpendSwings => (0.9, 0.75),
         };
         assert!(
             t.precision() >= precision,

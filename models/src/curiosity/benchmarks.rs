@@ -70,6 +70,7 @@ pub fn benchmarks(
             let (label, _) = metric_label(metric);
             out.push(Insight {
                 kind: InsightKind::Benchmark,
+                dates: None,
                 entity_type: "campaign".into(),
                 entity_id: c.campaign_id.clone(),
                 metric: metric.into(),

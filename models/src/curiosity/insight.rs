@@ -52,6 +52,10 @@ pub struct Insight {
     pub expected: Option<f64>,
     pub actual: Option<f64>,
     pub explanation: String,
+    /// For a change point that cannot be dated to the day, the first and
+    /// last day it may have come on (its 90% confidence set; `date` is the
+    /// likeliest). The explanation says it too.
+    pub dates: Option<(NaiveDate, NaiveDate)>,
 }
 
 impl Insight {
@@ -149,6 +153,7 @@ mod tests {
     fn insight(entity_id: &str, day: u32) -> Insight {
         Insight {
             kind: InsightKind::Anomaly,
+            dates: None,
             entity_type: "campaign".into(),
             entity_id: entity_id.into(),
             metric: "spend".into(),

@@ -327,6 +327,7 @@ async fn movers(
             };
             out.push(Insight {
                 kind: InsightKind::Mover,
+                dates: None,
                 entity_type: "campaign".into(),
                 entity_id: c.value.clone(),
                 metric: metric.into(),

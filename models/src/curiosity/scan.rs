@@ -211,8 +211,18 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
                     c.statistic
                 )
             } else {
+                let range = if c.days.0 < c.days.1 {
+                    format!(
+                        " (likeliest day; 9 times in 10 it came between {} and {})",
+                        date(c.days.0),
+                        date(c.days.1)
+                    )
+                } else {
+                    String::new()
+                };
                 format!(
-                    "{what} on {label} shifted {direction} {} from {}: {} a day before, {} after",
+                    "{what} on {label} shifted {direction} {} from {}{range}: {} a day before, \
+                     {} after",
                     change(c.before, c.after),
                     date(c.index),
                     format_value(name, c.before),
@@ -230,6 +240,7 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
                 expected: Some(c.before),
                 actual: Some(c.after),
                 explanation,
+                dates: (c.days.0 < c.days.1).then(|| (date(c.days.0), date(c.days.1))),
             });
         }
         expected.insert(metric, scan.decomposed.expected);
@@ -389,6 +400,7 @@ fn anomaly(
     };
     Insight {
         kind: InsightKind::Anomaly,
+        dates: None,
         entity_type: entity.entity_type.to_string(),
         entity_id: entity.entity_id.to_string(),
         metric: metric.to_string(),
@@ -505,6 +517,42 @@ mod tests {
         days.sort_unstable();
         days.dedup();
         days
+    }
+
+    #[test]
+    fn a_shift_in_noisy_spend_says_between_which_days_it_came() {
+        // Spend around 400 a day with ±30% daily noise, doubled from day
+        // 200: the change point on spend states the range of days its
+        // step may lie in, holding day 200, and its explanation says it.
+        let spend: Vec<f64> = (0..365)
+            .map(|t| {
+                let level = if t >= 200 { 800.0 } else { 400.0 };
+                level * (0.3 * normal(t + 7) - 0.045).exp()
+            })
+            .collect();
+        let data = TenantSeries {
+            tenant: TenantId::new("t").unwrap(),
+            end: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(364),
+            series: vec![series(Metric::Spend, spend)],
+            input_versions: BTreeMap::new(),
+        };
+        let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(200);
+        let found = scan_tenant(&data, &Names::default(), &Sensitivity::default(), &|| {});
+        let shift = found
+            .insights
+            .iter()
+            .find(|i| i.kind == InsightKind::Changepoint && i.metric == "spend")
+            .expect("the step is found");
+        let (first, last) = shift.dates.expect("a range of days");
+        assert!(first <= day && day <= last, "{first}..={last}");
+        assert!(first <= shift.date && shift.date <= last);
+        assert!(
+            shift
+                .explanation
+                .contains(&format!("came between {first} and {last}")),
+            "{}",
+            shift.explanation
+        );
     }
 
     #[test]

@@ -159,6 +159,7 @@ pub fn segment_insights(
         .zip(&s.labels)
         .map(|(c, &label)| Insight {
             kind: InsightKind::Segment,
+            dates: None,
             entity_type: "campaign".into(),
             entity_id: c.campaign_id.clone(),
             metric: "profile".into(),
