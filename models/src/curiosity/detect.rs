@@ -368,7 +368,7 @@ fn shifts_over(
 /// side's level is its own Huber estimate and the fit is scored by Huber's
 /// loss at the series' day-to-day noise `sigma`: as sure as least squares
 /// on Gaussian noise (medians and absolute deviations lose a third of it),
-/// and a spike near the step moves it no more than an ordinary day.
+/// while a spike near the step weighs in linearly, not squared.
 ///
 /// A step under ±30% daily noise cannot be dated to the day: days on
 /// either side of it fit almost as well. The confidence set holds the days
