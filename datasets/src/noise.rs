@@ -40,7 +40,9 @@ pub const TUNING_SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 /// points are dated; 9021–9024 on 2026-12-06 (third session), before the
 /// change from medians to Huber levels in that dating; 9025–9028 the same
 /// day, before change points were given the range of days their step may
-/// lie in.
+/// lie in; 9029–9032 on 2026-12-06 (fourth session), before shifts were
+/// sought again between the change points found, with windows that stop at
+/// them.
 pub const HELD_OUT_SEEDS: [u64; 8] = [9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008];
 
 /// The seeds and noise shapes a model check runs: `default_seeds` and every
