@@ -78,16 +78,27 @@ def main():
 
     stop = threading.Event()
     acme = {"ok": 0, "refused": 0, "other": 0}
+    # What each of acme's other answers was, and whether it came after the
+    # load phase ended (the server is killed under requests in flight).
+    others = {}
     lock = threading.Lock()
 
-    def tally(kind):
+    def tally(kind, what=None):
         with lock:
             acme[kind] += 1
+            if kind == "other":
+                key = ("after stop: " if stop.is_set() else "") + str(what)[:160]
+                others[key] = others.get(key, 0) + 1
 
     def http_flood():
         while not stop.is_set():
-            status, _ = request(server.http, "/api/v1/sql", acme_r, {"sql": HEAVY}, timeout=300)
-            tally("ok" if status == 200 else "refused" if status in (429, 503) else "other")
+            try:
+                status, body = request(server.http, "/api/v1/sql", acme_r, {"sql": HEAVY}, timeout=300)
+            except OSError as err:
+                tally("other", f"HTTP {type(err).__name__}: {err}")
+                continue
+            kind = "ok" if status == 200 else "refused" if status in (429, 503) else "other"
+            tally(kind, f"HTTP {status}: {body[:120]!r}")
             if status in (429, 503):
                 time.sleep(0.05)
 
@@ -100,7 +111,8 @@ def main():
                     cur.fetch_arrow_table()
                 tally("ok")
             except Exception as err:
-                tally("refused" if "RESOURCE_EXHAUSTED" in str(err) or "resource" in str(err).lower() else "other")
+                refused = "RESOURCE_EXHAUSTED" in str(err) or "resource" in str(err).lower()
+                tally("refused" if refused else "other", f"Flight {type(err).__name__}: {err}")
                 time.sleep(0.05)
         c.close()
 
@@ -109,9 +121,14 @@ def main():
         while not stop.is_set():
             i += 1
             body = "\n".join(json.dumps(r) for r in ad_rows(f"fair-{i}", 20_000)).encode()
-            status, _ = request(server.http, "/api/v1/tables/ad_performance/rows", acme_w, body,
-                                content_type="application/x-ndjson", timeout=300)
-            tally("ok" if status in (200, 201) else "refused" if status in (429, 503) else "other")
+            try:
+                status, answer = request(server.http, "/api/v1/tables/ad_performance/rows", acme_w, body,
+                                         content_type="application/x-ndjson", timeout=300)
+            except OSError as err:
+                tally("other", f"upload {type(err).__name__}: {err}")
+                continue
+            kind = "ok" if status in (200, 201) else "refused" if status in (429, 503) else "other"
+            tally(kind, f"upload {status}: {answer[:120]!r}")
 
     floods = [http_flood] * (args.flood // 2) + [flight_flood] * (args.flood // 2) + [upload_flood] * 2
     threads = [threading.Thread(target=f, daemon=True) for f in floods]
@@ -137,6 +154,7 @@ def main():
         }
     figures["globex_failures"] = {"idle": idle_failures, "loaded": loaded_failures}
     figures["acme"] = acme
+    figures["acme_other"] = others
     print(json.dumps(figures, indent=1))
 
 
