@@ -90,29 +90,38 @@ def main():
                 key = ("after stop: " if stop.is_set() else "") + str(what)[:160]
                 others[key] = others.get(key, 0) + 1
 
+    def attempt(label, call):
+        """Makes one of acme's requests and tallies its answer. `call`
+        returns (status, body); an exception is a refusal when Flight says
+        RESOURCE_EXHAUSTED, else "other" (a dropped connection, say)."""
+        try:
+            status, body = call()
+        except Exception as err:
+            refused = not isinstance(err, OSError) and "resource" in str(err).lower()
+            kind = "refused" if refused else "other"
+            tally(kind, f"{label} {type(err).__name__}: {err}")
+            return kind
+        kind = "ok" if status in (200, 201) else "refused" if status in (429, 503) else "other"
+        tally(kind, f"{label} {status}: {body[:120]!r}")
+        return kind
+
     def http_flood():
         while not stop.is_set():
-            try:
-                status, body = request(server.http, "/api/v1/sql", acme_r, {"sql": HEAVY}, timeout=300)
-            except OSError as err:
-                tally("other", f"HTTP {type(err).__name__}: {err}")
-                continue
-            kind = "ok" if status == 200 else "refused" if status in (429, 503) else "other"
-            tally(kind, f"HTTP {status}: {body[:120]!r}")
-            if status in (429, 503):
+            sql = lambda: request(server.http, "/api/v1/sql", acme_r, {"sql": HEAVY}, timeout=300)
+            if attempt("HTTP", sql) == "refused":
                 time.sleep(0.05)
 
     def flight_flood():
         c = flightsql.connect(server.uri, db_kwargs={"adbc.flight.sql.authorization_header": f"Bearer {acme_r.whole}"})
+
+        def query():
+            with c.cursor() as cur:
+                cur.execute(HEAVY)
+                cur.fetch_arrow_table()
+            return 200, b""
+
         while not stop.is_set():
-            try:
-                with c.cursor() as cur:
-                    cur.execute(HEAVY)
-                    cur.fetch_arrow_table()
-                tally("ok")
-            except Exception as err:
-                refused = "RESOURCE_EXHAUSTED" in str(err) or "resource" in str(err).lower()
-                tally("refused" if refused else "other", f"Flight {type(err).__name__}: {err}")
+            if attempt("Flight", query) != "ok":
                 time.sleep(0.05)
         c.close()
 
@@ -121,14 +130,8 @@ def main():
         while not stop.is_set():
             i += 1
             body = "\n".join(json.dumps(r) for r in ad_rows(f"fair-{i}", 20_000)).encode()
-            try:
-                status, answer = request(server.http, "/api/v1/tables/ad_performance/rows", acme_w, body,
-                                         content_type="application/x-ndjson", timeout=300)
-            except OSError as err:
-                tally("other", f"upload {type(err).__name__}: {err}")
-                continue
-            kind = "ok" if status in (200, 201) else "refused" if status in (429, 503) else "other"
-            tally(kind, f"upload {status}: {answer[:120]!r}")
+            attempt("upload", lambda: request(server.http, "/api/v1/tables/ad_performance/rows", acme_w, body,
+                                              content_type="application/x-ndjson", timeout=300))
 
     floods = [http_flood] * (args.flood // 2) + [flight_flood] * (args.flood // 2) + [upload_flood] * 2
     threads = [threading.Thread(target=f, daemon=True) for f in floods]

@@ -136,12 +136,14 @@ impl Tally {
         ratio((hit - self.shifts.0 + self.shifts_by_day, all))
     }
 
-    /// The width of the stated ranges at quantile `q`, in days.
-    fn range_width(&self, q: f64) -> i64 {
+    /// The median, 90th percentile and widest of the stated ranges, in days.
+    fn range_widths(&self) -> [i64; 3] {
         let mut widths = self.range_widths.clone();
         widths.sort_unstable();
-        let k = ((widths.len() as f64 * q) as usize).min(widths.len().saturating_sub(1));
-        widths.get(k).copied().unwrap_or(0)
+        [0.5, 0.9, 1.0].map(|q| {
+            let k = ((widths.len() as f64 * q) as usize).min(widths.len().saturating_sub(1));
+            widths.get(k).copied().unwrap_or(0)
+        })
     }
 
     /// [`Tally::recall`] counting every spike, callable or not.
@@ -164,6 +166,7 @@ impl Tally {
 
     fn line(&self, what: &str) -> String {
         let callable = self.callable();
+        let [median_width, p90_width, widest] = self.range_widths();
         format!(
             "{what}: precision {:.3} ({}/{}), recall of callable events {:.3} ({}/{}): \
              spikes beyond the default statistic in their CTR's own noise {}/{} (all spikes {}/{}; recall counting every spike {:.3}), \
@@ -204,9 +207,9 @@ impl Tally {
             self.precision_by_day(),
             self.recall_by_day(),
             self.ranges_holding.1,
-            self.range_width(0.5),
-            self.range_width(0.9),
-            self.range_width(1.0),
+            median_width,
+            p90_width,
+            widest,
             self.ranges_holding.0,
             self.ranges_holding.1,
         )
@@ -529,18 +532,22 @@ fn tally(
                 && matches!(i.kind, InsightKind::Anomaly | InsightKind::Changepoint)
         })
         .collect();
-    let on = |event: &AnomalyTruth, kind: InsightKind, days: i64, any_metric: bool| {
-        findings.iter().any(|i| {
-            i.kind == kind
-                && i.entity_id == event.campaign_id
-                && (any_metric || event.metrics.contains(&i.metric))
-                && near(i.date, event.date, days)
-        })
-    };
+    // A finding of `kind` on the event's campaign (and metric, unless
+    // `any_metric`) within `days` of it, or (unless `by_day`) whose stated
+    // range of days holds it.
+    let on =
+        |event: &AnomalyTruth, kind: InsightKind, days: i64, any_metric: bool, by_day: bool| {
+            findings.iter().any(|i| {
+                i.kind == kind
+                    && i.entity_id == event.campaign_id
+                    && (any_metric || event.metrics.contains(&i.metric))
+                    && dates(i, event.date, days, by_day)
+            })
+        };
     for event in truth {
         match event.kind.as_str() {
             "spike" => {
-                let hit = on(event, InsightKind::Anomaly, 1, true);
+                let hit = on(event, InsightKind::Anomaly, 1, true, true);
                 count(&mut t.spikes, hit);
                 let z = spike_z(series, event).unwrap_or(f64::NAN);
                 if z >= s.min_statistic {
@@ -554,7 +561,7 @@ fn tally(
                 }
             }
             "drop" => {
-                let hit = on(event, InsightKind::Anomaly, 1, true);
+                let hit = on(event, InsightKind::Anomaly, 1, true, true);
                 count(&mut t.drops, hit);
                 if detectable(series, event, &s) {
                     count(&mut t.detectable_drops, hit);
@@ -565,8 +572,8 @@ fn tally(
             }
             "missing_day" => count(
                 &mut t.missing,
-                on(event, InsightKind::Anomaly, 1, true)
-                    || on(event, InsightKind::Changepoint, 1, true),
+                on(event, InsightKind::Anomaly, 1, true, true)
+                    || on(event, InsightKind::Changepoint, 1, true, true),
             ),
             "slope_change" => {
                 // Each ramp once, found by a change point within it.
@@ -588,14 +595,7 @@ fn tally(
                 }
             }
             kind if is_shift(kind) => {
-                let dated = |by_day: bool| {
-                    findings.iter().any(|i| {
-                        i.kind == InsightKind::Changepoint
-                            && i.entity_id == event.campaign_id
-                            && event.metrics.contains(&i.metric)
-                            && dates(i, event.date, 3, by_day)
-                    })
-                };
+                let dated = |by_day| on(event, InsightKind::Changepoint, 3, false, by_day);
                 let hit = dated(false);
                 count(&mut t.all_shifts, hit);
                 if event.kind == "level_shift" || callable_shift(series, event, &s) {

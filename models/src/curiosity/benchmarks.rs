@@ -69,12 +69,6 @@ pub fn benchmarks(
             let median = sorted[sorted.len() / 2];
             let (label, _) = metric_label(metric);
             out.push(Insight {
-                kind: InsightKind::Benchmark,
-                dates: None,
-                entity_type: "campaign".into(),
-                entity_id: c.campaign_id.clone(),
-                metric: metric.into(),
-                date: end,
                 // Context, not an alarm: at most 0.5, at the extremes.
                 severity: (p - 50.0).abs() / 100.0,
                 score: p,
@@ -90,6 +84,13 @@ pub fn benchmarks(
                     c.channel,
                     format_value(metric, median),
                 ),
+                ..Insight::of(
+                    InsightKind::Benchmark,
+                    "campaign",
+                    c.campaign_id.as_str(),
+                    metric,
+                    end,
+                )
             });
         }
     }

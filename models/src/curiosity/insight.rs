@@ -59,6 +59,44 @@ pub struct Insight {
 }
 
 impl Insight {
+    /// A finding of `kind` on one entity's metric on `date`, with nothing
+    /// measured yet: callers fill in what they know with struct-update
+    /// syntax, so a field added here gets its default in one place.
+    ///
+    /// ```
+    /// use chrono::NaiveDate;
+    /// use gyrus_models::curiosity::insight::{Insight, InsightKind};
+    ///
+    /// let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+    /// let i = Insight {
+    ///     severity: 0.4,
+    ///     explanation: "Spend doubled".into(),
+    ///     ..Insight::of(InsightKind::Anomaly, "campaign", "c1", "spend", day)
+    /// };
+    /// assert_eq!(i.dates, None);
+    /// ```
+    pub fn of(
+        kind: InsightKind,
+        entity_type: impl Into<String>,
+        entity_id: impl Into<String>,
+        metric: impl Into<String>,
+        date: NaiveDate,
+    ) -> Self {
+        Insight {
+            kind,
+            entity_type: entity_type.into(),
+            entity_id: entity_id.into(),
+            metric: metric.into(),
+            date,
+            severity: 0.0,
+            score: 0.0,
+            expected: None,
+            actual: None,
+            explanation: String::new(),
+            dates: None,
+        }
+    }
+
     /// The same finding has the same id in every run: the kind, the entity,
     /// the metric and the date, hashed.
     pub fn id(&self) -> String {
@@ -151,18 +189,14 @@ mod tests {
     use super::*;
 
     fn insight(entity_id: &str, day: u32) -> Insight {
+        let date = NaiveDate::from_ymd_opt(2026, 3, day).unwrap();
         Insight {
-            kind: InsightKind::Anomaly,
-            dates: None,
-            entity_type: "campaign".into(),
-            entity_id: entity_id.into(),
-            metric: "spend".into(),
-            date: NaiveDate::from_ymd_opt(2026, 3, day).unwrap(),
             severity: 0.5,
             score: 4.0,
             expected: Some(100.0),
             actual: Some(200.0),
             explanation: "Spend doubled".into(),
+            ..Insight::of(InsightKind::Anomaly, "campaign", entity_id, "spend", date)
         }
     }
 

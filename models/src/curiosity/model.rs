@@ -326,17 +326,18 @@ async fn movers(
                 )
             };
             out.push(Insight {
-                kind: InsightKind::Mover,
-                dates: None,
-                entity_type: "campaign".into(),
-                entity_id: c.value.clone(),
-                metric: metric.into(),
-                date: end,
                 severity: severity(a, b),
                 score: c.contribution,
                 expected: c.a,
                 actual: c.b,
                 explanation,
+                ..Insight::of(
+                    InsightKind::Mover,
+                    "campaign",
+                    c.value.as_str(),
+                    metric,
+                    end,
+                )
             });
         }
     }

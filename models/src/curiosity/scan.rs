@@ -186,6 +186,7 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
         for c in &scan.change_points {
             let (what, _) = metric_label(name);
             let direction = if c.after > c.before { "up" } else { "down" };
+            let dates = (c.days.0 < c.days.1).then(|| (date(c.days.0), date(c.days.1)));
             let explanation = if let Some((was, now)) = c.slope {
                 let pct = |v: f64| format!("{:+.1}%", 100.0 * v);
                 format!(
@@ -211,14 +212,11 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
                     c.statistic
                 )
             } else {
-                let range = if c.days.0 < c.days.1 {
-                    format!(
-                        " (likeliest day; 9 times in 10 it came between {} and {})",
-                        date(c.days.0),
-                        date(c.days.1)
-                    )
-                } else {
-                    String::new()
+                let range = match dates {
+                    Some((first, last)) => format!(
+                        " (likeliest day; 9 times in 10 it came between {first} and {last})"
+                    ),
+                    None => String::new(),
                 };
                 format!(
                     "{what} on {label} shifted {direction} {} from {}{range}: {} a day before, \
@@ -230,17 +228,19 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
                 )
             };
             out.insights.push(Insight {
-                kind: InsightKind::Changepoint,
-                entity_type: entity.entity_type.to_string(),
-                entity_id: entity.entity_id.to_string(),
-                metric: name.to_string(),
-                date: date(c.index),
                 severity: severity(c.before, c.after),
                 score: c.statistic,
                 expected: Some(c.before),
                 actual: Some(c.after),
                 explanation,
-                dates: (c.days.0 < c.days.1).then(|| (date(c.days.0), date(c.days.1))),
+                dates,
+                ..Insight::of(
+                    InsightKind::Changepoint,
+                    entity.entity_type,
+                    entity.entity_id,
+                    name,
+                    date(c.index),
+                )
             });
         }
         expected.insert(metric, scan.decomposed.expected);
@@ -399,17 +399,18 @@ fn anomaly(
         )
     };
     Insight {
-        kind: InsightKind::Anomaly,
-        dates: None,
-        entity_type: entity.entity_type.to_string(),
-        entity_id: entity.entity_id.to_string(),
-        metric: metric.to_string(),
-        date,
         severity: severity(expected, actual),
         score: statistic,
         expected: Some(expected),
         actual: Some(actual),
         explanation,
+        ..Insight::of(
+            InsightKind::Anomaly,
+            entity.entity_type,
+            entity.entity_id,
+            metric,
+            date,
+        )
     }
 }
 

@@ -158,15 +158,7 @@ pub fn segment_insights(
         .iter()
         .zip(&s.labels)
         .map(|(c, &label)| Insight {
-            kind: InsightKind::Segment,
-            dates: None,
-            entity_type: "campaign".into(),
-            entity_id: c.campaign_id.clone(),
-            metric: "profile".into(),
-            date: end,
-            severity: 0.0,
             score: s.silhouette,
-            expected: None,
             actual: Some(number(label) as f64),
             explanation: format!(
                 "{} is in segment {} of {} ({} campaigns: {}) on its last {days} days; \
@@ -178,6 +170,13 @@ pub fn segment_insights(
                 describe(&s.centres[label]),
                 s.silhouette
             ),
+            ..Insight::of(
+                InsightKind::Segment,
+                "campaign",
+                c.campaign_id.as_str(),
+                "profile",
+                end,
+            )
         })
         .collect()
 }
