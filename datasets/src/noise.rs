@@ -45,8 +45,10 @@ pub const TUNING_SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 /// them. That change was tried on tuning seeds only and not kept, so
 /// 9029–9032 have been run once, on the detector as it stands. 9033–9036
 /// were fixed on 2026-12-06 (fifth session), before a change that compares
-/// the days before a gradual change (a ramp) with the days after it, and
-/// are first run once before and once after it.
+/// the days before a gradual change (a ramp) with the days after it; that
+/// change was tried on tuning seeds only and not kept (branch
+/// `experiment/gradual-changes`), so 9033–9036 too have been run once, on
+/// the detector as it stands.
 pub const HELD_OUT_SEEDS: [u64; 8] = [9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008];
 
 /// The seeds and noise shapes a model check runs: `default_seeds` and every
