@@ -92,15 +92,20 @@ def main():
 
     def attempt(label, call):
         """Makes one of acme's requests and tallies its answer. `call`
-        returns (status, body); an exception is a refusal when Flight says
+        returns HTTP's (status, body), or None for a call that has no status
+        (Flight) and answered; an exception is a refusal when Flight says
         RESOURCE_EXHAUSTED, else "other" (a dropped connection, say)."""
         try:
-            status, body = call()
+            answer = call()
         except Exception as err:
             refused = not isinstance(err, OSError) and "resource" in str(err).lower()
             kind = "refused" if refused else "other"
             tally(kind, f"{label} {type(err).__name__}: {err}")
             return kind
+        if answer is None:
+            tally("ok", f"{label} answered")
+            return "ok"
+        status, body = answer
         kind = "ok" if status in (200, 201) else "refused" if status in (429, 503) else "other"
         tally(kind, f"{label} {status}: {body[:120]!r}")
         return kind
@@ -118,7 +123,6 @@ def main():
             with c.cursor() as cur:
                 cur.execute(HEAVY)
                 cur.fetch_arrow_table()
-            return 200, b""
 
         while not stop.is_set():
             if attempt("Flight", query) != "ok":

@@ -284,24 +284,42 @@ fn is_shift(kind: &str) -> bool {
     matches!(kind, "level_shift" | "budget_change")
 }
 
-/// Whether change point `i` dates a change on `day`: its likeliest day
-/// within `days` of it, or, unless `by_day`, the range of days it states
-/// holding it.
-fn dates(i: &Insight, day: NaiveDate, days: i64, by_day: bool) -> bool {
-    near(i.date, day, days)
-        || (!by_day
+/// How a change point's date is judged against a change: by its likeliest
+/// day alone, or also by the range of days it states.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Judge {
+    ByDay,
+    ByRange,
+}
+
+/// Which findings may answer for an event: on any metric, or only on one
+/// the event moved.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Metrics {
+    Any,
+    Moved,
+}
+
+/// Whether finding `i` dates a change over `span` (its first and last day;
+/// one day for all but ramps): its likeliest day within `days` of the
+/// span, or (judged [`Judge::ByRange`]) the range of days it states
+/// meeting it.
+fn dates(i: &Insight, (from, to): (NaiveDate, NaiveDate), days: i64, judge: Judge) -> bool {
+    let reach = chrono::Duration::days(days);
+    (from - reach <= i.date && i.date <= to + reach)
+        || (judge == Judge::ByRange
             && i.dates
-                .is_some_and(|(first, last)| first <= day && day <= last))
+                .is_some_and(|(first, last)| first <= to && from <= last))
 }
 
 /// Whether a campaign finding is explained by something that happened; a
-/// shift judged by the range of days the finding states (or, `by_day`, by
-/// its likeliest day alone).
+/// shift judged as `judge` says (by the range of days the finding states,
+/// or by its likeliest day alone).
 fn explained(
     i: &Insight,
     truth: &[AnomalyTruth],
     campaign: Option<&CampaignTruth>,
-    by_day: bool,
+    judge: Judge,
 ) -> bool {
     let events = truth.iter().filter(|e| e.campaign_id == i.entity_id);
     let (one_day, shift, slope) = match i.kind {
@@ -312,9 +330,7 @@ fn explained(
     // describe it.
     let ramps = ramps(truth, &i.entity_id);
     if i.kind == InsightKind::Changepoint
-        && ramps
-            .iter()
-            .any(|(from, to)| *from - Days::new(7) <= i.date && i.date <= *to + Days::new(7))
+        && ramps.iter().any(|&span| dates(i, span, 7, Judge::ByDay))
     {
         return true;
     }
@@ -326,7 +342,7 @@ fn explained(
             _ => -1,
         };
         if is_shift(&e.kind) && i.kind == InsightKind::Changepoint {
-            dates(i, e.date, reach, by_day)
+            dates(i, (e.date, e.date), reach, judge)
         } else {
             reach >= 0 && near(i.date, e.date, reach)
         }
@@ -532,22 +548,28 @@ fn tally(
                 && matches!(i.kind, InsightKind::Anomaly | InsightKind::Changepoint)
         })
         .collect();
-    // A finding of `kind` on the event's campaign (and metric, unless
-    // `any_metric`) within `days` of it, or (unless `by_day`) whose stated
-    // range of days holds it.
-    let on =
-        |event: &AnomalyTruth, kind: InsightKind, days: i64, any_metric: bool, by_day: bool| {
-            findings.iter().any(|i| {
-                i.kind == kind
-                    && i.entity_id == event.campaign_id
-                    && (any_metric || event.metrics.contains(&i.metric))
-                    && dates(i, event.date, days, by_day)
-            })
-        };
+    // A finding of `kind` on the event's campaign (on the `metrics` it may
+    // answer on) that dates a change over `span` (see [`dates`]).
+    let on = |event: &AnomalyTruth,
+              kind: InsightKind,
+              span: (NaiveDate, NaiveDate),
+              days: i64,
+              metrics: Metrics,
+              judge: Judge| {
+        findings.iter().any(|i| {
+            i.kind == kind
+                && i.entity_id == event.campaign_id
+                && (metrics == Metrics::Any || event.metrics.contains(&i.metric))
+                && dates(i, span, days, judge)
+        })
+    };
     for event in truth {
+        let day = (event.date, event.date);
+        // A one-day event: an anomaly on any metric within a day of it.
+        let one_day = |kind| on(event, kind, day, 1, Metrics::Any, Judge::ByDay);
         match event.kind.as_str() {
             "spike" => {
-                let hit = on(event, InsightKind::Anomaly, 1, true, true);
+                let hit = one_day(InsightKind::Anomaly);
                 count(&mut t.spikes, hit);
                 let z = spike_z(series, event).unwrap_or(f64::NAN);
                 if z >= s.min_statistic {
@@ -561,7 +583,7 @@ fn tally(
                 }
             }
             "drop" => {
-                let hit = on(event, InsightKind::Anomaly, 1, true, true);
+                let hit = one_day(InsightKind::Anomaly);
                 count(&mut t.drops, hit);
                 if detectable(series, event, &s) {
                     count(&mut t.detectable_drops, hit);
@@ -572,8 +594,7 @@ fn tally(
             }
             "missing_day" => count(
                 &mut t.missing,
-                on(event, InsightKind::Anomaly, 1, true, true)
-                    || on(event, InsightKind::Changepoint, 1, true, true),
+                one_day(InsightKind::Anomaly) || one_day(InsightKind::Changepoint),
             ),
             "slope_change" => {
                 // Each ramp once, found by a change point within it.
@@ -581,12 +602,14 @@ fn tally(
                     .iter()
                     .find(|(from, _)| *from == event.date)
                 {
-                    let hit = findings.iter().any(|i| {
-                        i.kind == InsightKind::Changepoint
-                            && i.entity_id == event.campaign_id
-                            && from - Days::new(7) <= i.date
-                            && i.date <= to + Days::new(7)
-                    });
+                    let hit = on(
+                        event,
+                        InsightKind::Changepoint,
+                        (from, to),
+                        7,
+                        Metrics::Any,
+                        Judge::ByDay,
+                    );
                     count(&mut t.slopes, hit);
                     let days = (to - from).num_days() as f64;
                     if callable_ramp(series, &event.campaign_id, days, event.factor, &s) {
@@ -595,12 +618,21 @@ fn tally(
                 }
             }
             kind if is_shift(kind) => {
-                let dated = |by_day| on(event, InsightKind::Changepoint, 3, false, by_day);
-                let hit = dated(false);
+                let dated = |judge| {
+                    on(
+                        event,
+                        InsightKind::Changepoint,
+                        day,
+                        3,
+                        Metrics::Moved,
+                        judge,
+                    )
+                };
+                let hit = dated(Judge::ByRange);
                 count(&mut t.all_shifts, hit);
                 if event.kind == "level_shift" || callable_shift(series, event, &s) {
                     count(&mut t.shifts, hit);
-                    t.shifts_by_day += usize::from(dated(true));
+                    t.shifts_by_day += usize::from(dated(Judge::ByDay));
                     if verbose() && !hit {
                         eprintln!("{}", describe_missed_shift(series, event, &findings));
                     }
@@ -628,8 +660,8 @@ fn tally(
         }
         t.detections += 1;
         let campaign = campaigns.iter().find(|c| c.campaign_id == i.entity_id);
-        t.true_by_day += usize::from(explained(i, truth, campaign, true));
-        if explained(i, truth, campaign, false) {
+        t.true_by_day += usize::from(explained(i, truth, campaign, Judge::ByDay));
+        if explained(i, truth, campaign, Judge::ByRange) {
             t.true_detections += 1;
         } else {
             *t.false_alarms

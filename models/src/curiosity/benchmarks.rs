@@ -68,28 +68,29 @@ pub fn benchmarks(
             sorted.sort_by(f64::total_cmp);
             let median = sorted[sorted.len() / 2];
             let (label, _) = metric_label(metric);
+            let explanation = format!(
+                "{label} of {} is {}, better than {p:.0}% of its {} {} {} peers (median {}) \
+                 over the {days} days to {end}",
+                names.entity("campaign", &c.campaign_id),
+                format_value(metric, value),
+                peers.len() - 1,
+                platform_label(&c.platform),
+                c.channel,
+                format_value(metric, median),
+            );
             out.push(Insight {
                 // Context, not an alarm: at most 0.5, at the extremes.
                 severity: (p - 50.0).abs() / 100.0,
                 score: p,
                 expected: Some(median),
                 actual: Some(value),
-                explanation: format!(
-                    "{label} of {} is {}, better than {p:.0}% of its {} {} {} peers (median {}) \
-                     over the {days} days to {end}",
-                    names.entity("campaign", &c.campaign_id),
-                    format_value(metric, value),
-                    peers.len() - 1,
-                    platform_label(&c.platform),
-                    c.channel,
-                    format_value(metric, median),
-                ),
                 ..Insight::of(
                     InsightKind::Benchmark,
                     "campaign",
                     c.campaign_id.as_str(),
                     metric,
                     end,
+                    explanation,
                 )
             });
         }

@@ -266,14 +266,10 @@ pub fn change_points(
     level: &dyn Fn(f64) -> f64,
     s: &Sensitivity,
 ) -> Vec<ChangePoint> {
-    let n = y.len();
     let adjusted: Vec<f64> = y.iter().zip(seasonal).map(|(v, s)| v - s).collect();
-    // Day-to-day noise from the first differences (a shift is one of them).
-    let typical = adjusted.iter().map(|v| v.abs()).sum::<f64>() / n.max(1) as f64;
-    let sigma = difference_sigma(&adjusted).max(1e-3 * typical);
-    if sigma.is_nan() || sigma <= 0.0 {
+    let Some(sigma) = noise_sigma(&adjusted) else {
         return Vec::new();
-    }
+    };
     let w = s.changepoint_window;
     let mut kept = shifts_over(&adjusted, sigma, w, s.min_shift, level, s);
     // A shift that holds is seen more surely over longer windows: in noisy
@@ -298,6 +294,15 @@ pub fn change_points(
 const LONG_WINDOWS: usize = 2;
 /// Their least shift, in multiples of [`Sensitivity::min_shift`].
 const LONG_MIN_SHIFT: f64 = 1.3;
+
+/// The day-to-day noise of a seasonally adjusted series (see
+/// [`difference_sigma`]; a step is one of the differences), at least a
+/// thousandth of its typical size; `None` when there is none to judge by.
+fn noise_sigma(adjusted: &[f64]) -> Option<f64> {
+    let typical = adjusted.iter().map(|v| v.abs()).sum::<f64>() / adjusted.len().max(1) as f64;
+    let sigma = difference_sigma(adjusted).max(1e-3 * typical);
+    (sigma > 0.0).then_some(sigma)
+}
 
 /// The shifts between the medians of `w` days either side, on the scale
 /// of `adjusted`, each dated to the day (see [`refine`]).
@@ -419,9 +424,18 @@ const DATE_CONFIDENCE: f64 = 2.970;
 const HUBER_K: f64 = 1.345;
 
 /// Huber's loss of `part` about its own Huber level, residuals in units
-/// of `sigma` (the level from the median, by three steps of winsorized
-/// means).
+/// of `sigma`.
 fn huber_loss(part: &[f64], sigma: f64, scratch: &mut Vec<f64>) -> f64 {
+    let level = huber_level(part, sigma, scratch);
+    part.iter().map(|x| huber_rho((x - level) / sigma)).sum()
+}
+
+/// The Huber level of `part` at noise `sigma`: from the median, by three
+/// steps of winsorized means. 0 for no values.
+fn huber_level(part: &[f64], sigma: f64, scratch: &mut Vec<f64>) -> f64 {
+    if part.is_empty() {
+        return 0.0;
+    }
     scratch.clear();
     scratch.extend_from_slice(part);
     let mut level = median(scratch);
@@ -431,19 +445,20 @@ fn huber_loss(part: &[f64], sigma: f64, scratch: &mut Vec<f64>) -> f64 {
             .iter()
             .map(|x| (x - level).clamp(-bound, bound))
             .sum::<f64>()
-            / part.len().max(1) as f64;
+            / part.len() as f64;
         level += step;
     }
-    part.iter()
-        .map(|x| {
-            let r = ((x - level) / sigma).abs();
-            if r <= HUBER_K {
-                0.5 * r * r
-            } else {
-                HUBER_K * r - 0.5 * HUBER_K * HUBER_K
-            }
-        })
-        .sum()
+    level
+}
+
+/// Huber's ρ of a residual in units of σ.
+fn huber_rho(r: f64) -> f64 {
+    let r = r.abs();
+    if r <= HUBER_K {
+        0.5 * r * r
+    } else {
+        HUBER_K * r - 0.5 * HUBER_K * HUBER_K
+    }
 }
 
 /// Days either side of a candidate slope change that the bend is fitted on,
@@ -560,11 +575,9 @@ pub fn slope_changes(
     if n < 2 * w + 1 {
         return Vec::new();
     }
-    let typical = adjusted.iter().map(|v| v.abs()).sum::<f64>() / n as f64;
-    let sigma = difference_sigma(adjusted).max(1e-3 * typical);
-    if sigma.is_nan() || sigma <= 0.0 {
+    let Some(sigma) = noise_sigma(adjusted) else {
         return Vec::new();
-    }
+    };
     let Some(design) = BendDesign::new(w) else {
         return Vec::new();
     };

@@ -59,9 +59,10 @@ pub struct Insight {
 }
 
 impl Insight {
-    /// A finding of `kind` on one entity's metric on `date`, with nothing
-    /// measured yet: callers fill in what they know with struct-update
-    /// syntax, so a field added here gets its default in one place.
+    /// A finding of `kind` on one entity's metric on `date`, with what it
+    /// says in words and nothing measured yet: callers fill in what they
+    /// measured with struct-update syntax, so a field added here gets its
+    /// default in one place.
     ///
     /// ```
     /// use chrono::NaiveDate;
@@ -70,8 +71,7 @@ impl Insight {
     /// let day = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
     /// let i = Insight {
     ///     severity: 0.4,
-    ///     explanation: "Spend doubled".into(),
-    ///     ..Insight::of(InsightKind::Anomaly, "campaign", "c1", "spend", day)
+    ///     ..Insight::of(InsightKind::Anomaly, "campaign", "c1", "spend", day, "Spend doubled")
     /// };
     /// assert_eq!(i.dates, None);
     /// ```
@@ -81,6 +81,7 @@ impl Insight {
         entity_id: impl Into<String>,
         metric: impl Into<String>,
         date: NaiveDate,
+        explanation: impl Into<String>,
     ) -> Self {
         Insight {
             kind,
@@ -92,7 +93,7 @@ impl Insight {
             score: 0.0,
             expected: None,
             actual: None,
-            explanation: String::new(),
+            explanation: explanation.into(),
             dates: None,
         }
     }
@@ -195,8 +196,14 @@ mod tests {
             score: 4.0,
             expected: Some(100.0),
             actual: Some(200.0),
-            explanation: "Spend doubled".into(),
-            ..Insight::of(InsightKind::Anomaly, "campaign", entity_id, "spend", date)
+            ..Insight::of(
+                InsightKind::Anomaly,
+                "campaign",
+                entity_id,
+                "spend",
+                date,
+                "Spend doubled",
+            )
         }
     }
 

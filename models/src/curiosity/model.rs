@@ -330,13 +330,13 @@ async fn movers(
                 score: c.contribution,
                 expected: c.a,
                 actual: c.b,
-                explanation,
                 ..Insight::of(
                     InsightKind::Mover,
                     "campaign",
                     c.value.as_str(),
                     metric,
                     end,
+                    explanation,
                 )
             });
         }

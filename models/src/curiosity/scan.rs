@@ -232,7 +232,6 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
                 score: c.statistic,
                 expected: Some(c.before),
                 actual: Some(c.after),
-                explanation,
                 dates,
                 ..Insight::of(
                     InsightKind::Changepoint,
@@ -240,6 +239,7 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
                     entity.entity_id,
                     name,
                     date(c.index),
+                    explanation,
                 )
             });
         }
@@ -403,13 +403,13 @@ fn anomaly(
         score: statistic,
         expected: Some(expected),
         actual: Some(actual),
-        explanation,
         ..Insight::of(
             InsightKind::Anomaly,
             entity.entity_type,
             entity.entity_id,
             metric,
             date,
+            explanation,
         )
     }
 }

@@ -157,10 +157,8 @@ pub fn segment_insights(
     totals
         .iter()
         .zip(&s.labels)
-        .map(|(c, &label)| Insight {
-            score: s.silhouette,
-            actual: Some(number(label) as f64),
-            explanation: format!(
+        .map(|(c, &label)| {
+            let explanation = format!(
                 "{} is in segment {} of {} ({} campaigns: {}) on its last {days} days; \
                  silhouette {:.2}",
                 names.entity("campaign", &c.campaign_id),
@@ -169,14 +167,19 @@ pub fn segment_insights(
                 sizes[label],
                 describe(&s.centres[label]),
                 s.silhouette
-            ),
-            ..Insight::of(
-                InsightKind::Segment,
-                "campaign",
-                c.campaign_id.as_str(),
-                "profile",
-                end,
-            )
+            );
+            Insight {
+                score: s.silhouette,
+                actual: Some(number(label) as f64),
+                ..Insight::of(
+                    InsightKind::Segment,
+                    "campaign",
+                    c.campaign_id.as_str(),
+                    "profile",
+                    end,
+                    explanation,
+                )
+            }
         })
         .collect()
 }
