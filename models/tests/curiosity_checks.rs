@@ -767,12 +767,15 @@ async fn every_noise_shape_on_seeds_it_was_not_tuned_on() {
         // confidence set), judged by that range: spend swings 0.936 /
         // 0.770 (0.893 / 0.770 judged by the likeliest day alone; 1,054 of
         // the 1,154 ranges near a shift hold its day), the others within
-        // 0.001. Shapes short of it are held at what they reach so that
-        // they cannot slip; the gap is in the closing note.
+        // 0.001. 2026-12-06 (sixth session), with gradual changes (a ramp
+        // fitted beside the yearly wave, and showing in the levels either
+        // side): overdispersed 0.974 / 0.945 meets it, heavy-tailed 0.970
+        // / 0.983, uneven 0.995 / 0.971, spend swings 0.932 / 0.803.
+        // Shapes short of it are held at what they reach so that they
+        // cannot slip; the gap is in the closing note.
         let (precision, recall) = match shape {
-            NoiseShape::Standard | NoiseShape::Uneven | NoiseShape::HeavyTailed => (0.9, 0.9),
-            NoiseShape::Overdispersed => (0.9, 0.85),
-            NoiseShape::SpendSwings => (0.9, 0.75),
+            NoiseShape::SpendSwings => (0.9, 0.78),
+            _ => (0.9, 0.9),
         };
         assert!(
             t.precision() >= precision,

@@ -54,7 +54,8 @@ pub struct Insight {
     pub explanation: String,
     /// For a change point that cannot be dated to the day, the first and
     /// last day it may have come on (its 90% confidence set; `date` is the
-    /// likeliest). The explanation says it too.
+    /// likeliest); for a gradual change, the days it came over (`date` is
+    /// the first). The explanation says it too.
     pub dates: Option<(NaiveDate, NaiveDate)>,
 }
 

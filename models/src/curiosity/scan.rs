@@ -187,7 +187,18 @@ fn scan_entity(entity: &Entity, names: &Names, s: &Sensitivity) -> TenantScan {
             let (what, _) = metric_label(name);
             let direction = if c.after > c.before { "up" } else { "down" };
             let dates = (c.days.0 < c.days.1).then(|| (date(c.days.0), date(c.days.1)));
-            let explanation = if let Some((was, now)) = c.slope {
+            let explanation = if let Some(until) = c.until {
+                format!(
+                    "{what} on {label} moved {direction} {} over the {} days from {} to {}: {} a \
+                     day before, {} after",
+                    change(c.before, c.after),
+                    until - c.index,
+                    date(c.index),
+                    date(until),
+                    format_value(name, c.before),
+                    format_value(name, c.after)
+                )
+            } else if let Some((was, now)) = c.slope {
                 let pct = |v: f64| format!("{:+.1}%", 100.0 * v);
                 format!(
                     "{what} on {label} changed trend on {}: {} a day before, {} a day after \
@@ -553,6 +564,51 @@ mod tests {
                 .contains(&format!("came between {first} and {last}")),
             "{}",
             shift.explanation
+        );
+    }
+
+    #[test]
+    fn a_ramp_in_noisy_spend_says_over_which_days_it_came() {
+        // Spend around 400 a day with ±30% daily noise, doubled over the
+        // six weeks from day 150: too gradual a bend to call at either end
+        // in that noise, it is told by the four weeks either side, as a
+        // change over days within the ramp (a week's leeway).
+        let spend: Vec<f64> = (0..365)
+            .map(|t| {
+                let level = 400.0 * 2f64.powf(((t as f64 - 150.0) / 42.0).clamp(0.0, 1.0));
+                level * (0.3 * normal(t + 7) - 0.045).exp()
+            })
+            .collect();
+        let data = TenantSeries {
+            tenant: TenantId::new("t").unwrap(),
+            end: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(364),
+            series: vec![series(Metric::Spend, spend)],
+            input_versions: BTreeMap::new(),
+        };
+        let day = |t: u64| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(t);
+        let found = scan_tenant(&data, &Names::default(), &Sensitivity::default(), &|| {});
+        let changes: Vec<&Insight> = found
+            .insights
+            .iter()
+            .filter(|i| i.kind == InsightKind::Changepoint && i.metric == "spend")
+            .collect();
+        assert_eq!(changes.len(), 1, "{changes:?}");
+        let ramp = changes[0];
+        let (first, last) = ramp.dates.expect("the days it came over");
+        assert!(
+            day(143) <= first && first < last && last <= day(199),
+            "{first}..={last}"
+        );
+        assert_eq!(ramp.date, first);
+        assert!(
+            ramp.explanation.contains(&format!(
+                "moved up {} over the",
+                change(ramp.expected.unwrap(), ramp.actual.unwrap())
+            )) && ramp
+                .explanation
+                .contains(&format!("from {first} to {last}")),
+            "{}",
+            ramp.explanation
         );
     }
 
