@@ -26,8 +26,11 @@
 //!   Everything else is a false alarm;
 //! - precision is over anomalies and change points together; recall is of
 //!   the callable events (spikes that stand out from their campaign's own
-//!   CTR noise, drops a Poisson test can call, shifts, budget changes and
-//!   slope changes); recall counting every spike is printed beside it.
+//!   CTR noise, drops a Poisson test can call, level shifts and budget
+//!   changes a test at the default level could call on the days between
+//!   them and the changes next to them, and slope changes); recall
+//!   counting every spike, and counting every level shift, are printed
+//!   beside it.
 //!
 //! Drops divide a day's conversions by 5 to 20. On a campaign with a few
 //! conversions a day that is indistinguishable from chance (0 conversions
@@ -73,10 +76,16 @@ struct Tally {
     callable_spikes: (usize, usize),
     drops: (usize, usize),
     detectable_drops: (usize, usize),
-    /// Shifts a test at the default level could call (injected level
-    /// shifts always can; budget changes when the spend's own noise allows).
+    /// Level shifts and budget changes a test at the default level could
+    /// call with the noise the spend has and the clean days either side
+    /// ([`callable_step`]).
     shifts: (usize, usize),
     all_shifts: (usize, usize),
+    /// Every injected level shift, callable or not (before 2026-12-06,
+    /// seventh session, each was counted callable): reported beside.
+    level_shifts: (usize, usize),
+    /// Those of them [`callable_step`] calls callable.
+    callable_level_shifts: (usize, usize),
     /// Every ramp, counted callable: recall is asserted with these.
     slopes: (usize, usize),
     /// The ramps a bend test at their start could call at the default
@@ -155,6 +164,15 @@ impl Tally {
         ))
     }
 
+    /// [`Tally::recall`] counting every level shift callable.
+    fn recall_of_every_level_shift(&self) -> f64 {
+        let (hit, all) = self.callable();
+        ratio((
+            hit - self.callable_level_shifts.0 + self.level_shifts.0,
+            all - self.callable_level_shifts.1 + self.level_shifts.1,
+        ))
+    }
+
     /// [`Tally::recall`] with only the ramps [`callable_ramp`] calls callable.
     fn recall_of_callable_ramps(&self) -> f64 {
         let (hit, all) = self.callable();
@@ -170,7 +188,7 @@ impl Tally {
         format!(
             "{what}: precision {:.3} ({}/{}), recall of callable events {:.3} ({}/{}): \
              spikes beyond the default statistic in their CTR's own noise {}/{} (all spikes {}/{}; recall counting every spike {:.3}), \
-             callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}), \
+             callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}; level shifts callable {}/{}, all {}/{}, recall counting every level shift {:.3}), \
              ramps {}/{} (callable by a bend test at their start {}/{}; recall counting only those {:.3}); \
              missing days found {}/{}; run scores {:?}; false alarms {:?}; \
              judged by the likeliest day alone: precision {:.3}, recall {:.3}; \
@@ -195,6 +213,11 @@ impl Tally {
             self.shifts.1,
             self.all_shifts.0,
             self.all_shifts.1,
+            self.callable_level_shifts.0,
+            self.callable_level_shifts.1,
+            self.level_shifts.0,
+            self.level_shifts.1,
+            self.recall_of_every_level_shift(),
             self.slopes.0,
             self.slopes.1,
             self.callable_slopes.0,
@@ -398,17 +421,74 @@ fn spike_z(series: &TenantSeries, event: &AnomalyTruth) -> Option<f64> {
     Some(event.factor.ln() / detect::difference_sigma(&logs))
 }
 
-/// Whether a level shift at the default sensitivity could be called with
-/// the noise the campaign's spend really has: the shift against the
-/// standard error of two window medians.
-fn callable_shift(series: &TenantSeries, event: &AnomalyTruth, s: &Sensitivity) -> bool {
-    let Some(sigma) = spend_noise(series, &event.campaign_id) else {
+/// Whether a step (a level shift or a budget change) could be called at
+/// the default sensitivity with the noise the campaign's spend really has
+/// and the clean days it has either side: the days up to the next change
+/// on its campaign (another step, a ramp's first or last day, the launch,
+/// the pause), compared as two medians over at most one change-point
+/// window each side at the least shift `min_shift`, or over at most the
+/// long windows at their least shift (the two passes of
+/// [`detect::change_points`]). A level shift two days before a budget step
+/// the other way, or six days into a budget step's new level, has no days
+/// of its own to be told by; a step with four clean weeks either side is
+/// told by the long windows where two weeks would not.
+fn callable_step(
+    series: &TenantSeries,
+    truth: &[AnomalyTruth],
+    event: &AnomalyTruth,
+    s: &Sensitivity,
+) -> bool {
+    let (Some(sigma), Some(spend)) = (
+        spend_noise(series, &event.campaign_id),
+        campaign_series(series, &event.campaign_id, Metric::Spend),
+    ) else {
         return false;
     };
-    let w = s.changepoint_window as f64;
-    // On the square-root scale the detector works on, both halve.
-    let z = (0.5 * event.factor.ln().abs()) / (1.2533 * 0.5 * sigma * (2.0 / w).sqrt());
-    z >= s.changepoint_z
+    let Some(t) = day_index(spend, event.date) else {
+        return false;
+    };
+    let first = spend.values.iter().position(|v| *v > 0.0).unwrap_or(0);
+    let end = spend
+        .values
+        .iter()
+        .rposition(|v| *v > 0.0)
+        .map_or(0, |l| l + 1);
+    let changes: Vec<usize> = truth
+        .iter()
+        .filter(|e| {
+            e.campaign_id == event.campaign_id
+                && e.date != event.date
+                && (is_shift(&e.kind) || e.kind == "slope_change")
+        })
+        .filter_map(|e| day_index(spend, e.date))
+        .collect();
+    let from = changes
+        .iter()
+        .copied()
+        .filter(|d| *d < t)
+        .fold(first, usize::max);
+    let to = changes
+        .iter()
+        .copied()
+        .filter(|d| *d > t)
+        .fold(end, usize::min);
+    let (clean_before, clean_after) = (t.saturating_sub(from), to.saturating_sub(t));
+    let shift = 1.0 - event.factor.min(1.0 / event.factor);
+    let w = s.changepoint_window;
+    [
+        (w, s.min_shift),
+        (detect::LONG_WINDOWS * w, detect::long_min_shift(s)),
+    ]
+    .into_iter()
+    .any(|(window, least)| {
+        let (before, after) = (clean_before.min(window), clean_after.min(window));
+        if before == 0 || after == 0 || shift < least {
+            return false;
+        }
+        // On the square-root scale the detector works on, both halve.
+        let se = 1.2533 * 0.5 * sigma * (1.0 / before as f64 + 1.0 / after as f64).sqrt();
+        0.5 * event.factor.ln().abs() / se >= s.changepoint_z
+    })
 }
 
 /// Whether a ramp of `days` moving spend by `factor` could be called with
@@ -491,9 +571,19 @@ fn describe_drop(
 /// two windows.
 fn describe_missed_shift(
     series: &TenantSeries,
+    truth: &[AnomalyTruth],
     event: &AnomalyTruth,
     findings: &[&Insight],
 ) -> String {
+    let others: Vec<String> = truth
+        .iter()
+        .filter(|e| {
+            e.campaign_id == event.campaign_id
+                && e.date != event.date
+                && (e.date - event.date).num_days().abs() <= 56
+        })
+        .map(|e| format!("{} {} ×{:.2}", e.kind, e.date, e.factor))
+        .collect();
     let spend = campaign_series(series, &event.campaign_id, Metric::Spend);
     let around = days_around(spend, event.date, 10);
     let active = spend.and_then(|c| {
@@ -504,7 +594,7 @@ fn describe_missed_shift(
     });
     let near_findings = findings_near(findings, &event.campaign_id, event.date, 28);
     format!(
-        "missed {} {} {} ×{:.2} on {:?} (days active before, after: {active:?}): spend from 10 days before to 10 after {around:?}; findings {near_findings:?}",
+        "missed {} {} {} ×{:.2} on {:?} (days active before, after: {active:?}): spend from 10 days before to 10 after {around:?}; findings {near_findings:?}; other events within 8 weeks {others:?}",
         event.kind, event.campaign_id, event.date, event.factor, event.metrics
     )
 }
@@ -630,11 +720,17 @@ fn tally(
                 };
                 let hit = dated(Judge::ByRange);
                 count(&mut t.all_shifts, hit);
-                if event.kind == "level_shift" || callable_shift(series, event, &s) {
+                if event.kind == "level_shift" {
+                    count(&mut t.level_shifts, hit);
+                }
+                if callable_step(series, truth, event, &s) {
+                    if event.kind == "level_shift" {
+                        count(&mut t.callable_level_shifts, hit);
+                    }
                     count(&mut t.shifts, hit);
                     t.shifts_by_day += usize::from(dated(Judge::ByDay));
                     if verbose() && !hit {
-                        eprintln!("{}", describe_missed_shift(series, event, &findings));
+                        eprintln!("{}", describe_missed_shift(series, truth, event, &findings));
                     }
                 }
             }
@@ -771,10 +867,16 @@ async fn every_noise_shape_on_seeds_it_was_not_tuned_on() {
         // fitted beside the yearly wave, and showing in the levels either
         // side): overdispersed 0.974 / 0.945 meets it, heavy-tailed 0.970
         // / 0.983, uneven 0.995 / 0.971, spend swings 0.932 / 0.803.
+        // 2026-12-06 (seventh session), level shifts judged callable as
+        // budget changes are, by the clean days either side of them
+        // ([`callable_step`]; they had all been counted callable, even two
+        // days from a budget step the other way) and both judged over the
+        // long windows as well: spend swings 0.932 / 0.870 (0.858
+        // counting every level shift), the others unchanged.
         // Shapes short of it are held at what they reach so that they
         // cannot slip; the gap is in the closing note.
         let (precision, recall) = match shape {
-            NoiseShape::SpendSwings => (0.9, 0.78),
+            NoiseShape::SpendSwings => (0.9, 0.85),
             _ => (0.9, 0.9),
         };
         assert!(

@@ -301,13 +301,13 @@ pub fn change_points(
 }
 
 /// Longer windows [`change_points`] also compares, in change-point windows.
-const LONG_WINDOWS: usize = 2;
+pub const LONG_WINDOWS: usize = 2;
 /// Their least shift, in multiples of [`Sensitivity::min_shift`].
 const LONG_MIN_SHIFT: f64 = 1.3;
 
 /// The least shift told over the long windows (and across a gradual
 /// change): a season turning moves levels weeks apart by up to a third.
-fn long_min_shift(s: &Sensitivity) -> f64 {
+pub fn long_min_shift(s: &Sensitivity) -> f64 {
     (LONG_MIN_SHIFT * s.min_shift).min(0.9)
 }
 
