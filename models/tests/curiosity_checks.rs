@@ -872,19 +872,17 @@ async fn every_noise_shape_on_seeds_it_was_not_tuned_on() {
         // ([`callable_step`]; they had all been counted callable, even two
         // days from a budget step the other way) and both judged over the
         // long windows as well: spend swings 0.932 / 0.870 (0.858
-        // counting every level shift), the others unchanged.
-        // Shapes short of it are held at what they reach so that they
-        // cannot slip; the gap is in the closing note.
-        let (precision, recall) = match shape {
-            NoiseShape::SpendSwings => (0.9, 0.85),
-            _ => (0.9, 0.9),
-        };
+        // counting every level shift), the others unchanged. The same
+        // session, with spend also judged over the long windows by Huber
+        // levels ([`detect::surer_shifts`]): spend swings 0.935 / 0.933
+        // (0.922 counting every level shift) meets it, the others as
+        // before.
         assert!(
-            t.precision() >= precision,
+            t.precision() >= 0.9,
             "{shape}: precision {:.3}",
             t.precision()
         );
-        assert!(t.recall() >= recall, "{shape}: recall {:.3}", t.recall());
+        assert!(t.recall() >= 0.9, "{shape}: recall {:.3}", t.recall());
     }
 }
 

@@ -275,7 +275,7 @@ pub fn change_points(
         return Vec::new();
     };
     let w = s.changepoint_window;
-    let mut kept = shifts_over(&adjusted, sigma, w, s.min_shift, level, s);
+    let mut kept = shifts_over(&adjusted, sigma, w, s.min_shift, Levels::Medians, level, s);
     // A shift that holds is seen more surely over longer windows: in noisy
     // spend (±30% a day) two weeks either side cannot tell a 1.7× step
     // that four weeks can. Those add where the shorter windows found
@@ -286,6 +286,7 @@ pub fn change_points(
         sigma,
         LONG_WINDOWS * w,
         long_min_shift(s),
+        Levels::Medians,
         level,
         s,
     ) {
@@ -297,6 +298,76 @@ pub fn change_points(
         (c.before, c.after) = (level(c.before), level(c.after));
     }
     kept.sort_by_key(|c| c.index);
+    kept
+}
+
+/// How [`change_points`] takes the level of the days either side of a
+/// candidate shift.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Levels {
+    /// Medians: a standard error of 1.2533 σ/√k, and a level that moves
+    /// only when half the days do.
+    Medians,
+    /// Huber levels ([`huber_level`]): as sure as means on Gaussian noise
+    /// (a standard error of 1.026 σ/√k), a fifth surer than medians.
+    Huber,
+}
+
+impl Levels {
+    /// The standard error of a level of `k` days, in units of σ/√k.
+    fn error_factor(self) -> f64 {
+        match self {
+            Levels::Medians => 1.2533,
+            Levels::Huber => 1.026,
+        }
+    }
+}
+
+/// Shifts over the long windows judged by Huber levels ([`Levels::Huber`]),
+/// a fifth surer than the medians [`change_points`] compares: where a
+/// series' noise is large (spend under ±30% daily noise) a 1.8× budget
+/// step between two others five weeks apart is within reach of the one
+/// and not of the other. Each is kept where no change in `found` (a
+/// step, a bend, a ramp's days) lies within a change-point window of it.
+/// Used on series that are not counts: on counts, whose levels move with
+/// the outcomes' own drift (response to spend, seasons), the surer levels
+/// call that drift.
+pub fn surer_shifts(
+    y: &[f64],
+    seasonal: &[f64],
+    level: &dyn Fn(f64) -> f64,
+    found: &[ChangePoint],
+    s: &Sensitivity,
+) -> Vec<ChangePoint> {
+    let adjusted: Vec<f64> = y.iter().zip(seasonal).map(|(v, s)| v - s).collect();
+    let Some(sigma) = noise_sigma(&adjusted) else {
+        return Vec::new();
+    };
+    let w = s.changepoint_window;
+    let clear = |t: usize| {
+        found.iter().all(|k| {
+            let (first, last) = (
+                k.index.min(k.days.0),
+                k.until.unwrap_or(k.index).max(k.days.1),
+            );
+            t + w <= first || t >= last + w
+        })
+    };
+    let mut kept: Vec<ChangePoint> = shifts_over(
+        &adjusted,
+        sigma,
+        LONG_WINDOWS * w,
+        long_min_shift(s),
+        Levels::Huber,
+        level,
+        s,
+    )
+    .into_iter()
+    .filter(|c| clear(c.index))
+    .collect();
+    for c in &mut kept {
+        (c.before, c.after) = (level(c.before), level(c.after));
+    }
     kept
 }
 
@@ -327,6 +398,7 @@ fn shifts_over(
     sigma: f64,
     w: usize,
     min_shift: f64,
+    levels: Levels,
     level: &dyn Fn(f64) -> f64,
     s: &Sensitivity,
 ) -> Vec<ChangePoint> {
@@ -336,6 +408,7 @@ fn shifts_over(
         return Vec::new();
     }
     let mut scored: Vec<ChangePoint> = Vec::new();
+    let mut scratch = Vec::with_capacity(w);
     // Both windows slide one day at a time, kept sorted.
     let mut before_window = SortedWindow::from_slice(&adjusted[0..w]);
     let mut after_window = SortedWindow::from_slice(&adjusted[w..(2 * w).min(n)]);
@@ -349,9 +422,14 @@ fn shifts_over(
                 after_window.insert(adjusted[t + after_len - 1]);
             }
         }
-        let (before, after) = (before_window.median(), after_window.median());
-        // Standard error of a difference of two medians (1.2533 σ/√k each).
-        let se = 1.2533 * sigma * (1.0 / w as f64 + 1.0 / after_len as f64).sqrt();
+        let (before, after) = match levels {
+            Levels::Medians => (before_window.median(), after_window.median()),
+            Levels::Huber => (
+                huber_level(&adjusted[t - w..t], sigma, &mut scratch),
+                huber_level(&adjusted[t..t + after_len], sigma, &mut scratch),
+            ),
+        };
+        let se = levels.error_factor() * sigma * (1.0 / w as f64 + 1.0 / after_len as f64).sqrt();
         let statistic = (after - before).abs() / se;
         let (shown_before, shown_after) = (level(before), level(after));
         let larger = shown_before.abs().max(shown_after.abs());
@@ -1488,6 +1566,12 @@ fn scan_span(y: &[f64], periods: &[usize], unit: Option<f64>, s: &Sensitivity) -
         gradual.retain(|c| c.before.max(c.after) / u >= s.min_count);
     }
     change_points.extend(gradual);
+    // A series of money (spend) is also judged over the long windows by
+    // Huber levels, where nothing else was told; counts keep medians.
+    if unit.is_none() {
+        let surer = surer_shifts(&roots, &decomposed.seasonal, &back, &change_points, s);
+        change_points.extend(surer);
+    }
     change_points.sort_by_key(|c| c.index);
     Scan {
         decomposed,
@@ -1726,6 +1810,7 @@ pub(crate) mod tests {
                 sigma,
                 s.changepoint_window,
                 s.min_shift,
+                Levels::Medians,
                 &square,
                 &s,
             )));
@@ -1770,6 +1855,54 @@ pub(crate) mod tests {
         }
         assert!(found >= 30, "found {found} of 40");
         assert_eq!(dated, found, "dated within three days");
+    }
+
+    #[test]
+    fn a_budget_step_between_two_others_is_found_by_surer_levels() {
+        // Spend around 400 a day with ±30% daily noise (the seasonal
+        // decomposition of a scan and all), 40 draws: budget steps of
+        // ×0.55 on day 150, ×1.8 on day 185 and ×0.6 on day 225, five
+        // and six weeks apart. The middle step is 5.6 standard errors of
+        // two four-week medians, 6.8 of two Huber levels. A scan of spend
+        // (not a count) dates it in NN of 40 draws, the medians alone
+        // (as a scan of counts would) in MM; the same noise with no step
+        // shows no change in any draw.
+        let s = Sensitivity::default();
+        let spend = |draw: usize, steps: bool| -> Vec<f64> {
+            (0..365)
+                .map(|t| {
+                    let level = match (steps, t) {
+                        (false, _) | (true, 0..150) => 400.0,
+                        (true, 150..185) => 400.0 * 0.55,
+                        (true, 185..225) => 400.0 * 0.55 * 1.7,
+                        (true, _) => 400.0 * 0.55 * 1.7 * 0.6,
+                    };
+                    let z = crate::curiosity::test_noise::normal(t + 3 + 1000 * draw);
+                    level * (0.3 * z - 0.045).exp()
+                })
+                .collect()
+        };
+        let dated = |found: &[ChangePoint]| {
+            found
+                .iter()
+                .any(|c| c.index.abs_diff(185) <= 3 || (c.days.0 <= 185 && 185 <= c.days.1))
+        };
+        let (mut surer, mut medians, mut false_alarms) = (0, 0, 0);
+        for draw in 0..40 {
+            let y = spend(draw, true);
+            let scanned = scan(&y, None, None, &s).expect("a year of days");
+            surer += usize::from(dated(&scanned.change_points));
+            let roots: Vec<f64> = y.iter().map(|v| v.sqrt()).collect();
+            let seasonal = seasonal_part(&roots, &DAILY_PERIODS);
+            medians += usize::from(dated(&change_points(&roots, &seasonal, &|v| v * v, &s)));
+            let calm = scan(&spend(draw, false), None, None, &s).expect("a year of days");
+            false_alarms += calm.change_points.len();
+        }
+        assert!(
+            surer >= 30 && surer >= medians + 6,
+            "surer levels dated {surer} of 40, medians {medians}"
+        );
+        assert_eq!(false_alarms, 0, "changes in 40 draws with none");
     }
 
     #[test]

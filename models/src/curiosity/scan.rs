@@ -531,6 +531,18 @@ mod tests {
         days
     }
 
+    /// A scan of a tenant with one campaign's spend, a year from
+    /// 2026-01-01, at the default sensitivity.
+    fn scan_spend(spend: Vec<f64>) -> TenantScan {
+        let data = TenantSeries {
+            tenant: TenantId::new("t").unwrap(),
+            end: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(364),
+            series: vec![series(Metric::Spend, spend)],
+            input_versions: BTreeMap::new(),
+        };
+        scan_tenant(&data, &Names::default(), &Sensitivity::default(), &|| {})
+    }
+
     #[test]
     fn a_shift_in_noisy_spend_says_between_which_days_it_came() {
         // Spend around 400 a day with ±30% daily noise, doubled from day
@@ -542,14 +554,8 @@ mod tests {
                 level * (0.3 * normal(t + 7) - 0.045).exp()
             })
             .collect();
-        let data = TenantSeries {
-            tenant: TenantId::new("t").unwrap(),
-            end: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(364),
-            series: vec![series(Metric::Spend, spend)],
-            input_versions: BTreeMap::new(),
-        };
         let day = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(200);
-        let found = scan_tenant(&data, &Names::default(), &Sensitivity::default(), &|| {});
+        let found = scan_spend(spend);
         let shift = found
             .insights
             .iter()
@@ -579,14 +585,8 @@ mod tests {
                 level * (0.3 * normal(t + 7) - 0.045).exp()
             })
             .collect();
-        let data = TenantSeries {
-            tenant: TenantId::new("t").unwrap(),
-            end: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(364),
-            series: vec![series(Metric::Spend, spend)],
-            input_versions: BTreeMap::new(),
-        };
         let day = |t: u64| NaiveDate::from_ymd_opt(2026, 1, 1).unwrap() + Days::new(t);
-        let found = scan_tenant(&data, &Names::default(), &Sensitivity::default(), &|| {});
+        let found = scan_spend(spend);
         let changes: Vec<&Insight> = found
             .insights
             .iter()
