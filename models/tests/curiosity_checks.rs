@@ -58,7 +58,7 @@ use gyrus_datasets::{
     TUNING_SEEDS, generate,
 };
 use gyrus_engine::{Store, TenantId};
-use gyrus_models::curiosity::detect::{self, Sensitivity, scan};
+use gyrus_models::curiosity::detect::{self, Levels, Sensitivity, scan};
 use gyrus_models::curiosity::insight::{Insight, InsightKind};
 use gyrus_models::curiosity::model::{self, CuriosityConfig, TenantInputs};
 use gyrus_models::oracle::data::{Metric, Series, TenantSeries};
@@ -86,6 +86,9 @@ struct Tally {
     level_shifts: (usize, usize),
     /// Those of them [`callable_step`] calls callable.
     callable_level_shifts: (usize, usize),
+    /// The steps [`callable_step`] calls callable with Huber levels over
+    /// the long windows: reported beside.
+    huber_shifts: (usize, usize),
     /// Every ramp, counted callable: recall is asserted with these.
     slopes: (usize, usize),
     /// The ramps a bend test at their start could call at the default
@@ -164,6 +167,15 @@ impl Tally {
         ))
     }
 
+    /// [`Tally::recall`] with the steps a Huber test could call.
+    fn recall_with_huber_steps(&self) -> f64 {
+        let (hit, all) = self.callable();
+        ratio((
+            hit - self.shifts.0 + self.huber_shifts.0,
+            all - self.shifts.1 + self.huber_shifts.1,
+        ))
+    }
+
     /// [`Tally::recall`] counting every level shift callable.
     fn recall_of_every_level_shift(&self) -> f64 {
         let (hit, all) = self.callable();
@@ -188,7 +200,7 @@ impl Tally {
         format!(
             "{what}: precision {:.3} ({}/{}), recall of callable events {:.3} ({}/{}): \
              spikes beyond the default statistic in their CTR's own noise {}/{} (all spikes {}/{}; recall counting every spike {:.3}), \
-             callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}; level shifts callable {}/{}, all {}/{}, recall counting every level shift {:.3}), \
+             callable drops {}/{} (all drops {}/{}), callable shifts {}/{} (all {}/{}; level shifts callable {}/{}, all {}/{}, recall counting every level shift {:.3}; callable by Huber levels {}/{}, recall counting those {:.3}), \
              ramps {}/{} (callable by a bend test at their start {}/{}; recall counting only those {:.3}); \
              missing days found {}/{}; run scores {:?}; false alarms {:?}; \
              judged by the likeliest day alone: precision {:.3}, recall {:.3}; \
@@ -218,6 +230,9 @@ impl Tally {
             self.level_shifts.0,
             self.level_shifts.1,
             self.recall_of_every_level_shift(),
+            self.huber_shifts.0,
+            self.huber_shifts.1,
+            self.recall_with_huber_steps(),
             self.slopes.0,
             self.slopes.1,
             self.callable_slopes.0,
@@ -426,16 +441,23 @@ fn spike_z(series: &TenantSeries, event: &AnomalyTruth) -> Option<f64> {
 /// and the clean days it has either side: the days up to the next change
 /// on its campaign (another step, a ramp's first or last day, the launch,
 /// the pause), compared as two medians over at most one change-point
-/// window each side at the least shift `min_shift`, or over at most the
-/// long windows at their least shift (the two passes of
-/// [`detect::change_points`]). A level shift two days before a budget step
-/// the other way, or six days into a budget step's new level, has no days
-/// of its own to be told by; a step with four clean weeks either side is
-/// told by the long windows where two weeks would not.
+/// window each side at the least shift `min_shift`, or as two `long`
+/// levels over at most the long windows at their least shift (the two
+/// passes of [`detect::change_points`]). A level shift two days before a
+/// budget step the other way, or six days into a budget step's new level,
+/// has no days of its own to be told by; a step with four clean weeks
+/// either side is told by the long windows where two weeks would not.
+///
+/// Recall is asserted with medians over the long windows too (the test
+/// this check judged budget changes by before any change it measures);
+/// the count with Huber levels there, as [`detect::surer_shifts`] judges
+/// spend, calls more steps callable (those a test a fifth surer could
+/// call) and is reported beside.
 fn callable_step(
     series: &TenantSeries,
     truth: &[AnomalyTruth],
     event: &AnomalyTruth,
+    long: Levels,
     s: &Sensitivity,
 ) -> bool {
     let (Some(sigma), Some(spend)) = (
@@ -476,17 +498,18 @@ fn callable_step(
     let shift = 1.0 - event.factor.min(1.0 / event.factor);
     let w = s.changepoint_window;
     [
-        (w, s.min_shift),
-        (detect::LONG_WINDOWS * w, detect::long_min_shift(s)),
+        (w, s.min_shift, Levels::Medians),
+        (detect::LONG_WINDOWS * w, detect::long_min_shift(s), long),
     ]
     .into_iter()
-    .any(|(window, least)| {
+    .any(|(window, least, levels)| {
         let (before, after) = (clean_before.min(window), clean_after.min(window));
         if before == 0 || after == 0 || shift < least {
             return false;
         }
         // On the square-root scale the detector works on, both halve.
-        let se = 1.2533 * 0.5 * sigma * (1.0 / before as f64 + 1.0 / after as f64).sqrt();
+        let se =
+            levels.error_factor() * 0.5 * sigma * (1.0 / before as f64 + 1.0 / after as f64).sqrt();
         0.5 * event.factor.ln().abs() / se >= s.changepoint_z
     })
 }
@@ -723,7 +746,10 @@ fn tally(
                 if event.kind == "level_shift" {
                     count(&mut t.level_shifts, hit);
                 }
-                if callable_step(series, truth, event, &s) {
+                if callable_step(series, truth, event, Levels::Huber, &s) {
+                    count(&mut t.huber_shifts, hit);
+                }
+                if callable_step(series, truth, event, Levels::Medians, &s) {
                     if event.kind == "level_shift" {
                         count(&mut t.callable_level_shifts, hit);
                     }

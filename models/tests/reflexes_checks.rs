@@ -304,6 +304,11 @@ async fn check_default_plans(
                 .iter()
                 .any(|w| w.contains("extrapolation"))
         );
+        // Plain words, one space between them (a lost line continuation
+        // once put fourteen in the middle of this warning).
+        for w in &wide.summary.warnings {
+            assert!(!w.contains("  "), "{w:?}");
+        }
     }
 }
 

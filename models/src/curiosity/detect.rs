@@ -315,7 +315,7 @@ pub enum Levels {
 
 impl Levels {
     /// The standard error of a level of `k` days, in units of σ/√k.
-    fn error_factor(self) -> f64 {
+    pub fn error_factor(self) -> f64 {
         match self {
             Levels::Medians => 1.2533,
             Levels::Huber => 1.026,

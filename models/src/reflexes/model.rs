@@ -965,7 +965,8 @@ fn plan_warnings(rows: &[PlanEntity], budget: f64, spent: f64) -> Vec<String> {
             })
             .collect();
         warnings.push(format!(
-            "{} of {} entities are planned outside the daily spend they were ever observed at,              so their expected response is an extrapolation, not evidence: {}{}",
+            "{} of {} entities are planned outside the daily spend they were ever observed at, \
+             so their expected response is an extrapolation, not evidence: {}{}",
             outside.len(),
             rows.len(),
             names.join(", "),
