@@ -59,7 +59,8 @@ pub const TUNING_SEEDS: std::ops::RangeInclusive<u64> = 1..=12;
 /// landed. 9045–9048 were fixed on 2026-12-06 (seventh session), before
 /// any run on them, after level shifts had been judged callable by their
 /// clean days and before a change to how shifts over the long windows
-/// are judged on series that are not counts.
+/// are judged on series that are not counts; they were run once, on that
+/// change, which landed.
 pub const HELD_OUT_SEEDS: [u64; 8] = [9001, 9002, 9003, 9004, 9005, 9006, 9007, 9008];
 
 /// The seeds and noise shapes a model check runs: `default_seeds` and every
