@@ -2063,6 +2063,37 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn gradual_changes_need_most_of_a_year_of_days() {
+        // A rise of 3.5 σ over six weeks in the middle of series of
+        // different lengths, 40 draws each, and the same noise flat. The
+        // ramp is judged beside a yearly wave and a line: over a few
+        // months the three are nearly one column, so the ramp's own
+        // standard error is huge and nothing is told. Measured: 0 of 40
+        // seen at 90, 120 and 150 days, 2 at 180, 15 at 240, 35 at 300,
+        // 40 at 400; no false change at any length. Short series are
+        // safe (silent), not served: a test of what is missing, so that
+        // a change to it shows here.
+        let s = Sensitivity::default();
+        let told = |n: usize, draw: usize, size: f64| {
+            let start = (n / 2 - 21) as f64;
+            let y: Vec<f64> = changed(draw, size, |t| ((t as f64 - start) / 42.0).clamp(0.0, 1.0))
+                .into_iter()
+                .take(n)
+                .collect();
+            gradual_changes(&y, &[], &|v| v, &s).len()
+        };
+        for (n, least, most) in [(120, 0, 0), (180, 0, 8), (300, 30, 40)] {
+            let seen = (0..40).filter(|&draw| told(n, draw, 3.5) > 0).count();
+            assert!(
+                (least..=most).contains(&seen),
+                "{n} days: {seen} of 40 ramps seen"
+            );
+            let false_alarms: usize = (0..40).map(|draw| told(n, draw, 0.0)).sum();
+            assert_eq!(false_alarms, 0, "{n} days of flat noise");
+        }
+    }
+
+    #[test]
     fn noise_and_changes_already_told_make_no_gradual_change() {
         let s = Sensitivity::default();
         let mut told = 0;
