@@ -158,40 +158,31 @@ impl Tally {
         })
     }
 
+    /// [`Tally::recall`] with the events of `part` counted as those of
+    /// `instead` (every spike for the callable ones, say).
+    fn recall_with(&self, part: (usize, usize), instead: (usize, usize)) -> f64 {
+        let (hit, all) = self.callable();
+        ratio((hit - part.0 + instead.0, all - part.1 + instead.1))
+    }
+
     /// [`Tally::recall`] counting every spike, callable or not.
     fn recall_of_every_spike(&self) -> f64 {
-        let (hit, all) = self.callable();
-        ratio((
-            hit - self.callable_spikes.0 + self.spikes.0,
-            all - self.callable_spikes.1 + self.spikes.1,
-        ))
+        self.recall_with(self.callable_spikes, self.spikes)
     }
 
     /// [`Tally::recall`] with the steps a Huber test could call.
     fn recall_with_huber_steps(&self) -> f64 {
-        let (hit, all) = self.callable();
-        ratio((
-            hit - self.shifts.0 + self.huber_shifts.0,
-            all - self.shifts.1 + self.huber_shifts.1,
-        ))
+        self.recall_with(self.shifts, self.huber_shifts)
     }
 
     /// [`Tally::recall`] counting every level shift callable.
     fn recall_of_every_level_shift(&self) -> f64 {
-        let (hit, all) = self.callable();
-        ratio((
-            hit - self.callable_level_shifts.0 + self.level_shifts.0,
-            all - self.callable_level_shifts.1 + self.level_shifts.1,
-        ))
+        self.recall_with(self.callable_level_shifts, self.level_shifts)
     }
 
     /// [`Tally::recall`] with only the ramps [`callable_ramp`] calls callable.
     fn recall_of_callable_ramps(&self) -> f64 {
-        let (hit, all) = self.callable();
-        ratio((
-            hit - self.slopes.0 + self.callable_slopes.0,
-            all - self.slopes.1 + self.callable_slopes.1,
-        ))
+        self.recall_with(self.slopes, self.callable_slopes)
     }
 
     fn line(&self, what: &str) -> String {
@@ -508,8 +499,7 @@ fn callable_step(
             return false;
         }
         // On the square-root scale the detector works on, both halve.
-        let se =
-            levels.error_factor() * 0.5 * sigma * (1.0 / before as f64 + 1.0 / after as f64).sqrt();
+        let se = levels.standard_error(0.5 * sigma, before, after);
         0.5 * event.factor.ln().abs() / se >= s.changepoint_z
     })
 }

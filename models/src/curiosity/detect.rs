@@ -320,6 +320,12 @@ impl Levels {
             Levels::Huber => 1.026,
         }
     }
+
+    /// The standard error of the difference of two levels of `before`
+    /// and `after` days under noise `sigma`.
+    pub fn standard_error(self, sigma: f64, before: usize, after: usize) -> f64 {
+        self.error_factor() * sigma * (1.0 / before as f64 + 1.0 / after as f64).sqrt()
+    }
 }
 
 /// Shifts over the long windows judged by Huber levels ([`Levels::Huber`]),
@@ -434,7 +440,7 @@ fn shifts_over(
                 huber_level(&adjusted[t..t + after_len], sigma, &mut scratch),
             ),
         };
-        let se = levels.error_factor() * sigma * (1.0 / w as f64 + 1.0 / after_len as f64).sqrt();
+        let se = levels.standard_error(sigma, w, after_len);
         let statistic = (after - before).abs() / se;
         let (shown_before, shown_after) = (level(before), level(after));
         let larger = shown_before.abs().max(shown_after.abs());
