@@ -349,11 +349,7 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
         let _ = rx.wait_for(|s| *s).await;
     };
     let connectors = Arc::new(connectors::open(&store)?);
-    tokio::spawn(connectors::schedule(
-        connectors.clone(),
-        caches.tables.clone(),
-        stopped.clone(),
-    ));
+    tokio::spawn(connectors::schedule(connectors.clone(), stopped.clone()));
     let http_state =
         gyrus_api::AppState::sharing(store.clone(), caches, api_config).with_connectors(connectors);
     let (flight, http) = tokio::join!(

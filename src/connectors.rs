@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use chrono::Utc;
-use gyrus_engine::{Store, TableCache, TenantId};
+use gyrus_engine::{Store, TenantId};
 use gyrus_ingest::connectors::registry::{Connectors, NewConnector, Run, RunStatus};
 use gyrus_ingest::connectors::{Credentials, SyncOptions};
 use gyrus_ingest::secrets::SecretKey;
@@ -224,11 +224,7 @@ fn parse_settings(settings: &[String]) -> anyhow::Result<BTreeMap<String, String
 
 /// Under `gyrus serve`: syncs each connector when its schedule says, one at
 /// a time, until stopped.
-pub async fn schedule(
-    connectors: Arc<Connectors>,
-    tables: Arc<TableCache>,
-    mut stop: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn schedule(connectors: Arc<Connectors>, mut stop: tokio::sync::watch::Receiver<bool>) {
     loop {
         match connectors.due(Utc::now()).await {
             Ok(due) => {
@@ -236,7 +232,6 @@ pub async fn schedule(
                     if *stop.borrow() {
                         return;
                     }
-                    let tenant = TenantId::new(&config.tenant).ok();
                     match connectors
                         .sync(None, &config.id, "schedule", &SyncOptions::default())
                         .await
@@ -246,9 +241,6 @@ pub async fn schedule(
                         Err(e) => {
                             tracing::warn!(connector = %config.id, error = %e, "scheduled sync not run")
                         }
-                    }
-                    if let Some(tenant) = tenant {
-                        tables.invalidate(&tenant).await;
                     }
                 }
             }

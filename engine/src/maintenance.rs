@@ -101,6 +101,7 @@ impl Store {
                 files_added = metrics.num_files_added,
                 "optimized"
             );
+            self.changed(tenant);
             reports.push(OptimizeReport {
                 table,
                 files_removed: metrics.num_files_removed,
@@ -135,6 +136,7 @@ impl Store {
                 .await?;
             let _guard = span.enter();
             tracing::info!(files_deleted = metrics.files_deleted.len(), "vacuumed");
+            self.changed(tenant);
             reports.push(VacuumReport {
                 table,
                 files_deleted: metrics.files_deleted.len(),

@@ -78,9 +78,128 @@ pub struct TenantSession {
     tenant: TenantId,
     ctx: SessionContext,
     limits: SessionLimits,
+    errors: ErrorMap,
+}
+
+/// Turns a session's DataFusion errors into the engine's: memory limits
+/// become [`EngineError::MemoryLimit`], and storage locations are replaced by
+/// table names, so that plans and errors never show where data is stored.
+#[derive(Clone)]
+struct ErrorMap {
     /// Where the tables are stored (URL and path forms) and the table names
-    /// they become in what clients see: plans and errors never show storage.
+    /// they become in what clients see, longest first.
     locations: Arc<[(String, String)]>,
+    memory_bytes: usize,
+}
+
+impl ErrorMap {
+    fn scrub(&self, text: &str) -> String {
+        let mut text = text.to_string();
+        for (from, to) in self.locations.iter() {
+            if text.contains(from.as_str()) {
+                text = text.replace(from.as_str(), to);
+            }
+        }
+        text
+    }
+
+    fn map(&self, err: DataFusionError) -> EngineError {
+        match strip_context(err) {
+            DataFusionError::ResourcesExhausted(detail) => EngineError::MemoryLimit {
+                limit_mb: self.memory_bytes >> 20,
+                detail,
+            },
+            other => match crate::error::classify(other) {
+                EngineError::Query(message) => EngineError::Query(self.scrub(&message)),
+                classified => classified,
+            },
+        }
+    }
+}
+
+/// When a request's query work must end. Planning, execution and reading
+/// the batches all count against one deadline, made once per request by
+/// [`TenantSession::deadline`]; every surface (HTTP, Flight SQL, the CLI)
+/// bounds its work with it, so the time limit is written in one place.
+#[derive(Debug, Clone, Copy)]
+pub struct Deadline {
+    at: tokio::time::Instant,
+    limit: Duration,
+}
+
+impl Deadline {
+    /// `limit` from now.
+    pub fn after(limit: Duration) -> Self {
+        Deadline {
+            at: tokio::time::Instant::now() + limit,
+            limit,
+        }
+    }
+
+    /// `work`, or [`EngineError::Timeout`] if the deadline comes first
+    /// (dropping `work` stops it).
+    pub async fn bound<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T> {
+        tokio::time::timeout_at(self.at, work)
+            .await
+            .map_err(|_| self.exceeded())
+    }
+
+    /// The error of a query that ran past the deadline.
+    pub fn exceeded(&self) -> EngineError {
+        EngineError::Timeout {
+            seconds: self.limit.as_secs(),
+        }
+    }
+}
+
+/// A running query's batches, read under its [`Deadline`]: past it the
+/// stream yields [`EngineError::Timeout`] and ends; an error ends it too.
+/// Dropping it stops the query.
+pub struct QueryStream {
+    batches: datafusion::execution::SendableRecordBatchStream,
+    deadline: Deadline,
+    errors: ErrorMap,
+    done: bool,
+}
+
+impl QueryStream {
+    /// The schema of every batch.
+    pub fn schema(&self) -> datafusion::arrow::datatypes::SchemaRef {
+        self.batches.schema()
+    }
+
+    /// The next batch, the error that ends the stream, or `None` at its end.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        use futures::StreamExt as _;
+        if self.done {
+            return None;
+        }
+        let item = match self.deadline.bound(self.batches.next()).await {
+            Ok(None) => None,
+            Ok(Some(Ok(batch))) => return Some(Ok(batch)),
+            Ok(Some(Err(e))) => Some(Err(self.errors.map(e))),
+            Err(timeout) => Some(Err(timeout)),
+        };
+        self.done = true;
+        item
+    }
+
+    /// The batches as a `Stream`, for bodies that are streamed out.
+    pub fn into_stream(self) -> impl futures::Stream<Item = Result<RecordBatch>> + Send {
+        futures::stream::unfold(self, |mut query| async move {
+            let item = query.next().await?;
+            Some((item, query))
+        })
+    }
+
+    /// Every batch, under the deadline.
+    pub async fn collect(mut self) -> Result<Vec<RecordBatch>> {
+        let mut batches = Vec::new();
+        while let Some(batch) = self.next().await {
+            batches.push(batch?);
+        }
+        Ok(batches)
+    }
 }
 
 /// A snapshot of one tenant's ten tables: the expensive part of a session
@@ -228,10 +347,11 @@ impl std::fmt::Debug for ServerCaches {
 }
 
 /// Tenant snapshots shared between requests, reread when older than
-/// `max_age` or when this process wrote to the tenant ([`TableCache::invalidate`]).
-/// Servers use it so that a query does not read ten Delta logs first; the
-/// price is that writes by *other* processes show up after `max_age` and one
-/// reread.
+/// `max_age` or when this process changed the tenant's tables since they
+/// were read ([`Store::write_epoch`]: every write through the store counts,
+/// so no writer has to remember the cache). Servers use it so that a query
+/// does not read ten Delta logs first; the price is that writes by *other*
+/// processes show up after `max_age` and one reread.
 ///
 /// One task rereads a tenant at a time. While it does, other requests keep
 /// using the snapshot it replaces (unless this process wrote since, when they
@@ -245,13 +365,11 @@ pub struct TableCache {
 
 #[derive(Default)]
 struct CacheEntry {
-    /// `None` until loaded, and after an invalidation.
-    tables: Option<Arc<TenantTables>>,
+    /// The snapshot and the store's write epoch read before loading it: a
+    /// reread that began before a write is stale as soon as it lands.
+    tables: Option<(Arc<TenantTables>, u64)>,
     /// Held by the one task rereading this tenant.
     reloading: Arc<tokio::sync::Mutex<()>>,
-    /// Bumped by each invalidation: a reread that began before a write must
-    /// not be cached as if it came after it.
-    generation: u64,
 }
 
 impl TableCache {
@@ -263,61 +381,57 @@ impl TableCache {
         }
     }
 
-    /// The cached snapshot, the tenant's reload lock and its generation.
+    /// The cached snapshot with its epoch, and the tenant's reload lock.
     async fn entry(
         &self,
         tenant: &TenantId,
-    ) -> (Option<Arc<TenantTables>>, Arc<tokio::sync::Mutex<()>>, u64) {
+    ) -> (
+        Option<(Arc<TenantTables>, u64)>,
+        Arc<tokio::sync::Mutex<()>>,
+    ) {
         let mut entries = self.entries.lock().await;
         let entry = entries.entry(tenant.clone()).or_default();
-        (
-            entry.tables.clone(),
-            entry.reloading.clone(),
-            entry.generation,
-        )
+        (entry.tables.clone(), entry.reloading.clone())
     }
 
-    fn fresh(&self, tables: &Option<Arc<TenantTables>>) -> Option<Arc<TenantTables>> {
-        tables
+    /// The snapshot if no write came after it and it is young enough.
+    fn fresh(
+        &self,
+        cached: &Option<(Arc<TenantTables>, u64)>,
+        epoch: u64,
+    ) -> Option<Arc<TenantTables>> {
+        cached
             .as_ref()
-            .filter(|t| t.loaded_at.elapsed() < self.max_age)
-            .cloned()
+            .filter(|(t, at)| *at == epoch && t.loaded_at.elapsed() < self.max_age)
+            .map(|(t, _)| t.clone())
     }
 
-    /// The tenant's tables, read again if the cached snapshot is too old.
+    /// The tenant's tables, read again if the cached snapshot is too old or
+    /// this process wrote to the tenant since.
     pub async fn get(&self, tenant: &TenantId) -> Result<Arc<TenantTables>> {
-        let (cached, reloading, _) = self.entry(tenant).await;
-        if let Some(fresh) = self.fresh(&cached) {
+        let epoch = self.store.write_epoch(tenant);
+        let (cached, reloading) = self.entry(tenant).await;
+        if let Some(fresh) = self.fresh(&cached, epoch) {
             return Ok(fresh);
         }
         let _reloading = match (reloading.try_lock(), cached) {
             (Ok(guard), _) => guard,
-            // Another task is rereading: the old snapshot serves meanwhile.
-            (Err(_), Some(stale)) => return Ok(stale),
-            (Err(_), None) => reloading.lock().await,
+            // Another task is rereading an expired snapshot: it serves
+            // meanwhile, unless a write came after it.
+            (Err(_), Some((stale, at))) if at == epoch => return Ok(stale),
+            (Err(_), _) => reloading.lock().await,
         };
         // Reread by the task that held the lock before us?
-        let (cached, _, generation) = self.entry(tenant).await;
-        if let Some(fresh) = self.fresh(&cached) {
+        let epoch = self.store.write_epoch(tenant);
+        let (cached, _) = self.entry(tenant).await;
+        if let Some(fresh) = self.fresh(&cached, epoch) {
             return Ok(fresh);
         }
         // Loaded outside the map's lock: one slow tenant does not hold up the others.
         let tables = Arc::new(self.store.tenant_tables(tenant).await?);
         let mut entries = self.entries.lock().await;
-        let entry = entries.entry(tenant.clone()).or_default();
-        if entry.generation == generation {
-            entry.tables = Some(tables.clone());
-        }
+        entries.entry(tenant.clone()).or_default().tables = Some((tables.clone(), epoch));
         Ok(tables)
-    }
-
-    /// Forgets the tenant's snapshot (after a write through this process):
-    /// the next request reads the tables again and waits for them.
-    pub async fn invalidate(&self, tenant: &TenantId) {
-        if let Some(entry) = self.entries.lock().await.get_mut(tenant) {
-            entry.tables = None;
-            entry.generation += 1;
-        }
     }
 
     /// A session over the tenant's cached tables.
@@ -374,7 +488,10 @@ impl TenantSession {
             tenant: tables.tenant.clone(),
             ctx,
             limits: limits.clone(),
-            locations: tables.locations.clone(),
+            errors: ErrorMap {
+                locations: tables.locations.clone(),
+                memory_bytes: limits.memory_bytes,
+            },
         })
     }
 
@@ -432,13 +549,7 @@ impl TenantSession {
 
     /// `text` with every storage location replaced by its table's name.
     pub fn scrub(&self, text: &str) -> String {
-        let mut text = text.to_string();
-        for (from, to) in self.locations.iter() {
-            if text.contains(from.as_str()) {
-                text = text.replace(from.as_str(), to);
-            }
-        }
-        text
+        self.errors.scrub(text)
     }
 
     fn scrub_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
@@ -464,13 +575,15 @@ impl TenantSession {
             .map_err(|e| EngineError::Internal(e.to_string()))
     }
 
+    /// A deadline of the session's time limit from now: one per request,
+    /// covering its planning, execution and reading.
+    pub fn deadline(&self) -> Deadline {
+        Deadline::after(self.limits.timeout)
+    }
+
     /// `work` within the session's time limit.
     async fn within_limit<T>(&self, work: impl std::future::Future<Output = T>) -> Result<T> {
-        tokio::time::timeout(self.limits.timeout, work)
-            .await
-            .map_err(|_| EngineError::Timeout {
-                seconds: self.limits.timeout.as_secs(),
-            })
+        self.deadline().bound(work).await
     }
 
     /// The physical plan of `df`, planned on the tenant's query lane within the
@@ -486,28 +599,33 @@ impl TenantSession {
             .map_err(|e| self.map_error(e))
     }
 
-    /// Starts `df` on the tenant's query lane; the caller reads the stream under
-    /// its deadline (dropping it stops the query).
-    pub async fn execute(
+    /// Plans `df` and starts it on the tenant's query lane; its batches are
+    /// read under `deadline`, which planning counts against too.
+    pub async fn execute(&self, df: DataFrame, deadline: Deadline) -> Result<QueryStream> {
+        let plan = deadline.bound(self.physical_plan(df)).await??;
+        self.execute_plan(plan, deadline)
+    }
+
+    /// Starts a physical plan made by [`TenantSession::physical_plan`] on
+    /// the tenant's query lane; its batches are read under `deadline`.
+    pub fn execute_plan(
         &self,
-        df: DataFrame,
-    ) -> Result<datafusion::execution::SendableRecordBatchStream> {
-        let task_ctx = Arc::new(df.task_ctx());
-        let plan = self.physical_plan(df).await?;
-        Lane::of(&self.tenant).execute(plan, task_ctx)
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        deadline: Deadline,
+    ) -> Result<QueryStream> {
+        let batches = Lane::of(&self.tenant).execute(plan, self.ctx.task_ctx())?;
+        Ok(QueryStream {
+            batches,
+            deadline,
+            errors: self.errors.clone(),
+            done: false,
+        })
     }
 
     /// Runs `df` to the end on the tenant's query lane, within the time limit.
     pub async fn collect(&self, df: DataFrame) -> Result<Vec<RecordBatch>> {
-        use futures::TryStreamExt as _;
-        let run = async {
-            let stream = self.execute(df).await?;
-            stream
-                .try_collect::<Vec<_>>()
-                .await
-                .map_err(|e| self.map_error(e))
-        };
-        self.within_limit(run).await?
+        let deadline = self.deadline();
+        self.execute(df, deadline).await?.collect().await
     }
 
     /// Runs client SQL and collects the result, within the session's limits.
@@ -515,11 +633,9 @@ impl TenantSession {
         let span = tracing::info_span!("query", tenant = %self.tenant, sql = %truncate(sql, 200));
         async {
             let started = Instant::now();
-            let run = async {
-                let df = self.plan(sql).await?;
-                self.collect(df).await
-            };
-            let batches = self.within_limit(run).await??;
+            let deadline = self.deadline();
+            let df = deadline.bound(self.plan(sql)).await??;
+            let batches = self.execute(df, deadline).await?.collect().await?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             tracing::info!(
                 rows,
@@ -538,19 +654,10 @@ impl TenantSession {
     }
 
     /// Turns a DataFusion error of this session into the engine's (memory
-    /// limits become [`EngineError::MemoryLimit`]); for callers that execute
-    /// plans themselves.
+    /// limits become [`EngineError::MemoryLimit`], storage locations table
+    /// names).
     pub fn map_error(&self, err: DataFusionError) -> EngineError {
-        match strip_context(err) {
-            DataFusionError::ResourcesExhausted(detail) => EngineError::MemoryLimit {
-                limit_mb: self.limits.memory_bytes >> 20,
-                detail,
-            },
-            other => match crate::error::classify(other) {
-                EngineError::Query(message) => EngineError::Query(self.scrub(&message)),
-                classified => classified,
-            },
-        }
+        self.errors.map(err)
     }
 }
 

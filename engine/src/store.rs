@@ -70,11 +70,21 @@ impl fmt::Display for TenantId {
 }
 
 /// The root of all Gyrus data.
+///
+/// Clones share one count of this process's writes per tenant
+/// ([`Store::write_epoch`]), which caches of table snapshots compare against:
+/// a write through any clone is seen by every cache at once, without the
+/// writer having to tell them.
 #[derive(Clone)]
 pub struct Store {
     root: Url,
     object_store: Arc<dyn ObjectStore>,
+    writes: Arc<WriteEpochs>,
 }
+
+/// How many times this process has changed each tenant's tables.
+#[derive(Default)]
+struct WriteEpochs(std::sync::Mutex<std::collections::HashMap<TenantId, u64>>);
 
 impl fmt::Debug for Store {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -131,7 +141,21 @@ impl Store {
         Ok(Store {
             root: url,
             object_store,
+            writes: Arc::default(),
         })
+    }
+
+    /// How many times this process has changed `tenant`'s tables (writes,
+    /// compaction, vacuum). A snapshot loaded at an older epoch is stale.
+    pub fn write_epoch(&self, tenant: &TenantId) -> u64 {
+        let epochs = self.writes.0.lock().unwrap_or_else(|e| e.into_inner());
+        epochs.get(tenant).copied().unwrap_or(0)
+    }
+
+    /// Counts a change to `tenant`'s tables: every cache reloads them.
+    pub(crate) fn changed(&self, tenant: &TenantId) {
+        let mut epochs = self.writes.0.lock().unwrap_or_else(|e| e.into_inner());
+        *epochs.entry(tenant.clone()).or_default() += 1;
     }
 
     /// The root URL, always ending in `/`.

@@ -536,18 +536,25 @@ impl Store {
     /// The work (validation, sorting, encoding) runs on the tenant's query
     /// lane ([`crate::exec`]), so that one tenant's large writes take their
     /// share of the cores and no more.
+    ///
+    /// Every cache of the tenant's tables in this process sees the write at
+    /// once ([`Store::write_epoch`]): callers have nothing to invalidate.
     pub async fn write(&self, tenant: &TenantId, request: WriteRequest) -> Result<WriteOutcome> {
         let span = tracing::info_span!("write", tenant = %tenant, table = %request.table, rows = tracing::field::Empty);
         let store = self.clone();
         let owner = tenant.clone();
-        crate::exec::Lane::of(tenant)
+        let outcome = crate::exec::Lane::of(tenant)
             .offload(async move {
                 store
                     .write_in_span(&owner, request, span.clone())
                     .instrument(span)
                     .await
             })
-            .await?
+            .await;
+        // Whatever happened (a lane that ended early may still have
+        // committed), snapshots cached before now are stale.
+        self.changed(tenant);
+        outcome?
     }
 
     async fn write_in_span(

@@ -243,7 +243,6 @@ impl GyrusFlightSql {
             .write(&identity.tenant, request)
             .await
             .map_err(engine_status)?;
-        self.tables.invalidate(&identity.tenant).await;
         tracing::info!(
             tenant = %identity.tenant, key_id = %identity.key_id, table = %target.table,
             rows = outcome.rows, version = outcome.version, already_applied = outcome.already_applied,

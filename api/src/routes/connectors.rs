@@ -257,8 +257,6 @@ pub async fn sync(
         started_at: begun.run.started_at,
     };
     let connectors = state.connectors.clone();
-    let tables = state.tables.clone();
-    let tenant = caller.tenant.clone();
     let options = SyncOptions {
         full: query.full,
         ..Default::default()
@@ -269,7 +267,6 @@ pub async fn sync(
         if let Err(error) = connectors.finish(begun, &options).await {
             tracing::error!(connector = %id, %error, "could not record the end of a sync");
         }
-        tables.invalidate(&tenant).await;
     });
     Ok((StatusCode::ACCEPTED, Json(started)))
 }

@@ -12,7 +12,7 @@ use axum::http::HeaderMap;
 use chrono::{NaiveDate, Utc};
 use gyrus_engine::exec::Lane;
 use gyrus_engine::schema::CanonicalTable;
-use gyrus_engine::{Role, WriteRequest};
+use gyrus_engine::{Deadline, Role, WriteRequest};
 use gyrus_models::hash::fnv1a;
 use gyrus_models::reflexes::bandit::{self, Arm, Evidence};
 use gyrus_models::reflexes::model::{
@@ -24,7 +24,7 @@ use utoipa::ToSchema;
 
 use crate::auth::Caller;
 use crate::problem::{Problem, ProblemBody};
-use crate::routes::{json_body, within_time_limit};
+use crate::routes::json_body;
 use crate::state::AppState;
 
 /// Most entities a request may bound one by one.
@@ -194,16 +194,16 @@ pub async fn budget(
     let deadline = Instant::now() + limit / 2;
     let model = served.clone();
     let planned = request.clone();
-    let made = within_time_limit(
-        limit,
-        Lane::of(&caller.tenant)
-            .compute(move || plan_until(&model.model, &planned, Some(deadline))),
-    )
-    .await?
-    .map_err(|e| {
-        tracing::error!(error = %e, "budget plan task failed");
-        Problem::internal()
-    })??;
+    let made = Deadline::after(limit)
+        .bound(
+            Lane::of(&caller.tenant)
+                .compute(move || plan_until(&model.model, &planned, Some(deadline))),
+        )
+        .await?
+        .map_err(|e| {
+            tracing::error!(error = %e, "budget plan task failed");
+            Problem::internal()
+        })??;
     let created_at = Utc::now();
     let plan_id = new_plan_id(created_at);
     let model_version = served.entry.version_label();
@@ -222,8 +222,6 @@ pub async fn budget(
                 WriteRequest::append(CanonicalTable::BudgetPlans, vec![rows]),
             )
             .await?;
-        // SQL (HTTP and Flight) sees the plan at once.
-        state.tables.invalidate(&caller.tenant).await;
     }
     let s = &made.summary;
     Ok(Json(BudgetPlan {
@@ -530,6 +528,6 @@ pub async fn pacing(
         .tables
         .session(&caller.tenant, &state.config.limits)
         .await?;
-    let found = within_time_limit(session.limits().timeout, pace(&session, &request)).await??;
+    let found = session.deadline().bound(pace(&session, &request)).await??;
     Ok(Json(found.into()))
 }

@@ -187,7 +187,6 @@ pub async fn ingest(
         request = request.replacing(slice.clone());
     }
     let outcome = state.store.write(&caller.tenant, request).await?;
-    state.tables.invalidate(&caller.tenant).await;
     if !outcome.already_applied {
         state.metrics.rows_ingested(outcome.rows);
     }

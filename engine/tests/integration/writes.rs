@@ -624,3 +624,71 @@ async fn upserts_replace_rows_by_key_and_add_new_ones() {
         .to_string();
     assert!(err.contains("one-column key"), "{err}");
 }
+
+/// One write path: a cache of table snapshots sees every write and
+/// compaction made through any clone of the store at once, though its
+/// snapshots would otherwise live an hour; other tenants keep theirs.
+#[tokio::test]
+async fn every_write_through_the_store_refreshes_every_cache() {
+    let (_dir, store) = temp_store().await;
+    let (acme, globex) = (tenant("acme"), tenant("globex"));
+    let cache = gyrus_engine::TableCache::new(store.clone(), std::time::Duration::from_secs(3600));
+    let count = |t: gyrus_engine::TenantId| {
+        let cache = &cache;
+        async move {
+            let session = cache
+                .session(&t, &gyrus_engine::SessionLimits::default())
+                .await
+                .unwrap();
+            let batches = session
+                .query("SELECT count(*) AS n FROM ad_performance")
+                .await
+                .unwrap();
+            gyrus_engine::datafusion::arrow::util::display::array_value_to_string(
+                batches[0].column(0),
+                0,
+            )
+            .unwrap()
+        }
+    };
+    assert_eq!(count(acme.clone()).await, "0");
+    let globex_before = cache.get(&globex).await.unwrap();
+    // Written through a clone, as a server's routes, connectors and
+    // pipelines each hold one.
+    let writer = store.clone();
+    writer
+        .write(
+            &acme,
+            WriteRequest::append(
+                ADS,
+                vec![batch(&rows("a1", "c1", day(2026, 3, 1), 5, 2, 5))],
+            ),
+        )
+        .await
+        .unwrap();
+    assert_eq!(count(acme.clone()).await, "10");
+    writer
+        .write(
+            &acme,
+            WriteRequest::append(
+                ADS,
+                vec![batch(&rows("a1", "c2", day(2026, 3, 1), 5, 2, 5))],
+            ),
+        )
+        .await
+        .unwrap();
+    let before_optimize = cache.get(&acme).await.unwrap();
+    assert_eq!(count(acme.clone()).await, "20");
+    writer.optimize(&acme).await.unwrap();
+    let after_optimize = cache.get(&acme).await.unwrap();
+    assert!(
+        !Arc::ptr_eq(&before_optimize, &after_optimize),
+        "compaction must refresh the snapshot"
+    );
+    assert_eq!(count(acme).await, "20");
+    // Another tenant's snapshot is untouched.
+    assert!(Arc::ptr_eq(
+        &globex_before,
+        &cache.get(&globex).await.unwrap()
+    ));
+}
