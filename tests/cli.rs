@@ -616,6 +616,78 @@ fn train_writes_forecasts_records_versions_and_refuses_bad_families() {
     );
 }
 
+/// Exclusive training across processes: two `gyrus train` runs of the same
+/// tenant and family started together, three times over, never share a
+/// version; each either trains or reports that the other holds the lease;
+/// and the forecasts come from one model, the newest good one.
+#[test]
+fn two_processes_training_one_tenant_get_distinct_versions_and_one_serving_model() {
+    let dir = tempfile::tempdir().unwrap();
+    ok(gyrus(
+        dir.path(),
+        &["demo", "--no-serve", "--no-train", "--tenants", "acme"],
+    ));
+    let args = [
+        "train",
+        "--tenant",
+        "acme",
+        "--family",
+        "oracle",
+        "--horizon",
+        "7",
+        "--json",
+    ];
+    let mut reports: Vec<serde_json::Value> = Vec::new();
+    for _ in 0..3 {
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                command(dir.path(), &args)
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap()
+            })
+            .collect();
+        for child in children {
+            let out = ok(child.wait_with_output().unwrap());
+            for line in out.lines() {
+                reports.push(serde_json::from_str(line).unwrap());
+            }
+        }
+    }
+    assert_eq!(reports.len(), 6, "{reports:?}");
+    let mut versions: Vec<u64> = Vec::new();
+    for r in &reports {
+        match r["status"].as_str().unwrap() {
+            "skipped" => assert!(
+                r["message"].as_str().unwrap().contains("another process"),
+                "{r}"
+            ),
+            "good" => versions.push(r["version"].as_u64().unwrap()),
+            other => panic!("a concurrent run ended {other}: {r}"),
+        }
+    }
+    let trained = versions.len();
+    versions.sort_unstable();
+    versions.dedup();
+    assert_eq!(
+        versions.len(),
+        trained,
+        "a version was given twice: {reports:?}"
+    );
+    assert!(trained >= 3, "each round trains at least once: {reports:?}");
+    let newest = versions.last().unwrap();
+    let serving = ok(csv_query(
+        dir.path(),
+        "SELECT count(DISTINCT model_version) AS n, min(model_version) AS v FROM forecasts",
+    ));
+    assert_eq!(
+        serving.lines().nth(1),
+        Some(format!("1,oracle-v{newest}").as_str()),
+        "{serving}"
+    );
+}
+
 #[test]
 fn serve_trains_tenants_that_have_no_model_on_its_schedule() {
     let dir = tempfile::tempdir().unwrap();

@@ -180,7 +180,9 @@ impl From<EngineError> for Problem {
                 "idempotency-key-reused",
                 detail,
             ),
-            EngineError::Conflict { .. } => Problem::new(StatusCode::CONFLICT, "conflict", detail),
+            EngineError::Conflict { .. } | EngineError::LeaseLost { .. } => {
+                Problem::new(StatusCode::CONFLICT, "conflict", detail)
+            }
             EngineError::InvalidRoot { .. }
             | EngineError::Delta(_)
             | EngineError::ObjectStore(_)

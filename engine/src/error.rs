@@ -71,6 +71,9 @@ pub enum EngineError {
     #[error("the write conflicted with concurrent writers {attempts} times; retry it")]
     Conflict { attempts: usize },
 
+    #[error("lease `{lease}` was taken over by another process after it expired here")]
+    LeaseLost { lease: String },
+
     #[error("storage error: {0}")]
     Delta(#[from] DeltaTableError),
 

@@ -16,6 +16,7 @@ pub mod exec;
 pub mod functions;
 pub mod ipc;
 pub mod keys;
+pub mod lease;
 pub mod maintenance;
 pub mod money;
 pub mod params;
@@ -30,7 +31,8 @@ pub mod write;
 pub use error::{EngineError, Result};
 pub use keys::{ApiKey, KeyRing, KeyRingConfig, NewKey, Role};
 pub use session::{
-    ServerCaches, SessionLimits, TableCache, TenantSession, TenantTables, check_read_only,
+    Deadline, QueryStream, ServerCaches, SessionLimits, TableCache, TenantSession, TenantTables,
+    check_read_only,
 };
 pub use store::{Store, TenantId};
 pub use write::{Slice, WriteMode, WriteOutcome, WriteRequest};

@@ -23,7 +23,9 @@ pub fn engine_status(err: EngineError) -> Status {
         }
         EngineError::MemoryLimit { .. } => Status::resource_exhausted(err.to_string()),
         EngineError::Timeout { .. } => Status::deadline_exceeded(err.to_string()),
-        EngineError::Conflict { .. } => Status::aborted(err.to_string()),
+        EngineError::Conflict { .. } | EngineError::LeaseLost { .. } => {
+            Status::aborted(err.to_string())
+        }
         EngineError::InvalidRoot { .. }
         | EngineError::Delta(_)
         | EngineError::ObjectStore(_)

@@ -22,7 +22,7 @@ use gyrus_engine::{SessionLimits, TenantSession};
 use gyrus_ingest::connectors::registry::{Connectors, NewConnector, RunStatus};
 use gyrus_ingest::connectors::rows::Rows;
 use gyrus_ingest::connectors::{
-    Connector, ConnectorConfig, Credentials, Platform, SyncOptions, SyncReport, sync,
+    Connector, ConnectorConfig, Credentials, Platform, SyncError, SyncOptions, SyncReport, sync,
 };
 use gyrus_ingest::http::HttpPolicy;
 use gyrus_ingest::secrets::SecretKey;
@@ -479,23 +479,36 @@ async fn rotated_refresh_tokens_are_stored() {
     assert!(stale.contains("refresh token was refused"), "{stale}");
 }
 
+/// The fake's GoHighLevel connector registered and a sync of it started
+/// (as another process would) and held by the fake: its token was granted,
+/// its first data request waits until `h.fake.hold(false)`.
+async fn held_sync(
+    h: &Harness,
+) -> (
+    String,
+    SyncOptions,
+    tokio::task::JoinHandle<Result<gyrus_ingest::connectors::registry::Run, SyncError>>,
+) {
+    let id = registered(h).await;
+    let options = h.options();
+    h.fake.hold(true);
+    let task = {
+        let (registry, id, options) = (registry(h), id.clone(), options.clone());
+        tokio::spawn(async move { registry.sync(None, &id, "manual", &options).await })
+    };
+    while h.fake.refresh_grants().0 == 0 {
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    (id, options, task)
+}
+
 /// A process killed mid-sync, after the platform rotated the refresh token,
 /// has stored the new one: the next sync presents it, not the spent one.
 #[tokio::test]
 async fn rotated_refresh_tokens_survive_a_killed_sync() {
     let h = Harness::new(Platform::Gohighlevel).await;
-    let id = registered(&h).await;
-    let options = h.options();
-    h.fake.hold(true);
-    let task = {
-        let (registry, id, options) = (registry(&h), id.clone(), options.clone());
-        tokio::spawn(async move { registry.sync(None, &id, "manual", &options).await })
-    };
-    // The token is granted, then the first data request waits; the sync is
-    // killed while it does.
-    while h.fake.refresh_grants().0 == 0 {
-        tokio::time::sleep(Duration::from_millis(2)).await;
-    }
+    let (id, options, task) = held_sync(&h).await;
+    // The sync is killed while its first data request waits.
     tokio::time::sleep(Duration::from_millis(400)).await;
     assert!(!task.is_finished(), "the held sync finished");
     task.abort();
@@ -512,4 +525,33 @@ async fn rotated_refresh_tokens_survive_a_killed_sync() {
         (2, 0),
         "(grants, with a spent token)"
     );
+}
+
+/// A sync is exclusive across processes: while one registry (a process)
+/// syncs a connector, another on the same store sees it `running` (not
+/// interrupted) and is refused a second sync of it.
+#[tokio::test]
+async fn a_sync_in_another_process_is_seen_running_and_not_run_twice() {
+    let h = Harness::new(Platform::Gohighlevel).await;
+    let (id, options, task) = held_sync(&h).await;
+    let other = registry(&h);
+    let seen = other.status(None, &id).await.unwrap().last_run.unwrap();
+    assert_eq!(seen.status, RunStatus::Running, "{seen:?}");
+    let refused = other.sync(None, &id, "manual", &options).await.unwrap_err();
+    assert!(matches!(refused, SyncError::Busy(_)), "{refused}");
+    assert!(matches!(
+        other.remove(None, &id).await.unwrap_err(),
+        SyncError::Busy(_)
+    ));
+    h.fake.hold(false);
+    let run = task.await.unwrap().unwrap();
+    assert_eq!(run.status, RunStatus::Succeeded, "{:?}", run.error);
+    let last = other.status(None, &id).await.unwrap().last_run.unwrap();
+    assert_eq!(
+        (last.run_id, last.status),
+        (run.run_id, RunStatus::Succeeded)
+    );
+    // Released at its end: the other process syncs at once.
+    let again = other.sync(None, &id, "manual", &options).await.unwrap();
+    assert_eq!(again.status, RunStatus::Succeeded, "{:?}", again.error);
 }

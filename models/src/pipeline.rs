@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::{NaiveDate, Utc};
+use gyrus_engine::lease::{self, LeaseState, Taken};
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::{Slice, Store, TenantId, WriteRequest};
 use serde::Serialize;
@@ -102,20 +103,64 @@ pub async fn train(
     let registry = Registry::new(store.clone());
     let mut reports = Vec::new();
     for &family in &options.families {
-        match family {
-            Family::Oracle => reports
-                .extend(train_oracle(store, &registry, &tenants, options, progress.clone()).await?),
-            Family::Curiosity => reports.extend(
-                train_curiosity(store, &registry, &tenants, options, progress.clone()).await?,
-            ),
-            Family::Memory => reports
-                .extend(train_memory(store, &registry, &tenants, options, progress.clone()).await?),
-            Family::Reflexes => reports.extend(
-                train_reflexes(store, &registry, &tenants, options, progress.clone()).await?,
-            ),
+        // Each tenant × family is trained by one process at a time: the
+        // others report it skipped.
+        let mut held = Vec::new();
+        let mut leases = Vec::new();
+        for tenant in &tenants {
+            let name = ["train", tenant.as_str(), family.as_str()];
+            match store.take_lease(&name, lease::DEFAULT_TTL).await? {
+                Taken::Held(lease) => {
+                    held.push(tenant.clone());
+                    leases.push(lease);
+                }
+                Taken::Busy(other) => reports.push(skipped(tenant, family, &other)),
+            }
         }
+        let tenants = &held;
+        let run = match family {
+            Family::Oracle => {
+                train_oracle(store, &registry, tenants, options, progress.clone()).await
+            }
+            Family::Curiosity => {
+                train_curiosity(store, &registry, tenants, options, progress.clone()).await
+            }
+            Family::Memory => {
+                train_memory(store, &registry, tenants, options, progress.clone()).await
+            }
+            Family::Reflexes => {
+                train_reflexes(store, &registry, tenants, options, progress.clone()).await
+            }
+        };
+        for lease in leases {
+            if let Err(e) = lease.release().await {
+                // It expires on its own within the lease's time to live.
+                tracing::warn!(%family, error = %e, "could not release a training lease");
+            }
+        }
+        reports.extend(run?);
     }
     Ok(reports)
+}
+
+/// The report of a tenant another process was training.
+fn skipped(tenant: &TenantId, family: Family, other: &LeaseState) -> RunReport {
+    RunReport {
+        tenant: tenant.as_str().to_string(),
+        family,
+        version: 0,
+        status: Status::Skipped,
+        units: 0,
+        rows_written: 0,
+        seconds: 0.0,
+        score: None,
+        message: Some(format!(
+            "another process ({}) is training it; its lease ends by {} unless renewed",
+            other.holder,
+            other.expires_at.format("%Y-%m-%d %H:%M:%S UTC")
+        )),
+        metrics: serde_json::Value::Null,
+    }
 }
 
 async fn train_oracle(
@@ -509,7 +554,7 @@ async fn publish<M: TrainedModel>(
     let tenant = candidate.tenant;
     // One read of the tenant's runs: the next version and the serving one.
     let runs = registry.entries(Some(tenant), Some(M::FAMILY)).await?;
-    let version = runs.iter().map(|e| e.version).max().unwrap_or(0) + 1;
+    let version = registry.claim_version(tenant, M::FAMILY, &runs).await?;
     let serving = runs.into_iter().rev().find(|e| e.status == Status::Good);
     let trained_at = Utc::now();
     let model = candidate.model;
@@ -602,7 +647,10 @@ async fn record_failure<M: TrainedModel>(
     let entry = Entry {
         tenant: tenant.as_str().to_string(),
         family: M::FAMILY.as_str().to_string(),
-        version: registry.next_version(tenant, M::FAMILY).await?,
+        version: {
+            let runs = registry.entries(Some(tenant), Some(M::FAMILY)).await?;
+            registry.claim_version(tenant, M::FAMILY, &runs).await?
+        },
         trained_at: Utc::now(),
         status: Status::Failed,
         input_versions: BTreeMap::new(),

@@ -66,6 +66,9 @@ pub enum Status {
     Failed,
     /// Trained, but it scored worse than the serving version.
     Rejected,
+    /// Not run: another process was training this tenant's family (it held
+    /// the lease). Only in run reports, never recorded in the registry.
+    Skipped,
 }
 
 impl Status {
@@ -74,6 +77,7 @@ impl Status {
             Status::Good => "good",
             Status::Failed => "failed",
             Status::Rejected => "rejected",
+            Status::Skipped => "skipped",
         }
     }
 
@@ -167,10 +171,30 @@ impl Registry {
         Ok(entries)
     }
 
-    /// The version a new run of `family` for `tenant` gets.
-    pub async fn next_version(&self, tenant: &TenantId, family: Family) -> Result<u64> {
-        let entries = self.entries(Some(tenant), Some(family)).await?;
-        Ok(entries.iter().map(|e| e.version).max().unwrap_or(0) + 1)
+    /// The version a new run of `family` for `tenant` gets: the first after
+    /// `runs` (the runs recorded so far) that no other run has claimed. Two
+    /// runs in different processes never get the same version: each version
+    /// is claimed in the store before use, and a claim lost to another run
+    /// moves on to the next number.
+    pub async fn claim_version(
+        &self,
+        tenant: &TenantId,
+        family: Family,
+        runs: &[Entry],
+    ) -> Result<u64> {
+        let mut version = runs.iter().map(|e| e.version).max().unwrap_or(0) + 1;
+        loop {
+            let number = version.to_string();
+            let parts = ["model_versions", tenant.as_str(), family.as_str(), &number];
+            if self
+                .store
+                .claim(&parts, "claimed by a training run")
+                .await?
+            {
+                return Ok(version);
+            }
+            version += 1;
+        }
     }
 
     /// The newest good run, without its model.

@@ -7,5 +7,6 @@ mod crash;
 mod fairness;
 mod hostile;
 mod isolation;
+mod leases;
 mod limits;
 mod writes;

@@ -2,10 +2,11 @@
 //! configuration, sealed credentials, cursors and runs live in journals
 //! under `<root>/_system/`; credentials are opened only to sync.
 
-use std::collections::{BTreeMap, HashSet};
-use std::sync::{Arc, Mutex};
+use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
+use gyrus_engine::lease::{self, Lease, Taken};
 use gyrus_engine::store::{Store, TenantId};
 use serde::{Deserialize, Serialize};
 
@@ -82,43 +83,25 @@ pub struct ConnectorStatus {
     pub next_run: Option<DateTime<Utc>>,
 }
 
-/// Connectors syncing in this process.
-type Running = Arc<Mutex<RunningSyncs>>;
-
-#[derive(Default)]
-struct RunningSyncs {
-    ids: HashSet<String>,
-    /// Bumped whenever a sync begins or ends, so that a reader of the run
-    /// journal can tell whether a sync began or ended while it read.
-    epoch: u64,
-}
-
-/// Takes a connector out of [`Running`] when its sync ends, however it ends.
-pub struct RunningGuard {
-    running: Running,
-    id: String,
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running.ids.remove(&self.id);
-        running.epoch += 1;
-    }
+/// The lease a connector's sync holds, in whatever process runs it: two
+/// processes on one store never sync the same connector at once, and a
+/// sync is `running` while its lease lives (a holder that died lets it
+/// expire, and its run then reads as interrupted).
+fn sync_lease(config: &ConnectorConfig) -> [&str; 3] {
+    ["sync", config.tenant.as_str(), config.id.as_str()]
 }
 
 /// The deployment's connectors.
 pub struct Connectors {
     store: Store,
     key: Option<Arc<SecretKey>>,
-    running: Running,
 }
 
-/// A sync that has begun: the connector opened, its run recorded.
+/// A sync that has begun: the connector opened, its lease taken, its run recorded.
 pub struct Begun {
     connector: Connector,
     pub run: Run,
-    guard: RunningGuard,
+    lease: Lease,
 }
 
 impl Connectors {
@@ -128,7 +111,6 @@ impl Connectors {
         Connectors {
             store,
             key: key.map(Arc::new),
-            running: Default::default(),
         }
     }
 
@@ -262,7 +244,7 @@ impl Connectors {
         id: &str,
     ) -> Result<ConnectorStatus, SyncError> {
         let config = self.record(tenant, id).await?.config;
-        let last_run = self.last_run(id).await?;
+        let last_run = self.last_run(&config).await?;
         let cursor = state::load(&self.store, id, config.platform.table().name()).await?;
         let next_run = next_run(&config, last_run.as_ref());
         Ok(ConnectorStatus {
@@ -273,51 +255,41 @@ impl Connectors {
         })
     }
 
-    /// The newest run; one left `running` by a process that is gone is
-    /// reported as interrupted.
+    /// The newest run; one left `running` by a process that is gone (its
+    /// lease expired) is reported as interrupted.
     ///
-    /// A sync can end while the journal is read: its `running` record is
-    /// read, its end is not, and it is no longer running. So a run is
-    /// called interrupted only when no sync began or ended during the read;
-    /// after three unsettled reads it is reported as the journal has it.
-    async fn last_run(&self, id: &str) -> Result<Option<Run>, SyncError> {
-        let mut settled = None;
-        for _ in 0..3 {
-            let before = self.running_state(id);
-            let run = RUNS
-                .latest::<Run>(&self.store, Some(id))
-                .await?
-                .remove(id)
-                .map(|(_, run)| run);
-            if self.running_state(id) == before {
-                settled = Some((run, before.1));
-                break;
+    /// A sync takes its lease, then records its start; it records its end,
+    /// then releases the lease. So the lease is read before the journal: a
+    /// live lease then means the run read is running or just ended. A
+    /// `running` record under a dead lease is read once more, lease first,
+    /// in case its sync began between the two reads.
+    async fn last_run(&self, config: &ConnectorConfig) -> Result<Option<Run>, SyncError> {
+        let mut run = None;
+        for _ in 0..2 {
+            let running = self.is_running(config).await?;
+            run = self.latest_run(&config.id).await?;
+            match &mut run {
+                Some(last) if last.status == RunStatus::Running && !running => {
+                    last.status = RunStatus::Interrupted;
+                }
+                _ => return Ok(run),
             }
-            settled = None;
-            if let Some(run) = run {
-                settled = Some((Some(run), true));
-            }
-        }
-        let Some((mut run, running)) = settled else {
-            return Ok(None);
-        };
-        if let Some(run) = &mut run
-            && run.status == RunStatus::Running
-            && !running
-        {
-            run.status = RunStatus::Interrupted;
         }
         Ok(run)
     }
 
-    /// The epoch of the running set, and whether `id` is in it.
-    fn running_state(&self, id: &str) -> (u64, bool) {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        (running.epoch, running.ids.contains(id))
+    async fn latest_run(&self, id: &str) -> Result<Option<Run>, SyncError> {
+        Ok(RUNS
+            .latest::<Run>(&self.store, Some(id))
+            .await?
+            .remove(id)
+            .map(|(_, run)| run))
     }
 
-    fn is_running(&self, id: &str) -> bool {
-        self.running_state(id).1
+    /// Whether a process (this one or another) is syncing the connector.
+    async fn is_running(&self, config: &ConnectorConfig) -> Result<bool, SyncError> {
+        let lease = self.store.lease_state(&sync_lease(config)).await?;
+        Ok(lease.is_some_and(|l| l.is_live(Utc::now())))
     }
 
     /// Removes a connector: it is no longer listed, synced or opened. Its
@@ -330,7 +302,7 @@ impl Connectors {
         id: &str,
     ) -> Result<ConnectorConfig, SyncError> {
         let record = self.record(tenant, id).await?;
-        if self.is_running(id) {
+        if self.is_running(&record.config).await? {
             return Err(SyncError::Busy(id.to_string()));
         }
         let removed = Record {
@@ -343,8 +315,9 @@ impl Connectors {
         Ok(record.config)
     }
 
-    /// Opens the connector and records the start of a run. Refused when the
-    /// connector is syncing in this process already.
+    /// Opens the connector, takes its sync lease and records the start of a
+    /// run. Refused when the connector is syncing already, in this process
+    /// or another on the same store.
     pub async fn begin(
         &self,
         tenant: Option<&TenantId>,
@@ -360,16 +333,13 @@ impl Connectors {
         let plaintext = key.open(owner(&record.config).as_bytes(), sealed)?;
         let credentials: BTreeMap<String, String> = serde_json::from_slice(&plaintext)
             .map_err(|_| SyncError::Secret(crate::secrets::SecretError::Open))?;
+        let lease = match self
+            .store
+            .take_lease(&sync_lease(&record.config), lease::DEFAULT_TTL)
+            .await?
         {
-            let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-            if !running.ids.insert(id.to_string()) {
-                return Err(SyncError::Busy(id.to_string()));
-            }
-            running.epoch += 1;
-        }
-        let guard = RunningGuard {
-            running: self.running.clone(),
-            id: id.to_string(),
+            Taken::Held(lease) => lease,
+            Taken::Busy(_) => return Err(SyncError::Busy(id.to_string())),
         };
         let run = Run {
             run_id: format!("r_{}", hex_id()),
@@ -386,7 +356,7 @@ impl Connectors {
         Ok(Begun {
             connector: Connector::new(record.config, Credentials(credentials)),
             run,
-            guard,
+            lease,
         })
     }
 
@@ -395,7 +365,7 @@ impl Connectors {
         let Begun {
             connector,
             mut run,
-            guard,
+            lease,
         } = begun;
         // A refresh token the platform rotates to is stored while the sync
         // goes on, not at its end: the one it replaced may be dead already,
@@ -431,7 +401,10 @@ impl Connectors {
             }
         }
         RUNS.append(&self.store, &run.connector_id, &run).await?;
-        drop(guard);
+        if let Err(error) = lease.release().await {
+            // It expires on its own within the lease's time to live.
+            tracing::warn!(connector = %run.connector_id, %error, "could not release the sync lease");
+        }
         match &outcome {
             Ok(_) => {
                 tracing::info!(connector = %run.connector_id, rows = run.rows, "sync succeeded")
@@ -458,10 +431,13 @@ impl Connectors {
     pub async fn due(&self, now: DateTime<Utc>) -> Result<Vec<ConnectorConfig>, SyncError> {
         let mut due = Vec::new();
         for config in self.list(None).await? {
-            if self.is_running(&config.id) {
+            let last = self.last_run(&config).await?;
+            if last
+                .as_ref()
+                .is_some_and(|r| r.status == RunStatus::Running)
+            {
                 continue;
             }
-            let last = self.last_run(&config.id).await?;
             if next_run(&config, last.as_ref()).is_some_and(|at| at <= now) {
                 due.push(config);
             }
