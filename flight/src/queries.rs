@@ -13,11 +13,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use arrow_flight::CancelStatus;
-use futures::{Stream, StreamExt};
-use gyrus_engine::TenantSession;
+use futures::Stream;
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
 use gyrus_engine::datafusion::arrow::datatypes::SchemaRef;
 use gyrus_engine::datafusion::physical_plan::ExecutionPlan;
+use gyrus_engine::{QueryStream, TenantSession};
 use rand::RngExt as _;
 use tokio::sync::watch;
 use tonic::Status;
@@ -146,19 +146,15 @@ impl Queries {
             started: Instant::now(),
             sql,
         };
-        let timeout = session.limits().timeout;
-        let deadline = tokio::time::Instant::now() + timeout;
-        let batches = gyrus_engine::exec::Lane::of(session.tenant())
-            .execute(plan, session.context().task_ctx())
+        // The deadline counts from the fetch: planning had its own.
+        let batches = session
+            .execute_plan(plan, session.deadline())
             .map_err(engine_status)?;
         let wire_schema = schema.clone();
         let state = StreamState {
             batches,
-            session,
             cancelled,
             shutdown: self.shutdown.clone(),
-            deadline,
-            timeout,
             guard,
             done: false,
         };
@@ -214,12 +210,9 @@ impl Drop for Running {
 }
 
 struct StreamState {
-    batches: gyrus_engine::datafusion::execution::SendableRecordBatchStream,
-    session: TenantSession,
+    batches: QueryStream,
     cancelled: watch::Receiver<bool>,
     shutdown: watch::Receiver<bool>,
-    deadline: tokio::time::Instant,
-    timeout: Duration,
     guard: Running,
     done: bool,
 }
@@ -236,14 +229,10 @@ impl StreamState {
             Ok(_) = self.shutdown.wait_for(|s| *s) => Some(Err(Status::unavailable(
                 "the server is shutting down; run the query again",
             ))),
-            next = tokio::time::timeout_at(self.deadline, self.batches.next()) => match next {
-                Err(_) => Some(Err(Status::deadline_exceeded(format!(
-                    "query exceeded its time limit of {} s",
-                    self.timeout.as_secs()
-                )))),
-                Ok(None) => None,
-                Ok(Some(Ok(batch))) => return Some(Ok(batch)),
-                Ok(Some(Err(e))) => Some(Err(engine_status(self.session.map_error(e)))),
+            next = self.batches.next() => match next {
+                None => None,
+                Some(Ok(batch)) => return Some(Ok(batch)),
+                Some(Err(e)) => Some(Err(engine_status(e))),
             },
         };
         self.done = true;

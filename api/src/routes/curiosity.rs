@@ -19,7 +19,7 @@ use utoipa::ToSchema;
 use crate::auth::Caller;
 use crate::pagination::{ListParams, ListQuery, ListSpec, Page};
 use crate::problem::{Problem, ProblemBody};
-use crate::routes::{from_row, json_body, table_rows, within_time_limit};
+use crate::routes::{from_row, json_body, table_rows};
 use crate::state::AppState;
 
 /// A row of `insights`.
@@ -276,8 +276,10 @@ pub async fn drivers_route(
         .tables
         .session(&caller.tenant, &state.config.limits)
         .await?;
-    let split =
-        within_time_limit(session.limits().timeout, drivers(&session, &request, limit)).await??;
+    let split = session
+        .deadline()
+        .bound(drivers(&session, &request, limit))
+        .await??;
     Ok(Json(DriversAnswer {
         metric: body.metric,
         period_a: PeriodAnswer {

@@ -5,6 +5,7 @@ pub mod curiosity;
 pub mod health;
 pub mod keys;
 pub mod memory;
+pub mod models;
 pub mod oracle;
 pub mod reflexes;
 pub mod rows;
@@ -130,24 +131,12 @@ pub async fn table_rows(
         .tables
         .session(&caller.tenant, &state.config.limits)
         .await?;
-    let frame = refine(session.plan(sql).await?).map_err(|e| session.map_error(e))?;
+    let deadline = session.deadline();
+    let frame = deadline.bound(session.plan(sql)).await??;
+    let frame = refine(frame).map_err(|e| session.map_error(e))?;
     let schema = frame.schema().inner().clone();
-    let batches = session.collect(frame).await?;
+    let batches = session.execute(frame, deadline).await?.collect().await?;
     json_rows(&schema, &batches)
-}
-
-/// Runs `work` within a query's time limit; past it, 504.
-pub async fn within_time_limit<T>(
-    limit: std::time::Duration,
-    work: impl std::future::Future<Output = T>,
-) -> Result<T, Problem> {
-    tokio::time::timeout(limit, work).await.map_err(|_| {
-        Problem::new(
-            StatusCode::GATEWAY_TIMEOUT,
-            "timeout",
-            "the query ran past its time limit",
-        )
-    })
 }
 
 pub fn from_row<T: serde::de::DeserializeOwned>(row: Value) -> Result<T, Problem> {

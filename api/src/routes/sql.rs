@@ -6,8 +6,6 @@
 //! NULL as null; at most `json_row_cap` rows, or a 422 that says to add a
 //! LIMIT or ask for CSV / Arrow, which stream any size.
 
-use std::time::Duration;
-
 use axum::body::{Body, Bytes};
 use axum::extract::State;
 use axum::extract::rejection::BytesRejection;
@@ -17,11 +15,10 @@ use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ScalarValue;
-use datafusion::execution::SendableRecordBatchStream;
 use futures::StreamExt as _;
 use gyrus_engine::params::{bind, number_placeholders, parameter_schema};
 use gyrus_engine::wire::{to_wire, wire_schema};
-use gyrus_engine::{EngineError, Role};
+use gyrus_engine::{QueryStream, Role};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use utoipa::ToSchema;
@@ -143,10 +140,9 @@ pub async fn run(
         .session(&caller.tenant, &state.config.limits)
         .await?;
     state.metrics.query();
-    let timeout = session.limits().timeout;
-    let deadline = tokio::time::Instant::now() + timeout;
     // Planning (constant folding included) runs under the query's deadline too.
-    let start = async {
+    let deadline = session.deadline();
+    let planned = async {
         let sql = number_placeholders(&request.sql)?;
         let mut df = session.plan(&sql).await?;
         let parameters = parameter_schema(&df)?;
@@ -159,21 +155,15 @@ pub async fn run(
                 .collect::<Result<Vec<_>, _>>()?;
             df = bind(df, &parameters, values)?;
         }
-        Ok::<_, Problem>(session.execute(df).await?)
+        Ok::<_, Problem>(df)
     };
-    let stream = tokio::time::timeout_at(deadline, start)
-        .await
-        .map_err(|_| EngineError::Timeout {
-            seconds: timeout.as_secs(),
-        })??;
+    let df = deadline.bound(planned).await??;
+    let stream = session.execute(df, deadline).await?;
     let schema = wire_schema(stream.schema().as_ref());
     match format {
         Format::Json => {
             let batches = collect_capped(
                 stream,
-                &session,
-                deadline,
-                timeout,
                 state.config.json_row_cap,
                 state.config.json_byte_cap,
             )
@@ -184,35 +174,20 @@ pub async fn run(
                 .rows_returned(batches.iter().map(RecordBatch::num_rows).sum());
             Ok(response)
         }
-        Format::Csv | Format::Arrow => Ok(streamed(
-            format,
-            schema,
-            stream,
-            deadline,
-            state.metrics.clone(),
-        )),
+        Format::Csv | Format::Arrow => Ok(streamed(format, schema, stream, state.metrics.clone())),
     }
 }
 
 async fn collect_capped(
-    mut stream: SendableRecordBatchStream,
-    session: &gyrus_engine::TenantSession,
-    deadline: tokio::time::Instant,
-    timeout: Duration,
+    mut stream: QueryStream,
     cap: usize,
     byte_cap: usize,
 ) -> Result<Vec<RecordBatch>, Problem> {
     let mut batches = Vec::new();
     let mut rows = 0;
     let mut bytes = 0;
-    loop {
-        let next = tokio::time::timeout_at(deadline, stream.next())
-            .await
-            .map_err(|_| EngineError::Timeout {
-                seconds: timeout.as_secs(),
-            })?;
-        let Some(batch) = next else { break };
-        let batch = batch.map_err(|e| session.map_error(e))?;
+    while let Some(batch) = stream.next().await {
+        let batch = batch?;
         rows += batch.num_rows();
         if rows > cap {
             return Err(Problem::new(
@@ -331,8 +306,7 @@ fn json_response(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Response
 fn streamed(
     format: Format,
     schema: SchemaRef,
-    batches: SendableRecordBatchStream,
-    deadline: tokio::time::Instant,
+    batches: QueryStream,
     metrics: std::sync::Arc<Metrics>,
 ) -> Response {
     enum Encoder {
@@ -353,7 +327,7 @@ fn streamed(
     } else {
         "text/csv; charset=utf-8"
     };
-    let batches = batches.inspect(move |batch| {
+    let batches = Box::pin(batches.into_stream()).inspect(move |batch| {
         if let Ok(batch) = batch {
             metrics.rows_returned(batch.num_rows());
         }
@@ -365,17 +339,7 @@ fn streamed(
             if done {
                 return None;
             }
-            let next = match tokio::time::timeout_at(deadline, batches.next()).await {
-                Ok(next) => next,
-                Err(_) => {
-                    tracing::warn!("query exceeded its time limit while streaming; body cut short");
-                    return Some((
-                        Err(std::io::Error::other("query time limit")),
-                        (batches, encoder, schema, true),
-                    ));
-                }
-            };
-            let (batch, last) = match next {
+            let (batch, last) = match batches.next().await {
                 Some(Ok(batch)) => (Some(batch), false),
                 None => (None, true),
                 Some(Err(e)) => {
