@@ -70,6 +70,7 @@ pub fn routes_and_document() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(routes::memory::leads))
         .routes(routes!(routes::curiosity::insights))
         .routes(routes!(routes::reflexes::pacing))
+        .routes(routes!(routes::models::runs))
         .routes(routes!(openapi::openapi_json));
     let ops = OpenApiRouter::new()
         .routes(routes!(routes::health::healthz))

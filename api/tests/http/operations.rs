@@ -222,6 +222,7 @@ async fn the_openapi_document_is_3_1_and_every_documented_route_is_served() {
         ("GET", "/api/v1/memory/customers/{id}"),
         ("GET", "/api/v1/memory/leads"),
         ("GET", "/api/v1/memory/segments"),
+        ("GET", "/api/v1/models/runs"),
         ("GET", "/api/v1/openapi.json"),
         ("GET", "/api/v1/reflexes/pacing"),
         ("GET", "/api/v1/tables"),
@@ -321,4 +322,98 @@ async fn odd_methods_and_paths_get_problems_and_mint_no_metric_series() {
         ),
         "{text}"
     );
+}
+
+/// One query path: the query's own deadline (not the request's) ends a slow
+/// SQL query over HTTP as it does over Flight SQL, with the same words.
+#[tokio::test]
+async fn a_query_past_its_deadline_gets_504_with_the_limit() {
+    let api = api(|c| c.limits.timeout = std::time::Duration::from_secs(1)).await;
+    let slow = json!({"sql": "SELECT count(*) FROM generate_series(1, 100000000000) a"});
+    let answer = call(&api.app, sql(&api.reader, "application/json", slow)).await;
+    let problem = answer.problem(StatusCode::GATEWAY_TIMEOUT, "timeout");
+    assert!(
+        problem["detail"]
+            .as_str()
+            .unwrap()
+            .contains("query exceeded its time limit of 1 s"),
+        "{problem}"
+    );
+}
+
+/// `GET /api/v1/models/runs`: the tenant's registry runs, newest first, with
+/// the serving one marked, paged and filtered by the list convention; only
+/// for admins, and never another tenant's runs.
+#[tokio::test]
+async fn model_runs_are_listed_for_admins_with_the_serving_one_marked() {
+    use gyrus_models::Family;
+    use gyrus_models::pipeline::{Silent, TrainOptions, train};
+    let api = api(|_| {}).await;
+    let tenants = ["acme", "globex"].map(|t| gyrus_engine::TenantId::new(t).unwrap());
+    let mut acme_runs = Vec::new();
+    for round in 0..2 {
+        let options = TrainOptions {
+            // globex trains once, acme twice, ORACLE then MEMORY.
+            tenants: Some(tenants[..if round == 0 { 2 } else { 1 }].to_vec()),
+            families: vec![Family::Oracle, Family::Memory],
+            ..TrainOptions::default()
+        };
+        let reports = train(&api.state.store, &options, std::sync::Arc::new(Silent))
+            .await
+            .unwrap();
+        acme_runs.extend(reports.into_iter().filter(|r| r.tenant == "acme"));
+    }
+    assert_eq!(acme_runs.len(), 4);
+    let list = |query: &str, key: &str| {
+        let path = format!("/api/v1/models/runs{query}");
+        let app = api.app.clone();
+        let key = key.to_string();
+        async move { call(&app, get(&path, Some(&key))).await }
+    };
+    let all = list("", &api.admin).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.json());
+    let items = all.json()["items"].as_array().unwrap().clone();
+    assert_eq!(items.len(), 4, "acme's runs only: {items:?}");
+    let times: Vec<&str> = items
+        .iter()
+        .map(|i| i["trained_at"].as_str().unwrap())
+        .collect();
+    assert!(
+        times.windows(2).all(|w| w[0] >= w[1]),
+        "newest first: {times:?}"
+    );
+    for family in ["oracle", "memory"] {
+        let runs: Vec<&Value> = items.iter().filter(|i| i["family"] == family).collect();
+        assert_eq!(runs.len(), 2, "{family}: {runs:?}");
+        let newest_good = runs
+            .iter()
+            .filter(|r| r["status"] == "good")
+            .max_by_key(|r| r["version"].as_u64());
+        for run in &runs {
+            let serves = newest_good.is_some_and(|g| g["run_id"] == run["run_id"]);
+            assert_eq!(run["serving"], serves, "{run}");
+            assert_eq!(run["run_id"], format!("{family}-v{}", run["version"]));
+        }
+    }
+    // The list convention: a filter, a page of one, its cursor.
+    let oracle = list("?family=oracle&limit=1", &api.admin).await.json();
+    assert_eq!(oracle["items"].as_array().unwrap().len(), 1);
+    assert_eq!(oracle["items"][0]["family"], "oracle");
+    let cursor = oracle["next_cursor"].as_str().unwrap().to_string();
+    let next = list(
+        &format!("?family=oracle&limit=1&cursor={cursor}"),
+        &api.admin,
+    )
+    .await
+    .json();
+    assert_ne!(next["items"][0]["run_id"], oracle["items"][0]["run_id"]);
+    list("?tenant=globex", &api.admin)
+        .await
+        .problem(StatusCode::BAD_REQUEST, "bad-request");
+    list("", &api.reader)
+        .await
+        .problem(StatusCode::FORBIDDEN, "forbidden");
+    list("", &api.writer)
+        .await
+        .problem(StatusCode::FORBIDDEN, "forbidden");
 }
