@@ -551,9 +551,20 @@ impl Store {
                     .await
             })
             .await;
-        // Whatever happened (a lane that ended early may still have
-        // committed), snapshots cached before now are stale.
-        self.changed(tenant);
+        // Unless the write was refused before any commit (bad rows), cached
+        // snapshots are stale: a failure after the commit began may still
+        // have committed. Refusals leave them be, so a flood of bad writes
+        // does not make every query reread the tenant's Delta logs.
+        let refused = matches!(
+            &outcome,
+            Ok(Err(EngineError::Validation(_)
+                | EngineError::InvalidSlice(_)
+                | EngineError::TooLarge { .. }
+                | EngineError::IdempotencyMismatch { .. }))
+        );
+        if !refused {
+            self.changed(tenant);
+        }
         outcome?
     }
 

@@ -685,7 +685,20 @@ async fn every_write_through_the_store_refreshes_every_cache() {
         !Arc::ptr_eq(&before_optimize, &after_optimize),
         "compaction must refresh the snapshot"
     );
-    assert_eq!(count(acme).await, "20");
+    assert_eq!(count(acme.clone()).await, "20");
+    // A write refused before any commit (repeated natural keys) leaves the
+    // snapshot cached: a flood of bad writes costs no rereads.
+    let mut repeated = rows("a1", "c3", day(2026, 3, 1), 3, 1, 5);
+    repeated.push(repeated[1].clone());
+    let refused = writer
+        .write(&acme, WriteRequest::append(ADS, vec![batch(&repeated)]))
+        .await
+        .unwrap_err();
+    assert!(matches!(refused, EngineError::Validation(_)), "{refused}");
+    assert!(Arc::ptr_eq(
+        &after_optimize,
+        &cache.get(&acme).await.unwrap()
+    ));
     // Another tenant's snapshot is untouched.
     assert!(Arc::ptr_eq(
         &globex_before,
