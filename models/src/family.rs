@@ -47,7 +47,8 @@ impl Family {
 
 impl fmt::Display for Family {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
+        // `pad`, so that widths in tables (`{:<9}`) apply.
+        f.pad(self.as_str())
     }
 }
 
@@ -87,4 +88,15 @@ pub trait TrainedModel: Serialize + DeserializeOwned + Send + Sync + 'static {
 
     /// Evaluation metrics, stored in the registry beside the model.
     fn metrics(&self) -> serde_json::Value;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_family_honours_the_width_it_is_printed_at() {
+        assert_eq!(format!("{:<9}|", Family::Oracle), "oracle   |");
+        assert_eq!(format!("{:>9}|", Family::Memory), "   memory|");
+    }
 }
