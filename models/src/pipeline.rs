@@ -555,7 +555,7 @@ async fn publish<M: TrainedModel>(
     // One read of the tenant's runs: the next version and the serving one.
     let runs = registry.entries(Some(tenant), Some(M::FAMILY)).await?;
     let version = registry.claim_version(tenant, M::FAMILY, &runs).await?;
-    let serving = runs.into_iter().rev().find(|e| e.status == Status::Good);
+    let serving = crate::registry::serving_among(&runs).cloned();
     let trained_at = Utc::now();
     let model = candidate.model;
     let mut entry = Entry {

@@ -113,6 +113,12 @@ impl Entry {
     }
 }
 
+/// The run that serves among `runs` of one tenant and family (oldest
+/// first, as [`Registry::entries`] gives them): the newest good one.
+pub fn serving_among(runs: &[Entry]) -> Option<&Entry> {
+    runs.iter().rev().find(|e| e.status == Status::Good)
+}
+
 /// The registry over a store.
 #[derive(Clone)]
 pub struct Registry {
@@ -200,7 +206,7 @@ impl Registry {
     /// The newest good run, without its model.
     pub async fn serving_entry(&self, tenant: &TenantId, family: Family) -> Result<Option<Entry>> {
         let entries = self.entries(Some(tenant), Some(family)).await?;
-        Ok(entries.into_iter().rev().find(|e| e.status == Status::Good))
+        Ok(serving_among(&entries).cloned())
     }
 
     /// The model of a given version (good or rejected), as it was stored.

@@ -4,8 +4,8 @@
 use axum::Json;
 use axum::extract::State;
 use gyrus_engine::Role;
-use gyrus_models::registry::Entry;
-use gyrus_models::{Registry, Status};
+use gyrus_models::Registry;
+use gyrus_models::registry::{Entry, serving_among};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -68,14 +68,17 @@ pub async fn runs(
     let entries = Registry::new(state.store.clone())
         .entries(Some(&caller.tenant), None)
         .await?;
-    // Entries come oldest first per family: the last good one serves.
-    let serving: Vec<String> = {
-        let mut newest = std::collections::BTreeMap::new();
-        for e in entries.iter().filter(|e| e.status == Status::Good) {
-            newest.insert(e.family.clone(), e.version_label());
-        }
-        newest.into_values().collect()
-    };
+    let serving: Vec<String> = gyrus_models::Family::ALL
+        .into_iter()
+        .filter_map(|family| {
+            let runs: Vec<Entry> = entries
+                .iter()
+                .filter(|e| e.family == family.as_str())
+                .cloned()
+                .collect();
+            serving_among(&runs).map(Entry::version_label)
+        })
+        .collect();
     let runs = entries
         .into_iter()
         .map(|e: Entry| ModelRun {
