@@ -169,12 +169,13 @@ pub enum Command {
         #[arg(long, env = "GYRUS_TENANT")]
         tenant: String,
     },
-    /// Compact small files (all tenants unless --tenant).
+    /// Compact small files (all tenants and the system tables unless --tenant).
     Optimize {
         #[arg(long)]
         tenant: Option<String>,
     },
-    /// Delete files that no recent table version references (all tenants unless --tenant).
+    /// Delete files that no recent table version references (all tenants and the
+    /// system tables unless --tenant).
     Vacuum {
         #[arg(long)]
         tenant: Option<String>,

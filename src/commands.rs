@@ -72,7 +72,19 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             sql,
         } => {
             let tenant = TenantId::new(tenant)?;
-            let session = store.session(&tenant, &settings.limits(&limits)?).await?;
+            // The operator's CLI reads the `system` tables as an admin; its
+            // log holds this process's queries only.
+            let system = gyrus_engine::system::SystemCatalog::new(&store);
+            gyrus_api::state::add_system_views(&system, &store);
+            let operator = gyrus_engine::system::Asker {
+                surface: gyrus_engine::system::Surface::Cli,
+                key_id: None,
+                role: gyrus_engine::Role::Admin,
+            };
+            let session = store
+                .session(&tenant, &settings.limits(&limits)?)
+                .await?
+                .with_system(&system, operator)?;
             let mut batches = session.query(&sql).await?;
             if batches.is_empty() {
                 // No rows: still print the header, from the plan's schema.
@@ -160,6 +172,8 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Optimize { tenant } => {
+            // The whole deployment includes the system tables all tenants share.
+            let deployment = tenant.is_none();
             for tenant in tenants(&store, tenant).await? {
                 for r in store.optimize(&tenant).await? {
                     writeln!(
@@ -169,22 +183,35 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
                     )?;
                 }
             }
+            if deployment {
+                for r in store.optimize_system().await? {
+                    writeln!(
+                        out,
+                        "_system.{}: {} files compacted into {}",
+                        r.name, r.files_removed, r.files_added
+                    )?;
+                }
+            }
             Ok(())
         }
         Command::Vacuum {
             tenant,
             retention_hours,
         } => {
+            let deployment = tenant.is_none();
+            let retention = Duration::from_secs(retention_hours.saturating_mul(3600));
             for tenant in tenants(&store, tenant).await? {
-                for r in store
-                    .vacuum(&tenant, Duration::from_secs(retention_hours * 3600))
-                    .await?
-                {
+                for r in store.vacuum(&tenant, retention).await? {
                     writeln!(
                         out,
                         "{tenant}.{}: {} files deleted",
                         r.table, r.files_deleted
                     )?;
+                }
+            }
+            if deployment {
+                for r in store.vacuum_system(retention).await? {
+                    writeln!(out, "_system.{}: {} files deleted", r.name, r.files_deleted)?;
                 }
             }
             Ok(())

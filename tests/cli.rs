@@ -431,6 +431,52 @@ fn optimize_compacts_and_vacuum_deletes_unreferenced_files() {
         ],
     ));
     assert_eq!(csv.trim(), "n\n4");
+
+    // The system tables grow by one small commit per event (here, a key
+    // made); the whole deployment's optimize and vacuum compact them too,
+    // and what they hold stays.
+    let mut ids = Vec::new();
+    for role in ["reader", "writer", "admin"] {
+        let created = ok(gyrus(
+            d,
+            &["keys", "create", "--tenant", "acme", "--role", role],
+        ));
+        let secret = created.lines().last().unwrap().to_string();
+        ids.push(
+            secret
+                .trim_start_matches("gyr_")
+                .split('_')
+                .next()
+                .unwrap()
+                .to_string(),
+        );
+    }
+    let optimized = ok(gyrus(d, &["optimize"]));
+    assert!(
+        optimized.contains("_system.api_keys: 3 files compacted into 1"),
+        "{optimized}"
+    );
+    let vacuumed = ok(gyrus(d, &["vacuum", "--retention-hours", "0"]));
+    assert!(
+        vacuumed.contains("_system.api_keys: 3 files deleted"),
+        "{vacuumed}"
+    );
+    let listed = ok(gyrus(d, &["keys", "list"]));
+    for id in &ids {
+        assert!(listed.contains(id.as_str()), "{listed}");
+    }
+    let keys = ok(gyrus(
+        d,
+        &[
+            "sql",
+            "--tenant",
+            "acme",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM system.api_keys",
+        ],
+    ));
+    assert_eq!(keys.trim(), "n\n3");
 }
 
 #[test]
@@ -685,6 +731,18 @@ fn two_processes_training_one_tenant_get_distinct_versions_and_one_serving_model
         serving.lines().nth(1),
         Some(format!("1,oracle-v{newest}").as_str()),
         "{serving}"
+    );
+    // The operator's CLI reads the registry as SQL: every recorded run,
+    // the newest serving.
+    let runs = ok(csv_query(
+        dir.path(),
+        "SELECT count(*) AS runs, count(*) FILTER (WHERE serving) AS serving, \
+         max(run_id) FILTER (WHERE serving) AS serving_run FROM system.model_runs",
+    ));
+    assert_eq!(
+        runs.lines().nth(1),
+        Some(format!("{trained},1,oracle-v{newest}").as_str()),
+        "{runs}"
     );
 }
 

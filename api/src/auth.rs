@@ -6,6 +6,7 @@
 use axum::extract::FromRequestParts;
 use axum::http::header;
 use axum::http::request::Parts;
+use gyrus_engine::system::{Asker, Surface};
 use gyrus_engine::{Role, TenantId};
 
 use crate::problem::Problem;
@@ -23,6 +24,15 @@ impl Caller {
     /// 403 unless the key's role includes `needed`.
     pub fn require(&self, needed: Role) -> Result<(), Problem> {
         Ok(self.role.require(needed)?)
+    }
+
+    /// Who asks, for the `system` schema and the query log.
+    pub fn asker(&self) -> Asker {
+        Asker {
+            surface: Surface::Http,
+            key_id: Some(self.key_id.clone()),
+            role: self.role,
+        }
     }
 }
 

@@ -10,6 +10,7 @@ use gyrus_models::{Registry, ServingCache};
 use std::time::Duration;
 
 use gyrus_engine::admission::{Admission, AdmissionConfig};
+use gyrus_engine::system::SystemCatalog;
 use gyrus_engine::{KeyRing, KeyRingConfig, ServerCaches, SessionLimits, Store, TableCache};
 use gyrus_ingest::connectors::registry::Connectors;
 
@@ -75,6 +76,22 @@ pub struct AppState {
     pub reflexes: Arc<ServingCache<ReflexesModel>>,
     /// The platform connectors (shared with the sync scheduler).
     pub connectors: Arc<Connectors>,
+    /// The `system` tables admins query, and the log of queries.
+    pub system: Arc<SystemCatalog>,
+}
+
+/// Adds the views other crates own — `system.model_runs`,
+/// `system.connectors`, `system.connector_runs` — to the engine's.
+pub fn add_system_views(system: &SystemCatalog, store: &Store) {
+    system.register(std::sync::Arc::new(gyrus_models::registry::ModelRunsView(
+        Registry::new(store.clone()),
+    )));
+    system.register(gyrus_ingest::connectors::system::ConnectorsView::new(
+        store.clone(),
+    ));
+    system.register(gyrus_ingest::connectors::system::ConnectorRunsView::new(
+        store.clone(),
+    ));
 }
 
 impl AppState {
@@ -97,11 +114,13 @@ impl AppState {
         let oracle = Arc::new(ServingCache::new(registry.clone(), config.catalog_max_age));
         let memory = Arc::new(ServingCache::new(registry.clone(), config.catalog_max_age));
         let reflexes = Arc::new(ServingCache::new(registry, config.catalog_max_age));
+        add_system_views(&caches.system, &store);
         AppState {
             keys: caches.keys,
             tables: caches.tables,
             metrics: Arc::default(),
             admission: caches.admission,
+            system: caches.system,
             oracle,
             memory,
             reflexes,

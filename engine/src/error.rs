@@ -97,8 +97,13 @@ pub(crate) fn classify(err: DataFusionError) -> EngineError {
         DataFusionError::ObjectStore(_)
         | DataFusionError::IoError(_)
         | DataFusionError::ParquetError(_)
-        | DataFusionError::Internal(_)
-        | DataFusionError::External(_) => EngineError::Internal(err.to_string()),
+        | DataFusionError::Internal(_) => EngineError::Internal(err.to_string()),
+        // An engine error raised inside a query (a `system` table refusing a
+        // key) keeps its meaning.
+        DataFusionError::External(inner) => match inner.downcast::<EngineError>() {
+            Ok(engine) => *engine,
+            Err(other) => EngineError::Internal(DataFusionError::External(other).to_string()),
+        },
         other => EngineError::Query(other.to_string()),
     }
 }

@@ -24,6 +24,7 @@ pub mod schema;
 pub mod session;
 pub mod shape;
 pub mod store;
+pub mod system;
 pub mod validate;
 pub mod wire;
 pub mod write;

@@ -40,6 +40,7 @@ use crate::exec::Lane;
 use crate::schema::CanonicalTable;
 use crate::shape::{SqlBounds, check_shape};
 use crate::store::{Store, TenantId};
+use crate::system::{Asker, QueryLog, QueryStatus, SystemCatalog};
 
 /// The catalog and schema client SQL sees.
 pub const CATALOG: &str = "gyrus";
@@ -79,6 +80,142 @@ pub struct TenantSession {
     ctx: SessionContext,
     limits: SessionLimits,
     errors: ErrorMap,
+    /// Set for sessions made for a caller: their queries go to the log.
+    observer: Option<Observer>,
+}
+
+/// Records the client queries of a session in the process's [`QueryLog`]:
+/// [`TenantSession::plan`] notes the text and the time; the query enters
+/// the log when it fails or when its physical plan is made (so a query
+/// reading `system.queries` sees itself running); the [`QueryStream`] that
+/// runs it records its end (ok, error, or cancelled when dropped early). A
+/// statement only described (a prepared statement's schema) is not a query
+/// run and is not recorded; one planned and never fetched ends cancelled.
+/// Every surface that plans and executes through a session is recorded the
+/// same way.
+struct Observer {
+    log: Arc<QueryLog>,
+    tenant: TenantId,
+    asker: Asker,
+    stage: std::sync::Mutex<Stage>,
+}
+
+#[derive(Default)]
+enum Stage {
+    #[default]
+    Idle,
+    /// Planned, not yet in the log: the text and when planning began.
+    Planned {
+        sql: String,
+        started: (chrono::DateTime<chrono::Utc>, Instant),
+    },
+    /// In the log as running, not yet started.
+    Entered(String),
+}
+
+impl Observer {
+    fn stage(&self) -> std::sync::MutexGuard<'_, Stage> {
+        self.stage.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn begin(&self, sql: &str) {
+        let earlier = std::mem::replace(
+            &mut *self.stage(),
+            Stage::Planned {
+                sql: sql.to_string(),
+                started: (chrono::Utc::now(), Instant::now()),
+            },
+        );
+        self.abandon(earlier);
+    }
+
+    /// The planned query's id in the log, entering it as running if it is
+    /// not there yet (`None` when nothing was planned).
+    fn enter(&self) -> Option<String> {
+        let mut stage = self.stage();
+        let id = match std::mem::take(&mut *stage) {
+            Stage::Idle => return None,
+            Stage::Planned { sql, started } => {
+                self.log.begin_at(&self.tenant, &self.asker, &sql, started)
+            }
+            Stage::Entered(id) => id,
+        };
+        *stage = Stage::Entered(id.clone());
+        Some(id)
+    }
+
+    fn failed(&self, error: &EngineError) {
+        if self.enter().is_some()
+            && let Stage::Entered(id) = std::mem::take(&mut *self.stage())
+        {
+            let message = Some(error.to_string());
+            self.log
+                .finish(&self.tenant, &id, QueryStatus::Error, 0, 0, message);
+        }
+    }
+
+    /// A query in the log that will not run ends cancelled.
+    fn abandon(&self, stage: Stage) {
+        if let Stage::Entered(id) = stage {
+            self.log
+                .finish(&self.tenant, &id, QueryStatus::Cancelled, 0, 0, None);
+        }
+    }
+
+    /// The record the stream of the planned query ends.
+    fn start(&self) -> Option<Recording> {
+        self.enter()?;
+        let Stage::Entered(query_id) = std::mem::take(&mut *self.stage()) else {
+            return None;
+        };
+        Some(Recording {
+            log: self.log.clone(),
+            tenant: self.tenant.clone(),
+            query_id,
+            rows: 0,
+            bytes: 0,
+            ended: false,
+        })
+    }
+}
+
+impl Drop for Observer {
+    fn drop(&mut self) {
+        let stage = std::mem::take(&mut *self.stage());
+        self.abandon(stage);
+    }
+}
+
+/// A running query's entry in the log, ended by its stream.
+struct Recording {
+    log: Arc<QueryLog>,
+    tenant: TenantId,
+    query_id: String,
+    rows: u64,
+    bytes: u64,
+    ended: bool,
+}
+
+impl Recording {
+    fn end(&mut self, status: QueryStatus, error: Option<String>) {
+        self.ended = true;
+        self.log.finish(
+            &self.tenant,
+            &self.query_id,
+            status,
+            self.rows,
+            self.bytes,
+            error,
+        );
+    }
+}
+
+impl Drop for Recording {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.end(QueryStatus::Cancelled, None);
+        }
+    }
 }
 
 /// Turns a session's DataFusion errors into the engine's: memory limits
@@ -160,6 +297,7 @@ pub struct QueryStream {
     deadline: Deadline,
     errors: ErrorMap,
     done: bool,
+    recording: Option<Recording>,
 }
 
 impl QueryStream {
@@ -176,11 +314,24 @@ impl QueryStream {
         }
         let item = match self.deadline.bound(self.batches.next()).await {
             Ok(None) => None,
-            Ok(Some(Ok(batch))) => return Some(Ok(batch)),
+            Ok(Some(Ok(batch))) => {
+                if let Some(recording) = &mut self.recording {
+                    recording.rows += batch.num_rows() as u64;
+                    recording.bytes += batch.get_array_memory_size() as u64;
+                }
+                return Some(Ok(batch));
+            }
             Ok(Some(Err(e))) => Some(Err(self.errors.map(e))),
             Err(timeout) => Some(Err(timeout)),
         };
         self.done = true;
+        if let Some(recording) = &mut self.recording {
+            match &item {
+                None => recording.end(QueryStatus::Ok, None),
+                Some(Err(e)) => recording.end(QueryStatus::Error, Some(e.to_string())),
+                Some(Ok(_)) => {}
+            }
+        }
         item
     }
 
@@ -323,6 +474,8 @@ pub struct ServerCaches {
     pub keys: Arc<crate::keys::KeyRing>,
     pub tables: Arc<TableCache>,
     pub admission: Arc<crate::admission::Admission>,
+    /// The `system` tables and the log of the servers' queries.
+    pub system: Arc<SystemCatalog>,
 }
 
 impl ServerCaches {
@@ -336,6 +489,7 @@ impl ServerCaches {
             keys: Arc::new(crate::keys::KeyRing::new(store.clone(), keys)),
             tables: Arc::new(TableCache::new(store.clone(), catalog_max_age)),
             admission: Arc::new(crate::admission::Admission::new(admission)),
+            system: Arc::new(SystemCatalog::new(store)),
         }
     }
 }
@@ -492,7 +646,29 @@ impl TenantSession {
                 locations: tables.locations.clone(),
                 memory_bytes: limits.memory_bytes,
             },
+            observer: None,
         })
+    }
+
+    /// The session as `asker` sees it: with the `system` schema (readable
+    /// by admin keys only, see [`crate::system`]), and its client queries
+    /// recorded in the catalog's query log for `system.queries`.
+    pub fn with_system(mut self, system: &SystemCatalog, asker: Asker) -> Result<Self> {
+        let catalog = self
+            .ctx
+            .catalog(CATALOG)
+            .ok_or_else(|| EngineError::Internal(format!("no catalog `{CATALOG}`")))?;
+        catalog.register_schema(
+            crate::system::SCHEMA,
+            system.schema_for(&self.tenant, asker.role)?,
+        )?;
+        self.observer = Some(Observer {
+            log: system.queries().clone(),
+            tenant: self.tenant.clone(),
+            asker,
+            stage: Default::default(),
+        });
+        Ok(self)
     }
 
     /// The tenant this session belongs to.
@@ -511,6 +687,17 @@ impl TenantSession {
     /// planning run on the tenant's query lane ([`crate::exec`]) within the
     /// session's time limit.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
+        if let Some(observer) = &self.observer {
+            observer.begin(sql);
+        }
+        let planned = self.plan_unrecorded(sql).await;
+        if let (Err(e), Some(observer)) = (&planned, &self.observer) {
+            observer.failed(e);
+        }
+        planned
+    }
+
+    async fn plan_unrecorded(&self, sql: &str) -> Result<DataFrame> {
         check_shape(sql, &self.limits.sql)?;
         let options = SQLOptions::new()
             .with_allow_ddl(false)
@@ -534,7 +721,9 @@ impl TenantSession {
         }
         // A plan names the files it reads: show them by table, not by where
         // they are stored.
-        let batches = self.collect(df).await?;
+        let deadline = self.deadline();
+        let plan = deadline.bound(self.physical_plan(df)).await??;
+        let batches = self.start(plan, deadline, None)?.collect().await?;
         let scrubbed = batches
             .iter()
             .map(|batch| self.scrub_batch(batch))
@@ -592,17 +781,35 @@ impl TenantSession {
         &self,
         df: DataFrame,
     ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        if let Some(observer) = &self.observer {
+            observer.enter();
+        }
         let planned =
             Lane::of(&self.tenant).offload(async move { df.create_physical_plan().await });
-        self.within_limit(planned)
-            .await??
-            .map_err(|e| self.map_error(e))
+        let planned = self
+            .within_limit(planned)
+            .await
+            .and_then(|p| p)
+            .and_then(|p| p.map_err(|e| self.map_error(e)));
+        if let (Err(e), Some(observer)) = (&planned, &self.observer) {
+            observer.failed(e);
+        }
+        planned
     }
 
     /// Plans `df` and starts it on the tenant's query lane; its batches are
     /// read under `deadline`, which planning counts against too.
     pub async fn execute(&self, df: DataFrame, deadline: Deadline) -> Result<QueryStream> {
-        let plan = deadline.bound(self.physical_plan(df)).await??;
+        let plan = deadline.bound(self.physical_plan(df)).await;
+        let plan = match plan {
+            Err(timeout) => {
+                if let Some(observer) = &self.observer {
+                    observer.failed(&timeout);
+                }
+                return Err(timeout);
+            }
+            Ok(plan) => plan?,
+        };
         self.execute_plan(plan, deadline)
     }
 
@@ -613,12 +820,31 @@ impl TenantSession {
         plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
         deadline: Deadline,
     ) -> Result<QueryStream> {
-        let batches = Lane::of(&self.tenant).execute(plan, self.ctx.task_ctx())?;
+        let recording = self.observer.as_ref().and_then(Observer::start);
+        self.start(plan, deadline, recording)
+    }
+
+    fn start(
+        &self,
+        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
+        deadline: Deadline,
+        mut recording: Option<Recording>,
+    ) -> Result<QueryStream> {
+        let batches = match Lane::of(&self.tenant).execute(plan, self.ctx.task_ctx()) {
+            Ok(batches) => batches,
+            Err(e) => {
+                if let Some(recording) = &mut recording {
+                    recording.end(QueryStatus::Error, Some(e.to_string()));
+                }
+                return Err(e);
+            }
+        };
         Ok(QueryStream {
             batches,
             deadline,
             errors: self.errors.clone(),
             done: false,
+            recording,
         })
     }
 

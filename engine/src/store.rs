@@ -183,6 +183,13 @@ impl Store {
         self.join(&format!("_system/{name}/"))
     }
 
+    /// The object-store path of a top-level folder of the root (`tenants`,
+    /// `_system`), for listing what it holds.
+    pub(crate) fn folder(&self, name: &str) -> Result<object_store::path::Path> {
+        object_store::path::Path::from_url_path(format!("{}{name}", self.root.path()))
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
     fn join(&self, relative: &str) -> Url {
         // Every segment is validated (tenant ids, table names), so joining cannot escape the root.
         let mut url = self.root.clone();
@@ -303,10 +310,10 @@ impl Store {
 
     /// The tenants that have a folder under the root.
     pub async fn tenants(&self) -> Result<Vec<TenantId>> {
-        let prefix =
-            object_store::path::Path::from_url_path(format!("{}tenants", self.root.path()))
-                .map_err(|e| EngineError::Internal(e.to_string()))?;
-        let listing = self.object_store.list_with_delimiter(Some(&prefix)).await?;
+        let listing = self
+            .object_store
+            .list_with_delimiter(Some(&self.folder("tenants")?))
+            .await?;
         let mut tenants: Vec<TenantId> = listing
             .common_prefixes
             .iter()

@@ -48,6 +48,7 @@ use crate::prepared::{PreparedStatements, bind_row};
 use crate::queries::{BatchStream, PlannedQuery, Queries};
 use crate::status::{arrow_status, engine_status, refusal_status};
 use gyrus_engine::params::{number_placeholders, parameter_schema};
+use gyrus_engine::system::{Asker, Surface, SystemCatalog};
 use gyrus_engine::wire::wire_schema;
 
 const CANCEL_FLIGHT_INFO: &str = "CancelFlightInfo";
@@ -103,6 +104,8 @@ pub struct GyrusFlightSql {
     store: Store,
     auth: Authenticator,
     tables: Arc<TableCache>,
+    /// The `system` tables and the query log, shared with the HTTP server.
+    system: Arc<SystemCatalog>,
     queries: Arc<Queries>,
     prepared: PreparedStatements,
     /// Rates and slots, shared with the process's other server.
@@ -133,6 +136,7 @@ impl GyrusFlightSql {
         GyrusFlightSql {
             auth: Authenticator::new(caches.keys, config.token_ttl),
             tables: caches.tables,
+            system: caches.system,
             queries: Arc::new(Queries::new(
                 config.unclaimed_query_ttl,
                 config.max_unclaimed_per_key,
@@ -162,9 +166,15 @@ impl GyrusFlightSql {
     }
 
     async fn session(&self, identity: &Identity) -> Result<TenantSession, Status> {
+        let asker = Asker {
+            surface: Surface::FlightSql,
+            key_id: Some(identity.key_id.clone()),
+            role: identity.role,
+        };
         self.tables
             .session(&identity.tenant, &self.config.limits)
             .await
+            .and_then(|session| session.with_system(&self.system, asker))
             .map_err(engine_status)
     }
 

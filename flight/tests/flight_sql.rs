@@ -1344,3 +1344,60 @@ async fn flight_rate_limits_each_key_with_retry_after() {
     .await
     .unwrap();
 }
+
+/// `system` tables over Flight SQL: an admin sees the tenant's queries on
+/// this surface (with the key, rows and end), a reader is refused with the
+/// reason, and a ticket planned and never fetched ends cancelled.
+#[tokio::test]
+async fn system_tables_over_flight_record_queries_and_refuse_readers() {
+    let h = start(|c| c.service.unclaimed_query_ttl = Duration::from_millis(200)).await;
+    let acme = TenantId::new("acme").unwrap();
+    let admin = h.store.create_key(&acme, Role::Admin).await.unwrap();
+    let mut raw = h.raw().await;
+    let (_, _, batches) = query(&mut raw, &h.acme_reader.1, "SELECT * FROM ad_performance")
+        .await
+        .unwrap();
+    assert_eq!(rows_of(&batches), 60);
+    // Planned, never fetched.
+    let command = CommandStatementQuery {
+        query: "SELECT 'never fetched' AS x".into(),
+        transaction_id: None,
+    };
+    get_info(&mut raw, Some(&h.acme_reader.1), command.as_any())
+        .await
+        .unwrap();
+    // Past its time to be fetched, the next query filed drops it.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    query(&mut raw, &h.globex_reader.1, "SELECT 'globex only' AS x")
+        .await
+        .unwrap();
+    assert_code(
+        query(&mut raw, &h.acme_reader.1, "SELECT * FROM system.queries").await,
+        Code::PermissionDenied,
+        "admin key",
+    );
+    let (_, _, batches) = query(
+        &mut raw,
+        &admin.secret,
+        "SELECT surface, key_id, status, rows, sql FROM system.queries ORDER BY started_at",
+    )
+    .await
+    .unwrap();
+    let text = gyrus_engine::datafusion::arrow::util::pretty::pretty_format_batches(&batches)
+        .unwrap()
+        .to_string();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("flight_sql")).collect();
+    // The reader's query, the ticket never fetched, the refused read, and
+    // this one (running); nothing of globex.
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[0].contains(&h.acme_reader.0)
+            && lines[0].contains("| ok ")
+            && lines[0].contains("| 60 "),
+        "{text}"
+    );
+    assert!(lines[1].contains("cancelled"), "{text}");
+    assert!(lines[2].contains("error"), "{text}");
+    assert!(lines[3].contains("running"), "{text}");
+    assert!(!text.contains("globex"), "{text}");
+}

@@ -203,6 +203,29 @@ impl Registry {
         }
     }
 
+    /// Every run of a tenant, oldest first, each with whether it serves now.
+    pub async fn runs(&self, tenant: &TenantId) -> Result<Vec<(Entry, bool)>> {
+        let entries = self.entries(Some(tenant), None).await?;
+        let serving: Vec<String> = Family::ALL
+            .into_iter()
+            .filter_map(|family| {
+                let runs: Vec<Entry> = entries
+                    .iter()
+                    .filter(|e| e.family == family.as_str())
+                    .cloned()
+                    .collect();
+                serving_among(&runs).map(Entry::version_label)
+            })
+            .collect();
+        Ok(entries
+            .into_iter()
+            .map(|e| {
+                let serves = serving.contains(&e.version_label());
+                (e, serves)
+            })
+            .collect())
+    }
+
     /// The newest good run, without its model.
     pub async fn serving_entry(&self, tenant: &TenantId, family: Family) -> Result<Option<Entry>> {
         let entries = self.entries(Some(tenant), Some(family)).await?;
@@ -310,4 +333,68 @@ fn read_entry(batch: &RecordBatch, row: usize) -> Result<Entry> {
         metrics: json("metrics")?,
         message: (!message.is_null(row)).then(|| message.value(row).to_string()),
     })
+}
+
+/// `system.model_runs`: every training run of the tenant, without the model.
+pub struct ModelRunsView(pub Registry);
+
+#[derive(Serialize)]
+struct RunRow {
+    run_id: String,
+    family: String,
+    version: u64,
+    status: &'static str,
+    serving: bool,
+    trained_at: DateTime<Utc>,
+    input_versions: String,
+    parameters: String,
+    metrics: String,
+    message: Option<String>,
+}
+
+#[async_trait::async_trait]
+impl gyrus_engine::system::SystemView for ModelRunsView {
+    fn name(&self) -> &'static str {
+        "model_runs"
+    }
+
+    fn schema(&self) -> SchemaRef {
+        Arc::new(Schema::new(vec![
+            Field::new("run_id", DataType::Utf8, false),
+            Field::new("family", DataType::Utf8, false),
+            Field::new("version", DataType::Int64, false),
+            Field::new("status", DataType::Utf8, false),
+            Field::new("serving", DataType::Boolean, false),
+            Field::new("trained_at", timestamp_utc(), false),
+            Field::new("input_versions", DataType::Utf8, false),
+            Field::new("parameters", DataType::Utf8, false),
+            Field::new("metrics", DataType::Utf8, false),
+            Field::new("message", DataType::Utf8, true),
+        ]))
+    }
+
+    async fn rows(&self, tenant: &TenantId) -> gyrus_engine::Result<RecordBatch> {
+        use gyrus_engine::system::{json_text, to_batch};
+        let runs = self
+            .0
+            .runs(tenant)
+            .await
+            .map_err(|e| gyrus_engine::EngineError::Internal(e.to_string()))?;
+        let rows: Vec<RunRow> = runs
+            .into_iter()
+            .map(|(e, serving)| RunRow {
+                run_id: e.version_label(),
+                family: e.family,
+                version: e.version,
+                status: e.status.as_str(),
+                serving,
+                trained_at: e.trained_at,
+                input_versions: json_text(&e.input_versions),
+                parameters: json_text(&e.parameters),
+                metrics: json_text(&e.metrics),
+                message: e.message,
+            })
+            .collect();
+        to_batch(&self.schema(), &rows)
+    }
 }

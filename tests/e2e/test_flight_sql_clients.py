@@ -260,3 +260,35 @@ def test_sqlalchemy_through_flightsql_dbapi(flight):
     with engine.connect() as conn:
         rows = conn.execute(sqlalchemy.text("SELECT channel, sum(spend) AS spend FROM ad_performance GROUP BY channel ORDER BY 2 DESC")).fetchall()
     assert rows and all(r[1] > 0 for r in rows)
+
+
+def test_system_tables_through_adbc_for_admins_only(flight):
+    """The operational state as SQL: an admin reads its tenant's model runs
+    and recent queries through ADBC; a reader is refused."""
+    from conftest import create_key
+
+    admin = create_key(flight.data, "acme", "admin")
+    reader = flight.keys["acme_reader"]
+    with connect(flight, key=reader) as conn:
+        marker = scalar(conn, "SELECT count(*) AS system_e2e_marker FROM ad_performance")
+        with pytest.raises((ProgrammingError, DatabaseError, OperationalError)) as err:
+            scalar(conn, "SELECT count(*) FROM system.model_runs")
+        assert "admin key" in str(err.value)
+    with connect(flight, key=admin) as conn:
+        with conn.cursor() as cur:
+            cur.execute("SELECT family, run_id, status, serving FROM system.model_runs ORDER BY family")
+            runs = cur.fetch_arrow_table().to_pylist()
+            # The demo trained every family once; each run serves.
+            assert {r["family"] for r in runs} == {"oracle", "curiosity", "memory", "reflexes"}, runs
+            assert all(r["serving"] and r["status"] == "good" for r in runs), runs
+            cur.execute(
+                "SELECT surface, key_id, status, rows, sql FROM system.queries "
+                "WHERE sql LIKE '%system_e2e_marker%'"
+            )
+            queries = cur.fetch_arrow_table().to_pylist()
+            mine = [q for q in queries if q["key_id"] == reader.id and q["status"] == "ok"]
+            assert len(mine) == 1 and mine[0]["surface"] == "flight_sql" and mine[0]["rows"] == 1, queries
+            cur.execute("SELECT table_name, rows FROM system.tables WHERE table_name = 'ad_performance'")
+            assert cur.fetchone()[1] == marker
+            cur.execute("SELECT count(*) FROM system.api_keys WHERE key_id = ?", parameters=(flight.keys["globex_reader"].id,))
+            assert cur.fetchone()[0] == 0

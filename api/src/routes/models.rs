@@ -5,7 +5,6 @@ use axum::Json;
 use axum::extract::State;
 use gyrus_engine::Role;
 use gyrus_models::Registry;
-use gyrus_models::registry::{Entry, serving_among};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -65,25 +64,13 @@ pub async fn runs(
     query: ListQuery,
 ) -> Result<Json<Page<ModelRun>>, Problem> {
     caller.require(Role::Admin)?;
-    let entries = Registry::new(state.store.clone())
-        .entries(Some(&caller.tenant), None)
-        .await?;
-    let serving: Vec<String> = gyrus_models::Family::ALL
+    let runs = Registry::new(state.store.clone())
+        .runs(&caller.tenant)
+        .await?
         .into_iter()
-        .filter_map(|family| {
-            let runs: Vec<Entry> = entries
-                .iter()
-                .filter(|e| e.family == family.as_str())
-                .cloned()
-                .collect();
-            serving_among(&runs).map(Entry::version_label)
-        })
-        .collect();
-    let runs = entries
-        .into_iter()
-        .map(|e: Entry| ModelRun {
+        .map(|(e, serving)| ModelRun {
             run_id: e.version_label(),
-            serving: serving.contains(&e.version_label()),
+            serving,
             family: e.family,
             version: e.version,
             trained_at: e.trained_at,

@@ -138,7 +138,8 @@ pub async fn run(
     let session = state
         .tables
         .session(&caller.tenant, &state.config.limits)
-        .await?;
+        .await?
+        .with_system(&state.system, caller.asker())?;
     state.metrics.query();
     // Planning (constant folding included) runs under the query's deadline too.
     let deadline = session.deadline();

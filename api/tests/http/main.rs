@@ -16,6 +16,7 @@ mod operations;
 mod oracle;
 mod reflexes;
 mod support;
+mod system;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode, header};

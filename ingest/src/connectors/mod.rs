@@ -17,6 +17,7 @@ pub mod platforms;
 pub mod registry;
 pub mod rows;
 pub mod state;
+pub mod system;
 
 use std::collections::BTreeMap;
 use std::fmt;

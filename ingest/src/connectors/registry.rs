@@ -278,6 +278,33 @@ impl Connectors {
         Ok(run)
     }
 
+    /// Every run of `tenant`'s connectors, each as it ended (or runs now),
+    /// oldest first; one left `running` by a process that is gone reads as
+    /// interrupted.
+    pub async fn runs(&self, tenant: &TenantId) -> Result<Vec<Run>, SyncError> {
+        let connectors = self.list(Some(tenant)).await?;
+        let mut runs: BTreeMap<String, Run> = BTreeMap::new();
+        for (connector, _, run) in RUNS.history::<Run>(&self.store, None).await? {
+            if connectors.iter().any(|c| c.id == connector) {
+                runs.insert(run.run_id.clone(), run);
+            }
+        }
+        let mut runs: Vec<Run> = runs.into_values().collect();
+        for run in &mut runs {
+            if run.status != RunStatus::Running {
+                continue;
+            }
+            let config = connectors.iter().find(|c| c.id == run.connector_id);
+            if let Some(config) = config
+                && !self.is_running(config).await?
+            {
+                run.status = RunStatus::Interrupted;
+            }
+        }
+        runs.sort_by_key(|r| r.started_at);
+        Ok(runs)
+    }
+
     async fn latest_run(&self, id: &str) -> Result<Option<Run>, SyncError> {
         Ok(RUNS
             .latest::<Run>(&self.store, Some(id))
