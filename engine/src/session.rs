@@ -144,10 +144,15 @@ impl Observer {
         Some(id)
     }
 
+    /// The planned query's id, entered in the log and no longer pending.
+    fn take(&self) -> Option<String> {
+        let id = self.enter()?;
+        *self.stage() = Stage::Idle;
+        Some(id)
+    }
+
     fn failed(&self, error: &EngineError) {
-        if self.enter().is_some()
-            && let Stage::Entered(id) = std::mem::take(&mut *self.stage())
-        {
+        if let Some(id) = self.take() {
             let message = Some(error.to_string());
             self.log
                 .finish(&self.tenant, &id, QueryStatus::Error, 0, 0, message);
@@ -164,10 +169,7 @@ impl Observer {
 
     /// The record the stream of the planned query ends.
     fn start(&self) -> Option<Recording> {
-        self.enter()?;
-        let Stage::Entered(query_id) = std::mem::take(&mut *self.stage()) else {
-            return None;
-        };
+        let query_id = self.take()?;
         Some(Recording {
             log: self.log.clone(),
             tenant: self.tenant.clone(),

@@ -282,7 +282,15 @@ impl Connectors {
     /// oldest first; one left `running` by a process that is gone reads as
     /// interrupted.
     pub async fn runs(&self, tenant: &TenantId) -> Result<Vec<Run>, SyncError> {
-        let connectors = self.list(Some(tenant)).await?;
+        self.runs_of(&self.list(Some(tenant)).await?).await
+    }
+
+    /// Every run of `connectors`, as [`Connectors::runs`] gives them: one
+    /// read of the run journal, and a lease read per run still `running`.
+    pub(super) async fn runs_of(
+        &self,
+        connectors: &[ConnectorConfig],
+    ) -> Result<Vec<Run>, SyncError> {
         let mut runs: BTreeMap<String, Run> = BTreeMap::new();
         for (connector, _, run) in RUNS.history::<Run>(&self.store, None).await? {
             if connectors.iter().any(|c| c.id == connector) {
@@ -475,7 +483,7 @@ impl Connectors {
 
 /// When a connector syncs next: never without a schedule; now if it never
 /// ran or its last run was interrupted; else a schedule after the last start.
-fn next_run(config: &ConnectorConfig, last: Option<&Run>) -> Option<DateTime<Utc>> {
+pub(super) fn next_run(config: &ConnectorConfig, last: Option<&Run>) -> Option<DateTime<Utc>> {
     if config.schedule_minutes == 0 {
         return None;
     }

@@ -11,7 +11,7 @@ use gyrus_engine::system::{SystemView, json_text, to_batch};
 use gyrus_engine::{EngineError, Store, TenantId};
 use serde::Serialize;
 
-use super::registry::{Connectors, RunStatus};
+use super::registry::{Connectors, RunStatus, next_run};
 
 fn engine_error(e: super::SyncError) -> EngineError {
     match e {
@@ -68,13 +68,15 @@ impl SystemView for ConnectorsView {
     }
 
     async fn rows(&self, tenant: &TenantId) -> gyrus_engine::Result<RecordBatch> {
+        // One read of the configurations and one of the run journal for
+        // all connectors (not a status read per connector).
+        let configs = self.0.list(Some(tenant)).await.map_err(engine_error)?;
+        let runs = self.0.runs_of(&configs).await.map_err(engine_error)?;
         let mut rows = Vec::new();
-        for config in self.0.list(Some(tenant)).await.map_err(engine_error)? {
-            let status = self
-                .0
-                .status(Some(tenant), &config.id)
-                .await
-                .map_err(engine_error)?;
+        for config in configs {
+            // Runs come oldest first.
+            let last_run = runs.iter().rev().find(|r| r.connector_id == config.id);
+            let next_run = next_run(&config, last_run);
             rows.push(ConnectorRow {
                 platform: config.platform.name(),
                 table_name: config.platform.table().name(),
@@ -83,9 +85,9 @@ impl SystemView for ConnectorsView {
                 lookback_days: config.lookback_days,
                 schedule_minutes: config.schedule_minutes,
                 settings: json_text(&config.settings),
-                last_run_status: status.last_run.as_ref().map(|r| r.status),
-                last_run_at: status.last_run.as_ref().map(|r| r.started_at),
-                next_run: status.next_run,
+                last_run_status: last_run.map(|r| r.status),
+                last_run_at: last_run.map(|r| r.started_at),
+                next_run,
                 connector_id: config.id,
             });
         }
