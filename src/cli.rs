@@ -174,6 +174,31 @@ pub enum Command {
         #[arg(long)]
         tenant: Option<String>,
     },
+    /// List, export and erase tenants.
+    Tenants {
+        #[command(subcommand)]
+        command: TenantsCommand,
+    },
+    /// Write a consistent snapshot of the whole store (or one tenant) into an
+    /// empty folder or object store prefix: each table at one Delta version,
+    /// readable as a store itself, with `backup.json` written last.
+    Backup {
+        /// Where: a new local folder, file:// or s3:// URL.
+        #[arg(long, value_name = "DIR|URL")]
+        to: String,
+        /// Only this tenant: its tables and its rows of the system tables.
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Restore a snapshot written by `gyrus backup` or `gyrus tenants export`
+    /// into this store (empty for a whole-store snapshot; without the
+    /// tenant's tables for a tenant's). Running it again after an
+    /// interruption finishes it.
+    Restore {
+        /// The snapshot's folder or URL.
+        #[arg(long, value_name = "DIR|URL")]
+        from: String,
+    },
     /// Delete files that no recent table version references (all tenants and the
     /// system tables unless --tenant).
     Vacuum {
@@ -182,6 +207,28 @@ pub enum Command {
         /// Keep files referenced within this many hours (readers of older versions may fail).
         #[arg(long, default_value_t = 168)]
         retention_hours: u64,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TenantsCommand {
+    /// The tenants in the store, with their tables' rows and bytes.
+    List,
+    /// Write one tenant's snapshot (tables, keys, model runs, connectors)
+    /// into an empty folder or prefix; `gyrus restore --from` reads it back.
+    Export {
+        #[arg(long)]
+        tenant: String,
+        /// Where: a new local folder, file:// or s3:// URL.
+        #[arg(long, value_name = "DIR|URL")]
+        to: String,
+    },
+    /// Remove everything of a tenant: its tables, keys, connectors with their
+    /// sealed credentials and cursors, model runs, leases; prints what it
+    /// removed. Stop its syncs and training first.
+    Erase {
+        #[arg(long)]
+        tenant: String,
     },
 }
 

@@ -194,6 +194,12 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Tenants { command } => crate::lifecycle::tenants(&store, command, &mut out).await,
+        Command::Backup { to, tenant } => {
+            let tenant = tenant.map(TenantId::new).transpose()?;
+            crate::lifecycle::backup(&store, &to, tenant.as_ref(), &mut out).await
+        }
+        Command::Restore { from } => crate::lifecycle::restore(&store, &from, &mut out).await,
         Command::Vacuum {
             tenant,
             retention_hours,

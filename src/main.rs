@@ -3,6 +3,7 @@
 mod allocation;
 mod commands;
 mod connectors;
+mod lifecycle;
 mod output;
 mod training;
 
@@ -37,6 +38,8 @@ fn log_filter(level: &str) -> EnvFilter {
             "gyrus_engine",
             "gyrus_datasets",
             "gyrus_ingest",
+            "gyrus_models",
+            "gyrus_api",
             "gyrus_flight",
         ]
         .iter()

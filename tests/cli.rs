@@ -924,3 +924,180 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
     }
     files
 }
+
+#[test]
+fn a_tenant_is_exported_erased_and_restored_with_its_connectors_and_model_runs() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let fake = runtime.block_on(fake::Fake::start(fake::FakeConfig::default()));
+    let dir = tempfile::tempdir().unwrap();
+    let (d, url) = (dir.path().join("store"), fake.url());
+    ok(gyrus(
+        &d,
+        &["demo", "--no-serve", "--tenants", "acme,globex"],
+    ));
+    let credentials = dir.path().join("hubspot.json");
+    std::fs::write(&credentials, fake.credentials("hubspot").to_string()).unwrap();
+    let mut ids = Vec::new();
+    for tenant in ["acme", "globex"] {
+        let added = ok(gyrus_keyed(
+            &d,
+            &[
+                "connectors",
+                "add",
+                "--tenant",
+                tenant,
+                "--platform",
+                "hubspot",
+                "--account",
+                "portal1",
+                "--credentials",
+                credentials.to_str().unwrap(),
+                "--base-url",
+                &url,
+                "--auth-url",
+                &url,
+                "--start-date",
+                "2026-03-01",
+                "--schedule-minutes",
+                "0",
+            ],
+        ));
+        ids.push(added.split_whitespace().nth(2).unwrap().to_string());
+    }
+    let (acme_connector, globex_connector) = (&ids[0], &ids[1]);
+    ok(gyrus_keyed(
+        &d,
+        &[
+            "connectors",
+            "sync",
+            acme_connector,
+            "--today",
+            "2026-05-29",
+        ],
+    ));
+    let runs = |data: &Path, tenant: &str| {
+        ok(gyrus(
+            data,
+            &[
+                "sql",
+                "--tenant",
+                tenant,
+                "--format",
+                "csv",
+                "SELECT count(*) AS n FROM system.model_runs",
+            ],
+        ))
+    };
+    let acme_runs = runs(&d, "acme");
+    assert_ne!(acme_runs.lines().nth(1), Some("0"), "{acme_runs}");
+    let tables = |data: &Path, tenant: &str| ok(gyrus(data, &["tables", "--tenant", tenant]));
+    let (acme_tables, globex_tables) = (tables(&d, "acme"), tables(&d, "globex"));
+
+    let export = dir.path().join("acme-export");
+    let exported = ok(gyrus(
+        &d,
+        &[
+            "tenants",
+            "export",
+            "--tenant",
+            "acme",
+            "--to",
+            export.to_str().unwrap(),
+        ],
+    ));
+    assert!(
+        exported.contains("tenant acme (") && exported.contains("backed up into"),
+        "{exported}"
+    );
+    // An export goes to a new place only.
+    fails(
+        gyrus(
+            &d,
+            &[
+                "tenants",
+                "export",
+                "--tenant",
+                "acme",
+                "--to",
+                export.to_str().unwrap(),
+            ],
+        ),
+        1,
+        "not empty",
+    );
+
+    let erased = ok(gyrus(&d, &["tenants", "erase", "--tenant", "acme"]));
+    for place in [
+        "_system/api_keys",
+        "_system/connectors",
+        "_system/connector_state",
+        "_system/connector_runs",
+        "_system/model_registry",
+        "_system/leases",
+        "tenants/acme/ad_performance",
+        "tenants/acme/forecasts",
+    ] {
+        assert!(erased.contains(place), "{place} not in: {erased}");
+    }
+    let left: Vec<_> = walk(&d)
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("acme"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    let listed = ok(gyrus(&d, &["connectors", "list"]));
+    assert!(
+        !listed.contains(acme_connector.as_str()) && listed.contains(globex_connector.as_str()),
+        "{listed}"
+    );
+    assert_eq!(runs(&d, "acme").lines().nth(1), Some("0"));
+    assert_ne!(runs(&d, "globex").lines().nth(1), Some("0"));
+    assert_eq!(tables(&d, "globex"), globex_tables);
+    let again = ok(gyrus(&d, &["tenants", "erase", "--tenant", "acme"]));
+    assert!(again.contains("nothing removed"), "{again}");
+
+    // The export brings all of it back: tables, runs, the connector with
+    // its sealed credentials (it syncs again).
+    ok(gyrus(&d, &["restore", "--from", export.to_str().unwrap()]));
+    assert_eq!(tables(&d, "acme"), acme_tables);
+    assert_eq!(runs(&d, "acme"), acme_runs);
+    ok(gyrus_keyed(
+        &d,
+        &[
+            "connectors",
+            "sync",
+            acme_connector,
+            "--today",
+            "2026-05-30",
+        ],
+    ));
+
+    // The whole store, into an empty one: every table the same.
+    let backup = dir.path().join("backup");
+    ok(gyrus(&d, &["backup", "--to", backup.to_str().unwrap()]));
+    let copy = dir.path().join("copy");
+    ok(gyrus(
+        &copy,
+        &["restore", "--from", backup.to_str().unwrap()],
+    ));
+    for tenant in ["acme", "globex"] {
+        assert_eq!(tables(&copy, tenant), tables(&d, tenant), "{tenant}");
+        assert_eq!(runs(&copy, tenant), runs(&d, tenant), "{tenant}");
+    }
+    // Into the store it came from: nothing to do while that is unchanged,
+    // refused once a table has moved on.
+    ok(gyrus(&d, &["restore", "--from", backup.to_str().unwrap()]));
+    let late = dir.path().join("late.csv");
+    std::fs::write(&late, csv_rows("late", 1..=2, 3)).unwrap();
+    ok(ingest(&d, late.to_str().unwrap()));
+    fails(
+        gyrus(&d, &["restore", "--from", backup.to_str().unwrap()]),
+        1,
+        "already has tenants/acme/ad_performance",
+    );
+    fails(
+        gyrus(&copy, &["restore", "--from", d.to_str().unwrap()]),
+        1,
+        "no backup.json",
+    );
+    drop(fake);
+}

@@ -183,6 +183,7 @@ impl From<EngineError> for Problem {
             EngineError::Conflict { .. } | EngineError::LeaseLost { .. } => {
                 Problem::new(StatusCode::CONFLICT, "conflict", detail)
             }
+            EngineError::Busy(_) => Problem::new(StatusCode::CONFLICT, "busy", detail),
             EngineError::InvalidRoot { .. }
             | EngineError::Delta(_)
             | EngineError::ObjectStore(_)

@@ -10,6 +10,7 @@ use gyrus_models::{Registry, ServingCache};
 use std::time::Duration;
 
 use gyrus_engine::admission::{Admission, AdmissionConfig};
+use gyrus_engine::lifecycle::TenantRows;
 use gyrus_engine::system::SystemCatalog;
 use gyrus_engine::{KeyRing, KeyRingConfig, ServerCaches, SessionLimits, Store, TableCache};
 use gyrus_ingest::connectors::registry::Connectors;
@@ -92,6 +93,19 @@ pub fn add_system_views(system: &SystemCatalog, store: &Store) {
     system.register(gyrus_ingest::connectors::system::ConnectorRunsView::new(
         store.clone(),
     ));
+}
+
+/// The shared system tables that hold tenants' rows, in the order a
+/// tenant is erased: its keys first, so that its access ends first.
+pub fn tenant_rows() -> Vec<&'static dyn TenantRows> {
+    let connectors = &gyrus_ingest::connectors::registry::TENANT_ROWS;
+    vec![
+        &gyrus_engine::keys::TENANT_ROWS,
+        &connectors[0],
+        &connectors[1],
+        &connectors[2],
+        &gyrus_models::registry::TENANT_ROWS,
+    ]
 }
 
 impl AppState {

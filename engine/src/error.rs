@@ -71,6 +71,10 @@ pub enum EngineError {
     #[error("the write conflicted with concurrent writers {attempts} times; retry it")]
     Conflict { attempts: usize },
 
+    /// Work that holds a lease is running; the request must wait for it.
+    #[error("{0}")]
+    Busy(String),
+
     #[error("lease `{lease}` was taken over by another process after it expired here")]
     LeaseLost { lease: String },
 

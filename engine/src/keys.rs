@@ -27,6 +27,12 @@ use crate::schema::timestamp_utc;
 use crate::store::{Store, TenantId};
 
 const TABLE: &str = "api_keys";
+
+/// Where a tenant's keys are, for erasing and one-tenant snapshots.
+pub const TENANT_ROWS: crate::lifecycle::ByTenantColumn = crate::lifecycle::ByTenantColumn {
+    table: TABLE,
+    column: "tenant_id",
+};
 const PREFIX: &str = "gyr_";
 
 /// What a key may do.

@@ -159,8 +159,7 @@ impl Store {
 
     fn system_path(&self, kind: &str, parts: &[&str]) -> Result<Path> {
         let name = lease_name(parts)?;
-        Path::from_url_path(format!("{}_system/{kind}/{name}", self.root().path()))
-            .map_err(|e| EngineError::Internal(e.to_string()))
+        self.object_path(&format!("_system/{kind}/{name}"))
     }
 
     fn link_path(&self, name: &str, link: u64) -> Result<Path> {

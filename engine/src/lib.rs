@@ -8,8 +8,11 @@
 //! - [`Store::session`]: a read-only DataFusion session holding one tenant's
 //!   tables, bounded in memory and time.
 //! - [`keys`]: hashed API keys bound to a tenant and a role.
+//! - [`lifecycle`], [`backup`]: erasing a tenant; consistent snapshots of
+//!   the store or one tenant (backup, restore, export).
 
 pub mod admission;
+pub mod backup;
 pub mod budget;
 pub mod error;
 pub mod exec;
@@ -17,6 +20,7 @@ pub mod functions;
 pub mod ipc;
 pub mod keys;
 pub mod lease;
+pub mod lifecycle;
 pub mod maintenance;
 pub mod money;
 pub mod params;

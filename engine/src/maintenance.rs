@@ -122,7 +122,7 @@ impl Store {
     pub async fn system_tables(&self) -> Result<Vec<(String, DeltaTable)>> {
         let listing = self
             .object_store()
-            .list_with_delimiter(Some(&self.folder("_system")?))
+            .list_with_delimiter(Some(&self.object_path("_system")?))
             .await?;
         let mut tables = Vec::new();
         for name in listing.common_prefixes.iter().filter_map(|p| p.filename()) {
@@ -213,7 +213,11 @@ async fn compact(delta: DeltaTable, span: tracing::Span) -> Result<(u64, u64)> {
 
 /// Deletes one table's files no version newer than `retention` references;
 /// returns how many.
-async fn sweep(delta: DeltaTable, retention: Duration, span: tracing::Span) -> Result<usize> {
+pub(crate) async fn sweep(
+    delta: DeltaTable,
+    retention: Duration,
+    span: tracing::Span,
+) -> Result<usize> {
     let retention = chrono::Duration::from_std(retention).unwrap_or(chrono::Duration::days(7));
     let (_, metrics) = delta
         .vacuum()

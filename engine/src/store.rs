@@ -183,10 +183,10 @@ impl Store {
         self.join(&format!("_system/{name}/"))
     }
 
-    /// The object-store path of a top-level folder of the root (`tenants`,
-    /// `_system`), for listing what it holds.
-    pub(crate) fn folder(&self, name: &str) -> Result<object_store::path::Path> {
-        object_store::path::Path::from_url_path(format!("{}{name}", self.root.path()))
+    /// The object-store path of a place under the root given relative to it
+    /// (`tenants`, `_system/leases/…`), for listing, reading and deleting.
+    pub(crate) fn object_path(&self, relative: &str) -> Result<object_store::path::Path> {
+        object_store::path::Path::from_url_path(format!("{}{relative}", self.root.path()))
             .map_err(|e| EngineError::Internal(e.to_string()))
     }
 
@@ -312,7 +312,7 @@ impl Store {
     pub async fn tenants(&self) -> Result<Vec<TenantId>> {
         let listing = self
             .object_store
-            .list_with_delimiter(Some(&self.folder("tenants")?))
+            .list_with_delimiter(Some(&self.object_path("tenants")?))
             .await?;
         let mut tenants: Vec<TenantId> = listing
             .common_prefixes

@@ -508,7 +508,7 @@ async fn replay_outcome(
     })
 }
 
-fn is_conflict(err: &DeltaTableError) -> bool {
+pub(crate) fn is_conflict(err: &DeltaTableError) -> bool {
     matches!(
         err,
         DeltaTableError::Transaction {
@@ -646,6 +646,17 @@ impl Store {
         let Some(table) = self.load(&self.system_url(name)).await? else {
             return Ok(Vec::new());
         };
+        self.scan_table(&table, columns, filter).await
+    }
+
+    /// Reads the rows of a loaded table (at its loaded version) that match
+    /// `filter`, with only `columns` (all when empty).
+    pub(crate) async fn scan_table(
+        &self,
+        table: &DeltaTable,
+        columns: &[&str],
+        filter: Option<Expr>,
+    ) -> Result<Vec<RecordBatch>> {
         let ctx = datafusion::prelude::SessionContext::new();
         table.update_datafusion_session(&ctx.state())?;
         let mut frame = ctx.read_table(table.table_provider().await?)?;

@@ -26,6 +26,7 @@ pub fn engine_status(err: EngineError) -> Status {
         EngineError::Conflict { .. } | EngineError::LeaseLost { .. } => {
             Status::aborted(err.to_string())
         }
+        EngineError::Busy(_) => Status::unavailable(err.to_string()),
         EngineError::InvalidRoot { .. }
         | EngineError::Delta(_)
         | EngineError::ObjectStore(_)

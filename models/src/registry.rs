@@ -25,6 +25,13 @@ use crate::error::{ModelError, Result};
 use crate::family::{Family, TrainedModel};
 
 const TABLE: &str = "model_registry";
+
+/// Where a tenant's model runs are, for erasing and one-tenant snapshots.
+pub const TENANT_ROWS: gyrus_engine::lifecycle::ByTenantColumn =
+    gyrus_engine::lifecycle::ByTenantColumn {
+        table: TABLE,
+        column: "tenant_id",
+    };
 /// Every column but the model itself.
 const ENTRY_COLUMNS: [&str; 9] = [
     "tenant_id",

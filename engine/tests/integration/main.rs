@@ -8,5 +8,6 @@ mod fairness;
 mod hostile;
 mod isolation;
 mod leases;
+mod lifecycle;
 mod limits;
 mod writes;

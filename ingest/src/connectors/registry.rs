@@ -6,11 +6,15 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
+use gyrus_engine::EngineError;
+use gyrus_engine::datafusion::functions::string::expr_fn::starts_with;
+use gyrus_engine::datafusion::prelude::{Expr, col, lit};
 use gyrus_engine::lease::{self, Lease, Taken};
+use gyrus_engine::lifecycle::TenantRows;
 use gyrus_engine::store::{Store, TenantId};
 use serde::{Deserialize, Serialize};
 
-use super::state::{self, CONNECTORS, RUNS, StreamState};
+use super::state::{self, CONNECTORS, CURSORS, Journal, RUNS, StreamState};
 use super::{
     Connector, ConnectorConfig, Credentials, Platform, SyncError, SyncOptions, SyncReport,
 };
@@ -215,6 +219,18 @@ impl Connectors {
             .into_values()
             .map(|(_, record)| record)
             .filter(|r| !r.removed)
+            .collect())
+    }
+
+    /// Every connector `tenant` ever had, removed ones too: what its cursors
+    /// and runs are keyed by.
+    async fn ever_of(&self, tenant: &TenantId) -> Result<Vec<String>, SyncError> {
+        Ok(CONNECTORS
+            .latest::<Record>(&self.store, None)
+            .await?
+            .into_values()
+            .filter(|(_, r)| r.config.tenant == tenant.as_str())
+            .map(|(_, r)| r.config.id)
             .collect())
     }
 
@@ -503,4 +519,46 @@ fn owner(config: &ConnectorConfig) -> String {
 
 fn hex_id() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..16].to_string()
+}
+
+/// Where a tenant's connectors (with their sealed credentials), cursors
+/// and runs are, for erasing and one-tenant snapshots; in the order they
+/// are erased: runs and cursors before the connectors that name them.
+pub const TENANT_ROWS: [ConnectorRows; 3] = [
+    ConnectorRows(RUNS),
+    ConnectorRows(CURSORS),
+    ConnectorRows(CONNECTORS),
+];
+
+/// One connector journal's rows of a tenant: those keyed by its connectors.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectorRows(Journal);
+
+#[async_trait::async_trait]
+impl TenantRows for ConnectorRows {
+    fn table(&self) -> &str {
+        self.0.0
+    }
+
+    async fn predicate(
+        &self,
+        store: &Store,
+        tenant: &TenantId,
+    ) -> Result<Option<Expr>, EngineError> {
+        let ids = Connectors::new(store.clone(), None)
+            .ever_of(tenant)
+            .await
+            .map_err(super::system::engine_error)?;
+        let key = || col("key");
+        Ok(if self.0.0 == CURSORS.0 {
+            // Keyed `<connector>/<stream>`.
+            ids.into_iter()
+                .map(|id| starts_with(key(), lit(format!("{id}/"))))
+                .reduce(Expr::or)
+        } else if ids.is_empty() {
+            None
+        } else {
+            Some(key().in_list(ids.into_iter().map(lit).collect(), false))
+        })
+    }
 }

@@ -13,7 +13,9 @@ use serde::Serialize;
 
 use super::registry::{Connectors, RunStatus, next_run};
 
-fn engine_error(e: super::SyncError) -> EngineError {
+/// A connector failure inside an engine operation (a `system` scan, an
+/// erase): the engine's own errors keep their meaning.
+pub(super) fn engine_error(e: super::SyncError) -> EngineError {
     match e {
         super::SyncError::Engine(e) => e,
         other => EngineError::Internal(other.to_string()),
