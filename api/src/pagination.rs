@@ -19,6 +19,8 @@ use axum::extract::{FromRequestParts, Query};
 use axum::http::request::Parts;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::{Expr, ident, lit};
 use serde::Serialize;
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -108,8 +110,9 @@ impl<S: Send + Sync> FromRequestParts<S> for ListQuery {
 struct Cursor(String, Value, Value);
 
 impl ListQuery {
-    /// Filters, sorts and cuts `items` into the page asked for.
-    pub fn page<T: Serialize>(&self, items: Vec<T>, spec: &ListSpec) -> Result<Page<T>, Problem> {
+    /// The sort asked for (or the endpoint's default) as `(sort, field,
+    /// descending)`, with the sort and every filter checked against `spec`.
+    fn checked<'a>(&'a self, spec: &'a ListSpec) -> Result<(&'a str, &'a str, bool), Problem> {
         let sort = self.sort.as_deref().unwrap_or(spec.default_sort);
         let (field, descending) = match sort.strip_prefix('-') {
             Some(field) => (field, true),
@@ -134,6 +137,34 @@ impl ListQuery {
                 )));
             }
         }
+        Ok((sort, field, descending))
+    }
+
+    /// The request as a scan: for lists read from a table, its filters,
+    /// cursor, sort and limit go into the query ([`Scan::apply`]), so that
+    /// the scan returns one page and one item more, however large the
+    /// table. [`ListQuery::page`] then cuts the page from those rows.
+    pub fn scan(&self, spec: &ListSpec) -> Result<Scan, Problem> {
+        let (sort, field, descending) = self.checked(spec)?;
+        let after = self
+            .cursor
+            .as_deref()
+            .map(|c| decode_cursor(c, sort))
+            .transpose()?
+            .map(|Cursor(_, key, id)| (key, id));
+        Ok(Scan {
+            filters: self.filters.clone(),
+            field: field.to_string(),
+            id: spec.id,
+            descending,
+            after,
+            limit: self.limit,
+        })
+    }
+
+    /// Filters, sorts and cuts `items` into the page asked for.
+    pub fn page<T: Serialize>(&self, items: Vec<T>, spec: &ListSpec) -> Result<Page<T>, Problem> {
+        let (sort, field, descending) = self.checked(spec)?;
         let after = self
             .cursor
             .as_deref()
@@ -175,6 +206,79 @@ impl ListQuery {
             next_cursor,
         })
     }
+}
+
+/// A list request checked and ready to be pushed into a table's scan
+/// ([`ListQuery::scan`]). Its order is the pager's: nulls lowest, ties by id.
+#[derive(Debug, Clone)]
+pub struct Scan {
+    filters: Vec<(String, String)>,
+    field: String,
+    id: &'static str,
+    descending: bool,
+    after: Option<(Value, Value)>,
+    limit: usize,
+}
+
+impl Scan {
+    /// Adds the filters, the rows after the cursor, the sort and a limit of
+    /// one page plus one item to `frame`, whose columns are named as the
+    /// items' fields.
+    pub fn apply(&self, mut frame: DataFrame) -> datafusion::error::Result<DataFrame> {
+        for (name, value) in &self.filters {
+            frame = frame.filter(ident(name).eq(lit(value.as_str())))?;
+        }
+        if let Some((key, id)) = &self.after {
+            frame = frame.filter(self.after(key, id))?;
+        }
+        let ascending = !self.descending;
+        frame
+            .sort(vec![
+                ident(&self.field).sort(ascending, ascending),
+                ident(self.id).sort(ascending, ascending),
+            ])?
+            .limit(0, Some(self.limit + 1))
+    }
+
+    /// The rows that come after `(key, id)` in the list's order.
+    fn after(&self, key: &Value, id: &Value) -> Expr {
+        let (field, id_column) = (ident(&self.field), ident(self.id));
+        let key = literal(key);
+        let id = literal(id).unwrap_or_else(|| lit(datafusion::scalar::ScalarValue::Null));
+        match (key, self.descending) {
+            // Ascending, nulls first.
+            (Some(key), false) => field
+                .clone()
+                .gt(key.clone())
+                .or(field.eq(key).and(id_column.gt(id))),
+            (None, false) => field
+                .clone()
+                .is_not_null()
+                .or(field.is_null().and(id_column.gt(id))),
+            // Descending, nulls last.
+            (Some(key), true) => field
+                .clone()
+                .lt(key.clone())
+                .or(field.clone().eq(key).and(id_column.lt(id)))
+                .or(field.is_null()),
+            (None, true) => field.is_null().and(id_column.lt(id)),
+        }
+    }
+}
+
+/// A cursor's JSON value as a literal (`None` for null); the scan's types
+/// coerce it to the column's (a date, a timestamp).
+fn literal(value: &Value) -> Option<Expr> {
+    Some(match value {
+        Value::Null => return None,
+        Value::Bool(b) => lit(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => lit(i),
+            None => lit(n.as_f64().unwrap_or(0.0)),
+        },
+        Value::String(s) => lit(s.as_str()),
+        other => lit(other.to_string()),
+    })
 }
 
 fn decode_cursor(cursor: &str, sort: &str) -> Result<Cursor, Problem> {

@@ -144,7 +144,9 @@ pub async fn insights(
 ) -> Result<Json<Page<Insight>>, Problem> {
     caller.require(Role::Reader)?;
     let range = range(&mut query)?;
-    // Ranges are pushed into the scan; equality filters too, by the pager.
+    // Ranges, filters, the cursor, the sort and the page's limit are all
+    // pushed into the scan: one page is read, however many insights there are.
+    let scan = query.scan(&INSIGHTS)?;
     let found = table_rows(&state, &caller, "SELECT * FROM insights", |mut frame| {
         frame = frame.filter(col("severity").gt_eq(lit(range.min_severity)))?;
         let day = |d: NaiveDate| lit(ScalarValue::Date32(Some(date_to_day(d))));
@@ -154,7 +156,7 @@ pub async fn insights(
         if let Some(to) = range.to {
             frame = frame.filter(col("date").lt_eq(day(to)))?;
         }
-        Ok(frame)
+        scan.apply(frame)
     })
     .await?;
     let insights = found

@@ -369,13 +369,15 @@ pub async fn leads(
     query: ListQuery,
 ) -> Result<Json<Page<Lead>>, Problem> {
     caller.require(Role::Reader)?;
+    // Filters, the cursor, the sort and the page's limit go into the query.
+    let scan = query.scan(&LEADS)?;
     let found = rows(
         &state,
         &caller,
         "SELECT l.deal_id, l.p_win, d.pipeline, d.stage, d.amount, d.currency, d.created_at, \
            d.customer_id, d.source_campaign, l.model_version, l.scored_at \
          FROM lead_scores l LEFT JOIN crm_deals d ON l.deal_id = d.deal_id",
-        Ok,
+        |frame| scan.apply(frame),
     )
     .await?;
     let leads = found

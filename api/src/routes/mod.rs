@@ -121,6 +121,8 @@ pub fn json_body<T: serde::de::DeserializeOwned>(
 }
 
 /// Runs a query of the tenant's tables and returns its rows as JSON objects.
+/// It is one of the tenant's queries on the HTTP surface: `system.queries`
+/// shows it (its text, and the rows it returned after `refine`).
 pub async fn table_rows(
     state: &AppState,
     caller: &Caller,
@@ -130,7 +132,8 @@ pub async fn table_rows(
     let session = state
         .tables
         .session(&caller.tenant, &state.config.limits)
-        .await?;
+        .await?
+        .with_system(&state.system, caller.asker())?;
     let deadline = session.deadline();
     let frame = deadline.bound(session.plan(sql)).await??;
     let frame = refine(frame).map_err(|e| session.map_error(e))?;

@@ -299,3 +299,153 @@ async fn bad_driver_requests_are_clear_errors() {
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0]["value"], "gx-camp");
 }
+
+/// `n` insights of acme, one per (day, campaign), with severities and
+/// scores that repeat, so that sorts have ties.
+fn many_insights(n: usize) -> gyrus_engine::datafusion::arrow::array::RecordBatch {
+    use gyrus_engine::datafusion::arrow::array::{
+        ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
+    };
+    use gyrus_engine::schema::CanonicalTable;
+    let text = |f: &dyn Fn(usize) -> String| -> ArrayRef {
+        Arc::new(StringArray::from((0..n).map(f).collect::<Vec<_>>()))
+    };
+    let float = |f: &dyn Fn(usize) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from((0..n).map(f).collect::<Vec<_>>()))
+    };
+    let base = 20_000; // 2024-10-04
+    RecordBatch::try_new(
+        CanonicalTable::Insights.schema(),
+        vec![
+            text(&|i| format!("ins-{i:07}")),
+            text(&|i| ["anomaly", "changepoint", "mover"][i % 3].to_string()),
+            text(&|_| "campaign".to_string()),
+            text(&|i| format!("c-{:04}", i % 1000)),
+            text(&|i| ["clicks", "spend"][i % 2].to_string()),
+            Arc::new(Date32Array::from(
+                (0..n).map(|i| base + (i / 1000) as i32).collect::<Vec<_>>(),
+            )),
+            float(&|i| (i % 97) as f64 / 96.0),
+            float(&|i| (i % 13) as f64),
+            float(&|i| i as f64),
+            float(&|i| i as f64 * 1.5),
+            text(&|i| format!("clicks rose by {i} against the expected value of the week")),
+            text(&|_| "curiosity-v1".to_string()),
+            Arc::new(
+                TimestampMicrosecondArray::from(
+                    (0..n)
+                        .map(|i| 1_760_000_000_000_000 + (i % 5000) as i64 * 1_000_000)
+                        .collect::<Vec<_>>(),
+                )
+                .with_timezone("UTC"),
+            ),
+        ],
+    )
+    .unwrap()
+}
+
+/// The list reads one page from the scan, not the table: under a pool
+/// that cannot sort the whole table (and no spill space), the table sorted
+/// whole is refused, while pages of it come back in every sort, and
+/// `system.queries` shows each page's scan returned at most a page and one
+/// row more.
+#[tokio::test]
+async fn insights_page_a_table_larger_than_the_pool() {
+    const N: usize = 200_000;
+    let api = api(|c| {
+        c.limits.memory_bytes = 16 << 20;
+        c.limits.budget = gyrus_engine::budget::ProcessBudget::new(64 << 20, 0);
+    })
+    .await;
+    let acme = TenantId::new("acme").unwrap();
+    api.state
+        .store
+        .write(
+            &acme,
+            gyrus_engine::WriteRequest::append(
+                gyrus_engine::schema::CanonicalTable::Insights,
+                vec![many_insights(N)],
+            ),
+        )
+        .await
+        .unwrap();
+
+    let whole = call(
+        &api.app,
+        sql(
+            &api.reader,
+            "application/json",
+            json!({ "sql": "SELECT * FROM insights ORDER BY explanation" }),
+        ),
+    )
+    .await;
+    assert!(
+        whole.json().to_string().contains("memory limit"),
+        "the table sorted whole fits the pool: {}",
+        whole.json()
+    );
+
+    for (sort, field) in [
+        ("-date", "date"),
+        ("-severity", "severity"),
+        ("score", "score"),
+        ("detected_at", "detected_at"),
+    ] {
+        let mut seen = std::collections::HashSet::new();
+        let mut cursor = String::new();
+        let mut last: Option<Value> = None;
+        for _ in 0..3 {
+            let page = list(
+                &api,
+                &api.reader,
+                &format!("?kind=mover&sort={sort}&limit=500{cursor}"),
+            )
+            .await;
+            assert_eq!(page.status, StatusCode::OK, "{sort}: {}", page.json());
+            let got = items(&page);
+            assert_eq!(got.len(), 500, "{sort}");
+            for item in &got {
+                assert_eq!(item["kind"], "mover");
+                assert!(
+                    seen.insert(item["insight_id"].to_string()),
+                    "{sort} repeats"
+                );
+                let value = &item[field];
+                if let Some(before) = &last {
+                    let (a, b) = (before.to_string(), value.to_string());
+                    let ordered = match (before.as_f64(), value.as_f64()) {
+                        (Some(x), Some(y)) if sort.starts_with('-') => x >= y,
+                        (Some(x), Some(y)) => x <= y,
+                        _ if sort.starts_with('-') => a >= b,
+                        _ => a <= b,
+                    };
+                    assert!(ordered, "{sort}: {before} then {value}");
+                }
+                last = Some(value.clone());
+            }
+            let next = page.json()["next_cursor"].as_str().unwrap().to_string();
+            cursor = format!("&cursor={next}");
+        }
+    }
+    // The newest day comes first by default, as the whole table says.
+    let first = items(&list(&api, &api.reader, "?limit=1").await);
+    assert_eq!(first[0]["date"], "2025-04-21");
+
+    let queries = call(
+        &api.app,
+        sql(
+            &api.admin,
+            "application/json",
+            json!({ "sql": "SELECT rows FROM system.queries WHERE sql = 'SELECT * FROM insights'" }),
+        ),
+    )
+    .await;
+    let rows: Vec<u64> = queries.json()["rows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["rows"].as_u64().unwrap())
+        .collect();
+    assert_eq!(rows.len(), 13, "{rows:?}");
+    assert!(rows.iter().all(|&n| n <= 501), "{rows:?}");
+}
