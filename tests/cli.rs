@@ -263,7 +263,42 @@ fn ingest_reads_three_formats_replays_nothing_and_replaces_slices() {
     assert!(wrote.contains("wrote 34 rows"), "{wrote}");
     let replay = ok(gyrus(d, &all_three));
     assert!(replay.contains("already ingested"), "{replay}");
-
+    // A key of the caller's: once per content, as over HTTP and Flight SQL
+    // (the one rule is the engine's).
+    let keyed = |file: &Path| {
+        gyrus(
+            d,
+            &[
+                "ingest",
+                "--tenant",
+                "globex",
+                "--table",
+                "ad_performance",
+                "--idempotency-key",
+                "feb-load",
+                file.to_str().unwrap(),
+            ],
+        )
+    };
+    let feb = d.join("feb.csv");
+    std::fs::write(&feb, csv_rows("a9", 1..=3, 5).replace("2026-01-", "2026-02-")).unwrap();
+    assert!(ok(keyed(&feb)).contains("wrote 3 rows"));
+    assert!(ok(keyed(&feb)).contains("already ingested"));
+    let other = d.join("feb-other.csv");
+    std::fs::write(&other, csv_rows("a9", 1..=2, 7).replace("2026-01-", "2026-02-")).unwrap();
+    fails(keyed(&other), 1, "was first used for a different request");
+    let kept = ok(gyrus(
+        d,
+        &[
+            "sql",
+            "--tenant",
+            "globex",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM ad_performance WHERE account_id = 'a9'",
+        ],
+    ));
+    assert_eq!(kept.lines().nth(1), Some("3"), "{kept}");
     // Restate the second half of January for a1 only.
     let restated = d.join("restated.csv");
     std::fs::write(&restated, csv_rows("a1", 16..=31, 50)).unwrap();
