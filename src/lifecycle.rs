@@ -90,7 +90,8 @@ pub async fn backup(
 pub async fn restore(store: &Store, from: &str, out: &mut impl Write) -> anyhow::Result<()> {
     let started = Instant::now();
     let source = Store::open(from).await?;
-    let manifest = store.restore(&source).await?;
+    let owners = gyrus_api::state::tenant_rows();
+    let manifest = store.restore(&source, &owners).await?;
     summary(
         &manifest,
         "restored from",

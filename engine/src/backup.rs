@@ -26,7 +26,7 @@
 //! println!("{} tables", manifest.tables.len());
 //!
 //! let empty = Store::open("./restored").await?;
-//! empty.restore(&target).await?;
+//! empty.restore(&target, &[]).await?;
 //! # Ok(()) }
 //! ```
 
@@ -178,8 +178,41 @@ impl Store {
     /// needs a store where that tenant has no tables. A restore that was
     /// interrupted can be run again: tables already restored whole are
     /// kept, and the tenant's system rows are added once.
-    pub async fn restore(&self, source: &Store) -> Result<Manifest> {
+    ///
+    /// A tenant's snapshot adds only rows of that tenant to the shared
+    /// system tables, as `owners` find them: a snapshot altered to carry
+    /// another tenant's keys or tables is refused.
+    pub async fn restore(&self, source: &Store, owners: &[&dyn TenantRows]) -> Result<Manifest> {
         let manifest = read_manifest(source).await?;
+        if let Some(tenant) = &manifest.tenant {
+            let tenant = TenantId::new(tenant.as_str())?;
+            let own = format!("tenants/{tenant}/");
+            for table in &manifest.tables {
+                let path = format!("{}/", table.path);
+                let fits = if table.tenant_rows {
+                    owners
+                        .iter()
+                        .any(|o| path == format!("_system/{}/", o.table()))
+                } else {
+                    path.starts_with(&own)
+                };
+                if !fits {
+                    return Err(EngineError::InvalidRoot {
+                        root: source.root().to_string(),
+                        reason: format!(
+                            "it is a snapshot of tenant {tenant} but holds {}",
+                            table.path
+                        ),
+                    });
+                }
+            }
+            if manifest.files.iter().any(|f| !f.starts_with(&own)) {
+                return Err(EngineError::InvalidRoot {
+                    root: source.root().to_string(),
+                    reason: format!("it is a snapshot of tenant {tenant} but holds other files"),
+                });
+            }
+        }
         // Refuse before anything is written.
         let mut todo = Vec::new();
         for table in &manifest.tables {
@@ -217,7 +250,16 @@ impl Store {
         }
         for table in todo {
             if table.tenant_rows {
-                add_tenant_rows(source, self, table, &manifest.id).await?;
+                let (Some(tenant), Some(owner)) = (
+                    &manifest.tenant,
+                    owners
+                        .iter()
+                        .find(|o| table.path == format!("_system/{}", o.table())),
+                ) else {
+                    return Err(unfinished(source));
+                };
+                let tenant = TenantId::new(tenant.as_str())?;
+                add_tenant_rows(source, self, table, *owner, &tenant, &manifest.id).await?;
             } else {
                 copy_table(source, self, &table.path, Some(table.version)).await?;
             }
@@ -452,9 +494,16 @@ async fn copy_tenant_rows(
     }))
 }
 
-/// Adds a snapshot's tenant rows of a shared system table to this store's
-/// table, once per snapshot.
-async fn add_tenant_rows(from: &Store, to: &Store, table: &TableSnapshot, id: &str) -> Result<()> {
+/// Adds a snapshot's rows of `tenant` in a shared system table to this
+/// store's table, once per snapshot; rows of anyone else are not added.
+async fn add_tenant_rows(
+    from: &Store,
+    to: &Store,
+    table: &TableSnapshot,
+    owner: &dyn TenantRows,
+    tenant: &TenantId,
+    id: &str,
+) -> Result<()> {
     let name = table
         .path
         .strip_prefix("_system/")
@@ -463,7 +512,10 @@ async fn add_tenant_rows(from: &Store, to: &Store, table: &TableSnapshot, id: &s
         .load(&from.system_url(name))
         .await?
         .ok_or_else(|| unfinished(from))?;
-    let batches = from.scan_table(&delta, &[], None).await?;
+    let Some(predicate) = owner.predicate(from, tenant).await? else {
+        return Ok(());
+    };
+    let batches = from.scan_table(&delta, &[], Some(predicate)).await?;
     let Some(schema) = batches.first().map(|b| b.schema()) else {
         return Ok(());
     };

@@ -94,11 +94,12 @@ impl EraseReport {
 const DELETE_ATTEMPTS: usize = 5;
 
 impl Store {
-    /// Removes everything of `tenant`, unless work holds one of its leases
-    /// (a training run, a sync: refused with [`EngineError::Busy`]): its rows of every shared system table
+    /// Removes everything of `tenant`: its rows of every shared system table
     /// in `owners` (in that order; put the keys first, so access ends
     /// first), the files those rows were in, its leases and claims, and its
-    /// folder with every table in it. Each step can be run again: a second
+    /// folder with every table in it. Refused with [`EngineError::Busy`]
+    /// while work holds one of its leases (a training run, a sync), which
+    /// would write its tables again. Each step can be run again: a second
     /// erase after an interruption finishes the job, and erasing a tenant
     /// with nothing left reports nothing.
     ///
@@ -135,6 +136,9 @@ impl Store {
                 continue;
             };
             let rows = self.delete_rows(delta, &table, predicate).await?;
+            if rows == 0 {
+                continue;
+            }
             report.removed.push(Removed {
                 what: format!("_system/{table}"),
                 rows,

@@ -256,7 +256,7 @@ async fn a_backup_restores_into_an_empty_store_table_for_table() {
     let restored = Store::open(restored_dir.path().to_str().unwrap())
         .await
         .unwrap();
-    restored.restore(&target).await.unwrap();
+    restored.restore(&target, &OWNERS).await.unwrap();
     let expected = everything(&target).await;
     assert_eq!(everything(&restored).await, expected);
     assert_eq!(
@@ -277,9 +277,13 @@ async fn a_backup_restores_into_an_empty_store_table_for_table() {
     );
 
     // Running it again changes nothing; a store with other data refuses it.
-    restored.restore(&target).await.unwrap();
+    restored.restore(&target, &OWNERS).await.unwrap();
     assert_eq!(everything(&restored).await, expected);
-    let err = store.restore(&target).await.unwrap_err().to_string();
+    let err = store
+        .restore(&target, &OWNERS)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(
         err.contains("already has tenants/acme/ad_performance"),
         "{err}"
@@ -296,7 +300,11 @@ async fn a_backup_restores_into_an_empty_store_table_for_table() {
     std::fs::remove_file(backup_dir.path().join("backup.json")).unwrap();
     let empty = tempfile::tempdir().unwrap();
     let empty = Store::open(empty.path().to_str().unwrap()).await.unwrap();
-    let err = empty.restore(&target).await.unwrap_err().to_string();
+    let err = empty
+        .restore(&target, &OWNERS)
+        .await
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("no backup.json"), "{err}");
     assert!(empty.tenants().await.unwrap().is_empty());
 }
@@ -319,9 +327,36 @@ async fn an_exported_tenant_comes_back_after_its_erase() {
 
     store.erase_tenant(&acme, &OWNERS).await.unwrap();
     assert!(store.authenticate(&secrets[0]).await.unwrap().is_none());
-    store.restore(&export).await.unwrap();
+
+    // An export altered to carry another tenant's key adds only acme's rows;
+    // one that names another tenant's table is refused whole.
+    let planted = export
+        .create_key(&tenant("globex"), Role::Admin)
+        .await
+        .unwrap();
+    let manifest_path = export_dir.path().join("backup.json");
+    let honest = std::fs::read_to_string(&manifest_path).unwrap();
+    let forged = honest.replacen(
+        "tenants/acme/ad_performance",
+        "tenants/globex/ad_performance",
+        1,
+    );
+    std::fs::write(&manifest_path, forged).unwrap();
+    let err = store
+        .restore(&export, &OWNERS)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("snapshot of tenant acme but holds tenants/globex"),
+        "{err}"
+    );
+    std::fs::write(&manifest_path, honest).unwrap();
+
+    store.restore(&export, &OWNERS).await.unwrap();
+    assert!(store.authenticate(&planted.secret).await.unwrap().is_none());
     // Twice: the key row is added once.
-    store.restore(&export).await.unwrap();
+    store.restore(&export, &OWNERS).await.unwrap();
     assert!(store.authenticate(&secrets[0]).await.unwrap().is_some());
     let after = everything(&store).await;
     for (name, rows) in &before {
