@@ -281,11 +281,19 @@ fn ingest_reads_three_formats_replays_nothing_and_replaces_slices() {
         )
     };
     let feb = d.join("feb.csv");
-    std::fs::write(&feb, csv_rows("a9", 1..=3, 5).replace("2026-01-", "2026-02-")).unwrap();
+    std::fs::write(
+        &feb,
+        csv_rows("a9", 1..=3, 5).replace("2026-01-", "2026-02-"),
+    )
+    .unwrap();
     assert!(ok(keyed(&feb)).contains("wrote 3 rows"));
     assert!(ok(keyed(&feb)).contains("already ingested"));
     let other = d.join("feb-other.csv");
-    std::fs::write(&other, csv_rows("a9", 1..=2, 7).replace("2026-01-", "2026-02-")).unwrap();
+    std::fs::write(
+        &other,
+        csv_rows("a9", 1..=2, 7).replace("2026-01-", "2026-02-"),
+    )
+    .unwrap();
     fails(keyed(&other), 1, "was first used for a different request");
     let kept = ok(gyrus(
         d,
