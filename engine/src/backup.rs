@@ -80,6 +80,27 @@ pub struct TableSnapshot {
     pub tenant_rows: bool,
 }
 
+/// Why a snapshot at `other` and the store `store` cannot be copied between:
+/// one is the other, or lies inside it (a backup inside the store would be
+/// copied into itself; a store inside the backup folder would be part of
+/// the snapshot it restores). `None` when they are apart.
+fn overlap(store: &Store, other: &Store) -> Option<&'static str> {
+    let (a, b) = (store.root(), other.root());
+    if (a.scheme(), a.host_str(), a.port()) != (b.scheme(), b.host_str(), b.port()) {
+        return None;
+    }
+    let (a, b) = (a.path(), b.path());
+    if a == b {
+        Some("it is the store itself")
+    } else if b.starts_with(a) {
+        Some("it lies inside the store")
+    } else if a.starts_with(b) {
+        Some("the store lies inside it")
+    } else {
+        None
+    }
+}
+
 impl Store {
     /// Writes a consistent snapshot of the whole store (`tenant` `None`) or
     /// of one tenant into `target`, which must be empty. `owners` are the
@@ -92,10 +113,11 @@ impl Store {
         tenant: Option<&TenantId>,
         owners: &[&dyn TenantRows],
     ) -> Result<Manifest> {
-        if target.root() == self.root() {
-            return Err(EngineError::Internal(
-                "a backup cannot be written into the store it copies".into(),
-            ));
+        if let Some(reason) = overlap(self, target) {
+            return Err(EngineError::InvalidRoot {
+                root: target.root().to_string(),
+                reason: format!("{reason}; write the backup outside the store it copies"),
+            });
         }
         if target.holds_anything(&target.object_path("")?).await? {
             return Err(EngineError::InvalidRoot {
@@ -183,6 +205,12 @@ impl Store {
     /// system tables, as `owners` find them: a snapshot altered to carry
     /// another tenant's keys or tables is refused.
     pub async fn restore(&self, source: &Store, owners: &[&dyn TenantRows]) -> Result<Manifest> {
+        if let Some(reason) = overlap(self, source) {
+            return Err(EngineError::InvalidRoot {
+                root: source.root().to_string(),
+                reason: format!("{reason}; restore from a snapshot outside the store"),
+            });
+        }
         let manifest = read_manifest(source).await?;
         if let Some(tenant) = &manifest.tenant {
             let tenant = TenantId::new(tenant.as_str())?;

@@ -379,3 +379,38 @@ async fn an_exported_tenant_comes_back_after_its_erase() {
         .to_string();
     assert!(err.contains("nothing in this store"), "{err}");
 }
+
+async fn open(path: &Path) -> Store {
+    Store::open(path.to_str().unwrap()).await.unwrap()
+}
+
+#[tokio::test]
+async fn a_backup_never_copies_a_store_into_itself() {
+    let (dir, store, _) = two_tenants().await;
+    let targets = [
+        (store.clone(), "it is the store itself"),
+        (
+            open(&dir.path().join("backups/today")).await,
+            "it lies inside the store",
+        ),
+        (
+            open(dir.path().parent().unwrap()).await,
+            "the store lies inside it",
+        ),
+    ];
+    let before = files(dir.path());
+    for (target, why) in &targets {
+        let refused = store.backup(target, None, &OWNERS).await.unwrap_err();
+        assert!(refused.to_string().contains(why), "{refused}");
+        let refused = store.restore(target, &OWNERS).await.unwrap_err();
+        assert!(refused.to_string().contains(why), "{refused}");
+    }
+    assert_eq!(files(dir.path()), before, "nothing was written");
+    // A folder beside the store whose name begins the same is apart from it.
+    let beside = format!("{}-copy", dir.path().display());
+    store
+        .backup(&open(Path::new(&beside)).await, None, &OWNERS)
+        .await
+        .unwrap();
+    std::fs::remove_dir_all(beside).unwrap();
+}
