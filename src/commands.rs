@@ -72,8 +72,7 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             sql,
         } => {
             let tenant = TenantId::new(tenant)?;
-            // The operator's CLI reads the `system` tables as an admin; its
-            // log holds this process's queries only.
+            // The operator's CLI reads the `system` tables as an admin.
             let system = gyrus_engine::system::SystemCatalog::new(&store);
             gyrus_api::state::add_system_views(&system, &store);
             let operator = gyrus_engine::system::Asker {
@@ -85,7 +84,12 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
                 .session(&tenant, &settings.limits(&limits)?)
                 .await?
                 .with_system(&system, operator)?;
-            let mut batches = session.query(&sql).await?;
+            let answer = session.query(&sql).await;
+            // The query goes to the stored log whether it worked or not.
+            if let Err(e) = system.queries().flush().await {
+                tracing::warn!(error = %e, "the query was not recorded in system.queries");
+            }
+            let mut batches = answer?;
             if batches.is_empty() {
                 // No rows: still print the header, from the plan's schema.
                 let schema = session.plan(&sql).await?.schema().inner().clone();
@@ -217,7 +221,11 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
             }
             if deployment {
                 for r in store.vacuum_system(retention).await? {
-                    writeln!(out, "_system.{}: {} files deleted", r.name, r.files_deleted)?;
+                    write!(out, "_system.{}: {} files deleted", r.name, r.files_deleted)?;
+                    if r.rows_expired > 0 {
+                        write!(out, " ({} expired rows deleted first)", r.rows_expired)?;
+                    }
+                    writeln!(out)?;
                 }
             }
             Ok(())
@@ -383,6 +391,8 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
     };
     let connectors = Arc::new(connectors::open(&store)?);
     tokio::spawn(connectors::schedule(connectors.clone(), stopped.clone()));
+    let query_log = caches.system.queries().clone();
+    tokio::spawn(upkeep(store.clone(), query_log.clone(), stopped.clone()));
     let http_state =
         gyrus_api::AppState::sharing(store.clone(), caches, api_config).with_connectors(connectors);
     let (flight, http) = tokio::join!(
@@ -394,9 +404,58 @@ async fn serve(store: Store, args: &ServeArgs, settings: &Settings) -> anyhow::R
         ),
         gyrus_api::serve_on(http_listener, http_state, until_stopped(stopped)),
     );
+    // The last queries, answered while the servers drained.
+    if let Err(e) = query_log.flush().await {
+        tracing::warn!(error = %e, "the last queries were not stored");
+    }
     flight?;
     http.context("HTTP API")?;
     Ok(())
+}
+
+/// How often `gyrus serve` stores its finished queries.
+const FLUSH_QUERIES_EVERY: Duration = Duration::from_secs(5);
+/// How often `gyrus serve` compacts the system tables and expires old queries.
+const MAINTAIN_SYSTEM_EVERY: Duration = Duration::from_secs(3600);
+/// The files of system tables' older versions kept for readers (Delta's default).
+const SYSTEM_FILE_RETENTION: Duration = Duration::from_secs(7 * 24 * 3600);
+
+/// Under `gyrus serve`: stores the query log in batches, and every hour
+/// compacts the system tables (which grow by small commits), expires old
+/// queries and deletes unreferenced files. Errors are logged, never fatal.
+async fn upkeep(
+    store: Store,
+    log: Arc<gyrus_engine::system::QueryLog>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut maintained = Instant::now();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(FLUSH_QUERIES_EVERY) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        if let Err(e) = log.flush().await {
+            tracing::warn!(error = %e, "queries not stored yet; retrying later");
+        }
+        if maintained.elapsed() < MAINTAIN_SYSTEM_EVERY {
+            continue;
+        }
+        maintained = Instant::now();
+        let upkept = async {
+            let compacted = store.optimize_system().await?;
+            let vacuumed = store.vacuum_system(SYSTEM_FILE_RETENTION).await?;
+            Ok::<_, gyrus_engine::EngineError>((compacted, vacuumed))
+        };
+        match upkept.await {
+            Ok((compacted, vacuumed)) => tracing::info!(
+                files_compacted = compacted.iter().map(|r| r.files_removed).sum::<u64>(),
+                files_deleted = vacuumed.iter().map(|r| r.files_deleted).sum::<usize>(),
+                queries_expired = vacuumed.iter().map(|r| r.rows_expired).sum::<u64>(),
+                "system tables maintained"
+            ),
+            Err(e) => tracing::warn!(error = %e, "system table maintenance failed"),
+        }
+    }
 }
 
 /// Completes on SIGTERM or Ctrl-C.

@@ -195,6 +195,37 @@ fn sql_prints_table_csv_and_json_and_refuses_writes() {
         "nope",
     );
     fails(gyrus(dir.path(), &["sql", "SELECT 1"]), 2, "--tenant");
+
+    // Every process's queries are stored: a later `gyrus sql` reads the
+    // earlier ones in `system.queries`, acme's only.
+    let logged = ok(gyrus(
+        dir.path(),
+        &[
+            "sql",
+            "--tenant",
+            "acme",
+            "--format",
+            "csv",
+            &format!(
+                "SELECT count(*) FILTER (WHERE sql = '{sql}' AND status = 'ok' AND surface = 'cli') AS ok, \
+                 count(*) FILTER (WHERE sql = 'SELECT * FROM nope' AND status = 'error') AS failed \
+                 FROM system.queries"
+            ),
+        ],
+    ));
+    assert_eq!(logged.trim(), "ok,failed\n3,1");
+    let other = ok(gyrus(
+        dir.path(),
+        &[
+            "sql",
+            "--tenant",
+            "globex",
+            "--format",
+            "csv",
+            "SELECT count(*) AS n FROM system.queries",
+        ],
+    ));
+    assert_eq!(other.trim(), "n\n1", "globex's own query only");
 }
 
 fn parquet_file(path: &Path) {
@@ -1095,8 +1126,17 @@ fn a_tenant_is_exported_erased_and_restored_with_its_connectors_and_model_runs()
     assert_eq!(runs(&d, "acme").lines().nth(1), Some("0"));
     assert_ne!(runs(&d, "globex").lines().nth(1), Some("0"));
     assert_eq!(tables(&d, "globex"), globex_tables);
+    // A second erase finds only what the `gyrus sql` calls above recorded
+    // about acme since: their lines in the stored query log.
     let again = ok(gyrus(&d, &["tenants", "erase", "--tenant", "acme"]));
-    assert!(again.contains("nothing removed"), "{again}");
+    let places: Vec<&str> = again
+        .lines()
+        .filter(|l| l.starts_with("_system/") || l.starts_with("tenants/"))
+        .collect();
+    assert!(
+        places.len() == 1 && places[0].starts_with("_system/queries"),
+        "{again}"
+    );
 
     // The export brings all of it back: tables, runs, the connector with
     // its sealed credentials (it syncs again).

@@ -105,6 +105,7 @@ pub fn tenant_rows() -> Vec<&'static dyn TenantRows> {
         &connectors[1],
         &connectors[2],
         &gyrus_models::registry::TENANT_ROWS,
+        &gyrus_engine::system::QUERY_ROWS,
     ]
 }
 

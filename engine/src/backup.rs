@@ -11,7 +11,8 @@
 //!
 //! A one-tenant snapshot holds that tenant's folder and, under `_system/`,
 //! only its rows of the shared system tables (its keys, model runs,
-//! connectors: see [`crate::lifecycle::TenantRows`]).
+//! connectors: see [`crate::lifecycle::TenantRows`]). No snapshot holds the
+//! stored query log (`_system/queries`): it is telemetry kept for a week.
 //!
 //! Files are copied as streams (bounded memory whatever their size), never
 //! linked, so a backup on the same disk shares nothing with the original.
@@ -79,6 +80,11 @@ pub struct TableSnapshot {
     #[serde(default)]
     pub tenant_rows: bool,
 }
+
+/// System tables no snapshot holds: the query log is a week of telemetry
+/// that every query (a backup's own checks included) appends to, not data
+/// or configuration to bring back. Erase still removes a tenant's rows.
+const OUTSIDE_SNAPSHOTS: [&str; 1] = [crate::system::QueryLog::TABLE];
 
 /// Why a snapshot at `other` and the store `store` cannot be copied between:
 /// one is the other, or lies inside it (a backup inside the store would be
@@ -166,6 +172,9 @@ impl Store {
         match tenant {
             None => {
                 for (name, _) in self.system_tables().await? {
+                    if OUTSIDE_SNAPSHOTS.contains(&name.as_str()) {
+                        continue;
+                    }
                     let relative = format!("_system/{name}");
                     if let Some(table) = copy_table(self, target, &relative, None).await? {
                         manifest.tables.push(table);
@@ -174,6 +183,9 @@ impl Store {
             }
             Some(tenant) => {
                 for owner in owners {
+                    if OUTSIDE_SNAPSHOTS.contains(&owner.table()) {
+                        continue;
+                    }
                     if let Some(table) = copy_tenant_rows(self, target, *owner, tenant).await? {
                         manifest.tables.push(table);
                     }

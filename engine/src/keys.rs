@@ -12,19 +12,17 @@ use std::str::FromStr;
 use std::sync::{Arc, LazyLock};
 use std::time::{Duration, Instant};
 
-use crate::write::utf8_column;
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{
-    Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use rand::RngExt as _;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 use crate::error::{EngineError, Result};
 use crate::schema::timestamp_utc;
 use crate::store::{Store, TenantId};
+use crate::system_table::{SystemRecord, SystemTable};
 
 const TABLE: &str = "api_keys";
 
@@ -36,7 +34,8 @@ pub const TENANT_ROWS: crate::lifecycle::ByTenantColumn = crate::lifecycle::ByTe
 const PREFIX: &str = "gyr_";
 
 /// What a key may do.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Role {
     /// SQL and predictions.
     Reader,
@@ -118,18 +117,38 @@ impl fmt::Debug for NewKey {
     }
 }
 
-fn schema() -> SchemaRef {
-    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(vec![
-            Field::new("key_id", DataType::Utf8, false),
-            Field::new("tenant_id", DataType::Utf8, false),
-            Field::new("role", DataType::Utf8, false),
-            Field::new("secret_sha256", DataType::Utf8, true),
-            Field::new("event", DataType::Utf8, false),
-            Field::new("at", timestamp_utc(), false),
-        ]))
-    });
-    SCHEMA.clone()
+/// One row of `_system/api_keys`: a key created (with its hash) or revoked.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct KeyEvent {
+    key_id: String,
+    tenant_id: String,
+    role: Role,
+    secret_sha256: Option<String>,
+    event: KeyEventKind,
+    at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum KeyEventKind {
+    Created,
+    Revoked,
+}
+
+impl SystemRecord for KeyEvent {
+    fn schema() -> SchemaRef {
+        static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("key_id", DataType::Utf8, false),
+                Field::new("tenant_id", DataType::Utf8, false),
+                Field::new("role", DataType::Utf8, false),
+                Field::new("secret_sha256", DataType::Utf8, true),
+                Field::new("event", DataType::Utf8, false),
+                Field::new("at", timestamp_utc(), false),
+            ]))
+        });
+        SCHEMA.clone()
+    }
 }
 
 /// The stored record of a key, with its hash.
@@ -329,7 +348,7 @@ impl Store {
             revoked_at: None,
         };
         let hash = hex::encode(hash_secret(&secret));
-        self.append_key_event(&key, Some(&hash), "created", now)
+        self.append_key_event(&key, Some(&hash), KeyEventKind::Created, now)
             .await?;
         tracing::info!(key_id = %id, tenant = %tenant, role = %role, "created API key");
         Ok(NewKey {
@@ -370,7 +389,8 @@ impl Store {
             .ok_or_else(|| EngineError::KeyNotFound(id.to_string()))?;
         if key.revoked_at.is_none() {
             let now = Utc::now();
-            self.append_key_event(&key, None, "revoked", now).await?;
+            self.append_key_event(&key, None, KeyEventKind::Revoked, now)
+                .await?;
             key.revoked_at = Some(now);
             tracing::info!(key_id = %id, "revoked API key");
         }
@@ -390,88 +410,62 @@ impl Store {
             .and_then(|record| record.verify(secret)))
     }
 
+    fn key_events(&self) -> SystemTable<KeyEvent> {
+        SystemTable::new(self, TABLE)
+    }
+
     async fn append_key_event(
         &self,
         key: &ApiKey,
         hash: Option<&str>,
-        event: &str,
+        event: KeyEventKind,
         at: DateTime<Utc>,
     ) -> Result<()> {
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(StringArray::from(vec![key.id.as_str()])),
-                Arc::new(StringArray::from(vec![key.tenant.as_str()])),
-                Arc::new(StringArray::from(vec![key.role.as_str()])),
-                Arc::new(StringArray::from(vec![hash])),
-                Arc::new(StringArray::from(vec![event])),
-                Arc::new(
-                    TimestampMicrosecondArray::from(vec![at.timestamp_micros()])
-                        .with_timezone("UTC"),
-                ),
-            ],
-        )
-        .map_err(|e| EngineError::Internal(e.to_string()))?;
-        self.commit(&self.system_url(TABLE), TABLE, &schema(), batch, None, None)
-            .await?;
+        let event = KeyEvent {
+            key_id: key.id.clone(),
+            tenant_id: key.tenant.to_string(),
+            role: key.role,
+            secret_sha256: hash.map(str::to_string),
+            event,
+            at,
+        };
+        self.key_events().append(&[event]).await?;
         Ok(())
     }
 
     async fn key_records(&self) -> Result<BTreeMap<String, KeyRecord>> {
-        let batches = self.scan_system(TABLE, &[], None).await?;
+        let events = self.key_events().rows().await?;
         let mut records = BTreeMap::new();
-        let mut revocations = Vec::new();
-        for batch in &batches {
-            let text = |name: &str| utf8_column(batch, name);
-            let (Some(ids), Some(tenants), Some(roles), Some(hashes), Some(events)) = (
-                text("key_id"),
-                text("tenant_id"),
-                text("role"),
-                text("secret_sha256"),
-                text("event"),
-            ) else {
-                return Err(EngineError::Internal(
-                    "api_keys table has an unexpected schema".into(),
-                ));
-            };
-            let at = batch
-                .column_by_name("at")
-                .map(|c| c.as_primitive::<TimestampMicrosecondType>().clone())
-                .ok_or_else(|| EngineError::Internal("api_keys table lacks `at`".into()))?;
-            for i in 0..batch.num_rows() {
-                let when = DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default();
-                match events.value(i) {
-                    "created" => {
-                        let mut hash = [0u8; 32];
-                        if hashes.is_null(i)
-                            || hex::decode_to_slice(hashes.value(i), &mut hash).is_err()
-                        {
-                            return Err(EngineError::Internal(format!(
-                                "api key {} has no valid hash",
-                                ids.value(i)
-                            )));
-                        }
-                        let key = ApiKey {
-                            id: ids.value(i).to_string(),
-                            tenant: TenantId::new(tenants.value(i))?,
-                            role: roles.value(i).parse()?,
-                            created_at: when,
-                            revoked_at: None,
-                        };
-                        records.insert(
-                            key.id.clone(),
-                            KeyRecord {
-                                key,
-                                secret_sha256: hash,
-                            },
-                        );
-                    }
-                    _ => revocations.push((ids.value(i).to_string(), when)),
-                }
+        for event in events.iter().filter(|e| e.event == KeyEventKind::Created) {
+            let mut hash = [0u8; 32];
+            let valid = event
+                .secret_sha256
+                .as_ref()
+                .is_some_and(|h| hex::decode_to_slice(h, &mut hash).is_ok());
+            if !valid {
+                return Err(EngineError::Internal(format!(
+                    "api key {} has no valid hash",
+                    event.key_id
+                )));
             }
+            let key = ApiKey {
+                id: event.key_id.clone(),
+                tenant: TenantId::new(&event.tenant_id)?,
+                role: event.role,
+                created_at: event.at,
+                revoked_at: None,
+            };
+            records.insert(
+                key.id.clone(),
+                KeyRecord {
+                    key,
+                    secret_sha256: hash,
+                },
+            );
         }
-        for (id, when) in revocations {
-            if let Some(record) = records.get_mut(&id) {
+        for event in events.iter().filter(|e| e.event == KeyEventKind::Revoked) {
+            if let Some(record) = records.get_mut(&event.key_id) {
+                let when = event.at;
                 record.key.revoked_at = Some(record.key.revoked_at.map_or(when, |w| w.min(when)));
             }
         }

@@ -29,6 +29,7 @@ pub mod session;
 pub mod shape;
 pub mod store;
 pub mod system;
+pub mod system_table;
 pub mod validate;
 pub mod wire;
 pub mod write;

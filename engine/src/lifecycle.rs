@@ -25,7 +25,6 @@
 use std::collections::BTreeMap;
 
 use datafusion::prelude::{Expr, col, lit};
-use deltalake_core::DeltaTable;
 use futures::{StreamExt as _, TryStreamExt as _};
 use object_store::path::Path;
 
@@ -132,12 +131,15 @@ impl Store {
         let mut report = EraseReport::default();
         for (table, predicate) in predicates {
             let Some(predicate) = predicate else { continue };
-            let Some(delta) = self.load(&self.system_url(&table)).await? else {
-                continue;
-            };
-            let rows = self.delete_rows(delta, &table, predicate).await?;
+            let rows = self.delete_system_rows(&table, predicate).await?;
             if rows == 0 {
                 continue;
+            }
+            // The rewritten files no longer hold the rows; the old ones still
+            // do until they are deleted.
+            if let Some(delta) = self.load(&self.system_url(&table)).await? {
+                let span = tracing::info_span!("vacuum", table = %format!("_system.{table}"));
+                crate::maintenance::sweep(delta, std::time::Duration::ZERO, span).await?;
             }
             report.removed.push(Removed {
                 what: format!("_system/{table}"),
@@ -193,9 +195,13 @@ impl Store {
         Ok(report)
     }
 
-    /// Deletes the rows of a system table that match `predicate`, then the
-    /// files that held them; returns how many rows.
-    async fn delete_rows(&self, delta: DeltaTable, table: &str, predicate: Expr) -> Result<u64> {
+    /// Deletes the rows of the system table `table` that match `predicate`,
+    /// in one commit (retried on conflicts); returns how many rows. The files
+    /// that held them stay until a vacuum.
+    pub(crate) async fn delete_system_rows(&self, table: &str, predicate: Expr) -> Result<u64> {
+        let Some(mut delta) = self.load(&self.system_url(table)).await? else {
+            return Ok(0);
+        };
         let rows = self
             .scan_table(&delta, &[], Some(predicate.clone()))
             .await?
@@ -205,7 +211,6 @@ impl Store {
         if rows == 0 {
             return Ok(0);
         }
-        let mut delta = delta;
         let mut attempts = 0;
         loop {
             attempts += 1;
@@ -215,7 +220,7 @@ impl Store {
                 .with_predicate(predicate.clone())
                 .await
             {
-                Ok(_) => break,
+                Ok(_) => return Ok(rows),
                 Err(err) if crate::write::is_conflict(&err) && attempts < DELETE_ATTEMPTS => {
                     tracing::warn!(table, attempt = attempts, "delete conflicted; retrying");
                     delta = self
@@ -229,15 +234,6 @@ impl Store {
                 Err(err) => return Err(err.into()),
             }
         }
-        // The rewritten files no longer hold the rows; the old ones still do
-        // until they are deleted.
-        let delta = self
-            .load(&self.system_url(table))
-            .await?
-            .ok_or_else(|| EngineError::Internal(format!("{table} disappeared")))?;
-        let span = tracing::info_span!("vacuum", table = %format!("_system.{table}"));
-        crate::maintenance::sweep(delta, std::time::Duration::ZERO, span).await?;
-        Ok(rows)
     }
 
     /// Deletes `tenant`'s leases or claims (`_system/<kind>/<name>/<tenant>/…`);

@@ -40,6 +40,8 @@ pub struct SystemReport {
     pub files_removed: u64,
     pub files_added: u64,
     pub files_deleted: usize,
+    /// Rows past their retention deleted first (the query log's).
+    pub rows_expired: u64,
 }
 
 /// What `vacuum` did to one table.
@@ -146,23 +148,35 @@ impl Store {
                 files_removed,
                 files_added,
                 files_deleted: 0,
+                rows_expired: 0,
             });
         }
         Ok(reports)
     }
 
-    /// Deletes the files of system tables no version newer than `retention`
-    /// references (compacted journals; removed connectors' sealed credentials).
+    /// Deletes stored queries past [`QueryLog::RETENTION`], then the files
+    /// of system tables no version newer than `retention` references
+    /// (compacted journals; removed connectors' sealed credentials; expired
+    /// queries).
+    ///
+    /// [`QueryLog::RETENTION`]: crate::system::QueryLog::RETENTION
     pub async fn vacuum_system(&self, retention: Duration) -> Result<Vec<SystemReport>> {
+        let expired = crate::system::QueryLog::expire(self).await?;
         let mut reports = Vec::new();
         for (name, delta) in self.system_tables().await? {
             let span = tracing::info_span!("vacuum", table = %format!("_system.{name}"));
             let files_deleted = sweep(delta, retention, span).await?;
+            let rows_expired = if name == crate::system::QueryLog::TABLE {
+                expired
+            } else {
+                0
+            };
             reports.push(SystemReport {
                 name,
                 files_removed: 0,
                 files_added: 0,
                 files_deleted,
+                rows_expired,
             });
         }
         Ok(reports)

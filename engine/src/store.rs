@@ -80,6 +80,7 @@ pub struct Store {
     root: Url,
     object_store: Arc<dyn ObjectStore>,
     writes: Arc<WriteEpochs>,
+    system: Arc<crate::system_table::SystemCache>,
 }
 
 /// How many times this process has changed each tenant's tables.
@@ -142,6 +143,7 @@ impl Store {
             root: url,
             object_store,
             writes: Arc::default(),
+            system: Arc::default(),
         })
     }
 
@@ -156,6 +158,11 @@ impl Store {
     pub(crate) fn changed(&self, tenant: &TenantId) {
         let mut epochs = self.writes.0.lock().unwrap_or_else(|e| e.into_inner());
         *epochs.entry(tenant.clone()).or_default() += 1;
+    }
+
+    /// The decoded system-table rows this store's clones share.
+    pub(crate) fn system_cache(&self) -> &crate::system_table::SystemCache {
+        &self.system
     }
 
     /// The root URL, always ending in `/`.

@@ -51,18 +51,19 @@ use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::DataFusionError;
 use datafusion::logical_expr::Expr;
 use datafusion::physical_plan::ExecutionPlan;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{EngineError, Result};
 use crate::keys::Role;
 use crate::schema::timestamp_utc;
 use crate::store::{Store, TenantId};
+use crate::system_table::{SystemRecord, SystemTable};
 
 /// The schema's name in every session.
 pub const SCHEMA: &str = "system";
 
 /// Where a query came from, as `system.queries` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Surface {
     Http,
@@ -146,7 +147,7 @@ impl fmt::Debug for SystemCatalog {
 impl SystemCatalog {
     /// The engine's views (`queries`, `api_keys`, `tables`) over `store`.
     pub fn new(store: &Store) -> Self {
-        let queries = Arc::new(QueryLog::new(QueryLog::DEFAULT_KEEP));
+        let queries = Arc::new(QueryLog::persisted(store, QueryLog::DEFAULT_KEEP));
         let catalog = SystemCatalog {
             views: Default::default(),
             queries: queries.clone(),
@@ -276,7 +277,7 @@ impl TableProvider for ViewProvider {
 }
 
 /// How a query ended, as `system.queries` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum QueryStatus {
     Running,
@@ -288,7 +289,7 @@ pub enum QueryStatus {
 }
 
 /// One query, as `system.queries` shows it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QueryRecord {
     pub query_id: String,
     pub surface: Surface,
@@ -307,12 +308,60 @@ pub struct QueryRecord {
     started: Option<Instant>,
 }
 
-/// The recent queries of each tenant in this process, newest last, at most
-/// `keep` per tenant (so the log's memory is bounded by tenants × `keep` ×
-/// [`QueryLog::TEXT_CHARS`]).
+/// The recent queries of each tenant, newest last.
+///
+/// In memory it holds this process's queries, at most `keep` per tenant (so
+/// its memory is bounded by tenants × `keep` × [`QueryLog::TEXT_CHARS`]).
+/// A log made with [`QueryLog::persisted`] also keeps every finished query
+/// in the system table `_system/queries`, appended in batches by
+/// [`QueryLog::flush`] (`gyrus serve` flushes every few seconds and when it
+/// stops, `gyrus sql` after its query), so that `system.queries` shows the
+/// queries of every process and outlives restarts. Stored queries are kept
+/// for [`QueryLog::RETENTION`]; `gyrus vacuum` and the maintenance schedule
+/// of `gyrus serve` expire older ones.
 pub struct QueryLog {
     tenants: Mutex<HashMap<TenantId, VecDeque<QueryRecord>>>,
     keep: usize,
+    stored: Option<SystemTable<StoredQuery>>,
+    /// Finished queries not yet flushed, at most [`QueryLog::MAX_PENDING`].
+    pending: Mutex<VecDeque<StoredQuery>>,
+}
+
+/// Where a tenant's stored queries are, for erasing and one-tenant snapshots.
+pub const QUERY_ROWS: crate::lifecycle::ByTenantColumn = crate::lifecycle::ByTenantColumn {
+    table: QueryLog::TABLE,
+    column: "tenant_id",
+};
+
+/// A finished query as `_system/queries` holds it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StoredQuery {
+    tenant_id: String,
+    #[serde(flatten)]
+    query: QueryRecord,
+}
+
+impl SystemRecord for StoredQuery {
+    fn schema() -> SchemaRef {
+        let mut fields = vec![Field::new("tenant_id", DataType::Utf8, false)];
+        fields.extend(query_fields());
+        schema_of(fields)
+    }
+}
+
+fn query_fields() -> Vec<Field> {
+    vec![
+        Field::new("query_id", DataType::Utf8, false),
+        Field::new("surface", DataType::Utf8, false),
+        Field::new("key_id", DataType::Utf8, true),
+        Field::new("sql", DataType::Utf8, false),
+        Field::new("started_at", timestamp_utc(), false),
+        Field::new("duration_ms", DataType::Float64, false),
+        Field::new("rows", DataType::Int64, false),
+        Field::new("bytes", DataType::Int64, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("error", DataType::Utf8, true),
+    ]
 }
 
 impl QueryLog {
@@ -320,12 +369,64 @@ impl QueryLog {
     pub const DEFAULT_KEEP: usize = 500;
     /// Characters of a query's text kept.
     pub const TEXT_CHARS: usize = 4096;
+    /// Finished queries held for the next flush; beyond this the oldest are
+    /// dropped (and counted in a warning), so that a store that cannot be
+    /// written does not grow the server's memory.
+    pub const MAX_PENDING: usize = 10_000;
+    /// How long stored queries are kept.
+    pub const RETENTION: chrono::Duration = chrono::Duration::days(7);
+    /// The system table stored queries are in.
+    pub const TABLE: &'static str = "queries";
 
+    /// A log of this process's queries, in memory only.
     pub fn new(keep: usize) -> Self {
         QueryLog {
             tenants: Default::default(),
             keep: keep.max(1),
+            stored: None,
+            pending: Default::default(),
         }
+    }
+
+    /// A log that also stores finished queries in `store` (see the type's docs).
+    pub fn persisted(store: &Store, keep: usize) -> Self {
+        QueryLog {
+            stored: Some(SystemTable::new(store, Self::TABLE)),
+            ..QueryLog::new(keep)
+        }
+    }
+
+    /// Appends the finished queries not yet stored, in one commit; returns
+    /// how many. On failure they stay pending for the next flush.
+    pub async fn flush(&self) -> Result<usize> {
+        let Some(stored) = &self.stored else {
+            return Ok(0);
+        };
+        let batch: Vec<StoredQuery> = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.drain(..).collect()
+        };
+        if batch.is_empty() {
+            return Ok(0);
+        }
+        match stored.append(&batch).await {
+            Ok(_) => Ok(batch.len()),
+            Err(e) => {
+                let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+                for query in batch.into_iter().rev() {
+                    pending.push_front(query);
+                }
+                trim_pending(&mut pending);
+                Err(e)
+            }
+        }
+    }
+
+    /// Deletes stored queries older than [`QueryLog::RETENTION`]; returns how many.
+    pub async fn expire(store: &Store) -> Result<u64> {
+        SystemTable::<StoredQuery>::new(store, Self::TABLE)
+            .expire("started_at", Utc::now() - Self::RETENTION)
+            .await
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TenantId, VecDeque<QueryRecord>>> {
@@ -394,6 +495,16 @@ impl QueryLog {
         record.bytes = bytes;
         record.error = error;
         record.duration_ms = duration_ms(record.started);
+        if self.stored.is_some() {
+            let finished = StoredQuery {
+                tenant_id: tenant.to_string(),
+                query: record.clone(),
+            };
+            drop(tenants);
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.push_back(finished);
+            trim_pending(&mut pending);
+        }
     }
 
     /// The tenant's recorded queries, oldest first; running ones show their
@@ -417,6 +528,18 @@ impl QueryLog {
     }
 }
 
+/// Drops the oldest pending queries beyond [`QueryLog::MAX_PENDING`].
+fn trim_pending(pending: &mut VecDeque<StoredQuery>) {
+    let over = pending.len().saturating_sub(QueryLog::MAX_PENDING);
+    if over > 0 {
+        pending.drain(..over);
+        tracing::warn!(
+            dropped = over,
+            "the query log could not be stored in time; the oldest queries were dropped"
+        );
+    }
+}
+
 fn duration_ms(started: Option<Instant>) -> f64 {
     started.map_or(0.0, |s| s.elapsed().as_secs_f64() * 1e3)
 }
@@ -432,22 +555,28 @@ impl SystemView for QueryLog {
     }
 
     fn schema(&self) -> SchemaRef {
-        schema_of(vec![
-            Field::new("query_id", DataType::Utf8, false),
-            Field::new("surface", DataType::Utf8, false),
-            Field::new("key_id", DataType::Utf8, true),
-            Field::new("sql", DataType::Utf8, false),
-            Field::new("started_at", timestamp_utc(), false),
-            Field::new("duration_ms", DataType::Float64, false),
-            Field::new("rows", DataType::Int64, false),
-            Field::new("bytes", DataType::Int64, false),
-            Field::new("status", DataType::Utf8, false),
-            Field::new("error", DataType::Utf8, true),
-        ])
+        schema_of(query_fields())
     }
 
+    /// The tenant's newest `keep` queries: stored ones from every process,
+    /// and this process's own (running ones too, and finished ones not yet
+    /// flushed).
     async fn rows(&self, tenant: &TenantId) -> Result<RecordBatch> {
-        to_batch(&self.schema(), &self.recent(tenant))
+        let mut queries: BTreeMap<String, QueryRecord> = BTreeMap::new();
+        if let Some(stored) = &self.stored {
+            let mine =
+                datafusion::prelude::col("tenant_id").eq(datafusion::prelude::lit(tenant.as_str()));
+            for q in stored.find_newest(mine, "started_at", self.keep).await? {
+                queries.insert(q.query.query_id.clone(), q.query);
+            }
+        }
+        for q in self.recent(tenant) {
+            queries.insert(q.query_id.clone(), q);
+        }
+        let mut queries: Vec<QueryRecord> = queries.into_values().collect();
+        queries.sort_by_key(|q| q.started_at);
+        let skip = queries.len().saturating_sub(self.keep);
+        to_batch(&self.schema(), &queries[skip..])
     }
 }
 
@@ -548,6 +677,71 @@ impl SystemView for TablesView {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The `query_id`s and statuses a view's batch holds, in its order.
+    fn ids_and_statuses(batch: &RecordBatch) -> Vec<(String, String)> {
+        use datafusion::arrow::array::AsArray;
+        let text = |name: &str| {
+            batch
+                .column_by_name(name)
+                .unwrap()
+                .as_string::<i32>()
+                .clone()
+        };
+        let (ids, statuses) = (text("query_id"), text("status"));
+        (0..batch.num_rows())
+            .map(|i| (ids.value(i).to_string(), statuses.value(i).to_string()))
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn finished_queries_are_stored_in_batches_and_read_by_every_process() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+        let (acme, globex) = (
+            TenantId::new("acme").unwrap(),
+            TenantId::new("globex").unwrap(),
+        );
+        let asker = Asker {
+            surface: Surface::FlightSql,
+            key_id: Some("k1".into()),
+            role: Role::Admin,
+        };
+        let server = QueryLog::persisted(&store, 10);
+        let done = server.begin(&acme, &asker, "SELECT 1");
+        server.finish(&acme, &done, QueryStatus::Error, 0, 0, Some("boom".into()));
+        let other = server.begin(&globex, &asker, "SELECT 'globex'");
+        server.finish(&globex, &other, QueryStatus::Ok, 1, 8, None);
+        let running = server.begin(&acme, &asker, "SELECT 2");
+        assert_eq!(server.flush().await.unwrap(), 2, "the two finished ones");
+        assert_eq!(server.flush().await.unwrap(), 0, "nothing twice");
+        let table = SystemTable::<StoredQuery>::new(&store, QueryLog::TABLE);
+        assert_eq!(table.rows().await.unwrap().len(), 2);
+
+        // Another process over the same store: it sees the stored query of
+        // acme (not globex's, not the other's running one), and its own.
+        let cli = QueryLog::persisted(
+            &Store::open(dir.path().to_str().unwrap()).await.unwrap(),
+            10,
+        );
+        let mine = cli.begin(&acme, &asker, "SELECT 3");
+        let seen = ids_and_statuses(&cli.rows(&acme).await.unwrap());
+        assert_eq!(
+            seen,
+            [(done.clone(), "error".into()), (mine, "running".into())]
+        );
+        // The server itself shows the stored one once, and its running one.
+        let seen = ids_and_statuses(&server.rows(&acme).await.unwrap());
+        assert_eq!(seen, [(done, "error".into()), (running, "running".into())]);
+
+        // Nothing is old enough to expire; the erase of a tenant finds its rows.
+        assert_eq!(QueryLog::expire(&store).await.unwrap(), 0);
+        let erase = crate::lifecycle::TenantRows::predicate(&QUERY_ROWS, &store, &globex)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(table.find(erase).await.unwrap().len(), 1);
+    }
 
     #[test]
     fn the_log_keeps_the_newest_queries_per_tenant_and_records_their_end() {

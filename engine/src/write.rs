@@ -13,8 +13,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, StringArray, UInt32Array};
-use datafusion::arrow::compute::{cast, concat_batches, take_record_batch};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array};
+use datafusion::arrow::compute::{concat_batches, take_record_batch};
 use datafusion::arrow::datatypes::{DataType, Date32Type, TimestampMicrosecondType};
 use datafusion::arrow::row::{RowConverter, Rows, SortField};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
@@ -519,13 +519,6 @@ pub(crate) fn is_conflict(err: &DeltaTableError) -> bool {
     ) || matches!(err, DeltaTableError::VersionAlreadyExists(_))
 }
 
-/// A string column of a batch `Store::scan_system` read, as plain `Utf8`:
-/// scans may hand strings back as views.
-pub fn utf8_column(batch: &RecordBatch, name: &str) -> Option<StringArray> {
-    let column = cast(batch.column_by_name(name)?, &DataType::Utf8).ok()?;
-    Some(column.as_string::<i32>().clone())
-}
-
 impl Store {
     /// Validates, sorts and commits one write atomically.
     ///
@@ -657,9 +650,7 @@ impl Store {
         columns: &[&str],
         filter: Option<Expr>,
     ) -> Result<Vec<RecordBatch>> {
-        let ctx = datafusion::prelude::SessionContext::new();
-        table.update_datafusion_session(&ctx.state())?;
-        let mut frame = ctx.read_table(table.table_provider().await?)?;
+        let mut frame = self.frame_of(table).await?;
         if let Some(filter) = filter {
             frame = frame.filter(filter)?;
         }
@@ -667,6 +658,16 @@ impl Store {
             frame = frame.select_columns(columns)?;
         }
         Ok(frame.collect().await?)
+    }
+
+    /// A loaded table (at its loaded version) as a DataFrame, for scans.
+    pub(crate) async fn frame_of(
+        &self,
+        table: &DeltaTable,
+    ) -> Result<datafusion::prelude::DataFrame> {
+        let ctx = datafusion::prelude::SessionContext::new();
+        table.update_datafusion_session(&ctx.state())?;
+        Ok(ctx.read_table(table.table_provider().await?)?)
     }
 
     /// Commits one validated, sorted batch to the Delta table at `url`.

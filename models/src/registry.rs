@@ -11,18 +11,17 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, Utc};
-use datafusion::arrow::array::{
-    Array, AsArray, Int64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimestampMicrosecondType};
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::prelude::{col, lit};
 use gyrus_engine::schema::timestamp_utc;
+use gyrus_engine::system_table::{SystemRecord, SystemTable};
 use gyrus_engine::{Store, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::family::{Family, TrainedModel};
+use gyrus_engine::system::json_text;
 
 const TABLE: &str = "model_registry";
 
@@ -32,35 +31,64 @@ pub const TENANT_ROWS: gyrus_engine::lifecycle::ByTenantColumn =
         table: TABLE,
         column: "tenant_id",
     };
-/// Every column but the model itself.
-const ENTRY_COLUMNS: [&str; 9] = [
-    "tenant_id",
-    "family",
-    "version",
-    "trained_at",
-    "status",
-    "input_versions",
-    "parameters",
-    "metrics",
-    "message",
-];
+/// One row of the registry: a run, and the model itself for a good or
+/// rejected one (a heavy column, read only by [`Registry::load`]).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct RunRecord {
+    tenant_id: String,
+    family: String,
+    version: u64,
+    trained_at: DateTime<Utc>,
+    status: Status,
+    /// JSON text, as are `parameters` and `metrics`.
+    input_versions: String,
+    parameters: String,
+    metrics: String,
+    message: Option<String>,
+    model: Option<String>,
+}
 
-fn schema() -> SchemaRef {
-    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(vec![
-            Field::new("tenant_id", DataType::Utf8, false),
-            Field::new("family", DataType::Utf8, false),
-            Field::new("version", DataType::Int64, false),
-            Field::new("trained_at", timestamp_utc(), false),
-            Field::new("status", DataType::Utf8, false),
-            Field::new("input_versions", DataType::Utf8, false),
-            Field::new("parameters", DataType::Utf8, false),
-            Field::new("metrics", DataType::Utf8, false),
-            Field::new("message", DataType::Utf8, true),
-            Field::new("model", DataType::Utf8, true),
-        ]))
-    });
-    SCHEMA.clone()
+impl SystemRecord for RunRecord {
+    fn schema() -> SchemaRef {
+        static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("tenant_id", DataType::Utf8, false),
+                Field::new("family", DataType::Utf8, false),
+                Field::new("version", DataType::Int64, false),
+                Field::new("trained_at", timestamp_utc(), false),
+                Field::new("status", DataType::Utf8, false),
+                Field::new("input_versions", DataType::Utf8, false),
+                Field::new("parameters", DataType::Utf8, false),
+                Field::new("metrics", DataType::Utf8, false),
+                Field::new("message", DataType::Utf8, true),
+                Field::new("model", DataType::Utf8, true),
+            ]))
+        });
+        SCHEMA.clone()
+    }
+
+    const HEAVY: &'static [&'static str] = &["model"];
+}
+
+impl RunRecord {
+    fn entry(&self) -> Result<Entry> {
+        let json = |name: &str, text: &str| -> Result<serde_json::Value> {
+            serde_json::from_str(text)
+                .map_err(|e| ModelError::Registry(format!("column `{name}`: {e}")))
+        };
+        Ok(Entry {
+            tenant: self.tenant_id.clone(),
+            family: self.family.clone(),
+            version: self.version,
+            trained_at: self.trained_at,
+            status: self.status,
+            input_versions: serde_json::from_str(&self.input_versions)
+                .map_err(|e| ModelError::Registry(format!("input_versions: {e}")))?,
+            parameters: json("parameters", &self.parameters)?,
+            metrics: json("metrics", &self.metrics)?,
+            message: self.message.clone(),
+        })
+    }
 }
 
 /// How a training run ended.
@@ -85,15 +113,6 @@ impl Status {
             Status::Failed => "failed",
             Status::Rejected => "rejected",
             Status::Skipped => "skipped",
-        }
-    }
-
-    fn parse(s: &str) -> Result<Self> {
-        match s {
-            "good" => Ok(Status::Good),
-            "failed" => Ok(Status::Failed),
-            "rejected" => Ok(Status::Rejected),
-            other => Err(ModelError::Registry(format!("unknown status `{other}`"))),
         }
     }
 }
@@ -143,25 +162,19 @@ impl Registry {
             .map(serde_json::to_string)
             .transpose()
             .map_err(|e| ModelError::Registry(format!("serialising the model: {e}")))?;
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(StringArray::from(vec![entry.tenant.as_str()])),
-                Arc::new(StringArray::from(vec![entry.family.as_str()])),
-                Arc::new(Int64Array::from(vec![entry.version as i64])),
-                Arc::new(
-                    TimestampMicrosecondArray::from(vec![entry.trained_at.timestamp_micros()])
-                        .with_timezone("UTC"),
-                ),
-                Arc::new(StringArray::from(vec![entry.status.as_str()])),
-                Arc::new(StringArray::from(vec![to_json(&entry.input_versions)])),
-                Arc::new(StringArray::from(vec![to_json(&entry.parameters)])),
-                Arc::new(StringArray::from(vec![to_json(&entry.metrics)])),
-                Arc::new(StringArray::from(vec![entry.message.as_deref()])),
-                Arc::new(StringArray::from(vec![model_json.as_deref()])),
-            ],
-        )?;
-        self.store.append_system(TABLE, &schema(), batch).await?;
+        let record = RunRecord {
+            tenant_id: entry.tenant.clone(),
+            family: entry.family.clone(),
+            version: entry.version,
+            trained_at: entry.trained_at,
+            status: entry.status,
+            input_versions: json_text(&entry.input_versions),
+            parameters: json_text(&entry.parameters),
+            metrics: json_text(&entry.metrics),
+            message: entry.message.clone(),
+            model: model_json,
+        };
+        self.table().append(&[record]).await?;
         Ok(())
     }
 
@@ -171,13 +184,13 @@ impl Registry {
         tenant: Option<&TenantId>,
         family: Option<Family>,
     ) -> Result<Vec<Entry>> {
-        let batches = self.scan(tenant, family, None, &ENTRY_COLUMNS).await?;
-        let mut entries = Vec::new();
-        for batch in &batches {
-            for row in 0..batch.num_rows() {
-                entries.push(read_entry(batch, row)?);
-            }
-        }
+        let records = self.table().rows().await?;
+        let mut entries = records
+            .iter()
+            .filter(|r| tenant.is_none_or(|t| r.tenant_id == t.as_str()))
+            .filter(|r| family.is_none_or(|f| r.family == f.as_str()))
+            .map(RunRecord::entry)
+            .collect::<Result<Vec<Entry>>>()?;
         entries.sort_by(|a, b| {
             (&a.tenant, &a.family, a.version).cmp(&(&b.tenant, &b.family, b.version))
         });
@@ -245,26 +258,19 @@ impl Registry {
         tenant: &TenantId,
         version: u64,
     ) -> Result<Option<(Entry, M)>> {
-        let mut columns = ENTRY_COLUMNS.to_vec();
-        columns.push("model");
-        let batches = self
-            .scan(Some(tenant), Some(M::FAMILY), Some(version), &columns)
-            .await?;
-        for batch in &batches {
-            let models = text(batch, "model")?;
-            for row in 0..batch.num_rows() {
-                if models.is_null(row) {
-                    continue;
-                }
-                let entry = read_entry(batch, row)?;
-                let model: M = serde_json::from_str(models.value(row)).map_err(|e| {
-                    ModelError::Registry(format!(
-                        "{} model version {version} of tenant {tenant} does not read back: {e}",
-                        M::FAMILY
-                    ))
-                })?;
-                return Ok(Some((entry, model)));
-            }
+        let filter = col("tenant_id")
+            .eq(lit(tenant.as_str()))
+            .and(col("family").eq(lit(M::FAMILY.as_str())))
+            .and(col("version").eq(lit(version as i64)));
+        for record in self.table().find(filter).await? {
+            let Some(model) = &record.model else { continue };
+            let model: M = serde_json::from_str(model).map_err(|e| {
+                ModelError::Registry(format!(
+                    "{} model version {version} of tenant {tenant} does not read back: {e}",
+                    M::FAMILY
+                ))
+            })?;
+            return Ok(Some((record.entry()?, model)));
         }
         Ok(None)
     }
@@ -277,69 +283,9 @@ impl Registry {
         }
     }
 
-    async fn scan(
-        &self,
-        tenant: Option<&TenantId>,
-        family: Option<Family>,
-        version: Option<u64>,
-        columns: &[&str],
-    ) -> Result<Vec<RecordBatch>> {
-        let mut filter = lit(true);
-        if let Some(tenant) = tenant {
-            filter = filter.and(col("tenant_id").eq(lit(tenant.as_str())));
-        }
-        if let Some(family) = family {
-            filter = filter.and(col("family").eq(lit(family.as_str())));
-        }
-        if let Some(version) = version {
-            filter = filter.and(col("version").eq(lit(version as i64)));
-        }
-        Ok(self.store.scan_system(TABLE, columns, Some(filter)).await?)
+    fn table(&self) -> SystemTable<RunRecord> {
+        SystemTable::new(&self.store, TABLE)
     }
-}
-
-/// JSON for the registry's text columns (maps and values always serialise).
-fn to_json<T: Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_else(|_| "null".into())
-}
-
-/// A text column, whatever string type the scan handed back.
-fn text(batch: &RecordBatch, name: &str) -> Result<datafusion::arrow::array::StringArray> {
-    let column = batch
-        .column_by_name(name)
-        .ok_or_else(|| ModelError::Registry(format!("the registry lacks column `{name}`")))?;
-    Ok(cast(column, &DataType::Utf8)?.as_string::<i32>().clone())
-}
-
-fn read_entry(batch: &RecordBatch, row: usize) -> Result<Entry> {
-    let json = |name: &str| -> Result<serde_json::Value> {
-        let column = text(batch, name)?;
-        serde_json::from_str(column.value(row))
-            .map_err(|e| ModelError::Registry(format!("column `{name}`: {e}")))
-    };
-    let version = batch
-        .column_by_name("version")
-        .and_then(|c| c.as_primitive_opt::<datafusion::arrow::datatypes::Int64Type>())
-        .ok_or_else(|| ModelError::Registry("the registry lacks `version`".into()))?
-        .value(row);
-    let trained_at = batch
-        .column_by_name("trained_at")
-        .and_then(|c| c.as_primitive_opt::<TimestampMicrosecondType>())
-        .ok_or_else(|| ModelError::Registry("the registry lacks `trained_at`".into()))?
-        .value(row);
-    let message = text(batch, "message")?;
-    Ok(Entry {
-        tenant: text(batch, "tenant_id")?.value(row).to_string(),
-        family: text(batch, "family")?.value(row).to_string(),
-        version: version as u64,
-        trained_at: DateTime::from_timestamp_micros(trained_at).unwrap_or_default(),
-        status: Status::parse(text(batch, "status")?.value(row))?,
-        input_versions: serde_json::from_value(json("input_versions")?)
-            .map_err(|e| ModelError::Registry(format!("input_versions: {e}")))?,
-        parameters: json("parameters")?,
-        metrics: json("metrics")?,
-        message: (!message.is_null(row)).then(|| message.value(row).to_string()),
-    })
 }
 
 /// `system.model_runs`: every training run of the tenant, without the model.
@@ -381,7 +327,7 @@ impl gyrus_engine::system::SystemView for ModelRunsView {
     }
 
     async fn rows(&self, tenant: &TenantId) -> gyrus_engine::Result<RecordBatch> {
-        use gyrus_engine::system::{json_text, to_batch};
+        use gyrus_engine::system::to_batch;
         let runs = self
             .0
             .runs(tenant)

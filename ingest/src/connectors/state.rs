@@ -7,18 +7,12 @@ use std::sync::{Arc, LazyLock};
 
 use chrono::{DateTime, NaiveDate, Utc};
 use gyrus_engine::EngineError;
-use gyrus_engine::datafusion::arrow::array::{
-    Array, AsArray, RecordBatch, StringArray, TimestampMicrosecondArray,
-};
-use gyrus_engine::datafusion::arrow::datatypes::{
-    DataType, Field, Schema, SchemaRef, TimestampMicrosecondType,
-};
-use gyrus_engine::datafusion::prelude::{col, lit};
+use gyrus_engine::datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use gyrus_engine::schema::timestamp_utc;
 use gyrus_engine::store::Store;
-use gyrus_engine::write::utf8_column;
-use serde::Serialize;
+use gyrus_engine::system_table::{SystemRecord, SystemTable};
 use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
 
 /// A system table of `(key, document, at)` rows.
 #[derive(Debug, Clone, Copy)]
@@ -31,15 +25,25 @@ pub const CURSORS: Journal = Journal("connector_state");
 /// Sync runs, keyed by connector: started, then finished or failed.
 pub const RUNS: Journal = Journal("connector_runs");
 
-fn schema() -> SchemaRef {
-    static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
-        Arc::new(Schema::new(vec![
-            Field::new("key", DataType::Utf8, false),
-            Field::new("document", DataType::Utf8, false),
-            Field::new("at", timestamp_utc(), false),
-        ]))
-    });
-    SCHEMA.clone()
+/// One row of a journal: a JSON document under a key.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Entry {
+    key: String,
+    document: String,
+    at: DateTime<Utc>,
+}
+
+impl SystemRecord for Entry {
+    fn schema() -> SchemaRef {
+        static SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+            Arc::new(Schema::new(vec![
+                Field::new("key", DataType::Utf8, false),
+                Field::new("document", DataType::Utf8, false),
+                Field::new("at", timestamp_utc(), false),
+            ]))
+        });
+        SCHEMA.clone()
+    }
 }
 
 fn internal(message: impl Into<String>) -> EngineError {
@@ -47,6 +51,10 @@ fn internal(message: impl Into<String>) -> EngineError {
 }
 
 impl Journal {
+    fn table(&self, store: &Store) -> SystemTable<Entry> {
+        SystemTable::new(store, self.0)
+    }
+
     /// Appends `document` under `key`, in one commit.
     pub async fn append<T: Serialize>(
         &self,
@@ -54,20 +62,12 @@ impl Journal {
         key: &str,
         document: &T,
     ) -> Result<(), EngineError> {
-        let text = serde_json::to_string(document).map_err(|e| internal(e.to_string()))?;
-        let batch = RecordBatch::try_new(
-            schema(),
-            vec![
-                Arc::new(StringArray::from(vec![key])),
-                Arc::new(StringArray::from(vec![text])),
-                Arc::new(
-                    TimestampMicrosecondArray::from(vec![Utc::now().timestamp_micros()])
-                        .with_timezone("UTC"),
-                ),
-            ],
-        )
-        .map_err(|e| internal(e.to_string()))?;
-        store.append_system(self.0, &schema(), batch).await?;
+        let entry = Entry {
+            key: key.to_string(),
+            document: serde_json::to_string(document).map_err(|e| internal(e.to_string()))?,
+            at: Utc::now(),
+        };
+        self.table(store).append(&[entry]).await?;
         Ok(())
     }
 
@@ -77,33 +77,16 @@ impl Journal {
         store: &Store,
         key: Option<&str>,
     ) -> Result<Vec<(String, DateTime<Utc>, T)>, EngineError> {
-        let filter = key.map(|k| col("key").eq(lit(k)));
-        let batches = store.scan_system(self.0, &[], filter).await?;
+        let entries = self.table(store).rows().await?;
         let mut out = Vec::new();
-        for batch in &batches {
-            let text = |name: &str| {
-                utf8_column(batch, name)
-                    .ok_or_else(|| internal(format!("{} lacks `{name}`", self.0)))
-            };
-            let (keys, documents) = (text("key")?, text("document")?);
-            let at = batch
-                .column_by_name("at")
-                .map(|c| c.as_primitive::<TimestampMicrosecondType>().clone())
-                .ok_or_else(|| internal(format!("{} lacks `at`", self.0)))?;
-            for i in 0..batch.num_rows() {
-                if keys.is_null(i) || documents.is_null(i) {
-                    continue;
-                }
-                let document = serde_json::from_str(documents.value(i)).map_err(|e| {
-                    internal(format!(
-                        "{}: a damaged record for {}: {e}",
-                        self.0,
-                        keys.value(i)
-                    ))
-                })?;
-                let when = DateTime::from_timestamp_micros(at.value(i)).unwrap_or_default();
-                out.push((keys.value(i).to_string(), when, document));
-            }
+        for entry in entries.iter().filter(|e| key.is_none_or(|k| e.key == k)) {
+            let document = serde_json::from_str(&entry.document).map_err(|e| {
+                internal(format!(
+                    "{}: a damaged record for {}: {e}",
+                    self.0, entry.key
+                ))
+            })?;
+            out.push((entry.key.clone(), entry.at, document));
         }
         out.sort_by_key(|(_, when, _)| *when);
         Ok(out)
@@ -125,7 +108,7 @@ impl Journal {
 }
 
 /// A stream's cursor and checkpoint.
-#[derive(Debug, Clone, Default, PartialEq, serde::Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize)]
 pub struct StreamState {
     /// Windowed: the last day a completed sync read.
     pub synced_through: Option<NaiveDate>,
