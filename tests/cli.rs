@@ -198,32 +198,20 @@ fn sql_prints_table_csv_and_json_and_refuses_writes() {
 
     // Every process's queries are stored: a later `gyrus sql` reads the
     // earlier ones in `system.queries`, acme's only.
-    let logged = ok(gyrus(
+    let logged = ok(tenant_csv(
         dir.path(),
-        &[
-            "sql",
-            "--tenant",
-            "acme",
-            "--format",
-            "csv",
-            &format!(
-                "SELECT count(*) FILTER (WHERE sql = '{sql}' AND status = 'ok' AND surface = 'cli') AS ok, \
-                 count(*) FILTER (WHERE sql = 'SELECT * FROM nope' AND status = 'error') AS failed \
-                 FROM system.queries"
-            ),
-        ],
+        "acme",
+        &format!(
+            "SELECT count(*) FILTER (WHERE sql = '{sql}' AND status = 'ok' AND surface = 'cli') AS ok, \
+             count(*) FILTER (WHERE sql = 'SELECT * FROM nope' AND status = 'error') AS failed \
+             FROM system.queries"
+        ),
     ));
     assert_eq!(logged.trim(), "ok,failed\n3,1");
-    let other = ok(gyrus(
+    let other = ok(tenant_csv(
         dir.path(),
-        &[
-            "sql",
-            "--tenant",
-            "globex",
-            "--format",
-            "csv",
-            "SELECT count(*) AS n FROM system.queries",
-        ],
+        "globex",
+        "SELECT count(*) AS n FROM system.queries",
     ));
     assert_eq!(other.trim(), "n\n1", "globex's own query only");
 }
@@ -639,7 +627,12 @@ fn settings_come_from_env_and_gyrus_toml() {
 
 /// `gyrus sql` over acme's tables, as CSV.
 fn csv_query(data: &Path, sql: &str) -> Output {
-    gyrus(data, &["sql", "--tenant", "acme", "--format", "csv", sql])
+    tenant_csv(data, "acme", sql)
+}
+
+/// `gyrus sql --tenant <tenant> --format csv <sql>`.
+fn tenant_csv(data: &Path, tenant: &str, sql: &str) -> Output {
+    gyrus(data, &["sql", "--tenant", tenant, "--format", "csv", sql])
 }
 
 #[test]
