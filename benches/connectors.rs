@@ -62,6 +62,7 @@ fn bench(c: &mut Criterion) {
                 ..HttpPolicy::default()
             },
         };
+        let guards = gyrus_ingest::http::CallGuards::default();
         let rows = fake.expected(platform.name()).len();
         group.throughput(Throughput::Elements(rows as u64));
         group.bench_function(format!("{platform} ({rows} rows)"), |b| {
@@ -74,7 +75,7 @@ fn bench(c: &mut Criterion) {
                         .expect("a store");
                     let started = std::time::Instant::now();
                     let report = runtime
-                        .block_on(sync(&store, &connector, &options))
+                        .block_on(sync(&store, &connector, &options, &guards))
                         .expect("the sync succeeds");
                     total += started.elapsed();
                     assert_eq!(report.rows, rows, "every row landed");

@@ -404,8 +404,9 @@ pub fn connector_answer(data: &[u8]) {
             },
         };
         let connector = Connector::new(config, credentials);
-        let _ =
-            tokio::time::timeout(Duration::from_secs(10), sync(&store, &connector, &options)).await;
+        let guards = gyrus_ingest::http::CallGuards::default();
+        let synced = sync(&store, &connector, &options, &guards);
+        let _ = tokio::time::timeout(Duration::from_secs(10), synced).await;
         server.abort();
     });
 }

@@ -6,12 +6,13 @@
 //! platform's own throttle signals (read by its [`Dialect`]). Calls are
 //! spaced by a client-side rate limit per platform and account, and a
 //! circuit breaker per connector stops calling a platform that keeps
-//! failing. OAuth2 access tokens are refreshed when they expire or are
+//! failing; both are held by the connector service's [`CallGuards`], which
+//! drops them once idle. OAuth2 access tokens are refreshed when they expire or are
 //! refused. Nothing secret is logged: calls are named by method and path,
 //! and every error message is scrubbed of the credentials in play.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, Mutex};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -305,16 +306,95 @@ struct Breaker {
     open_until: Option<(Instant, DateTime<Utc>)>,
 }
 
-static LIMITERS: LazyLock<Mutex<HashMap<String, Arc<Limiter>>>> = LazyLock::new(Default::default);
-static BREAKERS: LazyLock<Mutex<HashMap<String, Arc<Mutex<Breaker>>>>> =
-    LazyLock::new(Default::default);
+/// The rate limiters (per platform and account) and circuit breakers (per
+/// connector) of one connector service, shared by the clients it makes.
+///
+/// An entry no client holds is dropped once it has been idle for `idle`,
+/// unless it still means something: a limiter pushed into the future by a
+/// platform's "slow down", a circuit still open. So the maps hold what is
+/// in use, not every account and connector the process ever called.
+pub struct CallGuards {
+    limiters: Mutex<HashMap<String, Guarded<Limiter>>>,
+    breakers: Mutex<HashMap<String, Guarded<Mutex<Breaker>>>>,
+    idle: Duration,
+}
 
-fn shared<T: Default>(map: &Mutex<HashMap<String, Arc<T>>>, key: &str) -> Arc<T> {
-    map.lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .entry(key.to_string())
-        .or_default()
-        .clone()
+struct Guarded<T> {
+    value: Arc<T>,
+    used: Instant,
+}
+
+impl Default for CallGuards {
+    fn default() -> Self {
+        CallGuards::new(CallGuards::DEFAULT_IDLE)
+    }
+}
+
+impl CallGuards {
+    /// How long an unused entry is kept unless said otherwise.
+    pub const DEFAULT_IDLE: Duration = Duration::from_secs(3600);
+
+    pub fn new(idle: Duration) -> Self {
+        CallGuards {
+            limiters: Default::default(),
+            breakers: Default::default(),
+            idle,
+        }
+    }
+
+    /// The limiters and breakers held now.
+    pub fn held(&self) -> (usize, usize) {
+        let limiters = self
+            .limiters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        let breakers = self
+            .breakers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len();
+        (limiters, breakers)
+    }
+
+    fn limiter(&self, key: &str) -> Arc<Limiter> {
+        let now = Instant::now();
+        let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, g| {
+            k == key
+                || Arc::strong_count(&g.value) > 1
+                || now.duration_since(g.used) < self.idle
+                // Pushed back by the platform, or locked by a call now.
+                || g.value.next.try_lock().map_or(true, |next| *next > now)
+        });
+        take(&mut map, key, now)
+    }
+
+    fn breaker(&self, key: &str) -> Arc<Mutex<Breaker>> {
+        let now = Instant::now();
+        let mut map = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, g| {
+            k == key
+                || Arc::strong_count(&g.value) > 1
+                || now.duration_since(g.used) < self.idle
+                || g.value
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .open_until
+                    .is_some_and(|(until, _)| until > now)
+        });
+        take(&mut map, key, now)
+    }
+}
+
+/// The entry under `key` (made when missing), marked used now.
+fn take<T: Default>(map: &mut HashMap<String, Guarded<T>>, key: &str, now: Instant) -> Arc<T> {
+    let entry = map.entry(key.to_string()).or_insert_with(|| Guarded {
+        value: Arc::default(),
+        used: now,
+    });
+    entry.used = now;
+    entry.value.clone()
 }
 
 impl Default for Limiter {
@@ -350,13 +430,14 @@ enum Attempt {
 
 impl Http {
     /// A client for one connector (`breaker_key`) calling one account
-    /// (`limit_key`, shared by every connector on that platform account).
+    /// (`limit_key`, shared by every connector on that platform account),
+    /// with the limiter and breaker `guards` hold for them.
     pub fn new(
         policy: HttpPolicy,
         dialect: Box<dyn Dialect>,
         auth: Auth,
-        limit_key: &str,
-        breaker_key: &str,
+        guards: &CallGuards,
+        (limit_key, breaker_key): (&str, &str),
         secrets: Vec<String>,
     ) -> Result<Self, HttpError> {
         let client = reqwest::Client::builder()
@@ -375,8 +456,8 @@ impl Http {
         let platform = dialect.platform();
         Ok(Http {
             client,
-            limiter: shared(&LIMITERS, &format!("{platform}/{limit_key}")),
-            breaker: shared(&BREAKERS, breaker_key),
+            limiter: guards.limiter(&format!("{platform}/{limit_key}")),
+            breaker: guards.breaker(breaker_key),
             policy,
             dialect: Arc::from(dialect),
             auth,
@@ -802,5 +883,39 @@ fn transport_error(error: &reqwest::Error) -> String {
             Some(url) => text.replace(url.as_str(), url.path()),
             None => text,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn guards_hold_what_is_in_use_and_drop_what_went_idle() {
+        let guards = CallGuards::new(Duration::ZERO);
+        let limiter = guards.limiter("ads/acme/1");
+        let breaker = guards.breaker("acme/c1");
+        // Asked for and let go at once: idle from then on.
+        guards.limiter("ads/acme/2");
+        guards.breaker("acme/c2");
+        assert_eq!(guards.held(), (2, 2));
+        // The next request drops the idle ones no client holds.
+        let _held = (guards.limiter("ads/acme/3"), guards.breaker("acme/c3"));
+        assert_eq!(guards.held(), (2, 2), "1 and 3 of each");
+        // A platform's "slow down" and an open circuit outlive their clients.
+        *limiter.next.try_lock().unwrap() = Instant::now() + Duration::from_secs(60);
+        breaker.lock().unwrap().open_until =
+            Some((Instant::now() + Duration::from_secs(60), Utc::now()));
+        drop((limiter, breaker));
+        guards.limiter("ads/acme/4");
+        guards.breaker("acme/c4");
+        assert_eq!(guards.held(), (3, 3), "1 (still meaningful), 3 (held), 4");
+        // One key, one limiter, for every client that asks.
+        assert!(Arc::ptr_eq(&guards.limiter("x"), &guards.limiter("x")));
+        // Kept while not idle long enough.
+        let patient = CallGuards::new(Duration::from_secs(3600));
+        patient.limiter("a");
+        patient.limiter("b");
+        assert_eq!(patient.held().0, 2);
     }
 }

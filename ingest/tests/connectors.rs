@@ -24,7 +24,7 @@ use gyrus_ingest::connectors::rows::Rows;
 use gyrus_ingest::connectors::{
     Connector, ConnectorConfig, Credentials, Platform, SyncError, SyncOptions, SyncReport, sync,
 };
-use gyrus_ingest::http::HttpPolicy;
+use gyrus_ingest::http::{CallGuards, HttpPolicy};
 use gyrus_ingest::secrets::SecretKey;
 use rand::rngs::StdRng;
 use rand::{RngExt as _, SeedableRng};
@@ -41,6 +41,12 @@ fn seed() -> u64 {
 }
 
 /// Fast retries: the fake's faults are quick to recover from.
+/// A connector service's limiters and breakers, one per sync here (the
+/// policy keeps breakers from opening).
+fn guards() -> CallGuards {
+    CallGuards::default()
+}
+
 fn policy() -> HttpPolicy {
     HttpPolicy {
         timeout: Duration::from_millis(700),
@@ -119,7 +125,7 @@ impl Harness {
     }
 
     async fn sync(&self) -> SyncReport {
-        sync(&self.store, &self.connector, &self.options())
+        sync(&self.store, &self.connector, &self.options(), &guards())
             .await
             .unwrap_or_else(|e| panic!("{} sync failed: {e}", self.platform))
     }
@@ -191,7 +197,7 @@ impl Harness {
         let store = self.store.clone();
         let connector = self.connector.clone();
         let options = self.options();
-        let task = tokio::spawn(async move { sync(&store, &connector, &options).await });
+        let task = tokio::spawn(async move { sync(&store, &connector, &options, &guards()).await });
         let start = self.fake.request_count();
         let deadline = tokio::time::Instant::now() + Duration::from_millis(millis);
         loop {
@@ -272,7 +278,9 @@ async fn faults(platform: Platform) {
     h.fake.set_faults(0.2, 12 + 100 * seed());
     let mut options = h.options();
     options.full = true;
-    sync(&h.store, &h.connector, &options).await.unwrap();
+    sync(&h.store, &h.connector, &options, &guards())
+        .await
+        .unwrap();
     let injected: usize = h.fake.faults().values().sum();
     let requests = h.fake.request_count() - requests;
     h.fake.set_faults(0.0, 0);
@@ -472,6 +480,7 @@ async fn rotated_refresh_tokens_are_stored() {
         &h.store,
         &Connector::new(h.connector.config.clone(), h.connector.credentials.clone()),
         &options,
+        &guards(),
     )
     .await
     .unwrap_err()

@@ -32,7 +32,9 @@ use gyrus_engine::write::{Slice, WriteRequest};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-use crate::http::{Call, Http, HttpError, HttpPolicy, MAX_RATE, MIN_RATE, RotatedToken};
+use crate::http::{
+    Call, CallGuards, Http, HttpError, HttpPolicy, MAX_RATE, MIN_RATE, RotatedToken,
+};
 use crate::secrets::SecretError;
 use rows::Rows;
 use state::StreamState;
@@ -562,17 +564,19 @@ impl Source<'_> {
     }
 }
 
-/// Runs one sync of `connector` and returns what it did.
+/// Runs one sync of `connector` and returns what it did; its calls are
+/// spaced and guarded by the limiter and breaker `guards` hold.
 pub async fn sync(
     store: &Store,
     connector: &Connector,
     options: &SyncOptions,
+    guards: &CallGuards,
 ) -> Result<SyncReport, SyncError> {
     let started = Instant::now();
     let config = &connector.config;
     config.validate()?;
     connector.credentials.validate(config.platform)?;
-    let source = source(connector, options)?;
+    let source = source(connector, options, guards)?;
     let mut report = match config.platform.shape() {
         Shape::Windowed { max_window_days } => {
             sync_windows(store, &source, options, max_window_days).await?
@@ -583,7 +587,11 @@ pub async fn sync(
     Ok(report)
 }
 
-fn source<'a>(connector: &'a Connector, options: &SyncOptions) -> Result<Source<'a>, SyncError> {
+fn source<'a>(
+    connector: &'a Connector,
+    options: &SyncOptions,
+    guards: &CallGuards,
+) -> Result<Source<'a>, SyncError> {
     let config = &connector.config;
     let parts = platforms::client_parts(config, &connector.credentials, &connector.rotated)?;
     let mut policy = options.http.clone();
@@ -593,9 +601,12 @@ fn source<'a>(connector: &'a Connector, options: &SyncOptions) -> Result<Source<
         policy,
         parts.dialect,
         parts.auth,
-        // Per tenant and account: one tenant cannot slow another's calls.
-        &format!("{}/{}", config.tenant, config.account),
-        &format!("{}/{}", config.tenant, config.id),
+        guards,
+        (
+            // Per tenant and account: one tenant cannot slow another's calls.
+            &format!("{}/{}", config.tenant, config.account),
+            &format!("{}/{}", config.tenant, config.id),
+        ),
         connector.credentials.values(),
     )?;
     Ok(Source {

@@ -18,6 +18,7 @@ use super::state::{self, CONNECTORS, CURSORS, Journal, RUNS, StreamState};
 use super::{
     Connector, ConnectorConfig, Credentials, Platform, SyncError, SyncOptions, SyncReport,
 };
+use crate::http::CallGuards;
 use crate::secrets::SecretKey;
 
 /// Days re-read before the cursor, unless a connector says otherwise.
@@ -99,6 +100,8 @@ fn sync_lease(config: &ConnectorConfig) -> [&str; 3] {
 pub struct Connectors {
     store: Store,
     key: Option<Arc<SecretKey>>,
+    /// The rate limiters and circuit breakers of this service's syncs.
+    guards: Arc<CallGuards>,
 }
 
 /// A sync that has begun: the connector opened, its lease taken, its run recorded.
@@ -115,6 +118,7 @@ impl Connectors {
         Connectors {
             store,
             key: key.map(Arc::new),
+            guards: Arc::default(),
         }
     }
 
@@ -423,7 +427,7 @@ impl Connectors {
         // and a process killed mid-sync would otherwise lose the new one.
         let mut kept = None;
         let outcome = {
-            let sync = super::sync(&self.store, &connector, options);
+            let sync = super::sync(&self.store, &connector, options, &self.guards);
             tokio::pin!(sync);
             let mut check = tokio::time::interval(ROTATION_CHECK);
             loop {
