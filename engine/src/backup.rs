@@ -260,27 +260,47 @@ impl Store {
                 todo.push(table);
                 continue;
             }
-            let Some(existing) = self.load(&self.url_of(&table.path)?).await? else {
-                todo.push(table);
-                continue;
+            let existing = match self.load(&self.url_of(&table.path)?).await {
+                Ok(None) => {
+                    todo.push(table);
+                    continue;
+                }
+                Ok(Some(existing)) => Some(existing),
+                // Not loadable: perhaps a copy this restore began and was
+                // stopped in (a log without its first commit), judged below.
+                Err(_) => None,
             };
-            // Restored whole by an earlier run of this restore: keep it.
-            let mut original = source
-                .load(&source.url_of(&table.path)?)
-                .await?
-                .ok_or_else(|| unfinished(source))?;
-            original.load_version(table.version).await?;
-            if existing.version() == Some(table.version)
-                && file_names(&existing)? == file_names(&original)?
-            {
+            if let Some(existing) = &existing {
+                // Restored whole by an earlier run of this restore: keep it.
+                let mut original = source
+                    .load(&source.url_of(&table.path)?)
+                    .await?
+                    .ok_or_else(|| unfinished(source))?;
+                original.load_version(table.version).await?;
+                if existing.version() == Some(table.version)
+                    && file_names(existing)? == file_names(&original)?
+                {
+                    continue;
+                }
+            }
+            // Cut short by a kill: everything there is one of the snapshot's
+            // own objects, so copying the table again finishes it.
+            if self.holds_only_copies_of(source, &table.path).await? {
+                tracing::info!(table = %table.path, "finishing an interrupted restore of this table");
+                todo.push(table);
                 continue;
             }
             return Err(EngineError::InvalidRoot {
                 root: self.root().to_string(),
                 reason: format!(
-                    "it already has {} (version {}); restore into an empty store{}",
+                    "it already has {} ({}); restore into an empty store{}",
                     table.path,
-                    existing.version().unwrap_or(0),
+                    existing
+                        .as_ref()
+                        .and_then(|e| e.version())
+                        .map_or("a table that does not load".to_string(), |v| format!(
+                            "version {v}"
+                        )),
                     match &manifest.tenant {
                         Some(t) => format!(", or erase tenant {t} first"),
                         None => String::new(),
@@ -349,6 +369,38 @@ impl Store {
     }
 
     /// The URL of a table given relative to the root.
+    /// Whether every object under the folder `relative` is an object of the
+    /// same name and size in `source` (and there is one at least): what a
+    /// restore from `source` leaves when it is stopped part way through a
+    /// table.
+    async fn holds_only_copies_of(&self, source: &Store, relative: &str) -> Result<bool> {
+        let root = self.object_path("")?;
+        let folder = self.object_path(&format!("{}/", relative.trim_end_matches('/')))?;
+        let mut listing = self.object_store().list(Some(&folder));
+        let mut any = false;
+        while let Some(meta) = listing.next().await {
+            let meta = meta?;
+            let Some(inner) = meta
+                .location
+                .as_ref()
+                .strip_prefix(root.as_ref())
+                .map(|r| r.trim_start_matches('/'))
+            else {
+                return Ok(false);
+            };
+            match source
+                .object_store()
+                .head(&source.object_path(inner)?)
+                .await
+            {
+                Ok(original) if original.size == meta.size => any = true,
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(any)
+    }
+
     fn url_of(&self, relative: &str) -> Result<Url> {
         let relative = relative.trim_end_matches('/');
         if relative
@@ -421,8 +473,10 @@ fn file_names(table: &deltalake_core::DeltaTable) -> Result<BTreeSet<String>> {
 
 /// Copies the table at `relative` from `from` to `to` as it is at `version`
 /// (its newest when `None`): its data files first, then its log from the
-/// newest checkpoint up to that version, newest first, so the copy is not a
-/// table until it is whole. `None` when `relative` holds no table.
+/// newest checkpoint up to that version, newest first. A copy cut short is
+/// not a table that loads (the Delta kernel refuses a log without its first
+/// entry); restore recognises it by its objects and copies it again. `None`
+/// when `relative` holds no table.
 async fn copy_table(
     from: &Store,
     to: &Store,
@@ -472,8 +526,8 @@ async fn copy_table(
         Some(since) => *n > since || (*n == since && *checkpoint),
         None => true,
     });
-    // Newest first: the oldest entry (commit 0 or the checkpoint) makes the
-    // copy a table, and by then every later commit is there.
+    // Newest first: until the oldest entry (commit 0 or the checkpoint) is
+    // there, the copy does not load at an older version that looks whole.
     entries.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
     for (_, _, name) in entries {
         copy_object(from, to, &format!("{log}{name}")).await?;

@@ -414,3 +414,51 @@ async fn a_backup_never_copies_a_store_into_itself() {
         .unwrap();
     std::fs::remove_dir_all(beside).unwrap();
 }
+
+#[tokio::test]
+async fn a_restore_stopped_part_way_finishes_when_run_again() {
+    let (_dir, store, secrets) = two_tenants().await;
+    let backup_dir = tempfile::tempdir().unwrap();
+    let snapshot = open(backup_dir.path()).await;
+    store.backup(&snapshot, None, &OWNERS).await.unwrap();
+    let expected = everything(&snapshot).await;
+
+    // What a kill between two copies leaves: acme's ad table with its
+    // newest commit but not its first, and a data file not yet there. The
+    // Delta kernel does not load such a table.
+    let target_dir = tempfile::tempdir().unwrap();
+    let target = open(target_dir.path()).await;
+    target.restore(&snapshot, &OWNERS).await.unwrap();
+    let table = target_dir.path().join("tenants/acme/ad_performance");
+    std::fs::remove_file(table.join("_delta_log/00000000000000000000.json")).unwrap();
+    let data = std::fs::read_dir(&table)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "parquet"))
+        .unwrap();
+    std::fs::remove_file(&data).unwrap();
+    assert!(
+        target
+            .table(&tenant("acme"), CanonicalTable::AdPerformance)
+            .await
+            .is_err()
+    );
+
+    target.restore(&snapshot, &OWNERS).await.unwrap();
+    assert_eq!(everything(&target).await, expected);
+    assert!(target.authenticate(&secrets[0]).await.unwrap().is_some());
+
+    // A table holding anything the snapshot does not is not overwritten.
+    std::fs::remove_file(table.join("_delta_log/00000000000000000000.json")).unwrap();
+    std::fs::write(table.join("notes.txt"), b"mine").unwrap();
+    let err = target
+        .restore(&snapshot, &OWNERS)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("already has tenants/acme/ad_performance (a table that does not load)"),
+        "{err}"
+    );
+    assert!(table.join("notes.txt").exists());
+}
