@@ -14,11 +14,11 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use fake::{Fake, FakeConfig};
 use gyrus_engine::Store;
 use gyrus_ingest::connectors::{
-    Connector, ConnectorConfig, Credentials, Platform, SyncOptions, sync,
+    Connector, ConnectorConfig, Credentials, PlatformId, SyncOptions, sync,
 };
 use gyrus_ingest::http::HttpPolicy;
 
-fn connector(fake: &Fake, platform: Platform, start: chrono::NaiveDate) -> Connector {
+fn connector(fake: &Fake, platform: PlatformId, start: chrono::NaiveDate) -> Connector {
     let credentials = fake.credential_map(platform.name());
     Connector::new(
         ConnectorConfig {
@@ -46,7 +46,8 @@ fn bench(c: &mut Criterion) {
     group
         .sample_size(10)
         .measurement_time(Duration::from_secs(30));
-    for (platform, scale) in [(Platform::GoogleAds, 25), (Platform::Stripe, 10)] {
+    for (name, scale) in [("google_ads", 25), ("stripe", 10)] {
+        let platform: PlatformId = name.parse().expect("a platform");
         let config = FakeConfig {
             scale,
             ..FakeConfig::default()

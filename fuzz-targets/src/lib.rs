@@ -31,7 +31,7 @@ use gyrus_flight::ingest::{IngestTarget, read_batches};
 use gyrus_flight::prepared::PreparedStatements;
 use gyrus_ingest::Format;
 use gyrus_ingest::connectors::{
-    Connector, ConnectorConfig, Credentials, Platform, SyncOptions, sync,
+    Connector, ConnectorConfig, Credentials, PlatformId, SyncOptions, sync,
 };
 use gyrus_ingest::http::HttpPolicy;
 use prost::Message as _;
@@ -355,9 +355,12 @@ pub fn connector_answer(data: &[u8]) {
     let Some((&pick, body)) = data.split_first() else {
         return;
     };
-    let platform = Platform::ALL[pick as usize % Platform::ALL.len()];
+    let count = PlatformId::all().len();
+    let Some(platform) = PlatformId::all().nth(pick as usize % count) else {
+        return;
+    };
     let statuses = [200, 200, 200, 200, 400, 401, 403, 404];
-    let status = statuses[(pick as usize / Platform::ALL.len()) % statuses.len()];
+    let status = statuses[(pick as usize / count) % statuses.len()];
     let body = body.to_vec();
     runtime().block_on(async {
         let (_dir, store) = temporary_store().await;

@@ -202,7 +202,7 @@ fn write_seeds() {
     );
     write("cursor", "garbage", b"%%%\0id");
 
-    for (i, platform) in gyrus_ingest::connectors::Platform::ALL.iter().enumerate() {
+    for (i, platform) in gyrus_ingest::connectors::PlatformId::all().enumerate() {
         write(
             "connector_answer",
             platform.name(),

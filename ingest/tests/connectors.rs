@@ -22,7 +22,7 @@ use gyrus_engine::{SessionLimits, TenantSession};
 use gyrus_ingest::connectors::registry::{Connectors, NewConnector, RunStatus};
 use gyrus_ingest::connectors::rows::Rows;
 use gyrus_ingest::connectors::{
-    Connector, ConnectorConfig, Credentials, Platform, SyncError, SyncOptions, SyncReport, sync,
+    Connector, ConnectorConfig, Credentials, PlatformId, SyncError, SyncOptions, SyncReport, sync,
 };
 use gyrus_ingest::http::{CallGuards, HttpPolicy};
 use gyrus_ingest::secrets::SecretKey;
@@ -60,8 +60,13 @@ fn policy() -> HttpPolicy {
     }
 }
 
+/// The platform called `name`.
+fn platform(name: &str) -> PlatformId {
+    name.parse().expect("a registered platform")
+}
+
 struct Harness {
-    platform: Platform,
+    platform: PlatformId,
     fake: Fake,
     store: Store,
     connector: Connector,
@@ -69,7 +74,7 @@ struct Harness {
 }
 
 impl Harness {
-    async fn new(platform: Platform) -> Harness {
+    async fn new(platform: PlatformId) -> Harness {
         Self::with(
             platform,
             FakeConfig {
@@ -80,7 +85,7 @@ impl Harness {
         .await
     }
 
-    async fn with(platform: Platform, config: FakeConfig) -> Harness {
+    async fn with(platform: PlatformId, config: FakeConfig) -> Harness {
         let start = config.start;
         let fake = Fake::start(config).await;
         let dir = tempfile::tempdir().unwrap();
@@ -89,7 +94,7 @@ impl Harness {
         // Small pages, so that every sync pages.
         let mut settings: std::collections::BTreeMap<String, String> =
             [("page_size".to_string(), "40".to_string())].into();
-        if platform == Platform::MetaAds {
+        if platform.name() == "meta_ads" {
             settings.insert("poll_interval_ms".into(), "5".into());
         }
         let connector = Connector::new(
@@ -218,7 +223,7 @@ impl Harness {
     }
 }
 
-async fn full(platform: Platform) {
+async fn full(platform: PlatformId) {
     let h = Harness::new(platform).await;
     let report = h.sync().await;
     assert!(report.rows > 0 && !report.resumed);
@@ -228,7 +233,7 @@ async fn full(platform: Platform) {
     h.assert_exact("repeated sync").await;
 }
 
-async fn incremental(platform: Platform) {
+async fn incremental(platform: PlatformId) {
     let h = Harness::new(platform).await;
     let first = h.sync().await;
     let before = h.fake.today();
@@ -248,7 +253,7 @@ async fn incremental(platform: Platform) {
     }
 }
 
-async fn restatement(platform: Platform) {
+async fn restatement(platform: PlatformId) {
     let h = Harness::new(platform).await;
     h.sync().await;
     let before = h.expected();
@@ -262,7 +267,7 @@ async fn restatement(platform: Platform) {
     h.assert_exact("sync after restatement").await;
 }
 
-async fn faults(platform: Platform) {
+async fn faults(platform: PlatformId) {
     let mut h = Harness::new(platform).await;
     // Smaller pages and windows: more requests to fault.
     let settings = &mut h.connector.config.settings;
@@ -293,9 +298,11 @@ async fn faults(platform: Platform) {
     assert!(injected >= 1, "{platform}: no fault in {requests} requests");
 }
 
-async fn kill_and_resume(platform: Platform) {
+async fn kill_and_resume(platform: PlatformId) {
     let h = Harness::new(platform).await;
-    let mut rng = StdRng::seed_from_u64(platform as u64 + 1 + 1000 * seed());
+    let mut rng = StdRng::seed_from_u64(
+        PlatformId::all().position(|p| p == platform).unwrap_or(0) as u64 + 1 + 1000 * seed(),
+    );
     let mut kills = 0;
     // Kill the first sync a few times, at random requests or instants.
     for _ in 0..4 {
@@ -339,7 +346,7 @@ impl Write for Captured {
     }
 }
 
-async fn secrets_stay_out_of_logs(platform: Platform) {
+async fn secrets_stay_out_of_logs(platform: PlatformId) {
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -410,17 +417,17 @@ macro_rules! connector_tests {
 }
 
 connector_tests! {
-    google_ads => Platform::GoogleAds,
-    youtube_ads => Platform::YoutubeAds,
-    meta_ads => Platform::MetaAds,
-    linkedin_ads => Platform::LinkedinAds,
-    tiktok_ads => Platform::TiktokAds,
-    ga4 => Platform::Ga4,
-    shopify => Platform::Shopify,
-    stripe => Platform::Stripe,
-    hubspot => Platform::Hubspot,
-    salesforce => Platform::Salesforce,
-    gohighlevel => Platform::Gohighlevel,
+    google_ads => platform("google_ads"),
+    youtube_ads => platform("youtube_ads"),
+    meta_ads => platform("meta_ads"),
+    linkedin_ads => platform("linkedin_ads"),
+    tiktok_ads => platform("tiktok_ads"),
+    ga4 => platform("ga4"),
+    shopify => platform("shopify"),
+    stripe => platform("stripe"),
+    hubspot => platform("hubspot"),
+    salesforce => platform("salesforce"),
+    gohighlevel => platform("gohighlevel"),
 }
 
 /// The fake's GoHighLevel connector added to a registry (a new one per
@@ -431,7 +438,7 @@ async fn registered(h: &Harness) -> String {
         .add(
             &TenantId::new(TENANT).unwrap(),
             NewConnector {
-                platform: Platform::Gohighlevel,
+                platform: platform("gohighlevel"),
                 account: config.account.clone(),
                 credentials: h.connector.credentials.clone(),
                 base_url: config.base_url.clone(),
@@ -454,12 +461,59 @@ fn registry(h: &Harness) -> Connectors {
     )
 }
 
+/// Each window replaces the rows its connector owns (ads: its platform and
+/// account; orders: its source), so a tenant cannot have two connectors
+/// owning the same rows; different accounts, or YouTube beside Google Ads
+/// on one customer, are different rows.
+#[tokio::test]
+async fn two_connectors_owning_the_same_rows_are_refused() {
+    let h = Harness::new(platform("google_ads")).await;
+    let connectors = registry(&h);
+    let tenant = TenantId::new(TENANT).unwrap();
+    let add = |name: &'static str, account: &'static str| {
+        let (connectors, tenant) = (&connectors, &tenant);
+        let credentials = Credentials(h.fake.credential_map(name));
+        async move {
+            connectors
+                .add(
+                    tenant,
+                    NewConnector {
+                        platform: platform(name),
+                        account: account.into(),
+                        credentials,
+                        base_url: None,
+                        auth_url: None,
+                        start_date: None,
+                        lookback_days: None,
+                        schedule_minutes: Some(0),
+                        settings: Default::default(),
+                    },
+                )
+                .await
+        }
+    };
+    add("google_ads", "111").await.unwrap();
+    add("youtube_ads", "111").await.unwrap();
+    add("google_ads", "222").await.unwrap();
+    add("shopify", "shop-a").await.unwrap();
+    add("hubspot", "1").await.unwrap();
+    add("hubspot", "1").await.unwrap();
+    for (name, account) in [("google_ads", "111"), ("shopify", "shop-b")] {
+        let refused = add(name, account).await.unwrap_err().to_string();
+        assert!(
+            refused.contains("for these rows already") && refused.contains("one per tenant"),
+            "{name}: {refused}"
+        );
+    }
+    assert_eq!(connectors.list(Some(&tenant)).await.unwrap().len(), 6);
+}
+
 /// GoHighLevel's refresh tokens are single-use: the registry stores each new
 /// one, sealed, so that the next sync (another process, perhaps) has it, and
 /// the token the connector was added with stops working.
 #[tokio::test]
 async fn rotated_refresh_tokens_are_stored() {
-    let h = Harness::new(Platform::Gohighlevel).await;
+    let h = Harness::new(platform("gohighlevel")).await;
     let id = registered(&h).await;
     let options = h.options();
     for _ in 0..2 {
@@ -515,7 +569,7 @@ async fn held_sync(
 /// has stored the new one: the next sync presents it, not the spent one.
 #[tokio::test]
 async fn rotated_refresh_tokens_survive_a_killed_sync() {
-    let h = Harness::new(Platform::Gohighlevel).await;
+    let h = Harness::new(platform("gohighlevel")).await;
     let (id, options, task) = held_sync(&h).await;
     // The sync is killed while its first data request waits.
     tokio::time::sleep(Duration::from_millis(400)).await;
@@ -541,7 +595,7 @@ async fn rotated_refresh_tokens_survive_a_killed_sync() {
 /// interrupted) and is refused a second sync of it.
 #[tokio::test]
 async fn a_sync_in_another_process_is_seen_running_and_not_run_twice() {
-    let h = Harness::new(Platform::Gohighlevel).await;
+    let h = Harness::new(platform("gohighlevel")).await;
     let (id, options, task) = held_sync(&h).await;
     let other = registry(&h);
     let seen = other.status(None, &id).await.unwrap().last_run.unwrap();

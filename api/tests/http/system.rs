@@ -8,7 +8,7 @@ use chrono::Utc;
 use gyrus_engine::{Role, TenantId};
 use gyrus_ingest::connectors::registry::{Connectors, NewConnector, Run, RunStatus};
 use gyrus_ingest::connectors::state::RUNS;
-use gyrus_ingest::connectors::{Credentials, Platform};
+use gyrus_ingest::connectors::{Credentials, PlatformId};
 use gyrus_ingest::secrets::SecretKey;
 use gyrus_models::Family;
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
@@ -43,7 +43,7 @@ async fn connector_with_a_run(
         .add(
             tenant,
             NewConnector {
-                platform: Platform::Stripe,
+                platform: "stripe".parse::<PlatformId>().expect("stripe"),
                 account: format!("acct_{tenant}"),
                 credentials: Credentials(BTreeMap::from([(
                     "api_key".to_string(),

@@ -14,6 +14,8 @@
 //!   in one commit, then moves the cursor.
 
 pub mod platforms;
+
+pub use platforms::Platform;
 pub mod registry;
 pub mod rows;
 pub mod state;
@@ -26,7 +28,6 @@ use std::time::Instant;
 
 use chrono::{DateTime, Days, NaiveDate, Utc};
 use gyrus_engine::EngineError;
-use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::store::{Store, TenantId};
 use gyrus_engine::write::{Slice, WriteRequest};
 use serde::{Deserialize, Serialize};
@@ -39,22 +40,11 @@ use crate::secrets::SecretError;
 use rows::Rows;
 use state::StreamState;
 
-/// The platforms Gyrus connects to.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Platform {
-    GoogleAds,
-    YoutubeAds,
-    MetaAds,
-    LinkedinAds,
-    TiktokAds,
-    Ga4,
-    Shopify,
-    Stripe,
-    Hubspot,
-    Salesforce,
-    Gohighlevel,
-}
+/// A platform, by its name: what a connector's configuration holds. It
+/// dereferences to the platform's [`Platform`] implementation and is
+/// written (JSON, tables) as the name.
+#[derive(Clone, Copy)]
+pub struct PlatformId(&'static dyn Platform);
 
 /// How a platform's data is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,157 +55,90 @@ pub enum Shape {
     Modified,
 }
 
-impl Platform {
-    pub const ALL: [Platform; 11] = [
-        Platform::GoogleAds,
-        Platform::YoutubeAds,
-        Platform::MetaAds,
-        Platform::LinkedinAds,
-        Platform::TiktokAds,
-        Platform::Ga4,
-        Platform::Shopify,
-        Platform::Stripe,
-        Platform::Hubspot,
-        Platform::Salesforce,
-        Platform::Gohighlevel,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Platform::GoogleAds => "google_ads",
-            Platform::YoutubeAds => "youtube_ads",
-            Platform::MetaAds => "meta_ads",
-            Platform::LinkedinAds => "linkedin_ads",
-            Platform::TiktokAds => "tiktok_ads",
-            Platform::Ga4 => "ga4",
-            Platform::Shopify => "shopify",
-            Platform::Stripe => "stripe",
-            Platform::Hubspot => "hubspot",
-            Platform::Salesforce => "salesforce",
-            Platform::Gohighlevel => "gohighlevel",
-        }
+impl PlatformId {
+    /// Every platform, in the order of [`platforms::PLATFORMS`].
+    pub fn all() -> impl ExactSizeIterator<Item = PlatformId> {
+        platforms::PLATFORMS.iter().map(|p| PlatformId(*p))
     }
 
-    /// The canonical table it lands in.
-    pub fn table(self) -> CanonicalTable {
-        match self {
-            Platform::GoogleAds
-            | Platform::YoutubeAds
-            | Platform::MetaAds
-            | Platform::LinkedinAds
-            | Platform::TiktokAds => CanonicalTable::AdPerformance,
-            Platform::Ga4 => CanonicalTable::WebSessions,
-            Platform::Shopify | Platform::Stripe => CanonicalTable::Orders,
-            Platform::Hubspot | Platform::Salesforce | Platform::Gohighlevel => {
-                CanonicalTable::CrmDeals
-            }
-        }
-    }
-
-    pub fn shape(self) -> Shape {
-        match self {
-            Platform::Hubspot | Platform::Salesforce | Platform::Gohighlevel => Shape::Modified,
-            _ => Shape::Windowed {
-                max_window_days: 30,
-            },
-        }
-    }
-
-    /// What the account of a connector is, for messages.
-    pub fn account_kind(self) -> &'static str {
-        match self {
-            Platform::GoogleAds | Platform::YoutubeAds => "Google Ads customer id",
-            Platform::MetaAds => "ad account id (digits, without act_)",
-            Platform::LinkedinAds => "sponsored ad account id",
-            Platform::TiktokAds => "advertiser id",
-            Platform::Ga4 => "GA4 property id",
-            Platform::Shopify => "shop name (the <shop> of <shop>.myshopify.com)",
-            Platform::Stripe => "Stripe account id",
-            Platform::Hubspot => "HubSpot portal id",
-            Platform::Salesforce => "My Domain name (the <domain> of <domain>.my.salesforce.com)",
-            Platform::Gohighlevel => "location id",
-        }
-    }
-
-    /// The credential fields a connector must be given.
-    pub fn credential_fields(self) -> &'static [&'static str] {
-        match self {
-            Platform::GoogleAds | Platform::YoutubeAds => &[
-                "client_id",
-                "client_secret",
-                "refresh_token",
-                "developer_token",
-            ],
-            Platform::Ga4
-            | Platform::LinkedinAds
-            | Platform::Hubspot
-            | Platform::Salesforce
-            | Platform::Gohighlevel => &["client_id", "client_secret", "refresh_token"],
-            Platform::MetaAds | Platform::TiktokAds | Platform::Shopify => &["access_token"],
-            Platform::Stripe => &["api_key"],
-        }
-    }
-
-    /// Settings a connector of this platform accepts beside the common ones.
-    fn settings(self) -> &'static [&'static str] {
-        match self {
-            Platform::GoogleAds | Platform::YoutubeAds => &["login_customer_id"],
-            Platform::MetaAds => &["conversion_action_types", "poll_interval_ms"],
-            Platform::Gohighlevel | Platform::Salesforce => &["currency"],
-            _ => &[],
-        }
-    }
-
-    /// Where the API lives, unless the connector says otherwise.
-    pub fn default_base_url(self, account: &str) -> String {
-        match self {
-            Platform::GoogleAds | Platform::YoutubeAds => "https://googleads.googleapis.com".into(),
-            Platform::MetaAds => "https://graph.facebook.com".into(),
-            Platform::LinkedinAds => "https://api.linkedin.com".into(),
-            Platform::TiktokAds => "https://business-api.tiktok.com".into(),
-            Platform::Ga4 => "https://analyticsdata.googleapis.com".into(),
-            Platform::Shopify => format!("https://{account}.myshopify.com"),
-            Platform::Stripe => "https://api.stripe.com".into(),
-            Platform::Hubspot => "https://api.hubapi.com".into(),
-            Platform::Salesforce => format!("https://{account}.my.salesforce.com"),
-            Platform::Gohighlevel => "https://services.leadconnectorhq.com".into(),
-        }
-    }
-
-    /// Where OAuth2 tokens come from, unless the connector says otherwise.
-    pub fn default_auth_url(self) -> &'static str {
-        match self {
-            Platform::GoogleAds | Platform::YoutubeAds | Platform::Ga4 => {
-                "https://oauth2.googleapis.com"
-            }
-            Platform::LinkedinAds => "https://www.linkedin.com",
-            Platform::Hubspot => "https://api.hubapi.com",
-            Platform::Salesforce => "https://login.salesforce.com",
-            Platform::Gohighlevel => "https://services.leadconnectorhq.com",
-            _ => "",
-        }
+    /// The platform called `name`, if there is one.
+    pub fn named(name: &str) -> Option<PlatformId> {
+        PlatformId::all().find(|p| p.name() == name)
     }
 }
 
-impl fmt::Display for Platform {
+impl std::ops::Deref for PlatformId {
+    type Target = dyn Platform;
+
+    fn deref(&self) -> &Self::Target {
+        self.0
+    }
+}
+
+impl PartialEq for PlatformId {
+    fn eq(&self, other: &Self) -> bool {
+        self.name() == other.name()
+    }
+}
+
+impl Eq for PlatformId {}
+
+impl std::hash::Hash for PlatformId {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name().hash(state)
+    }
+}
+
+impl PartialOrd for PlatformId {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for PlatformId {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.name().cmp(other.name())
+    }
+}
+
+impl fmt::Debug for PlatformId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl fmt::Display for PlatformId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.pad(self.name())
     }
 }
 
-impl FromStr for Platform {
+impl FromStr for PlatformId {
     type Err = SyncError;
 
     fn from_str(s: &str) -> Result<Self, SyncError> {
-        Platform::ALL
-            .into_iter()
-            .find(|p| p.name() == s)
-            .ok_or_else(|| {
-                SyncError::Invalid(format!(
-                    "unknown platform {s:?}; the platforms are: {}",
-                    Platform::ALL.map(|p| p.name()).join(", ")
-                ))
-            })
+        PlatformId::named(s).ok_or_else(|| {
+            SyncError::Invalid(format!(
+                "unknown platform {s:?}; the platforms are: {}",
+                PlatformId::all()
+                    .map(|p| p.name())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ))
+        })
+    }
+}
+
+impl Serialize for PlatformId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> Deserialize<'de> for PlatformId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        name.parse().map_err(serde::de::Error::custom)
     }
 }
 
@@ -237,7 +160,7 @@ const COMMON_SETTINGS: &[&str] = &["page_size", "requests_per_second", "window_d
 pub struct ConnectorConfig {
     pub id: String,
     pub tenant: String,
-    pub platform: Platform,
+    pub platform: PlatformId,
     pub account: String,
     /// The API's base URL (a proxy, a regional endpoint, a test fake).
     pub base_url: Option<String>,
@@ -387,7 +310,7 @@ impl Credentials {
     }
 
     /// Checks the fields `platform` needs are there, and no others.
-    pub fn validate(&self, platform: Platform) -> Result<(), SyncError> {
+    pub fn validate(&self, platform: PlatformId) -> Result<(), SyncError> {
         let needed = platform.credential_fields();
         let missing: Vec<&str> = needed
             .iter()
@@ -593,7 +516,9 @@ fn source<'a>(
     guards: &CallGuards,
 ) -> Result<Source<'a>, SyncError> {
     let config = &connector.config;
-    let parts = platforms::client_parts(config, &connector.credentials, &connector.rotated)?;
+    let parts = config
+        .platform
+        .client(config, &connector.credentials, &connector.rotated)?;
     let mut policy = options.http.clone();
     policy.requests_per_second =
         config.number("requests_per_second", policy.requests_per_second)?;
@@ -613,7 +538,7 @@ fn source<'a>(
         config,
         http,
         base: config.base_url()?,
-        page_size: config.number("page_size", platforms::default_page_size(config.platform))?,
+        page_size: config.number("page_size", config.platform.default_page_size())?,
         headers: parts.headers,
     })
 }
@@ -659,14 +584,23 @@ async fn sync_windows(
             .checked_add_days(Days::new(window_days as u64 - 1))
             .unwrap_or(today)
             .min(today);
-        let fetched = platforms::fetch_window(source, start, end).await?;
+        let fetched = config
+            .platform
+            .fetch_window(
+                source,
+                platforms::Window {
+                    from: start,
+                    to: end,
+                },
+            )
+            .await?;
         let count = fetched.rows.len();
         let batch = fetched
             .rows
             .into_batch()
             .map_err(|message| source.data_error(message))?;
         let slice = Slice {
-            equals: platforms::slice_equals(config),
+            equals: config.platform.slice_equals(config),
             from: start,
             to: end,
         };
@@ -727,7 +661,7 @@ async fn sync_modified(
         (false, Some(since)) => (since - MODIFIED_OVERLAP).max(start),
         _ => start,
     };
-    let fetched = platforms::fetch_modified(source, since).await?;
+    let fetched = config.platform.fetch_modified(source, since).await?;
     let count = fetched.rows.len();
     let batch = fetched
         .rows

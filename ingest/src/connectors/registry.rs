@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use super::state::{self, CONNECTORS, CURSORS, Journal, RUNS, StreamState};
 use super::{
-    Connector, ConnectorConfig, Credentials, Platform, SyncError, SyncOptions, SyncReport,
+    Connector, ConnectorConfig, Credentials, PlatformId, Shape, SyncError, SyncOptions, SyncReport,
 };
 use crate::http::CallGuards;
 use crate::secrets::SecretKey;
@@ -33,7 +33,7 @@ const ROTATION_CHECK: std::time::Duration = std::time::Duration::from_millis(50)
 /// What it takes to add a connector.
 #[derive(Debug, Clone)]
 pub struct NewConnector {
-    pub platform: Platform,
+    pub platform: PlatformId,
     pub account: String,
     pub credentials: Credentials,
     pub base_url: Option<String>,
@@ -157,18 +157,24 @@ impl Connectors {
         };
         config.validate()?;
         new.credentials.validate(config.platform)?;
-        if matches!(config.platform, Platform::Shopify | Platform::Stripe) {
-            // Orders are sliced by source: two shops of one platform in one
-            // tenant would replace each other's orders.
-            let same = self
-                .list(Some(tenant))
-                .await?
-                .into_iter()
-                .find(|c| c.platform == config.platform);
+        if matches!(config.platform.shape(), Shape::Windowed { .. }) {
+            // Each window replaces the connector's slice of its table: two
+            // connectors owning one slice (two shops of one platform, whose
+            // orders are sliced by source) would replace each other's rows.
+            let slice = config.platform.slice_equals(&config);
+            let same = self.list(Some(tenant)).await?.into_iter().find(|c| {
+                c.platform.table() == config.platform.table() && c.platform.slice_equals(c) == slice
+            });
             if let Some(other) = same {
                 return Err(SyncError::Invalid(format!(
-                    "tenant {tenant} has a {} connector already ({}); one per tenant",
-                    config.platform, other.id
+                    "tenant {tenant} has a {} connector for these rows already ({}); one per tenant and {}",
+                    other.platform,
+                    other.id,
+                    slice
+                        .iter()
+                        .map(|(column, value)| format!("{column} {value}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 )));
             }
         }

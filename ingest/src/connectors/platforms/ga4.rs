@@ -3,11 +3,18 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
+use gyrus_engine::schema::CanonicalTable;
 use serde_json::{Value, json};
 
-use super::{Window, bad, list, parse_date};
+use super::{
+    ClientParts, OAUTH_FIELDS, Platform, Window, WindowRows, bad,
+    google_ads::{GOOGLE_OAUTH, Google},
+    list, parse_date,
+};
 use crate::connectors::rows::{Row, Rows, count, money, number};
-use crate::connectors::{Source, SyncError};
+use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
+use crate::http::RotatedToken;
 
 const DIMENSIONS: [&str; 4] = [
     "date",
@@ -24,7 +31,62 @@ const METRICS: [&str; 6] = [
     "purchaseRevenue",
 ];
 
-pub async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
+/// Google Analytics 4 properties.
+pub struct Ga4;
+
+#[async_trait]
+impl Platform for Ga4 {
+    fn name(&self) -> &'static str {
+        "ga4"
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::WebSessions
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "GA4 property id"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        OAUTH_FIELDS
+    }
+
+    fn default_base_url(&self, _account: &str) -> String {
+        "https://analyticsdata.googleapis.com".into()
+    }
+
+    fn default_auth_url(&self) -> &'static str {
+        GOOGLE_OAUTH
+    }
+
+    fn default_page_size(&self) -> usize {
+        10_000
+    }
+
+    fn slice_equals(&self, config: &ConnectorConfig) -> Vec<(String, String)> {
+        vec![("property_id".into(), config.account.clone())]
+    }
+
+    fn client(
+        &self,
+        config: &ConnectorConfig,
+        credentials: &Credentials,
+        rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        ClientParts::oauth(Google(self.name()), config, credentials, rotated, "/token")
+    }
+
+    async fn fetch_window(
+        &self,
+        source: &Source<'_>,
+        window: Window,
+    ) -> Result<WindowRows, SyncError> {
+        Ok(fetch(source, window).await?.into())
+    }
+}
+
+async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
     let config = source.config;
     let url = source.url(&format!("/v1beta/properties/{}:runReport", config.account))?;
     let mut rows = Rows::new(config.platform.table());

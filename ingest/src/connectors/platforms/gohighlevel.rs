@@ -3,16 +3,89 @@
 //! filter, so every sync reads the list and upserts only what changed
 //! since the cursor.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 
-use super::{CursorGuard, DealRow, default_currency, field, list, parse_instant};
+use gyrus_engine::schema::CanonicalTable;
+
+use super::{
+    ClientParts, CursorGuard, DealRow, OAUTH_FIELDS, Platform, default_currency, field, list,
+    parse_instant,
+};
 use crate::connectors::rows::{Rows, money};
-use crate::connectors::{Fetched, Source, SyncError};
+use crate::connectors::{ConnectorConfig, Credentials, Fetched, Shape, Source, SyncError};
+use crate::http::{Plain, RotatedToken};
 
 /// The API version header GoHighLevel requires.
 pub const VERSION: &str = "2021-07-28";
 
-pub async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched, SyncError> {
+/// GoHighLevel locations: opportunities as deals.
+pub struct Gohighlevel;
+
+#[async_trait]
+impl Platform for Gohighlevel {
+    fn name(&self) -> &'static str {
+        "gohighlevel"
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::CrmDeals
+    }
+
+    fn shape(&self) -> Shape {
+        Shape::Modified
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "location id"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        OAUTH_FIELDS
+    }
+
+    fn settings(&self) -> &'static [&'static str] {
+        &["currency"]
+    }
+
+    fn default_base_url(&self, _account: &str) -> String {
+        "https://services.leadconnectorhq.com".into()
+    }
+
+    fn default_auth_url(&self) -> &'static str {
+        "https://services.leadconnectorhq.com"
+    }
+
+    fn default_page_size(&self) -> usize {
+        100
+    }
+
+    fn client(
+        &self,
+        config: &ConnectorConfig,
+        credentials: &Credentials,
+        rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        Ok(ClientParts::oauth(
+            Plain(self.name()),
+            config,
+            credentials,
+            rotated,
+            "/oauth/token",
+        )?
+        .with_header("version", VERSION))
+    }
+
+    async fn fetch_modified(
+        &self,
+        source: &Source<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Fetched, SyncError> {
+        fetch(source, since).await
+    }
+}
+
+async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched, SyncError> {
     let config = source.config;
     let mut rows = Rows::new(config.platform.table());
     let mut high_water: Option<DateTime<Utc>> = None;

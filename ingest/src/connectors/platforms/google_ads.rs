@@ -1,17 +1,102 @@
 //! Google Ads and YouTube (video campaigns of a Google Ads customer):
 //! `googleAds:searchStream` with GAQL, one streamed answer per window.
 
+use async_trait::async_trait;
+use gyrus_engine::schema::CanonicalTable;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{AdRow, Window, bad, list, parse_date};
+use super::{AdRow, ClientParts, Platform, Window, WindowRows, bad, list, parse_date};
 use crate::connectors::rows::{Rows, count, micros, money, number, text};
-use crate::connectors::{Platform, Source, SyncError};
-use crate::http::{Dialect, Verdict};
+use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
+use crate::http::{Dialect, RotatedToken, Verdict};
 
 /// The Google Ads API version spoken.
 const VERSION: &str = "v21";
+
+/// Google's OAuth2 token service (Ads and Analytics alike).
+pub const GOOGLE_OAUTH: &str = "https://oauth2.googleapis.com";
+
+/// A Google Ads customer's campaigns: all but video (`google_ads`), or only
+/// video (`youtube_ads`), so that one customer connected twice is not
+/// counted twice.
+pub struct GoogleAds {
+    name: &'static str,
+    video: bool,
+}
+
+pub const GOOGLE_ADS: GoogleAds = GoogleAds {
+    name: "google_ads",
+    video: false,
+};
+pub const YOUTUBE_ADS: GoogleAds = GoogleAds {
+    name: "youtube_ads",
+    video: true,
+};
+
+#[async_trait]
+impl Platform for GoogleAds {
+    fn name(&self) -> &'static str {
+        self.name
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::AdPerformance
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "Google Ads customer id"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        &[
+            "client_id",
+            "client_secret",
+            "refresh_token",
+            "developer_token",
+        ]
+    }
+
+    fn settings(&self) -> &'static [&'static str] {
+        &["login_customer_id"]
+    }
+
+    fn default_base_url(&self, _account: &str) -> String {
+        "https://googleads.googleapis.com".into()
+    }
+
+    fn default_auth_url(&self) -> &'static str {
+        GOOGLE_OAUTH
+    }
+
+    fn default_page_size(&self) -> usize {
+        10_000
+    }
+
+    fn client(
+        &self,
+        config: &ConnectorConfig,
+        credentials: &Credentials,
+        rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        let mut parts =
+            ClientParts::oauth(Google(self.name), config, credentials, rotated, "/token")?
+                .with_header("developer-token", credentials.get("developer_token")?);
+        if let Some(manager) = config.setting("login_customer_id") {
+            parts = parts.with_header("login-customer-id", manager.replace('-', ""));
+        }
+        Ok(parts)
+    }
+
+    async fn fetch_window(
+        &self,
+        source: &Source<'_>,
+        window: Window,
+    ) -> Result<WindowRows, SyncError> {
+        Ok(fetch(source, window, self.video).await?.into())
+    }
+}
 
 /// Google's APIs (Ads, Analytics Data): quota errors are
 /// `RESOURCE_EXHAUSTED`, with a `retryDelay` somewhere in the details.
@@ -71,11 +156,8 @@ fn channel(kind: &str) -> &'static str {
     }
 }
 
-pub async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
+async fn fetch(source: &Source<'_>, window: Window, video: bool) -> Result<Rows, SyncError> {
     let config = source.config;
-    let video = config.platform == Platform::YoutubeAds;
-    // YouTube is the customer's video campaigns; Google Ads is the rest, so
-    // that one customer connected twice is not counted twice.
     let channel_filter = if video { "= 'VIDEO'" } else { "!= 'VIDEO'" };
     let query = format!(
         "SELECT customer.id, customer.currency_code, campaign.id, campaign.name, \

@@ -2,12 +2,18 @@
 //! ascending, paged with `after`. Search stops at 10,000 results, so a long
 //! read starts a new search from the last modification time it saw.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use gyrus_engine::schema::CanonicalTable;
 use serde_json::json;
 
-use super::{CursorGuard, DealRow, default_currency, field, list, parse_instant};
+use super::{
+    ClientParts, CursorGuard, DealRow, OAUTH_FIELDS, Platform, default_currency, field, list,
+    parse_instant,
+};
 use crate::connectors::rows::{Rows, money};
-use crate::connectors::{Fetched, Source, SyncError};
+use crate::connectors::{ConnectorConfig, Credentials, Fetched, Shape, Source, SyncError};
+use crate::http::{Plain, RotatedToken};
 
 /// The search API's cap on `after`.
 const SEARCH_CAP: usize = 10_000;
@@ -24,7 +30,68 @@ const PROPERTIES: [&str; 10] = [
     "hs_analytics_source_data_1",
 ];
 
-pub async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched, SyncError> {
+/// HubSpot portals: CRM deals.
+pub struct Hubspot;
+
+#[async_trait]
+impl Platform for Hubspot {
+    fn name(&self) -> &'static str {
+        "hubspot"
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::CrmDeals
+    }
+
+    fn shape(&self) -> Shape {
+        Shape::Modified
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "HubSpot portal id"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        OAUTH_FIELDS
+    }
+
+    fn default_base_url(&self, _account: &str) -> String {
+        "https://api.hubapi.com".into()
+    }
+
+    fn default_auth_url(&self) -> &'static str {
+        "https://api.hubapi.com"
+    }
+
+    fn default_page_size(&self) -> usize {
+        100
+    }
+
+    fn client(
+        &self,
+        config: &ConnectorConfig,
+        credentials: &Credentials,
+        rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        ClientParts::oauth(
+            Plain(self.name()),
+            config,
+            credentials,
+            rotated,
+            "/oauth/v1/token",
+        )
+    }
+
+    async fn fetch_modified(
+        &self,
+        source: &Source<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Fetched, SyncError> {
+        fetch(source, since).await
+    }
+}
+
+async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched, SyncError> {
     let config = source.config;
     let url = source.url("/crm/v3/objects/deals/search")?;
     let limit = source.page_size.min(200);

@@ -4,12 +4,18 @@
 
 use std::collections::HashMap;
 
+use async_trait::async_trait;
 use chrono::NaiveDate;
+use gyrus_engine::schema::CanonicalTable;
 use serde_json::Value;
 
-use super::{AdRow, CursorGuard, Window, bad, field, list, tail};
+use super::{
+    AdRow, ClientParts, CursorGuard, OAUTH_FIELDS, Platform, Window, WindowRows, bad, field, list,
+    tail,
+};
 use crate::connectors::rows::{Rows, count, money, number};
-use crate::connectors::{Source, SyncError};
+use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
+use crate::http::{Plain, RotatedToken};
 
 /// The most elements one statistics answer holds.
 const ANALYTICS_CAP: usize = 15_000;
@@ -36,7 +42,66 @@ fn date_of(value: &Value) -> Option<NaiveDate> {
     )
 }
 
-pub async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
+/// LinkedIn Marketing: sponsored ad accounts.
+pub struct Linkedin;
+
+#[async_trait]
+impl Platform for Linkedin {
+    fn name(&self) -> &'static str {
+        "linkedin_ads"
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::AdPerformance
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "sponsored ad account id"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        OAUTH_FIELDS
+    }
+
+    fn default_base_url(&self, _account: &str) -> String {
+        "https://api.linkedin.com".into()
+    }
+
+    fn default_auth_url(&self) -> &'static str {
+        "https://www.linkedin.com"
+    }
+
+    fn default_page_size(&self) -> usize {
+        100
+    }
+
+    fn client(
+        &self,
+        config: &ConnectorConfig,
+        credentials: &Credentials,
+        rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        Ok(ClientParts::oauth(
+            Plain(self.name()),
+            config,
+            credentials,
+            rotated,
+            "/oauth/v2/accessToken",
+        )?
+        .with_header("linkedin-version", VERSION)
+        .with_header("x-restli-protocol-version", "2.0.0"))
+    }
+
+    async fn fetch_window(
+        &self,
+        source: &Source<'_>,
+        window: Window,
+    ) -> Result<WindowRows, SyncError> {
+        Ok(fetch(source, window).await?.into())
+    }
+}
+
+async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
     let config = source.config;
     let account = &config.account;
     let any = |_: &Value| Ok(());

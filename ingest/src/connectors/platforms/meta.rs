@@ -4,14 +4,18 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+use gyrus_engine::schema::CanonicalTable;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{AdRow, CursorGuard, Window, bad, field, list, parse_date};
+use super::{
+    AdRow, ClientParts, CursorGuard, Platform, Window, WindowRows, bad, field, list, parse_date,
+};
 use crate::connectors::rows::{Rows, count, minor_to_decimal, money, number, to_micros};
-use crate::connectors::{Source, SyncError};
-use crate::http::{Dialect, Verdict};
+use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
+use crate::http::{Dialect, RotatedToken, Verdict};
 
 const VERSION: &str = "v21.0";
 /// Purchases tracked by the Meta pixel, unless the connector says otherwise.
@@ -98,7 +102,59 @@ impl Dialect for Meta {
     }
 }
 
-pub async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
+#[async_trait]
+impl Platform for Meta {
+    fn name(&self) -> &'static str {
+        "meta_ads"
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::AdPerformance
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "ad account id (digits, without act_)"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        &["access_token"]
+    }
+
+    fn settings(&self) -> &'static [&'static str] {
+        &["conversion_action_types", "poll_interval_ms"]
+    }
+
+    fn default_base_url(&self, _account: &str) -> String {
+        "https://graph.facebook.com".into()
+    }
+
+    fn default_page_size(&self) -> usize {
+        500
+    }
+
+    fn client(
+        &self,
+        _config: &ConnectorConfig,
+        credentials: &Credentials,
+        _rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        ClientParts::token_header(
+            Meta,
+            credentials,
+            ("authorization", "access_token", "Bearer "),
+        )
+    }
+
+    async fn fetch_window(
+        &self,
+        source: &Source<'_>,
+        window: Window,
+    ) -> Result<WindowRows, SyncError> {
+        Ok(fetch(source, window).await?.into())
+    }
+}
+
+async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
     let config = source.config;
     let action_types: Vec<&str> = config
         .setting("conversion_action_types")

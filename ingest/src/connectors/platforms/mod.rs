@@ -1,6 +1,8 @@
-//! One module per platform API. Each gives its [`Dialect`] (how it says
-//! "slow down" and "no"), its auth, and a fetch: a window of days, or the
-//! records modified since a time, as canonical rows.
+//! One module per platform API. Each implements [`Platform`]: what a
+//! connector of it is configured with, its client (its [`Dialect`], how it
+//! says "slow down" and "no"; its auth; its fixed headers), and a fetch: a
+//! window of days, or the records modified since a time, as canonical rows.
+//! [`PLATFORMS`] lists them; nothing else names a platform.
 
 mod ga4;
 mod gohighlevel;
@@ -13,12 +15,118 @@ mod shopify;
 mod stripe;
 mod tiktok;
 
+use async_trait::async_trait;
 use chrono::{DateTime, NaiveDate, Utc};
+use gyrus_engine::schema::CanonicalTable;
 use serde_json::Value;
 
 use super::rows::Rows;
-use super::{ConnectorConfig, Credentials, Fetched, Platform, Source, SyncError};
-use crate::http::{Auth, Dialect, OAuth, Plain, RotatedToken};
+use super::{ConnectorConfig, Credentials, Fetched, Shape, Source, SyncError};
+use crate::http::{Auth, Dialect, OAuth, RotatedToken};
+
+/// Every platform Gyrus connects to, in the order they are listed. A new
+/// platform is a module implementing [`Platform`] and one line here.
+pub static PLATFORMS: &[&dyn Platform] = &[
+    &google_ads::GOOGLE_ADS,
+    &google_ads::YOUTUBE_ADS,
+    &meta::Meta,
+    &linkedin::Linkedin,
+    &tiktok::TikTok,
+    &ga4::Ga4,
+    &shopify::Shopify,
+    &stripe::Stripe,
+    &hubspot::Hubspot,
+    &salesforce::Salesforce,
+    &gohighlevel::Gohighlevel,
+];
+
+/// One platform's API: what a connector of it is configured with, the
+/// canonical table it lands in, and how its data is read.
+///
+/// A windowed platform ([`Shape::Windowed`]) implements
+/// [`fetch_window`](Platform::fetch_window), a modified-since one
+/// ([`Shape::Modified`]) [`fetch_modified`](Platform::fetch_modified); the
+/// sync loop, checkpoints, writes, retries and guards are shared.
+#[async_trait]
+pub trait Platform: Send + Sync + 'static {
+    /// The name connectors are configured with: `google_ads`.
+    fn name(&self) -> &'static str;
+
+    /// The canonical table it lands in.
+    fn table(&self) -> CanonicalTable;
+
+    /// How its data is read: by day, in windows, unless it says otherwise.
+    fn shape(&self) -> Shape {
+        Shape::Windowed {
+            max_window_days: 30,
+        }
+    }
+
+    /// What the account of a connector is, for messages.
+    fn account_kind(&self) -> &'static str;
+
+    /// The credential fields a connector must be given, and no others.
+    fn credential_fields(&self) -> &'static [&'static str];
+
+    /// Settings a connector of this platform accepts beside the common ones.
+    fn settings(&self) -> &'static [&'static str] {
+        &[]
+    }
+
+    /// Where the API lives, unless the connector says otherwise.
+    fn default_base_url(&self, account: &str) -> String;
+
+    /// Where OAuth2 tokens come from, unless the connector says otherwise;
+    /// empty for a platform whose credentials are a fixed token.
+    fn default_auth_url(&self) -> &'static str {
+        ""
+    }
+
+    /// Rows per page unless the connector's `page_size` says otherwise: the
+    /// API's maximum or a common choice.
+    fn default_page_size(&self) -> usize;
+
+    /// The slice of its table a windowed connector owns, replaced window by
+    /// window: by default its platform account (ads).
+    fn slice_equals(&self, config: &ConnectorConfig) -> Vec<(String, String)> {
+        vec![
+            ("platform".into(), self.name().into()),
+            ("account_id".into(), config.account.clone()),
+        ]
+    }
+
+    /// The dialect, auth and fixed headers of a connector's client.
+    fn client(
+        &self,
+        config: &ConnectorConfig,
+        credentials: &Credentials,
+        rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError>;
+
+    /// The rows of the days in `window` (windowed platforms).
+    async fn fetch_window(
+        &self,
+        _source: &Source<'_>,
+        _window: Window,
+    ) -> Result<WindowRows, SyncError> {
+        Err(SyncError::Invalid(format!(
+            "{} is not read by day",
+            self.name()
+        )))
+    }
+
+    /// The records modified at or after `since` (modified-since platforms).
+    async fn fetch_modified(
+        &self,
+        _source: &Source<'_>,
+        _since: DateTime<Utc>,
+    ) -> Result<Fetched, SyncError> {
+        Err(SyncError::Invalid(format!(
+            "{} is read by day",
+            self.name()
+        )))
+    }
+}
 
 /// What a connector's client is made of.
 pub struct ClientParts {
@@ -28,109 +136,58 @@ pub struct ClientParts {
     pub headers: Vec<(&'static str, String)>,
 }
 
-/// The dialect, auth and fixed headers of a connector's client.
-pub fn client_parts(
-    config: &ConnectorConfig,
-    credentials: &Credentials,
-    rotated: &RotatedToken,
-) -> Result<ClientParts, SyncError> {
-    let platform = config.platform;
-    let dialect: Box<dyn Dialect> = match platform {
-        Platform::GoogleAds | Platform::YoutubeAds | Platform::Ga4 => {
-            Box::new(google_ads::Google(platform.name()))
-        }
-        Platform::MetaAds => Box::new(meta::Meta),
-        Platform::TiktokAds => Box::new(tiktok::TikTok),
-        Platform::Shopify => Box::new(shopify::Shopify),
-        Platform::Salesforce => Box::new(salesforce::Salesforce),
-        other => Box::new(Plain(other.name())),
-    };
-    let header = |name: &'static str, field: &str, prefix: &str| -> Result<Auth, SyncError> {
-        Ok(Auth::Header {
-            name,
-            value: format!("{prefix}{}", credentials.get(field)?),
+impl ClientParts {
+    /// A client whose credential field `field` goes in header `name`,
+    /// after `prefix` (`Bearer `).
+    pub fn token_header(
+        dialect: impl Dialect + 'static,
+        credentials: &Credentials,
+        (name, field, prefix): (&'static str, &str, &str),
+    ) -> Result<ClientParts, SyncError> {
+        Ok(ClientParts {
+            dialect: Box::new(dialect),
+            auth: Auth::Header {
+                name,
+                value: format!("{prefix}{}", credentials.get(field)?),
+            },
+            headers: Vec::new(),
         })
-    };
-    let auth = match platform {
-        Platform::MetaAds => header("authorization", "access_token", "Bearer ")?,
-        Platform::TiktokAds => header("access-token", "access_token", "")?,
-        Platform::Shopify => header("x-shopify-access-token", "access_token", "")?,
-        Platform::Stripe => header("authorization", "api_key", "Bearer ")?,
-        _ => {
-            let path = match platform {
-                Platform::LinkedinAds => "/oauth/v2/accessToken",
-                Platform::Hubspot => "/oauth/v1/token",
-                Platform::Salesforce => "/services/oauth2/token",
-                Platform::Gohighlevel => "/oauth/token",
-                _ => "/token",
-            };
-            let mut token_url = config.auth_url()?;
-            let joined = format!("{}{path}", token_url.path().trim_end_matches('/'));
-            token_url.set_path(&joined);
-            Auth::OAuth(OAuth::new(
+    }
+
+    /// A client with OAuth2 refresh-token auth against the connector's
+    /// token service at `path` (`/token`).
+    pub fn oauth(
+        dialect: impl Dialect + 'static,
+        config: &ConnectorConfig,
+        credentials: &Credentials,
+        rotated: &RotatedToken,
+        path: &str,
+    ) -> Result<ClientParts, SyncError> {
+        let mut token_url = config.auth_url()?;
+        let joined = format!("{}{path}", token_url.path().trim_end_matches('/'));
+        token_url.set_path(&joined);
+        Ok(ClientParts {
+            dialect: Box::new(dialect),
+            auth: Auth::OAuth(OAuth::new(
                 token_url,
                 credentials.get("client_id")?.to_string(),
                 credentials.get("client_secret")?.to_string(),
                 credentials.get("refresh_token")?.to_string(),
                 rotated.clone(),
-            ))
-        }
-    };
-    let mut headers = Vec::new();
-    match platform {
-        Platform::GoogleAds | Platform::YoutubeAds => {
-            headers.push((
-                "developer-token",
-                credentials.get("developer_token")?.to_string(),
-            ));
-            if let Some(manager) = config.setting("login_customer_id") {
-                headers.push(("login-customer-id", manager.replace('-', "")));
-            }
-        }
-        Platform::LinkedinAds => {
-            headers.push(("linkedin-version", linkedin::VERSION.to_string()));
-            headers.push(("x-restli-protocol-version", "2.0.0".to_string()));
-        }
-        Platform::Gohighlevel => headers.push(("version", gohighlevel::VERSION.to_string())),
-        _ => {}
+            )),
+            headers: Vec::new(),
+        })
     }
-    Ok(ClientParts {
-        dialect,
-        auth,
-        headers,
-    })
-}
 
-/// Rows per page unless the connector's `page_size` says otherwise: each
-/// API's maximum or a common choice.
-pub fn default_page_size(platform: Platform) -> usize {
-    match platform {
-        Platform::GoogleAds | Platform::YoutubeAds => 10_000,
-        Platform::Ga4 => 10_000,
-        Platform::MetaAds => 500,
-        Platform::LinkedinAds => 100,
-        Platform::TiktokAds => 1000,
-        Platform::Shopify => 250,
-        Platform::Stripe => 100,
-        Platform::Hubspot => 100,
-        Platform::Salesforce => 2000,
-        Platform::Gohighlevel => 100,
+    /// The same client with one more fixed header.
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
     }
 }
 
-/// The slice of its table a windowed connector owns: its platform account
-/// (ads), its property (GA4), its source (orders).
-pub fn slice_equals(config: &ConnectorConfig) -> Vec<(String, String)> {
-    let pair = |c: &str, v: &str| (c.to_string(), v.to_string());
-    match config.platform {
-        Platform::Ga4 => vec![pair("property_id", &config.account)],
-        Platform::Shopify | Platform::Stripe => vec![pair("source", config.platform.name())],
-        p => vec![
-            pair("platform", p.name()),
-            pair("account_id", &config.account),
-        ],
-    }
-}
+/// The fields of an OAuth2 refresh-token client.
+pub const OAUTH_FIELDS: &[&str] = &["client_id", "client_secret", "refresh_token"];
 
 /// A window's rows, and the rows of older records that changed within it
 /// (Stripe: charges refunded in the window, created before it), which are
@@ -146,40 +203,6 @@ impl From<Rows> for WindowRows {
             rows,
             updates: None,
         }
-    }
-}
-
-/// The rows of the days `from..=to`.
-pub async fn fetch_window(
-    source: &Source<'_>,
-    from: NaiveDate,
-    to: NaiveDate,
-) -> Result<WindowRows, SyncError> {
-    let window = Window { from, to };
-    Ok(match source.config.platform {
-        Platform::GoogleAds | Platform::YoutubeAds => {
-            google_ads::fetch(source, window).await?.into()
-        }
-        Platform::MetaAds => meta::fetch(source, window).await?.into(),
-        Platform::LinkedinAds => linkedin::fetch(source, window).await?.into(),
-        Platform::TiktokAds => tiktok::fetch(source, window).await?.into(),
-        Platform::Ga4 => ga4::fetch(source, window).await?.into(),
-        Platform::Shopify => shopify::fetch(source, window).await?.into(),
-        Platform::Stripe => stripe::fetch(source, window).await?,
-        other => return Err(SyncError::Invalid(format!("{other} is not read by day"))),
-    })
-}
-
-/// The records modified at or after `since`.
-pub async fn fetch_modified(
-    source: &Source<'_>,
-    since: DateTime<Utc>,
-) -> Result<Fetched, SyncError> {
-    match source.config.platform {
-        Platform::Hubspot => hubspot::fetch(source, since).await,
-        Platform::Salesforce => salesforce::fetch(source, since).await,
-        Platform::Gohighlevel => gohighlevel::fetch(source, since).await,
-        other => Err(SyncError::Invalid(format!("{other} is read by day"))),
     }
 }
 
@@ -387,4 +410,45 @@ impl DealRow {
 /// `currency` setting, else US dollars.
 pub fn default_currency(config: &ConnectorConfig) -> String {
     config.setting("currency").unwrap_or("USD").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::connectors::PlatformId;
+
+    /// Names are what connectors are stored with: unique, and each one
+    /// reads back as its platform.
+    #[test]
+    fn every_platform_has_its_own_name() {
+        let mut names: Vec<&str> = PLATFORMS.iter().map(|p| p.name()).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), PLATFORMS.len());
+        for platform in PlatformId::all() {
+            let json = serde_json::to_string(&platform).unwrap();
+            assert_eq!(json, format!("\"{}\"", platform.name()));
+            assert_eq!(serde_json::from_str::<PlatformId>(&json).unwrap(), platform);
+        }
+        let unknown = serde_json::from_str::<PlatformId>("\"myspace\"").unwrap_err();
+        assert!(
+            unknown.to_string().contains("google_ads, youtube_ads"),
+            "{unknown}"
+        );
+    }
+
+    /// A platform that takes OAuth2 has a token service; one that does not
+    /// takes no refresh token.
+    #[test]
+    fn auth_urls_go_with_oauth_credentials() {
+        for platform in PLATFORMS {
+            let oauth = platform.credential_fields().contains(&"refresh_token");
+            assert_eq!(
+                oauth,
+                !platform.default_auth_url().is_empty(),
+                "{}",
+                platform.name()
+            );
+        }
+    }
 }

@@ -1,15 +1,20 @@
 //! Salesforce: opportunities by SOQL, modified since the cursor, following
 //! `nextRecordsUrl` until `done`.
 
+use async_trait::async_trait;
 use chrono::{DateTime, Utc};
+use gyrus_engine::schema::CanonicalTable;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::{CursorGuard, DealRow, default_currency, field, list, parse_date, parse_instant};
+use super::{
+    ClientParts, CursorGuard, DealRow, OAUTH_FIELDS, Platform, default_currency, field, list,
+    parse_date, parse_instant,
+};
 use crate::connectors::rows::{Rows, money};
-use crate::connectors::{Fetched, Source, SyncError};
-use crate::http::{Dialect, HttpError, Verdict};
+use crate::connectors::{ConnectorConfig, Credentials, Fetched, Shape, Source, SyncError};
+use crate::http::{Dialect, HttpError, RotatedToken, Verdict};
 
 const VERSION: &str = "v61.0";
 
@@ -42,7 +47,69 @@ impl Dialect for Salesforce {
     }
 }
 
-pub async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched, SyncError> {
+#[async_trait]
+impl Platform for Salesforce {
+    fn name(&self) -> &'static str {
+        "salesforce"
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::CrmDeals
+    }
+
+    fn shape(&self) -> Shape {
+        Shape::Modified
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "My Domain name (the <domain> of <domain>.my.salesforce.com)"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        OAUTH_FIELDS
+    }
+
+    fn settings(&self) -> &'static [&'static str] {
+        &["currency"]
+    }
+
+    fn default_base_url(&self, account: &str) -> String {
+        format!("https://{account}.my.salesforce.com")
+    }
+
+    fn default_auth_url(&self) -> &'static str {
+        "https://login.salesforce.com"
+    }
+
+    fn default_page_size(&self) -> usize {
+        2000
+    }
+
+    fn client(
+        &self,
+        config: &ConnectorConfig,
+        credentials: &Credentials,
+        rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        ClientParts::oauth(
+            Salesforce,
+            config,
+            credentials,
+            rotated,
+            "/services/oauth2/token",
+        )
+    }
+
+    async fn fetch_modified(
+        &self,
+        source: &Source<'_>,
+        since: DateTime<Utc>,
+    ) -> Result<Fetched, SyncError> {
+        fetch(source, since).await
+    }
+}
+
+async fn fetch(source: &Source<'_>, since: DateTime<Utc>) -> Result<Fetched, SyncError> {
     match read(source, since, true).await {
         // `CurrencyIsoCode` exists only in multi-currency orgs; elsewhere the
         // deals are in the connector's `currency`.

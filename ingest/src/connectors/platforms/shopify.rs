@@ -3,14 +3,19 @@
 
 use std::time::Duration;
 
+use async_trait::async_trait;
+use gyrus_engine::schema::CanonicalTable;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{CursorGuard, Window, bad, field, instant_text, list, parse_instant, tail};
+use super::{
+    ClientParts, CursorGuard, Platform, Window, WindowRows, bad, field, instant_text, list,
+    parse_instant, tail,
+};
 use crate::connectors::rows::{Rows, money};
-use crate::connectors::{Source, SyncError};
-use crate::http::{Dialect, Verdict};
+use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
+use crate::http::{Dialect, RotatedToken, Verdict};
 
 const VERSION: &str = "2025-07";
 
@@ -85,7 +90,59 @@ impl Dialect for Shopify {
     }
 }
 
-pub async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
+#[async_trait]
+impl Platform for Shopify {
+    fn name(&self) -> &'static str {
+        "shopify"
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::Orders
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "shop name (the <shop> of <shop>.myshopify.com)"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        &["access_token"]
+    }
+
+    fn default_base_url(&self, account: &str) -> String {
+        format!("https://{account}.myshopify.com")
+    }
+
+    fn default_page_size(&self) -> usize {
+        250
+    }
+
+    fn slice_equals(&self, _config: &ConnectorConfig) -> Vec<(String, String)> {
+        vec![("source".into(), self.name().into())]
+    }
+
+    fn client(
+        &self,
+        _config: &ConnectorConfig,
+        credentials: &Credentials,
+        _rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        ClientParts::token_header(
+            Shopify,
+            credentials,
+            ("x-shopify-access-token", "access_token", ""),
+        )
+    }
+
+    async fn fetch_window(
+        &self,
+        source: &Source<'_>,
+        window: Window,
+    ) -> Result<WindowRows, SyncError> {
+        Ok(fetch(source, window).await?.into())
+    }
+}
+
+async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
     let config = source.config;
     let (start, end) = window.instants();
     let filter = format!(

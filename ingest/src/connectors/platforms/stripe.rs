@@ -6,13 +6,71 @@
 
 use std::collections::BTreeSet;
 
+use async_trait::async_trait;
+use gyrus_engine::schema::CanonicalTable;
 use serde_json::{Value, json};
 
-use super::{CursorGuard, Window, WindowRows, field, instant_text, list};
+use super::{ClientParts, CursorGuard, Platform, Window, WindowRows, field, instant_text, list};
 use crate::connectors::rows::{Row, Rows, minor_units};
-use crate::connectors::{Source, SyncError};
+use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
+use crate::http::{Plain, RotatedToken};
 
-pub async fn fetch(source: &Source<'_>, window: Window) -> Result<WindowRows, SyncError> {
+/// Stripe accounts: succeeded charges as orders.
+pub struct Stripe;
+
+#[async_trait]
+impl Platform for Stripe {
+    fn name(&self) -> &'static str {
+        "stripe"
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::Orders
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "Stripe account id"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        &["api_key"]
+    }
+
+    fn default_base_url(&self, _account: &str) -> String {
+        "https://api.stripe.com".into()
+    }
+
+    fn default_page_size(&self) -> usize {
+        100
+    }
+
+    fn slice_equals(&self, _config: &ConnectorConfig) -> Vec<(String, String)> {
+        vec![("source".into(), self.name().into())]
+    }
+
+    fn client(
+        &self,
+        _config: &ConnectorConfig,
+        credentials: &Credentials,
+        _rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        ClientParts::token_header(
+            Plain(self.name()),
+            credentials,
+            ("authorization", "api_key", "Bearer "),
+        )
+    }
+
+    async fn fetch_window(
+        &self,
+        source: &Source<'_>,
+        window: Window,
+    ) -> Result<WindowRows, SyncError> {
+        fetch(source, window).await
+    }
+}
+
+async fn fetch(source: &Source<'_>, window: Window) -> Result<WindowRows, SyncError> {
     let config = source.config;
     let mut rows = Rows::new(config.platform.table());
     list_of(source, window, "/v1/charges", &[], |charge| {

@@ -1,14 +1,16 @@
 //! TikTok ads: `report/integrated/get` at ad level by day, page by page, in
 //! windows of at most 30 days. Errors come with HTTP 200 and a `code`.
 
+use async_trait::async_trait;
+use gyrus_engine::schema::CanonicalTable;
 use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::{AdRow, Window, bad, field, list, parse_date};
+use super::{AdRow, ClientParts, Platform, Window, WindowRows, bad, field, list, parse_date};
 use crate::connectors::rows::{Rows, count, money, number};
-use crate::connectors::{Source, SyncError};
-use crate::http::{Dialect, Verdict};
+use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
+use crate::http::{Dialect, RotatedToken, Verdict};
 
 const PATH: &str = "/open_api/v1.3/report/integrated/get/";
 
@@ -43,7 +45,51 @@ impl Dialect for TikTok {
     }
 }
 
-pub async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
+#[async_trait]
+impl Platform for TikTok {
+    fn name(&self) -> &'static str {
+        "tiktok_ads"
+    }
+
+    fn table(&self) -> CanonicalTable {
+        CanonicalTable::AdPerformance
+    }
+
+    fn account_kind(&self) -> &'static str {
+        "advertiser id"
+    }
+
+    fn credential_fields(&self) -> &'static [&'static str] {
+        &["access_token"]
+    }
+
+    fn default_base_url(&self, _account: &str) -> String {
+        "https://business-api.tiktok.com".into()
+    }
+
+    fn default_page_size(&self) -> usize {
+        1000
+    }
+
+    fn client(
+        &self,
+        _config: &ConnectorConfig,
+        credentials: &Credentials,
+        _rotated: &RotatedToken,
+    ) -> Result<ClientParts, SyncError> {
+        ClientParts::token_header(TikTok, credentials, ("access-token", "access_token", ""))
+    }
+
+    async fn fetch_window(
+        &self,
+        source: &Source<'_>,
+        window: Window,
+    ) -> Result<WindowRows, SyncError> {
+        Ok(fetch(source, window).await?.into())
+    }
+}
+
+async fn fetch(source: &Source<'_>, window: Window) -> Result<Rows, SyncError> {
     let config = source.config;
     let metrics = r#"["campaign_id","campaign_name","adgroup_id","spend","impressions","clicks","conversion","total_complete_payment_rate","video_play_actions","currency"]"#;
     let mut rows = Rows::new(config.platform.table());
