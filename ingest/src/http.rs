@@ -314,14 +314,9 @@ struct Breaker {
 /// platform's "slow down", a circuit still open. So the maps hold what is
 /// in use, not every account and connector the process ever called.
 pub struct CallGuards {
-    limiters: Mutex<HashMap<String, Guarded<Limiter>>>,
-    breakers: Mutex<HashMap<String, Guarded<Mutex<Breaker>>>>,
+    limiters: Held<Limiter>,
+    breakers: Held<Mutex<Breaker>>,
     idle: Duration,
-}
-
-struct Guarded<T> {
-    value: Arc<T>,
-    used: Instant,
 }
 
 impl Default for CallGuards {
@@ -336,65 +331,68 @@ impl CallGuards {
 
     pub fn new(idle: Duration) -> Self {
         CallGuards {
-            limiters: Default::default(),
-            breakers: Default::default(),
+            limiters: Held::default(),
+            breakers: Held::default(),
             idle,
         }
     }
 
     /// The limiters and breakers held now.
     pub fn held(&self) -> (usize, usize) {
-        let limiters = self
-            .limiters
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len();
-        let breakers = self
-            .breakers
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .len();
-        (limiters, breakers)
+        (self.limiters.len(), self.breakers.len())
     }
 
     fn limiter(&self, key: &str) -> Arc<Limiter> {
-        let now = Instant::now();
-        let mut map = self.limiters.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|k, g| {
-            k == key
-                || Arc::strong_count(&g.value) > 1
-                || now.duration_since(g.used) < self.idle
-                // Pushed back by the platform, or locked by a call now.
-                || g.value.next.try_lock().map_or(true, |next| *next > now)
-        });
-        take(&mut map, key, now)
+        self.limiters.take(key, self.idle, |limiter, now| {
+            // Pushed back by the platform, or locked by a call now.
+            limiter.next.try_lock().map_or(true, |next| *next > now)
+        })
     }
 
     fn breaker(&self, key: &str) -> Arc<Mutex<Breaker>> {
-        let now = Instant::now();
-        let mut map = self.breakers.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|k, g| {
-            k == key
-                || Arc::strong_count(&g.value) > 1
-                || now.duration_since(g.used) < self.idle
-                || g.value
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .open_until
-                    .is_some_and(|(until, _)| until > now)
-        });
-        take(&mut map, key, now)
+        self.breakers.take(key, self.idle, |breaker, now| {
+            breaker
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .open_until
+                .is_some_and(|(until, _)| until > now)
+        })
     }
 }
 
-/// The entry under `key` (made when missing), marked used now.
-fn take<T: Default>(map: &mut HashMap<String, Guarded<T>>, key: &str, now: Instant) -> Arc<T> {
-    let entry = map.entry(key.to_string()).or_insert_with(|| Guarded {
-        value: Arc::default(),
-        used: now,
-    });
-    entry.used = now;
-    entry.value.clone()
+/// Shared values by key, each with when it was last handed out.
+struct Held<T>(Mutex<HashMap<String, (Arc<T>, Instant)>>);
+
+impl<T> Default for Held<T> {
+    fn default() -> Self {
+        Held(Mutex::default())
+    }
+}
+
+impl<T: Default> Held<T> {
+    fn len(&self) -> usize {
+        self.0.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// The value under `key` (made when missing), marked used now. Others
+    /// are dropped when no one holds them, they were last used `idle` ago
+    /// or more, and `needed` (given the value and now) says they mean
+    /// nothing any more.
+    fn take(&self, key: &str, idle: Duration, needed: impl Fn(&T, Instant) -> bool) -> Arc<T> {
+        let now = Instant::now();
+        let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        map.retain(|k, (value, used)| {
+            k == key
+                || Arc::strong_count(value) > 1
+                || now.duration_since(*used) < idle
+                || needed(value, now)
+        });
+        let (value, used) = map
+            .entry(key.to_string())
+            .or_insert_with(|| (Arc::default(), now));
+        *used = now;
+        value.clone()
+    }
 }
 
 impl Default for Limiter {
