@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use gyrus_engine::{Store, TenantId};
-use gyrus_models::Family;
+use gyrus_models::FamilyId;
 use gyrus_models::pipeline::{Progress, RunReport, TrainOptions, train};
 use gyrus_models::registry::Registry;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -16,15 +16,19 @@ use indicatif::{ProgressBar, ProgressStyle};
 struct Bar(ProgressBar);
 
 impl Progress for Bar {
-    fn start(&self, family: Family, total: usize) {
-        self.0.set_length(total as u64);
+    fn start(&self, family: FamilyId) {
+        self.0.set_length(0);
         self.0.set_position(0);
         let unit = match family {
-            Family::Oracle => "series",
-            Family::Curiosity => "entities",
+            FamilyId::Oracle => "series",
+            FamilyId::Curiosity => "entities",
             _ => "tenants",
         };
         self.0.set_message(format!("training {family} ({unit})"));
+    }
+
+    fn add(&self, units: usize) {
+        self.0.inc_length(units as u64);
     }
 
     fn advance(&self) {
@@ -43,10 +47,10 @@ fn bar() -> Arc<Bar> {
 }
 
 /// Parses `--family` values.
-pub fn families(names: &[String]) -> anyhow::Result<Vec<Family>> {
+pub fn families(names: &[String]) -> anyhow::Result<Vec<FamilyId>> {
     let mut families = Vec::new();
     for name in names {
-        let family: Family = name.trim().parse()?;
+        let family: FamilyId = name.trim().parse()?;
         if !families.contains(&family) {
             families.push(family);
         }
@@ -62,24 +66,16 @@ pub async fn run_train(
     json: bool,
     out: &mut impl std::io::Write,
 ) -> anyhow::Result<()> {
-    if let Some(bad) = options
-        .oracle
-        .levels
-        .iter()
-        .find(|l| !(0.0 < **l && **l < 1.0))
-    {
-        anyhow::bail!("interval level {bad} is not between 0 and 1");
-    }
-    if options.oracle.horizon == 0 || options.oracle.horizon > 365 {
-        anyhow::bail!("--horizon must be between 1 and 365 days");
-    }
-    if !(0.0..1.0).contains(&options.memory.monthly_discount_rate) {
-        anyhow::bail!(
-            "--monthly-discount-rate must be at least 0 and below 1 (0.01 is 1% a month)"
-        );
-    }
-    if !(0.0 < options.curiosity.sensitivity.alpha && options.curiosity.sensitivity.alpha < 0.5) {
-        anyhow::bail!("--anomaly-alpha must be above 0 and below 0.5 (0.05 is the default)");
+    for &family in &options.families {
+        options.check(family).map_err(|e| {
+            let flags = match family {
+                FamilyId::Oracle => "--horizon",
+                FamilyId::Curiosity => "--anomaly-alpha",
+                FamilyId::Memory => "--monthly-discount-rate",
+                FamilyId::Reflexes => "the defaults",
+            };
+            anyhow::anyhow!("{family} settings (from {flags}): {e}")
+        })?;
     }
     let started = Instant::now();
     let progress = bar();
@@ -132,7 +128,7 @@ fn print_reports(
         )?;
     }
     let seconds = elapsed.as_secs_f64();
-    for family in Family::ALL {
+    for family in FamilyId::ALL {
         let units: usize = reports
             .iter()
             .filter(|r| r.family == family)
@@ -142,25 +138,25 @@ fn print_reports(
             continue;
         }
         match family {
-            Family::Oracle => writeln!(
+            FamilyId::Oracle => writeln!(
                 out,
                 "oracle: {units} series ({:.0} series/s over the whole run); units = series, \
                  score = MASE on the last {} held-back days",
                 units as f64 / seconds.max(1e-9),
                 TrainOptions::default().oracle.holdout_days
             )?,
-            Family::Curiosity => writeln!(
+            FamilyId::Curiosity => writeln!(
                 out,
                 "curiosity: {units} series scanned ({:.0} series/s over the whole run); \
                  insights in the `insights` table; no score (see the registry's metrics)",
                 units as f64 / seconds.max(1e-9)
             )?,
-            Family::Memory => writeln!(
+            FamilyId::Memory => writeln!(
                 out,
                 "memory: {units} customers and open deals scored; score = holdout error \
                  (|predicted - actual| repeat purchases per frequency bucket / actual)"
             )?,
-            Family::Reflexes => writeln!(
+            FamilyId::Reflexes => writeln!(
                 out,
                 "reflexes: {units} campaign and channel response curves; score = median \
                  weekly error of conversions on the last {} held-back days; plan `{}` in \
@@ -191,7 +187,7 @@ pub async fn schedule(
     }
     let registry = Registry::new(store.clone());
     loop {
-        for family in Family::ALL.into_iter().filter(|f| f.is_trainable()) {
+        for family in FamilyId::ALL.into_iter().filter(|f| f.is_trainable()) {
             match due_tenants(&store, &registry, family, every, min_gap).await {
                 Ok(due) if !due.is_empty() => {
                     tracing::info!(%family, tenants = due.len(), "scheduled training starts");
@@ -227,7 +223,7 @@ pub async fn schedule(
 async fn due_tenants(
     store: &Store,
     registry: &Registry,
-    family: Family,
+    family: FamilyId,
     every: Duration,
     min_gap: Duration,
 ) -> anyhow::Result<Vec<TenantId>> {

@@ -14,6 +14,7 @@
 pub mod admission;
 pub mod backup;
 pub mod budget;
+pub mod day;
 pub mod error;
 pub mod exec;
 pub mod functions;

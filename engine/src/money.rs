@@ -16,8 +16,11 @@
 //! assert!(money::parse("12,34").is_err());
 //! ```
 
-use datafusion::arrow::array::{Decimal128Array, StringArray};
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Decimal128Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::error::ArrowError;
 
 use crate::schema::{MONEY, MONEY_PRECISION, MONEY_SCALE};
 
@@ -136,6 +139,18 @@ fn shorten(text: &str) -> String {
         Some((at, _)) => format!("{}…", &text[..at]),
         None => text.to_string(),
     }
+}
+
+/// A money column at the tables' precision and scale, from amounts in
+/// currency units (model estimates: a negative one is written as 0).
+pub fn column_from_units(values: impl Iterator<Item = f64>) -> Result<ArrayRef, ArrowError> {
+    let scale = 10f64.powi(i32::from(MONEY_SCALE));
+    let array: Decimal128Array = values
+        .map(|v| (v.max(0.0) * scale).round() as i128)
+        .collect();
+    Ok(Arc::new(
+        array.with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?,
+    ))
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ use datafusion::arrow::datatypes::{
 };
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 
+use crate::day::date_to_day;
 use crate::schema::{CanonicalTable, Column, MONEY_SCALE, Rule, is_currency_code};
 
 /// How many offending rows an error lists.
@@ -369,7 +370,10 @@ fn check_time(
 ) -> Result<(), ValidationError> {
     let problem = format!("date outside {EARLIEST_DAY} ..= {latest}");
     let mut bad = Offenders::new(table, column.name, problem, row_offset);
-    let (lo, hi) = (days_since_epoch(EARLIEST_DAY), days_since_epoch(latest));
+    let (lo, hi) = (
+        i64::from(date_to_day(EARLIEST_DAY)),
+        i64::from(date_to_day(latest)),
+    );
     match array.data_type() {
         DataType::Date32 => {
             for (row, v) in array.as_primitive::<Date32Type>().iter().enumerate() {
@@ -400,11 +404,6 @@ fn check_time(
         }
     }
     bad.finish()
-}
-
-/// Days from 1970-01-01, as Arrow's Date32 counts them.
-pub(crate) fn days_since_epoch(day: NaiveDate) -> i64 {
-    (day - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default()).num_days()
 }
 
 fn format_value(array: &ArrayRef, row: usize, fallback: String) -> String {

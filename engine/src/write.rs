@@ -34,10 +34,11 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument as _;
 use url::Url;
 
+use crate::day::date_to_day;
 use crate::error::{EngineError, Result};
 use crate::schema::CanonicalTable;
 use crate::store::{Store, TenantId};
-use crate::validate::{ValidationError, check_rows, conform, days_since_epoch};
+use crate::validate::{ValidationError, check_rows, conform};
 
 /// Rows per Parquet row group: small enough that date and entity filters skip
 /// row groups inside a file, large enough to compress well.
@@ -102,7 +103,10 @@ impl Slice {
 
     /// Bounds of the slice on the time column, as scalars of its type: [lo, hi).
     fn bounds(&self, table: CanonicalTable) -> (ScalarValue, ScalarValue, i64, i64) {
-        let (lo, hi) = (days_since_epoch(self.from), days_since_epoch(self.to) + 1);
+        let (lo, hi) = (
+            i64::from(date_to_day(self.from)),
+            i64::from(date_to_day(self.to)) + 1,
+        );
         let def = table.def();
         let time_type = def
             .columns

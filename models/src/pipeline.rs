@@ -6,30 +6,28 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Instant;
 
-use chrono::{NaiveDate, Utc};
+use chrono::Utc;
 use gyrus_engine::lease::{self, LeaseState, Taken};
-use gyrus_engine::schema::CanonicalTable;
-use gyrus_engine::{Slice, Store, TenantId, WriteRequest};
+use gyrus_engine::{Store, TenantId, WriteRequest};
+use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::curiosity::model::{CuriosityConfig, CuriosityModel};
-use crate::curiosity::{insight::insight_rows, model as curiosity};
+use crate::curiosity::{Curiosity, model::CuriosityConfig};
 use crate::error::{ModelError, Result};
-use crate::family::{Family, TrainedModel};
-use crate::memory::data::{TenantMemoryData, load as load_memory};
-use crate::memory::model::MemoryConfig;
-use crate::memory::tenant::fit_tenant;
-use crate::oracle::data::{TenantSeries, load_series};
-use crate::oracle::model::{OracleConfig, OracleModel, fit_tenants};
-use crate::reflexes::model::{self as reflexes, ReflexesConfig};
+use crate::family::{Family, FamilyId, Output, Replace, TrainedModel};
+use crate::memory::{Memory, model::MemoryConfig};
+use crate::oracle::{Oracle, model::OracleConfig};
+use crate::reflexes::{Reflexes, model::ReflexesConfig};
 use crate::registry::{Entry, Registry, Status};
+
+pub use crate::reflexes::AUTOMATIC_PLAN_ID;
 
 /// What to train.
 #[derive(Debug, Clone)]
 pub struct TrainOptions {
     /// Tenants to train; every tenant when `None`.
     pub tenants: Option<Vec<TenantId>>,
-    pub families: Vec<Family>,
+    pub families: Vec<FamilyId>,
     pub oracle: OracleConfig,
     pub curiosity: CuriosityConfig,
     pub memory: MemoryConfig,
@@ -43,7 +41,7 @@ impl Default for TrainOptions {
     fn default() -> Self {
         TrainOptions {
             tenants: None,
-            families: Family::ALL
+            families: FamilyId::ALL
                 .into_iter()
                 .filter(|f| f.is_trainable())
                 .collect(),
@@ -56,10 +54,24 @@ impl Default for TrainOptions {
     }
 }
 
+impl TrainOptions {
+    /// Checks the config of `family` (its [`Family::check`]).
+    pub fn check(&self, family: FamilyId) -> Result<()> {
+        match family {
+            FamilyId::Oracle => Oracle::check(&self.oracle),
+            FamilyId::Curiosity => Curiosity::check(&self.curiosity),
+            FamilyId::Memory => Memory::check(&self.memory),
+            FamilyId::Reflexes => Reflexes::check(&self.reflexes),
+        }
+    }
+}
+
 /// Progress of a run, for a progress bar.
 pub trait Progress: Send + Sync {
-    /// A family starts on `total` units of work (series, customers, …).
-    fn start(&self, family: Family, total: usize);
+    /// A family starts.
+    fn start(&self, family: FamilyId);
+    /// `units` more units of work (series, entities, tenants) were read.
+    fn add(&self, units: usize);
     /// One unit is done.
     fn advance(&self);
 }
@@ -68,7 +80,8 @@ pub trait Progress: Send + Sync {
 pub struct Silent;
 
 impl Progress for Silent {
-    fn start(&self, _: Family, _: usize) {}
+    fn start(&self, _: FamilyId) {}
+    fn add(&self, _: usize) {}
     fn advance(&self) {}
 }
 
@@ -76,7 +89,7 @@ impl Progress for Silent {
 #[derive(Debug, Clone, Serialize)]
 pub struct RunReport {
     pub tenant: String,
-    pub family: Family,
+    pub family: FamilyId,
     pub version: u64,
     pub status: Status,
     /// Units fitted (series for ORACLE).
@@ -117,20 +130,17 @@ pub async fn train(
                 Taken::Busy(other) => reports.push(skipped(tenant, family, &other)),
             }
         }
-        let tenants = &held;
+        let context = Context {
+            store,
+            registry: &registry,
+            options,
+            progress: progress.clone(),
+        };
         let run = match family {
-            Family::Oracle => {
-                train_oracle(store, &registry, tenants, options, progress.clone()).await
-            }
-            Family::Curiosity => {
-                train_curiosity(store, &registry, tenants, options, progress.clone()).await
-            }
-            Family::Memory => {
-                train_memory(store, &registry, tenants, options, progress.clone()).await
-            }
-            Family::Reflexes => {
-                train_reflexes(store, &registry, tenants, options, progress.clone()).await
-            }
+            FamilyId::Oracle => run::<Oracle>(&context, &held, &options.oracle).await,
+            FamilyId::Curiosity => run::<Curiosity>(&context, &held, &options.curiosity).await,
+            FamilyId::Memory => run::<Memory>(&context, &held, &options.memory).await,
+            FamilyId::Reflexes => run::<Reflexes>(&context, &held, &options.reflexes).await,
         };
         for lease in leases {
             if let Err(e) = lease.release().await {
@@ -144,7 +154,7 @@ pub async fn train(
 }
 
 /// The report of a tenant another process was training.
-fn skipped(tenant: &TenantId, family: Family, other: &LeaseState) -> RunReport {
+fn skipped(tenant: &TenantId, family: FamilyId, other: &LeaseState) -> RunReport {
     RunReport {
         tenant: tenant.as_str().to_string(),
         family,
@@ -163,338 +173,95 @@ fn skipped(tenant: &TenantId, family: Family, other: &LeaseState) -> RunReport {
     }
 }
 
-async fn train_oracle(
-    store: &Store,
-    registry: &Registry,
-    tenants: &[TenantId],
-    options: &TrainOptions,
-    progress: Arc<dyn Progress>,
-) -> Result<Vec<RunReport>> {
-    let started = Instant::now();
-    let mut loaded: Vec<TenantSeries> = Vec::new();
-    let mut reports = Vec::new();
-    for tenant in tenants {
-        match load_series(store, tenant).await {
-            Ok(series) => loaded.push(series),
-            Err(e) => {
-                // A tenant whose data cannot be read fails alone.
-                let parameters = serde_json::to_value(&options.oracle).unwrap_or_default();
-                reports.push(
-                    record_failure::<OracleModel>(registry, tenant, parameters, &e, started)
-                        .await?,
-                );
-            }
-        }
-    }
-    let total: usize = loaded.iter().map(|t| t.series.len()).sum();
-    progress.start(Family::Oracle, total);
-    let config = options.oracle.clone();
-    // The fits are CPU work for Rayon's pool, off the async runtime's threads.
-    let (loaded, fitted) = tokio::task::spawn_blocking(move || {
-        let fitted = fit_tenants(&config, &loaded, &|| progress.advance());
-        (loaded, fitted)
-    })
-    .await
-    .map_err(|e| ModelError::Registry(format!("the training task failed: {e}")))?;
-    for (series, model) in loaded.iter().zip(fitted) {
-        let candidate = Candidate {
-            tenant: &series.tenant,
-            units: model.series.len(),
-            input_versions: series.input_versions.clone(),
-            parameters: serde_json::to_value(&options.oracle).unwrap_or_default(),
-            empty: model.series.is_empty().then(|| {
-                if series.series.is_empty() {
-                    "no data: ad_performance, web_sessions and orders are empty".to_string()
-                } else {
-                    "no series could be fitted".to_string()
-                }
-            }),
-            model,
-        };
-        let rows = |m: &OracleModel, label: &str, at| {
-            Ok(vec![Output::all(
-                CanonicalTable::Forecasts,
-                m.forecast_rows(label, at)?,
-            )])
-        };
-        reports.push(publish(store, registry, candidate, options, started, rows).await?);
-    }
-    Ok(reports)
-}
-
-async fn train_curiosity(
-    store: &Store,
-    registry: &Registry,
-    tenants: &[TenantId],
-    options: &TrainOptions,
-    progress: Arc<dyn Progress>,
-) -> Result<Vec<RunReport>> {
-    options.curiosity.check()?;
-    let parameters = serde_json::to_value(&options.curiosity).unwrap_or_default();
-    let mut reports = Vec::new();
-    let mut loaded = Vec::new();
-    let started = Instant::now();
-    for tenant in tenants {
-        match curiosity::load(store, tenant).await {
-            Ok(inputs) => loaded.push((tenant, inputs)),
-            Err(e) => reports.push(
-                record_failure::<CuriosityModel>(registry, tenant, parameters.clone(), &e, started)
-                    .await?,
-            ),
-        }
-    }
-    // Progress counts entities: the scan judges an entity's series together.
-    let total: usize = loaded
-        .iter()
-        .map(|(_, i)| {
-            let entities: std::collections::HashSet<(&str, &str)> = i
-                .series
-                .series
-                .iter()
-                .map(|s| (s.entity_type.as_str(), s.entity_id.as_str()))
-                .collect();
-            entities.len()
-        })
-        .sum();
-    progress.start(Family::Curiosity, total);
-    for (tenant, inputs) in loaded {
-        let started = Instant::now();
-        let config = options.curiosity.clone();
-        let progress = progress.clone();
-        // The scan is CPU work for Rayon's pool, off the async runtime's threads.
-        let (inputs, scanned) = tokio::task::spawn_blocking(move || {
-            let scanned = curiosity::scan(&inputs, &config, &|| progress.advance());
-            (inputs, scanned)
-        })
-        .await
-        .map_err(|e| ModelError::Registry(format!("the scanning task failed: {e}")))?;
-        let found = match curiosity::finish(inputs, scanned, &options.curiosity).await {
-            Ok(found) => found,
-            Err(e) => {
-                // A tenant whose movers, segments or benchmarks cannot be read fails alone.
-                reports.push(
-                    record_failure::<CuriosityModel>(
-                        registry,
-                        tenant,
-                        parameters.clone(),
-                        &e,
-                        started,
-                    )
-                    .await?,
-                );
-                continue;
-            }
-        };
-        let candidate = Candidate {
-            tenant,
-            units: found.model.series_scanned,
-            input_versions: found.input_versions.clone(),
-            parameters: parameters.clone(),
-            empty: found
-                .model
-                .end
-                .is_none()
-                .then(|| found.model.notes.join("; ")),
-            model: found.model.clone(),
-        };
-        let rows = |_: &CuriosityModel, label: &str, at| {
-            Ok(vec![Output::all(
-                CanonicalTable::Insights,
-                insight_rows(&found.insights, label, at, &found.first_seen)?,
-            )])
-        };
-        reports.push(publish(store, registry, candidate, options, started, rows).await?);
-    }
-    Ok(reports)
-}
-
-async fn train_memory(
-    store: &Store,
-    registry: &Registry,
-    tenants: &[TenantId],
-    options: &TrainOptions,
-    progress: Arc<dyn Progress>,
-) -> Result<Vec<RunReport>> {
-    options.memory.check()?;
-    let config = options.memory.clone();
-    let each = EachTenant {
-        store,
-        registry,
-        options,
-        parameters: serde_json::to_value(&options.memory).unwrap_or_default(),
-    };
-    each.run(
-        tenants,
-        progress,
-        |tenant| {
-            let (tenant, holdout_days) = (tenant.clone(), options.memory.holdout_days);
-            Box::pin(async move {
-                let data: TenantMemoryData = load_memory(store, &tenant, holdout_days).await?;
-                Ok((data.input_versions.clone(), data))
-            })
-        },
-        move |data| {
-            let scores = fit_tenant(&config, data);
-            TenantFit {
-                units: scores.model.customers_scored + scores.model.deals_scored,
-                empty: scores.is_empty().then(|| scores.model.notes.join("; ")),
-                model: scores.model.clone(),
-                outputs: scores,
-            }
-        },
-        |scores, label, at| {
-            let mut tables = Vec::new();
-            if let Some(batch) = scores.customer_rows(label, at)? {
-                tables.push(Output::all(CanonicalTable::CustomerScores, batch));
-            }
-            if let Some(batch) = scores.lead_rows(label, at)? {
-                tables.push(Output::all(CanonicalTable::LeadScores, batch));
-            }
-            Ok(tables)
-        },
-    )
-    .await
-}
-
-/// The plan each REFLEXES run writes replaces the previous run's; plans
-/// saved through the API stay.
-pub const AUTOMATIC_PLAN_ID: &str = "automatic";
-
-async fn train_reflexes(
-    store: &Store,
-    registry: &Registry,
-    tenants: &[TenantId],
-    options: &TrainOptions,
-    progress: Arc<dyn Progress>,
-) -> Result<Vec<RunReport>> {
-    options.reflexes.check()?;
-    let config = options.reflexes.clone();
-    let each = EachTenant {
-        store,
-        registry,
-        options,
-        parameters: serde_json::to_value(&options.reflexes).unwrap_or_default(),
-    };
-    each.run(
-        tenants,
-        progress,
-        |tenant| {
-            let tenant = tenant.clone();
-            Box::pin(async move {
-                let series = load_series(store, &tenant).await?;
-                let channels = reflexes::campaign_channels(store, &tenant).await?;
-                Ok((series.input_versions.clone(), (series, channels)))
-            })
-        },
-        move |(series, channels)| {
-            let mut model = reflexes::fit_tenant(&config, &series, &channels);
-            let plan = reflexes::default_plan(&model);
-            model.plan = plan.as_ref().map(|p| p.summary.clone());
-            TenantFit {
-                units: model.curves.len(),
-                empty: model.curves.is_empty().then(|| model.notes.join("; ")),
-                model,
-                outputs: plan,
-            }
-        },
-        |plan, label, at| {
-            let Some(plan) = plan else {
-                return Ok(Vec::new());
-            };
-            Ok(vec![Output {
-                table: CanonicalTable::BudgetPlans,
-                batch: reflexes::plan_rows(plan, AUTOMATIC_PLAN_ID, "campaign", label, at)?,
-                // Every earlier automatic plan, whenever it was made.
-                replace: Replace::Slice(Slice {
-                    equals: vec![("plan_id".into(), AUTOMATIC_PLAN_ID.into())],
-                    from: NaiveDate::default(),
-                    to: at.date_naive(),
-                }),
-            }])
-        },
-    )
-    .await
-}
-
-/// A tenant's fitted model and what its output rows are made from.
-struct TenantFit<M, X> {
-    model: M,
-    /// Units fitted (customers and deals, curves, …).
-    units: usize,
-    /// Why nothing was fitted, if nothing was.
-    empty: Option<String>,
-    outputs: X,
-}
-
-/// Trains a family tenant by tenant: read, fit off the async runtime,
-/// judge and publish. A tenant whose data cannot be read fails alone.
-struct EachTenant<'a> {
+/// What every family's run is given.
+struct Context<'a> {
     store: &'a Store,
     registry: &'a Registry,
     options: &'a TrainOptions,
-    parameters: serde_json::Value,
+    progress: Arc<dyn Progress>,
 }
 
-/// Reading one tenant's data: its input versions and the data. A boxed
-/// future that owns what it needs, so the training future stays `Send`.
-type Load<'a, D> = std::pin::Pin<
-    Box<dyn std::future::Future<Output = Result<(BTreeMap<String, Option<u64>>, D)>> + Send + 'a>,
->;
+/// Tenants read and fitted together: enough that the cores stay busy when
+/// each has little data, few enough that one batch's data is what is held.
+const TENANTS_PER_BATCH: usize = 16;
 
-impl<'a> EachTenant<'a> {
-    async fn run<M: TrainedModel, D: Send + 'static, X: Send + 'static>(
-        &self,
-        tenants: &[TenantId],
-        progress: Arc<dyn Progress>,
-        load: impl Fn(&TenantId) -> Load<'a, D>,
-        fit: impl Fn(D) -> TenantFit<M, X> + Clone + Send + 'static,
-        rows: impl Fn(&X, &str, chrono::DateTime<Utc>) -> Result<Rows>,
-    ) -> Result<Vec<RunReport>> {
-        progress.start(M::FAMILY, tenants.len());
-        let mut reports = Vec::new();
-        for tenant in tenants {
+/// Trains one family for `tenants`, the same way for every family: check the
+/// config; read a batch of tenants (one whose data cannot be read fails
+/// alone); fit the batch on Rayon's pool, off the async runtime, so a tenant
+/// with many series and one with few share the cores; finish, judge against
+/// the serving version and publish each tenant.
+async fn run<F: Family>(
+    context: &Context<'_>,
+    tenants: &[TenantId],
+    config: &F::Config,
+) -> Result<Vec<RunReport>> {
+    F::check(config)?;
+    let Context {
+        store,
+        registry,
+        options,
+        progress,
+    } = context;
+    let parameters = serde_json::to_value(config).unwrap_or_default();
+    progress.start(F::ID);
+    let mut reports = Vec::new();
+    for batch in tenants.chunks(TENANTS_PER_BATCH) {
+        let mut read = Vec::new();
+        let mut data = Vec::new();
+        for tenant in batch {
             let started = Instant::now();
-            let (input_versions, data) = match load(tenant).await {
-                Ok(loaded) => loaded,
+            match F::load(store, tenant, config).await {
+                Ok(loaded) => {
+                    read.push((tenant, started, loaded.input_versions));
+                    data.push(loaded.data);
+                }
+                Err(e) => reports.push(
+                    record_failure::<F::Model>(registry, tenant, parameters.clone(), &e, started)
+                        .await?,
+                ),
+            }
+        }
+        progress.add(data.iter().map(F::units).sum());
+        let (config_, progress_) = (config.clone(), progress.clone());
+        let fitted: Vec<F::Fitted> = tokio::task::spawn_blocking(move || {
+            data.into_par_iter()
+                .map(|data| F::fit(&config_, data, &|| progress_.advance()))
+                .collect()
+        })
+        .await
+        .map_err(|e| ModelError::Registry(format!("the training task failed: {e}")))?;
+        for ((tenant, started, input_versions), fitted) in read.into_iter().zip(fitted) {
+            let fit = match F::finish(config, fitted).await {
+                Ok(fit) => fit,
+                // A tenant whose finishing reads fail fails alone.
                 Err(e) => {
-                    let parameters = self.parameters.clone();
                     reports.push(
-                        record_failure::<M>(self.registry, tenant, parameters, &e, started).await?,
+                        record_failure::<F::Model>(
+                            registry,
+                            tenant,
+                            parameters.clone(),
+                            &e,
+                            started,
+                        )
+                        .await?,
                     );
-                    progress.advance();
                     continue;
                 }
             };
-            let fit = fit.clone();
-            // The fits are CPU work for Rayon's pool, off the async runtime's threads.
-            let fitted = tokio::task::spawn_blocking(move || fit(data))
-                .await
-                .map_err(|e| ModelError::Registry(format!("the training task failed: {e}")))?;
             let candidate = Candidate {
                 tenant,
-                units: fitted.units,
+                units: fit.units,
                 input_versions,
-                parameters: self.parameters.clone(),
-                empty: fitted.empty,
-                model: fitted.model,
+                parameters: parameters.clone(),
+                empty: fit.empty,
+                model: fit.model,
             };
-            let outputs = fitted.outputs;
-            let rows = |_: &M, label: &str, at| rows(&outputs, label, at);
-            reports.push(
-                publish(
-                    self.store,
-                    self.registry,
-                    candidate,
-                    self.options,
-                    started,
-                    rows,
-                )
-                .await?,
-            );
-            progress.advance();
+            let output = fit.output;
+            let rows = |model: &F::Model, label: &str, at| F::outputs(model, &output, label, at);
+            reports.push(publish(store, registry, candidate, options, started, rows).await?);
         }
-        Ok(reports)
     }
+    Ok(reports)
 }
 
 /// A tenant's newly trained model, before it is judged.
@@ -509,38 +276,6 @@ struct Candidate<'a, M> {
     empty: Option<String>,
 }
 
-/// One output table's rows, written in one commit.
-struct Output {
-    table: CanonicalTable,
-    batch: gyrus_engine::datafusion::arrow::array::RecordBatch,
-    replace: Replace,
-}
-
-/// What an output's commit replaces.
-enum Replace {
-    /// The whole table (the run's rows are the table).
-    All,
-    /// One slice (the run owns part of the table).
-    Slice(Slice),
-}
-
-impl Output {
-    /// Rows that replace the whole table.
-    fn all(
-        table: CanonicalTable,
-        batch: gyrus_engine::datafusion::arrow::array::RecordBatch,
-    ) -> Self {
-        Output {
-            table,
-            batch,
-            replace: Replace::All,
-        }
-    }
-}
-
-/// The output tables of a model.
-type Rows = Vec<Output>;
-
 /// Judges a tenant's new model against the serving one and, if it is not
 /// worse, writes its output tables (one commit each) and records it as good.
 async fn publish<M: TrainedModel>(
@@ -549,7 +284,7 @@ async fn publish<M: TrainedModel>(
     candidate: Candidate<'_, M>,
     options: &TrainOptions,
     started: Instant,
-    rows: impl FnOnce(&M, &str, chrono::DateTime<Utc>) -> Result<Rows>,
+    rows: impl FnOnce(&M, &str, chrono::DateTime<Utc>) -> Result<Vec<Output>>,
 ) -> Result<RunReport> {
     let tenant = candidate.tenant;
     // One read of the tenant's runs: the next version and the serving one.

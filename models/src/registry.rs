@@ -20,7 +20,7 @@ use gyrus_engine::{Store, TenantId};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::family::{Family, TrainedModel};
+use crate::family::{FamilyId, TrainedModel};
 use gyrus_engine::system::json_text;
 
 const TABLE: &str = "model_registry";
@@ -182,7 +182,7 @@ impl Registry {
     pub async fn entries(
         &self,
         tenant: Option<&TenantId>,
-        family: Option<Family>,
+        family: Option<FamilyId>,
     ) -> Result<Vec<Entry>> {
         let records = self.table().rows().await?;
         let mut entries = records
@@ -205,7 +205,7 @@ impl Registry {
     pub async fn claim_version(
         &self,
         tenant: &TenantId,
-        family: Family,
+        family: FamilyId,
         runs: &[Entry],
     ) -> Result<u64> {
         let mut version = runs.iter().map(|e| e.version).max().unwrap_or(0) + 1;
@@ -226,7 +226,7 @@ impl Registry {
     /// Every run of a tenant, oldest first, each with whether it serves now.
     pub async fn runs(&self, tenant: &TenantId) -> Result<Vec<(Entry, bool)>> {
         let entries = self.entries(Some(tenant), None).await?;
-        let serving: Vec<String> = Family::ALL
+        let serving: Vec<String> = FamilyId::ALL
             .into_iter()
             .filter_map(|family| {
                 let runs: Vec<Entry> = entries
@@ -247,7 +247,11 @@ impl Registry {
     }
 
     /// The newest good run, without its model.
-    pub async fn serving_entry(&self, tenant: &TenantId, family: Family) -> Result<Option<Entry>> {
+    pub async fn serving_entry(
+        &self,
+        tenant: &TenantId,
+        family: FamilyId,
+    ) -> Result<Option<Entry>> {
         let entries = self.entries(Some(tenant), Some(family)).await?;
         Ok(serving_among(&entries).cloned())
     }

@@ -61,7 +61,7 @@ use gyrus_engine::{Store, TenantId};
 use gyrus_models::curiosity::detect::{self, Levels, Sensitivity, scan};
 use gyrus_models::curiosity::insight::{Insight, InsightKind};
 use gyrus_models::curiosity::model::{self, CuriosityConfig, TenantInputs};
-use gyrus_models::oracle::data::{Metric, Series, TenantSeries};
+use gyrus_models::series::{Metric, Series, TenantSeries};
 use gyrus_models::special::{negative_binomial_lower_tail, poisson_lower_tail};
 
 #[derive(Default)]

@@ -20,13 +20,13 @@ use gyrus_datasets::{
     CampaignTruth, Dataset, GeneratorConfig, HELD_OUT_SEEDS, NoiseShape, Scale, generate,
 };
 use gyrus_engine::{Store, TenantId};
-use gyrus_models::oracle::data::load_series;
 use gyrus_models::reflexes::allocate::{Entity, Problem, allocate};
 use gyrus_models::reflexes::curve::ResponseCurve;
 use gyrus_models::reflexes::model::{
     BoundSource, CurveSource, Objective, Plan, PlanEntity, PlanRequest, ReflexesConfig,
     ReflexesModel, SpendBounds, campaign_channels, default_plan, fit_tenant, plan, plan_until,
 };
+use gyrus_models::series::load_series;
 
 const SEEDS: std::ops::RangeInclusive<u64> = 1..=3;
 

@@ -11,8 +11,8 @@ use chrono::NaiveDate;
 use datafusion::prelude::{col, lit};
 use datafusion::scalar::ScalarValue;
 use gyrus_engine::Role;
+use gyrus_engine::day::date_to_day;
 use gyrus_models::curiosity::drivers::{DimensionSplit, DriversRequest, Period, drivers};
-use gyrus_models::oracle::data::date_to_day;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 

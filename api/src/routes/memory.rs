@@ -10,8 +10,9 @@ use axum::http::{HeaderMap, StatusCode};
 use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::prelude::{col, lit};
 use gyrus_engine::Role;
+use gyrus_models::Family;
 use gyrus_models::memory::rfm::SEGMENTS;
-use gyrus_models::memory::{DAYS_PER_UNIT, MemoryModel, Summary};
+use gyrus_models::memory::{DAYS_PER_UNIT, Memory, MemoryModel, Summary};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
@@ -224,7 +225,7 @@ pub async fn score(
     };
     let served = state.memory.get(&caller.tenant).await?;
     let model: &MemoryModel = &served.model;
-    let Some(customers) = &model.customers else {
+    if model.customers.is_none() {
         return Err(Problem::new(
             StatusCode::NOT_FOUND,
             "no-customer-model",
@@ -234,8 +235,8 @@ pub async fn score(
                 model.notes.join("; ")
             ),
         ));
-    };
-    let scores = customers.score(&model.config, &summary);
+    }
+    let scores = Memory::predict(model, &summary)?;
     Ok(Json(ScoreResponse {
         model_version: served.entry.version_label(),
         trained_at: served.entry.trained_at,

@@ -14,9 +14,12 @@ use chrono::{DateTime, NaiveDate, Utc};
 use gyrus_engine::Role;
 use gyrus_engine::exec::Lane;
 use gyrus_engine::store::TenantId;
-use gyrus_models::oracle::data::entity_type;
+use gyrus_models::Family;
 use gyrus_models::oracle::model::{ForecastPoint, SeriesForecast};
-use gyrus_models::oracle::{Calibration, Frequency, Metric, fit_series};
+use gyrus_models::oracle::{
+    Calibration, ForecastQuery, Frequency, Metric, Oracle, check_forecast, fit_series,
+};
+use gyrus_models::series::entity_type;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -25,8 +28,6 @@ use crate::problem::{Problem, ProblemBody};
 use crate::routes::json_body;
 use crate::state::AppState;
 
-/// Longest horizon, in steps of the series (days for the model's metrics).
-const MAX_HORIZON: usize = 365;
 /// Most entity ids one request may name.
 const MAX_ENTITY_IDS: usize = 1000;
 /// Most points a series in the body may have, missing days of a daily
@@ -153,12 +154,11 @@ pub async fn forecast(
     caller.require(Role::Reader)?;
     let request: ForecastRequest = json_body(&headers, body)?;
     let horizon = request.horizon;
-    if horizon == 0 || horizon > MAX_HORIZON {
-        return Err(invalid(format!(
-            "horizon must be between 1 and {MAX_HORIZON} steps, not {horizon}"
-        )));
+    let levels = request.levels.unwrap_or_else(|| vec![0.8, 0.95]);
+    if levels.len() > MAX_LEVELS {
+        return Err(invalid(format!("at most {MAX_LEVELS} interval levels")));
     }
-    let levels = check_levels(request.levels)?;
+    check_forecast(horizon, &levels)?;
     match (request.series, request.metric, request.entity_type) {
         (Some(series), None, None) if request.entity_ids.is_none() => {
             fitted_now(&caller.tenant, series, request.frequency, horizon, levels).await
@@ -176,10 +176,19 @@ pub async fn forecast(
                 )));
             }
             let served = state.oracle.get(&caller.tenant).await?;
-            let forecasts =
-                served
-                    .model
-                    .forecast(metric, entity_type, ids.as_deref(), horizon, &levels);
+            let query = ForecastQuery {
+                metric,
+                entity_type: entity_type.to_string(),
+                entity_ids: ids,
+                horizon,
+                levels,
+            };
+            let forecasts = Oracle::predict(&served.model, &query)?;
+            let ForecastQuery {
+                entity_ids: ids,
+                levels,
+                ..
+            } = query;
             if forecasts.is_empty() {
                 return Err(Problem::new(
                     StatusCode::NOT_FOUND,
@@ -310,19 +319,6 @@ async fn fitted_now(
         unknown_entity_ids: Vec::new(),
         filled_days: (grid.frequency == Frequency::Day).then_some(filled_days),
     }))
-}
-
-fn check_levels(levels: Option<Vec<f64>>) -> Result<Vec<f64>, Problem> {
-    let levels = levels.unwrap_or_else(|| vec![0.8, 0.95]);
-    if levels.len() > MAX_LEVELS {
-        return Err(invalid(format!("at most {MAX_LEVELS} interval levels")));
-    }
-    if let Some(bad) = levels.iter().find(|l| !(**l > 0.0 && **l < 1.0)) {
-        return Err(invalid(format!(
-            "interval level {bad} is not between 0 and 1 (use 0.8 for 80%)"
-        )));
-    }
-    Ok(levels)
 }
 
 fn invalid(detail: impl Into<String>) -> Problem {

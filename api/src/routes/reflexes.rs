@@ -13,12 +13,14 @@ use chrono::{NaiveDate, Utc};
 use gyrus_engine::exec::Lane;
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::{Deadline, Role, WriteRequest};
+use gyrus_models::Family;
 use gyrus_models::hash::fnv1a;
 use gyrus_models::reflexes::bandit::{self, Arm, Evidence};
 use gyrus_models::reflexes::model::{
-    Objective, PlanEntity, PlanRequest, SpendBounds, Target, new_plan_id, plan_rows, plan_until,
+    Objective, PlanEntity, PlanRequest, SpendBounds, Target, new_plan_id, plan_rows,
 };
 use gyrus_models::reflexes::pacing::{Pacing, PacingRequest, pacing as pace};
+use gyrus_models::reflexes::{PlanQuery, Reflexes};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -193,12 +195,12 @@ pub async fn budget(
     let limit = state.config.limits.timeout;
     let deadline = Instant::now() + limit / 2;
     let model = served.clone();
-    let planned = request.clone();
+    let query = PlanQuery {
+        request: request.clone(),
+        give_up_at: Some(deadline),
+    };
     let made = Deadline::after(limit)
-        .bound(
-            Lane::of(&caller.tenant)
-                .compute(move || plan_until(&model.model, &planned, Some(deadline))),
-        )
+        .bound(Lane::of(&caller.tenant).compute(move || Reflexes::predict(&model.model, &query)))
         .await?
         .map_err(|e| {
             tracing::error!(error = %e, "budget plan task failed");

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use gyrus_datasets::{GeneratorConfig, Scale, generate};
 use gyrus_engine::TenantId;
-use gyrus_models::Family;
+use gyrus_models::FamilyId;
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 use serde_json::{Value, json};
 
@@ -22,7 +22,7 @@ async fn trained() -> Api {
         .unwrap();
     let options = TrainOptions {
         tenants: Some(vec![acme]),
-        families: vec![Family::Curiosity],
+        families: vec![FamilyId::Curiosity],
         ..TrainOptions::default()
     };
     train(&api.state.store, &options, Arc::new(Silent))

@@ -346,7 +346,7 @@ async fn a_query_past_its_deadline_gets_504_with_the_limit() {
 /// for admins, and never another tenant's runs.
 #[tokio::test]
 async fn model_runs_are_listed_for_admins_with_the_serving_one_marked() {
-    use gyrus_models::Family;
+    use gyrus_models::FamilyId;
     use gyrus_models::pipeline::{Silent, TrainOptions, train};
     let api = api(|_| {}).await;
     let tenants = ["acme", "globex"].map(|t| gyrus_engine::TenantId::new(t).unwrap());
@@ -355,7 +355,7 @@ async fn model_runs_are_listed_for_admins_with_the_serving_one_marked() {
         let options = TrainOptions {
             // globex trains once, acme twice, ORACLE then MEMORY.
             tenants: Some(tenants[..if round == 0 { 2 } else { 1 }].to_vec()),
-            families: vec![Family::Oracle, Family::Memory],
+            families: vec![FamilyId::Oracle, FamilyId::Memory],
             ..TrainOptions::default()
         };
         let reports = train(&api.state.store, &options, std::sync::Arc::new(Silent))

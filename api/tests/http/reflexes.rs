@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum::http::StatusCode;
 use gyrus_datasets::{GeneratorConfig, Scale, generate};
 use gyrus_engine::TenantId;
-use gyrus_models::Family;
+use gyrus_models::FamilyId;
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 use gyrus_models::reflexes::ReflexesConfig;
 use serde_json::{Value, json};
@@ -47,7 +47,7 @@ async fn train_reflexes(api: &Api) {
 async fn train_reflexes_with(api: &Api, bootstrap: usize) {
     let options = TrainOptions {
         tenants: Some(vec![TenantId::new("acme").unwrap()]),
-        families: vec![Family::Reflexes],
+        families: vec![FamilyId::Reflexes],
         reflexes: ReflexesConfig {
             bootstrap,
             ..ReflexesConfig::default()

@@ -10,7 +10,7 @@ use gyrus_ingest::connectors::registry::{Connectors, NewConnector, Run, RunStatu
 use gyrus_ingest::connectors::state::RUNS;
 use gyrus_ingest::connectors::{Credentials, PlatformId};
 use gyrus_ingest::secrets::SecretKey;
-use gyrus_models::Family;
+use gyrus_models::FamilyId;
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 use serde_json::{Value, json};
 
@@ -86,7 +86,7 @@ async fn every_system_table_is_for_admins_and_holds_only_their_tenants_rows() {
     // Both tenants train, have a connector with a run, and query.
     let options = TrainOptions {
         tenants: Some(vec![acme.clone(), globex.clone()]),
-        families: vec![Family::Oracle],
+        families: vec![FamilyId::Oracle],
         ..TrainOptions::default()
     };
     train(store, &options, std::sync::Arc::new(Silent))

@@ -16,6 +16,7 @@ use std::ops::Range;
 use serde::{Deserialize, Serialize};
 
 use super::esd::{MAD_TO_SD, generalized_esd};
+use crate::decompose::{DETECT_TREND_DAYS, Decompose};
 use crate::special::{negative_binomial_lower_tail, poisson_lower_tail, poisson_upper_tail};
 
 /// How readily CURIOSITY speaks. The defaults are the "default sensitivity"
@@ -149,10 +150,8 @@ pub struct Decomposed {
     pub seasonal: Vec<f64>,
 }
 
-/// Cycles the seasonal smoother spans (odd).
-const SEASONAL_CYCLES: usize = 13;
-/// Days the trend smoother spans (odd).
-const TREND_DAYS: usize = 29;
+/// Days the level's running median spans: the detection trend's.
+const TREND_DAYS: usize = DETECT_TREND_DAYS;
 
 /// The daily series' cycles: weekly and yearly.
 pub const DAILY_PERIODS: [usize; 2] = [7, 365];
@@ -160,35 +159,10 @@ pub const DAILY_PERIODS: [usize; 2] = [7, 365];
 /// The seasonal part of `y`: robust STL (MSTL for several periods) over
 /// the periods the history holds two full cycles of; zeros when none.
 pub fn seasonal_part(y: &[f64], periods: &[usize]) -> Vec<f64> {
-    let n = y.len();
-    let usable: Vec<usize> = periods
-        .iter()
-        .copied()
-        .filter(|&p| p >= 2 && n > 2 * p)
-        .collect();
-    let mut stl = stlrs::params();
-    // Smoother than STL's defaults (7 cycles, 13 days): a 7-cycle seasonal
-    // and a 13-day trend follow the noise, which shrinks the residuals the
-    // noise is measured on and makes ordinary days look extreme.
-    stl.robust(true)
-        .outer_loops(2)
-        .seasonal_length(SEASONAL_CYCLES)
-        .trend_length(TREND_DAYS);
-    let fitted = match usable.as_slice() {
-        [] => None,
-        [period] => stl.fit(y, *period).ok().map(|fit| fit.seasonal().to_vec()),
-        several => stlrs::Mstl::params()
-            .stl_params(stl)
-            .fit(y, several)
-            .ok()
-            .map(|fit| {
-                let (seasonals, _, _) = fit.into_parts();
-                (0..n)
-                    .map(|t| seasonals.iter().map(|s| s[t]).sum())
-                    .collect()
-            }),
-    };
-    fitted.unwrap_or_else(|| vec![0.0; n])
+    match Decompose::DETECT.fit(y, periods) {
+        Some(parts) => (0..y.len()).map(|t| parts.seasonal(t)).collect(),
+        None => vec![0.0; y.len()],
+    }
 }
 
 /// A window of values kept sorted: a running median costs a binary search

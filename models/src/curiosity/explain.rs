@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 
+pub use crate::campaigns::CampaignInfo;
+
 /// How a metric's values read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Unit {
@@ -87,15 +89,6 @@ pub fn severity(a: f64, b: f64) -> f64 {
     } else {
         1.0 - a.min(b) / larger
     }
-}
-
-/// A campaign's name and where it runs.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CampaignInfo {
-    pub name: String,
-    pub platform: String,
-    pub channel: String,
-    pub account_id: String,
 }
 
 /// Names of a tenant's entities, for sentences.

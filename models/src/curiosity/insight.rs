@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
 use crate::hash::fnv1a;
-use crate::oracle::data::date_to_day;
+use gyrus_engine::day::date_to_day;
 
 /// The kinds of insight, as `insights.kind` names them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

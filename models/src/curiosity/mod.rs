@@ -15,6 +15,7 @@ pub mod detect;
 pub mod drivers;
 pub mod esd;
 pub mod explain;
+pub mod family;
 pub mod insight;
 pub mod model;
 pub mod quality;
@@ -22,3 +23,5 @@ pub mod scan;
 pub mod segments;
 #[cfg(test)]
 mod test_noise;
+
+pub use family::Curiosity;

@@ -21,8 +21,8 @@ use super::quality::{RunQuality, injection_check};
 use super::scan::scan_tenant;
 use super::segments::{segment, segment_insights};
 use crate::error::{ModelError, Result};
-use crate::family::{Family, TrainedModel};
-use crate::oracle::data::{Metric, TenantSeries, load_series};
+use crate::family::{FamilyId, TrainedModel};
+use crate::series::{Metric, TenantSeries, load_series};
 
 /// How CURIOSITY looks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -84,7 +84,7 @@ pub struct CuriosityModel {
 }
 
 impl TrainedModel for CuriosityModel {
-    const FAMILY: Family = Family::Curiosity;
+    const FAMILY: FamilyId = FamilyId::Curiosity;
     const SCORE_METRIC: &'static str = "injection_score";
     const SCORE_NAME: &'static str = "share of injected events missed or misread";
 

@@ -10,7 +10,7 @@ use rayon::prelude::*;
 use super::detect::{self, MIN_DAYS, Sensitivity};
 use super::explain::{Names, change, format_value, metric_label, severity};
 use super::insight::{Insight, InsightKind};
-use crate::oracle::data::{Metric, Series, TenantSeries};
+use crate::series::{Metric, Series, TenantSeries};
 
 /// A ratio and the count it is judged on.
 #[derive(Debug, Clone, Copy)]

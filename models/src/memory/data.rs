@@ -19,7 +19,7 @@ use crate::error::{ModelError, Result};
 use crate::memory::leads::Deal;
 use crate::memory::model::HoldoutData;
 use crate::memory::summary::DAYS_PER_UNIT;
-use crate::oracle::data::{date_to_day, day_to_date};
+use gyrus_engine::day::{date_to_day, day_to_date};
 
 /// The tables MEMORY reads.
 pub const INPUT_TABLES: [CanonicalTable; 3] = [

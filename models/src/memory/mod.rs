@@ -9,6 +9,7 @@
 
 pub mod bgnbd;
 pub mod data;
+pub mod family;
 pub mod gamma_gamma;
 pub mod leads;
 pub mod model;
@@ -17,6 +18,7 @@ pub mod summary;
 pub mod tenant;
 
 pub use bgnbd::{BgNbdFit, BgNbdParams};
+pub use family::Memory;
 pub use gamma_gamma::{GammaGammaFit, GammaGammaParams};
 pub use model::{CustomerModel, CustomerScore, MemoryConfig, MemoryModel, Validation};
 pub use summary::{DAYS_PER_UNIT, Groups, Summary};

@@ -6,7 +6,7 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
-use crate::family::{Family, TrainedModel};
+use crate::family::{FamilyId, TrainedModel};
 use crate::memory::bgnbd::{self, BgNbdFit, BgNbdParams};
 use crate::memory::gamma_gamma::{self, GammaGammaFit};
 use crate::memory::leads::{self, Deal, LeadModel};
@@ -323,7 +323,7 @@ pub struct MemoryModel {
 }
 
 impl TrainedModel for MemoryModel {
-    const FAMILY: Family = Family::Memory;
+    const FAMILY: FamilyId = FamilyId::Memory;
     const SCORE_METRIC: &'static str = "holdout_bucket_error";
     const SCORE_NAME: &'static str = "holdout error";
 

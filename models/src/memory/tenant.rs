@@ -15,7 +15,8 @@ use crate::memory::data::{Customers, TenantMemoryData};
 use crate::memory::model::{
     CustomerScore, MemoryConfig, MemoryModel, fit_customers, fit_leads, rfm_segments, validate,
 };
-use crate::oracle::data::date_to_day;
+use gyrus_engine::day::date_to_day;
+use gyrus_engine::money::column_from_units;
 
 /// Customers, their scores, and their RFM score and segment.
 type ScoredCustomers = (Customers, Vec<CustomerScore>, Vec<(String, &'static str)>);
@@ -132,17 +133,6 @@ pub fn fit_tenant(config: &MemoryConfig, data: TenantMemoryData) -> TenantScores
     }
 }
 
-/// Money at the table's scale, from an estimate in currency units.
-pub(crate) fn money_column(values: impl Iterator<Item = f64>) -> Result<ArrayRef> {
-    let scale = 10f64.powi(i32::from(MONEY_SCALE));
-    let array: Decimal128Array = values
-        .map(|v| (v.max(0.0) * scale).round() as i128)
-        .collect();
-    Ok(Arc::new(
-        array.with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?,
-    ))
-}
-
 impl TenantScores {
     /// Whether anything was fitted.
     pub fn is_empty(&self) -> bool {
@@ -190,14 +180,14 @@ impl TenantScores {
             )),
             Arc::new(days(&customers.first_day, &|i| customers.last_day[i])),
             Arc::new(days(&customers.first_day, &|_| end)),
-            money_column(customers.monetary.iter().copied())?,
+            column_from_units(customers.monetary.iter().copied())?,
             Arc::new(Float64Array::from_iter_values(
                 scores.iter().map(|s| s.p_alive.clamp(0.0, 1.0)),
             )),
             Arc::new(Float64Array::from_iter_values(
                 scores.iter().map(|s| s.expected_purchases.max(0.0)),
             )),
-            money_column(scores.iter().map(|s| s.clv))?,
+            column_from_units(scores.iter().map(|s| s.clv))?,
             Arc::new(StringArray::from_iter_values(rfm.iter().map(|r| r.1))),
             Arc::new(Float64Array::from_iter_values(
                 scores.iter().map(|s| s.churn_risk.clamp(0.0, 1.0)),
@@ -211,7 +201,7 @@ impl TenantScores {
                 Decimal128Array::from(customers.revenue.clone())
                     .with_precision_and_scale(MONEY_PRECISION, MONEY_SCALE)?,
             ),
-            money_column(scores.iter().map(|s| s.expected_order_value))?,
+            column_from_units(scores.iter().map(|s| s.expected_order_value))?,
             Arc::new(StringArray::from_iter_values(
                 rfm.iter().map(|r| r.0.as_str()),
             )),

@@ -5,14 +5,15 @@
 //! - [`series_model`]: one series backtested, chosen, fitted and forecast;
 //! - [`frequency`]: day, week, month, quarter and year grids, inferred from dates.
 
-pub mod data;
+pub mod family;
 pub mod frequency;
 pub mod methods;
 pub mod model;
 pub mod season;
 pub mod series_model;
 
-pub use data::{Metric, Series, TenantSeries, load_series};
+pub use crate::series::{Metric, Series, TenantSeries, load_series};
+pub use family::{ForecastQuery, Oracle, check_forecast};
 pub use frequency::{Frequency, Grid, GridError};
 pub use methods::{Method, Trend};
 pub use model::{Evaluation, OracleConfig, OracleModel, SeriesForecast};

@@ -13,13 +13,15 @@ use gyrus_engine::schema::CanonicalTable;
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
-use super::data::{Metric, Series, TenantSeries, date_to_day};
+use gyrus_engine::day::date_to_day;
+
 use super::methods::Method;
 use super::series_model::{
     Calibration, FittedSeries, Forecast, SeriesConfig, SeriesModel, fit_series, mase_scale,
 };
 use crate::error::{ModelError, Result};
-use crate::family::{Family, TrainedModel};
+use crate::family::{FamilyId, TrainedModel};
+use crate::series::{Metric, Series, TenantSeries};
 
 /// How ORACLE trains.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,7 +96,7 @@ pub struct OracleModel {
 }
 
 impl TrainedModel for OracleModel {
-    const FAMILY: Family = Family::Oracle;
+    const FAMILY: FamilyId = FamilyId::Oracle;
     const SCORE_METRIC: &'static str = "holdout_mase";
     const SCORE_NAME: &'static str = "holdout MASE";
 
@@ -120,37 +122,24 @@ struct Holdout {
     scale: f64,
 }
 
-/// Fits every series of every tenant in one Rayon pass, so a tenant with
-/// many series and one with few share the cores; `progress` is called once
-/// per series done.
-pub fn fit_tenants(
+/// Fits every series of a tenant on Rayon's pool; `progress` is called
+/// once per series done. The pipeline fits tenants side by side, so a tenant
+/// with many series and one with few share the cores.
+pub fn fit_tenant(
     config: &OracleConfig,
-    tenants: &[TenantSeries],
+    tenant: &TenantSeries,
     progress: &(dyn Fn() + Sync),
-) -> Vec<OracleModel> {
-    let work: Vec<(usize, &Series)> = tenants
-        .iter()
-        .enumerate()
-        .flat_map(|(t, ts)| ts.series.iter().map(move |s| (t, s)))
-        .collect();
-    let runs: Vec<(usize, SeriesRun)> = work
+) -> OracleModel {
+    let runs: Vec<(&Series, SeriesRun)> = tenant
+        .series
         .par_iter()
-        .map(|&(t, series)| {
+        .map(|series| {
             let run = run_series(config, &series.values);
             progress();
-            (t, run)
+            (series, run)
         })
         .collect();
-    let mut per_tenant: Vec<Vec<(&Series, SeriesRun)>> =
-        tenants.iter().map(|_| Vec::new()).collect();
-    for ((t, run), (_, series)) in runs.into_iter().zip(&work) {
-        per_tenant[t].push((series, run));
-    }
-    tenants
-        .iter()
-        .zip(per_tenant)
-        .map(|(ts, runs)| assemble(config, ts, runs))
-        .collect()
+    assemble(config, tenant, runs)
 }
 
 fn run_series(config: &OracleConfig, y: &[f64]) -> SeriesRun {

@@ -11,6 +11,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::decompose::{Decompose, Parts};
+
 /// One seasonal cycle as it continues after the history ends.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Cycle {
@@ -174,18 +176,13 @@ const OUTLIER_Z: f64 = 5.0;
 
 fn mstl(y: &[f64], periods: &[usize]) -> Option<Adjusted> {
     let n = y.len();
-    let usable: Vec<usize> = periods
-        .iter()
-        .copied()
-        .filter(|&p| p >= 2 && n > 2 * p)
-        .collect();
-    if usable.is_empty() {
-        return None;
-    }
-    let mut stl = stlrs::params();
-    stl.robust(true).outer_loops(2);
-    let fit = stlrs::Mstl::params().stl_params(stl).fit(y, &usable).ok()?;
-    let (seasonals, trend, remainder) = fit.into_parts();
+    let parts = Decompose::FORECAST.fit(y, periods)?;
+    let Parts {
+        periods: usable,
+        seasonals,
+        trend,
+        remainder,
+    } = parts;
     // Outliers: robust z-score of the remainder (median and MAD).
     let mut sorted = remainder.clone();
     sorted.sort_by(f64::total_cmp);

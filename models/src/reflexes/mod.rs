@@ -12,7 +12,9 @@
 pub mod allocate;
 pub mod bandit;
 pub mod curve;
+pub mod family;
 pub mod model;
 pub mod pacing;
 
+pub use family::{AUTOMATIC_PLAN_ID, PlanQuery, Reflexes};
 pub use model::{ReflexesConfig, ReflexesModel};

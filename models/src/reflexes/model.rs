@@ -10,6 +10,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use datafusion::arrow::array::{
     ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMicrosecondArray,
 };
+use gyrus_engine::money::column_from_units;
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::session::{SessionLimits, TenantSession};
 use gyrus_engine::{Store, TenantId};
@@ -18,12 +19,11 @@ use serde::{Deserialize, Serialize};
 
 use super::allocate::{Allocation, Entity, Problem, allocate};
 use super::curve::{Holdout, Prior, ResponseCurve, bootstrap, fit_curve, holdout};
-use crate::curiosity::data::load_names;
+use crate::campaigns::load_campaigns;
 use crate::error::{ModelError, Result};
-use crate::family::{Family, TrainedModel};
+use crate::family::{FamilyId, TrainedModel};
 use crate::hash::fnv1a;
-use crate::memory::tenant::money_column;
-use crate::oracle::data::{Metric, TenantSeries};
+use crate::series::{Metric, TenantSeries};
 
 /// The default weight of the channel prior on campaign curves: a prior
 /// standard deviation of about 0.3 in the fit's logit coordinates. Chosen
@@ -280,7 +280,7 @@ impl ReflexesModel {
 }
 
 impl TrainedModel for ReflexesModel {
-    const FAMILY: Family = Family::Reflexes;
+    const FAMILY: FamilyId = FamilyId::Reflexes;
     const SCORE_METRIC: &'static str = "holdout_weekly_wape";
     const SCORE_NAME: &'static str = "median held-back weekly WAPE of conversion curves";
 
@@ -1214,8 +1214,8 @@ pub fn plan_rows(
         Arc::new(StringArray::from_iter_values(
             plan.entities.iter().map(|e| e.entity_id.as_str()),
         )),
-        money_column(plan.entities.iter().map(|e| e.current_spend))?,
-        money_column(plan.entities.iter().map(|e| e.recommended_spend))?,
+        column_from_units(plan.entities.iter().map(|e| e.current_spend))?,
+        column_from_units(plan.entities.iter().map(|e| e.recommended_spend))?,
         floats(&|e| e.expected_current),
         floats(&|e| e.expected_recommended),
         text(plan.summary.objective.as_str()),
@@ -1269,9 +1269,8 @@ pub async fn campaign_channels(
 ) -> Result<HashMap<String, String>> {
     let tables = store.tenant_tables(tenant).await?;
     let session = TenantSession::new(&tables, &SessionLimits::default())?;
-    let names = load_names(&session).await?;
-    Ok(names
-        .campaigns
+    Ok(load_campaigns(&session)
+        .await?
         .into_iter()
         .map(|(id, info)| (id, info.channel))
         .collect())

@@ -8,10 +8,10 @@ use gyrus_engine::{Store, TenantId};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 
 use crate::common::{only, query};
-use gyrus_models::{Family, Status};
+use gyrus_models::{FamilyId, Status};
 
 fn curiosity_only() -> TrainOptions {
-    only(Family::Curiosity)
+    only(FamilyId::Curiosity)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -4,5 +4,6 @@
 mod common;
 
 mod curiosity;
+mod family;
 mod memory;
 mod oracle;

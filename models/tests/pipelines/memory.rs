@@ -12,10 +12,10 @@ use gyrus_models::memory::{DAYS_PER_UNIT, Groups, MemoryModel, bgnbd};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 
 use crate::common::{assert_a_worse_run_is_rejected, only, query};
-use gyrus_models::{Family, Registry, Status};
+use gyrus_models::{FamilyId, Registry, Status};
 
 fn memory_only() -> TrainOptions {
-    only(Family::Memory)
+    only(FamilyId::Memory)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -33,7 +33,7 @@ async fn train_scores_customers_and_leads_and_registers_the_model() {
     assert_eq!(reports.len(), 1);
     let report = &reports[0];
     assert_eq!(report.status, Status::Good, "{report:?}");
-    assert_eq!(report.family, Family::Memory);
+    assert_eq!(report.family, FamilyId::Memory);
 
     // Every paying customer once, every open deal once.
     let counts = query(
@@ -208,7 +208,7 @@ async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
 
     let registry = Registry::new(store.clone());
     let serving = registry
-        .serving_entry(&acme, Family::Memory)
+        .serving_entry(&acme, FamilyId::Memory)
         .await
         .unwrap()
         .unwrap();

@@ -8,12 +8,12 @@ use gyrus_datasets::{GeneratorConfig, Scale, generate};
 use gyrus_engine::{Store, TenantId};
 use gyrus_models::oracle::{Metric, OracleModel};
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
-use gyrus_models::{Family, Registry, Status};
+use gyrus_models::{FamilyId, Registry, Status};
 
 use crate::common::{assert_a_worse_run_is_rejected, only, scalar};
 
 fn oracle_only() -> TrainOptions {
-    only(Family::Oracle)
+    only(FamilyId::Oracle)
 }
 
 async fn store_with(tenants: &[&str]) -> (tempfile::TempDir, Store) {
@@ -105,7 +105,7 @@ async fn train_writes_forecasts_and_registers_a_serving_model() {
         .await
         .unwrap();
     let serving = registry
-        .serving_entry(&acme, Family::Oracle)
+        .serving_entry(&acme, FamilyId::Oracle)
         .await
         .unwrap()
         .unwrap();
@@ -147,13 +147,13 @@ async fn a_worse_or_failed_run_leaves_the_serving_model_in_place() {
 
     let registry = Registry::new(store.clone());
     let serving = registry
-        .serving_entry(&acme, Family::Oracle)
+        .serving_entry(&acme, FamilyId::Oracle)
         .await
         .unwrap()
         .unwrap();
     assert_eq!(serving.version, 1);
     let entries = registry
-        .entries(Some(&acme), Some(Family::Oracle))
+        .entries(Some(&acme), Some(FamilyId::Oracle))
         .await
         .unwrap();
     assert_eq!(
@@ -192,7 +192,7 @@ async fn intervals_cover_held_back_days_as_nominal() {
     for report in reports {
         let tenant = TenantId::new(report.tenant).unwrap();
         let entry = registry
-            .serving_entry(&tenant, Family::Oracle)
+            .serving_entry(&tenant, FamilyId::Oracle)
             .await
             .unwrap()
             .unwrap();

@@ -5,7 +5,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::DataType;
 use gyrus_engine::session::SessionLimits;
 use gyrus_engine::{Store, TenantId};
-use gyrus_models::Family;
+use gyrus_models::FamilyId;
 use gyrus_models::Status;
 use gyrus_models::pipeline::{Silent, TrainOptions, train};
 
@@ -43,7 +43,7 @@ pub async fn scalar(store: &Store, tenant: &TenantId, sql: &str) -> String {
 }
 
 /// Training options for one family, every tenant.
-pub fn only(family: Family) -> TrainOptions {
+pub fn only(family: FamilyId) -> TrainOptions {
     TrainOptions {
         families: vec![family],
         ..TrainOptions::default()

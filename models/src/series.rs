@@ -1,5 +1,6 @@
-//! The daily series ORACLE forecasts, built with DataFusion from a tenant's
-//! `ad_performance`, `web_sessions` and `orders`.
+//! The daily series every family reads (ORACLE forecasts them, CURIOSITY
+//! scans them, REFLEXES fits response curves on them), built with
+//! DataFusion from a tenant's `ad_performance`, `web_sessions` and `orders`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -9,6 +10,7 @@ use chrono::NaiveDate;
 use datafusion::arrow::array::{Array, AsArray, RecordBatch};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Date32Type};
+use gyrus_engine::day::day_to_date;
 use gyrus_engine::schema::CanonicalTable;
 use gyrus_engine::session::{SessionLimits, TenantSession};
 use gyrus_engine::{Store, TenantId};
@@ -264,14 +266,4 @@ async fn collect(
         }
     }
     Ok(())
-}
-
-/// Arrow's Date32 (days since 1970-01-01) to a date.
-pub fn day_to_date(day: i32) -> NaiveDate {
-    Date32Type::to_naive_date_opt(day).unwrap_or_default()
-}
-
-/// A date to Arrow's Date32.
-pub fn date_to_day(date: NaiveDate) -> i32 {
-    Date32Type::from_naive_date(date)
 }
