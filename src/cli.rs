@@ -254,8 +254,9 @@ pub enum ConnectorsCommand {
     Add {
         #[arg(long, env = "GYRUS_TENANT")]
         tenant: String,
-        /// google_ads, youtube_ads, meta_ads, linkedin_ads, tiktok_ads, ga4,
-        /// shopify, stripe, hubspot, salesforce or gohighlevel.
+        /// The platform's name: google_ads, youtube_ads, meta_ads, linkedin_ads,
+        /// tiktok_ads, ga4, shopify, stripe, hubspot, salesforce, gohighlevel
+        /// (an unknown name is answered with the list this build has).
         #[arg(long)]
         platform: String,
         /// The platform account (customer id, ad account, property, shop, ...).

@@ -28,8 +28,9 @@ use crate::state::AppState;
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateConnector {
-    /// google_ads, youtube_ads, meta_ads, linkedin_ads, tiktok_ads, ga4,
-    /// shopify, stripe, hubspot, salesforce or gohighlevel.
+    /// The platform's name: google_ads, youtube_ads, meta_ads, linkedin_ads,
+    /// tiktok_ads, ga4, shopify, stripe, hubspot, salesforce, gohighlevel (an
+    /// unknown name is answered with the list this build has).
     #[schema(example = "google_ads")]
     platform: String,
     /// The platform account: customer id, ad account, property, shop, ...

@@ -8,7 +8,7 @@ use gyrus_engine::schema::CanonicalTable;
 use serde_json::{Value, json};
 
 use super::{
-    ClientParts, OAUTH_FIELDS, Platform, Window, WindowRows, bad,
+    About, ClientParts, OAUTH_FIELDS, Platform, WINDOWED, Window, WindowRows, bad,
     google_ads::{GOOGLE_OAUTH, Google},
     list, parse_date,
 };
@@ -34,34 +34,22 @@ const METRICS: [&str; 6] = [
 /// Google Analytics 4 properties.
 pub struct Ga4;
 
+const ABOUT: About = About {
+    name: "ga4",
+    table: CanonicalTable::WebSessions,
+    shape: WINDOWED,
+    account_kind: "GA4 property id",
+    credential_fields: OAUTH_FIELDS,
+    settings: &[],
+    base_url: "https://analyticsdata.googleapis.com",
+    auth_url: GOOGLE_OAUTH,
+    page_size: 10_000,
+};
+
 #[async_trait]
 impl Platform for Ga4 {
-    fn name(&self) -> &'static str {
-        "ga4"
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::WebSessions
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "GA4 property id"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        OAUTH_FIELDS
-    }
-
-    fn default_base_url(&self, _account: &str) -> String {
-        "https://analyticsdata.googleapis.com".into()
-    }
-
-    fn default_auth_url(&self) -> &'static str {
-        GOOGLE_OAUTH
-    }
-
-    fn default_page_size(&self) -> usize {
-        10_000
+    fn about(&self) -> &About {
+        &ABOUT
     }
 
     fn slice_equals(&self, config: &ConnectorConfig) -> Vec<(String, String)> {

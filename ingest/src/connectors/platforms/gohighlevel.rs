@@ -9,8 +9,8 @@ use chrono::{DateTime, Utc};
 use gyrus_engine::schema::CanonicalTable;
 
 use super::{
-    ClientParts, CursorGuard, DealRow, OAUTH_FIELDS, Platform, default_currency, field, list,
-    parse_instant,
+    About, ClientParts, CursorGuard, DealRow, OAUTH_FIELDS, Platform, default_currency, field,
+    list, parse_instant,
 };
 use crate::connectors::rows::{Rows, money};
 use crate::connectors::{ConnectorConfig, Credentials, Fetched, Shape, Source, SyncError};
@@ -22,42 +22,22 @@ pub const VERSION: &str = "2021-07-28";
 /// GoHighLevel locations: opportunities as deals.
 pub struct Gohighlevel;
 
+const ABOUT: About = About {
+    name: "gohighlevel",
+    table: CanonicalTable::CrmDeals,
+    shape: Shape::Modified,
+    account_kind: "location id",
+    credential_fields: OAUTH_FIELDS,
+    settings: &["currency"],
+    base_url: "https://services.leadconnectorhq.com",
+    auth_url: "https://services.leadconnectorhq.com",
+    page_size: 100,
+};
+
 #[async_trait]
 impl Platform for Gohighlevel {
-    fn name(&self) -> &'static str {
-        "gohighlevel"
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::CrmDeals
-    }
-
-    fn shape(&self) -> Shape {
-        Shape::Modified
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "location id"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        OAUTH_FIELDS
-    }
-
-    fn settings(&self) -> &'static [&'static str] {
-        &["currency"]
-    }
-
-    fn default_base_url(&self, _account: &str) -> String {
-        "https://services.leadconnectorhq.com".into()
-    }
-
-    fn default_auth_url(&self) -> &'static str {
-        "https://services.leadconnectorhq.com"
-    }
-
-    fn default_page_size(&self) -> usize {
-        100
+    fn about(&self) -> &About {
+        &ABOUT
     }
 
     fn client(

@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
-use super::{AdRow, ClientParts, Platform, Window, WindowRows, bad, list, parse_date};
+use super::{
+    About, AdRow, ClientParts, Platform, WINDOWED, Window, WindowRows, bad, list, parse_date,
+};
 use crate::connectors::rows::{Rows, count, micros, money, number, text};
 use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
 use crate::http::{Dialect, RotatedToken, Verdict};
@@ -22,56 +24,43 @@ pub const GOOGLE_OAUTH: &str = "https://oauth2.googleapis.com";
 /// video (`youtube_ads`), so that one customer connected twice is not
 /// counted twice.
 pub struct GoogleAds {
-    name: &'static str,
+    about: About,
     video: bool,
 }
 
-pub const GOOGLE_ADS: GoogleAds = GoogleAds {
+const GOOGLE: About = About {
     name: "google_ads",
+    table: CanonicalTable::AdPerformance,
+    shape: WINDOWED,
+    account_kind: "Google Ads customer id",
+    credential_fields: &[
+        "client_id",
+        "client_secret",
+        "refresh_token",
+        "developer_token",
+    ],
+    settings: &["login_customer_id"],
+    base_url: "https://googleads.googleapis.com",
+    auth_url: GOOGLE_OAUTH,
+    page_size: 10_000,
+};
+
+pub const GOOGLE_ADS: GoogleAds = GoogleAds {
+    about: GOOGLE,
     video: false,
 };
 pub const YOUTUBE_ADS: GoogleAds = GoogleAds {
-    name: "youtube_ads",
+    about: About {
+        name: "youtube_ads",
+        ..GOOGLE
+    },
     video: true,
 };
 
 #[async_trait]
 impl Platform for GoogleAds {
-    fn name(&self) -> &'static str {
-        self.name
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::AdPerformance
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "Google Ads customer id"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        &[
-            "client_id",
-            "client_secret",
-            "refresh_token",
-            "developer_token",
-        ]
-    }
-
-    fn settings(&self) -> &'static [&'static str] {
-        &["login_customer_id"]
-    }
-
-    fn default_base_url(&self, _account: &str) -> String {
-        "https://googleads.googleapis.com".into()
-    }
-
-    fn default_auth_url(&self) -> &'static str {
-        GOOGLE_OAUTH
-    }
-
-    fn default_page_size(&self) -> usize {
-        10_000
+    fn about(&self) -> &About {
+        &self.about
     }
 
     fn client(
@@ -80,9 +69,14 @@ impl Platform for GoogleAds {
         credentials: &Credentials,
         rotated: &RotatedToken,
     ) -> Result<ClientParts, SyncError> {
-        let mut parts =
-            ClientParts::oauth(Google(self.name), config, credentials, rotated, "/token")?
-                .with_header("developer-token", credentials.get("developer_token")?);
+        let mut parts = ClientParts::oauth(
+            Google(self.about.name),
+            config,
+            credentials,
+            rotated,
+            "/token",
+        )?
+        .with_header("developer-token", credentials.get("developer_token")?);
         if let Some(manager) = config.setting("login_customer_id") {
             parts = parts.with_header("login-customer-id", manager.replace('-', ""));
         }

@@ -8,8 +8,8 @@ use gyrus_engine::schema::CanonicalTable;
 use serde_json::json;
 
 use super::{
-    ClientParts, CursorGuard, DealRow, OAUTH_FIELDS, Platform, default_currency, field, list,
-    parse_instant,
+    About, ClientParts, CursorGuard, DealRow, OAUTH_FIELDS, Platform, default_currency, field,
+    list, parse_instant,
 };
 use crate::connectors::rows::{Rows, money};
 use crate::connectors::{ConnectorConfig, Credentials, Fetched, Shape, Source, SyncError};
@@ -33,38 +33,22 @@ const PROPERTIES: [&str; 10] = [
 /// HubSpot portals: CRM deals.
 pub struct Hubspot;
 
+const ABOUT: About = About {
+    name: "hubspot",
+    table: CanonicalTable::CrmDeals,
+    shape: Shape::Modified,
+    account_kind: "HubSpot portal id",
+    credential_fields: OAUTH_FIELDS,
+    settings: &[],
+    base_url: "https://api.hubapi.com",
+    auth_url: "https://api.hubapi.com",
+    page_size: 100,
+};
+
 #[async_trait]
 impl Platform for Hubspot {
-    fn name(&self) -> &'static str {
-        "hubspot"
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::CrmDeals
-    }
-
-    fn shape(&self) -> Shape {
-        Shape::Modified
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "HubSpot portal id"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        OAUTH_FIELDS
-    }
-
-    fn default_base_url(&self, _account: &str) -> String {
-        "https://api.hubapi.com".into()
-    }
-
-    fn default_auth_url(&self) -> &'static str {
-        "https://api.hubapi.com"
-    }
-
-    fn default_page_size(&self) -> usize {
-        100
+    fn about(&self) -> &About {
+        &ABOUT
     }
 
     fn client(

@@ -10,8 +10,8 @@ use gyrus_engine::schema::CanonicalTable;
 use serde_json::Value;
 
 use super::{
-    AdRow, ClientParts, CursorGuard, OAUTH_FIELDS, Platform, Window, WindowRows, bad, field, list,
-    tail,
+    About, AdRow, ClientParts, CursorGuard, OAUTH_FIELDS, Platform, WINDOWED, Window, WindowRows,
+    bad, field, list, tail,
 };
 use crate::connectors::rows::{Rows, count, money, number};
 use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
@@ -45,34 +45,22 @@ fn date_of(value: &Value) -> Option<NaiveDate> {
 /// LinkedIn Marketing: sponsored ad accounts.
 pub struct Linkedin;
 
+const ABOUT: About = About {
+    name: "linkedin_ads",
+    table: CanonicalTable::AdPerformance,
+    shape: WINDOWED,
+    account_kind: "sponsored ad account id",
+    credential_fields: OAUTH_FIELDS,
+    settings: &[],
+    base_url: "https://api.linkedin.com",
+    auth_url: "https://www.linkedin.com",
+    page_size: 100,
+};
+
 #[async_trait]
 impl Platform for Linkedin {
-    fn name(&self) -> &'static str {
-        "linkedin_ads"
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::AdPerformance
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "sponsored ad account id"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        OAUTH_FIELDS
-    }
-
-    fn default_base_url(&self, _account: &str) -> String {
-        "https://api.linkedin.com".into()
-    }
-
-    fn default_auth_url(&self) -> &'static str {
-        "https://www.linkedin.com"
-    }
-
-    fn default_page_size(&self) -> usize {
-        100
+    fn about(&self) -> &About {
+        &ABOUT
     }
 
     fn client(

@@ -11,7 +11,8 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{
-    AdRow, ClientParts, CursorGuard, Platform, Window, WindowRows, bad, field, list, parse_date,
+    About, AdRow, ClientParts, CursorGuard, Platform, WINDOWED, Window, WindowRows, bad, field,
+    list, parse_date,
 };
 use crate::connectors::rows::{Rows, count, minor_to_decimal, money, number, to_micros};
 use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
@@ -102,34 +103,22 @@ impl Dialect for Meta {
     }
 }
 
+const ABOUT: About = About {
+    name: "meta_ads",
+    table: CanonicalTable::AdPerformance,
+    shape: WINDOWED,
+    account_kind: "ad account id (digits, without act_)",
+    credential_fields: &["access_token"],
+    settings: &["conversion_action_types", "poll_interval_ms"],
+    base_url: "https://graph.facebook.com",
+    auth_url: "",
+    page_size: 500,
+};
+
 #[async_trait]
 impl Platform for Meta {
-    fn name(&self) -> &'static str {
-        "meta_ads"
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::AdPerformance
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "ad account id (digits, without act_)"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        &["access_token"]
-    }
-
-    fn settings(&self) -> &'static [&'static str] {
-        &["conversion_action_types", "poll_interval_ms"]
-    }
-
-    fn default_base_url(&self, _account: &str) -> String {
-        "https://graph.facebook.com".into()
-    }
-
-    fn default_page_size(&self) -> usize {
-        500
+    fn about(&self) -> &About {
+        &ABOUT
     }
 
     fn client(

@@ -49,42 +49,54 @@ pub static PLATFORMS: &[&dyn Platform] = &[
 /// sync loop, checkpoints, writes, retries and guards are shared.
 #[async_trait]
 pub trait Platform: Send + Sync + 'static {
+    /// What it is, as data: names, table, shape, credentials, defaults.
+    fn about(&self) -> &About;
+
     /// The name connectors are configured with: `google_ads`.
-    fn name(&self) -> &'static str;
+    fn name(&self) -> &'static str {
+        self.about().name
+    }
 
     /// The canonical table it lands in.
-    fn table(&self) -> CanonicalTable;
+    fn table(&self) -> CanonicalTable {
+        self.about().table
+    }
 
-    /// How its data is read: by day, in windows, unless it says otherwise.
+    /// How its data is read.
     fn shape(&self) -> Shape {
-        Shape::Windowed {
-            max_window_days: 30,
-        }
+        self.about().shape
     }
 
     /// What the account of a connector is, for messages.
-    fn account_kind(&self) -> &'static str;
+    fn account_kind(&self) -> &'static str {
+        self.about().account_kind
+    }
 
     /// The credential fields a connector must be given, and no others.
-    fn credential_fields(&self) -> &'static [&'static str];
+    fn credential_fields(&self) -> &'static [&'static str] {
+        self.about().credential_fields
+    }
 
     /// Settings a connector of this platform accepts beside the common ones.
     fn settings(&self) -> &'static [&'static str] {
-        &[]
+        self.about().settings
     }
 
     /// Where the API lives, unless the connector says otherwise.
-    fn default_base_url(&self, account: &str) -> String;
+    fn default_base_url(&self, account: &str) -> String {
+        self.about().base_url.replace("{account}", account)
+    }
 
     /// Where OAuth2 tokens come from, unless the connector says otherwise;
     /// empty for a platform whose credentials are a fixed token.
     fn default_auth_url(&self) -> &'static str {
-        ""
+        self.about().auth_url
     }
 
-    /// Rows per page unless the connector's `page_size` says otherwise: the
-    /// API's maximum or a common choice.
-    fn default_page_size(&self) -> usize;
+    /// Rows per page unless the connector's `page_size` says otherwise.
+    fn default_page_size(&self) -> usize {
+        self.about().page_size
+    }
 
     /// The slice of its table a windowed connector owns, replaced window by
     /// window: by default its platform account (ads).
@@ -127,6 +139,35 @@ pub trait Platform: Send + Sync + 'static {
         )))
     }
 }
+
+/// What a platform is, as data.
+#[derive(Debug, Clone, Copy)]
+pub struct About {
+    /// The name connectors are configured with: `google_ads`.
+    pub name: &'static str,
+    /// The canonical table it lands in.
+    pub table: CanonicalTable,
+    /// How its data is read.
+    pub shape: Shape,
+    /// What the account of a connector is, for messages.
+    pub account_kind: &'static str,
+    /// The credential fields a connector must be given, and no others.
+    pub credential_fields: &'static [&'static str],
+    /// Settings a connector accepts beside the common ones.
+    pub settings: &'static [&'static str],
+    /// Where the API lives; `{account}` stands for the connector's account.
+    pub base_url: &'static str,
+    /// Where OAuth2 tokens come from; empty for a fixed token.
+    pub auth_url: &'static str,
+    /// Rows per page unless the connector's `page_size` says otherwise: the
+    /// API's maximum or a common choice.
+    pub page_size: usize,
+}
+
+/// Read by day, in windows of at most 30 days.
+pub const WINDOWED: Shape = Shape::Windowed {
+    max_window_days: 30,
+};
 
 /// What a connector's client is made of.
 pub struct ClientParts {

@@ -9,8 +9,8 @@ use reqwest::header::HeaderMap;
 use serde_json::Value;
 
 use super::{
-    ClientParts, CursorGuard, DealRow, OAUTH_FIELDS, Platform, default_currency, field, list,
-    parse_date, parse_instant,
+    About, ClientParts, CursorGuard, DealRow, OAUTH_FIELDS, Platform, default_currency, field,
+    list, parse_date, parse_instant,
 };
 use crate::connectors::rows::{Rows, money};
 use crate::connectors::{ConnectorConfig, Credentials, Fetched, Shape, Source, SyncError};
@@ -47,42 +47,22 @@ impl Dialect for Salesforce {
     }
 }
 
+const ABOUT: About = About {
+    name: "salesforce",
+    table: CanonicalTable::CrmDeals,
+    shape: Shape::Modified,
+    account_kind: "My Domain name (the <domain> of <domain>.my.salesforce.com)",
+    credential_fields: OAUTH_FIELDS,
+    settings: &["currency"],
+    base_url: "https://{account}.my.salesforce.com",
+    auth_url: "https://login.salesforce.com",
+    page_size: 2000,
+};
+
 #[async_trait]
 impl Platform for Salesforce {
-    fn name(&self) -> &'static str {
-        "salesforce"
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::CrmDeals
-    }
-
-    fn shape(&self) -> Shape {
-        Shape::Modified
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "My Domain name (the <domain> of <domain>.my.salesforce.com)"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        OAUTH_FIELDS
-    }
-
-    fn settings(&self) -> &'static [&'static str] {
-        &["currency"]
-    }
-
-    fn default_base_url(&self, account: &str) -> String {
-        format!("https://{account}.my.salesforce.com")
-    }
-
-    fn default_auth_url(&self) -> &'static str {
-        "https://login.salesforce.com"
-    }
-
-    fn default_page_size(&self) -> usize {
-        2000
+    fn about(&self) -> &About {
+        &ABOUT
     }
 
     fn client(

@@ -10,8 +10,8 @@ use reqwest::header::HeaderMap;
 use serde_json::{Value, json};
 
 use super::{
-    ClientParts, CursorGuard, Platform, Window, WindowRows, bad, field, instant_text, list,
-    parse_instant, tail,
+    About, ClientParts, CursorGuard, Platform, WINDOWED, Window, WindowRows, bad, field,
+    instant_text, list, parse_instant, tail,
 };
 use crate::connectors::rows::{Rows, money};
 use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
@@ -90,30 +90,22 @@ impl Dialect for Shopify {
     }
 }
 
+const ABOUT: About = About {
+    name: "shopify",
+    table: CanonicalTable::Orders,
+    shape: WINDOWED,
+    account_kind: "shop name (the <shop> of <shop>.myshopify.com)",
+    credential_fields: &["access_token"],
+    settings: &[],
+    base_url: "https://{account}.myshopify.com",
+    auth_url: "",
+    page_size: 250,
+};
+
 #[async_trait]
 impl Platform for Shopify {
-    fn name(&self) -> &'static str {
-        "shopify"
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::Orders
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "shop name (the <shop> of <shop>.myshopify.com)"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        &["access_token"]
-    }
-
-    fn default_base_url(&self, account: &str) -> String {
-        format!("https://{account}.myshopify.com")
-    }
-
-    fn default_page_size(&self) -> usize {
-        250
+    fn about(&self) -> &About {
+        &ABOUT
     }
 
     fn slice_equals(&self, _config: &ConnectorConfig) -> Vec<(String, String)> {

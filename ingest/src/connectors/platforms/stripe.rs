@@ -10,7 +10,10 @@ use async_trait::async_trait;
 use gyrus_engine::schema::CanonicalTable;
 use serde_json::{Value, json};
 
-use super::{ClientParts, CursorGuard, Platform, Window, WindowRows, field, instant_text, list};
+use super::{
+    About, ClientParts, CursorGuard, Platform, WINDOWED, Window, WindowRows, field, instant_text,
+    list,
+};
 use crate::connectors::rows::{Row, Rows, minor_units};
 use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
 use crate::http::{Plain, RotatedToken};
@@ -18,30 +21,22 @@ use crate::http::{Plain, RotatedToken};
 /// Stripe accounts: succeeded charges as orders.
 pub struct Stripe;
 
+const ABOUT: About = About {
+    name: "stripe",
+    table: CanonicalTable::Orders,
+    shape: WINDOWED,
+    account_kind: "Stripe account id",
+    credential_fields: &["api_key"],
+    settings: &[],
+    base_url: "https://api.stripe.com",
+    auth_url: "",
+    page_size: 100,
+};
+
 #[async_trait]
 impl Platform for Stripe {
-    fn name(&self) -> &'static str {
-        "stripe"
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::Orders
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "Stripe account id"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        &["api_key"]
-    }
-
-    fn default_base_url(&self, _account: &str) -> String {
-        "https://api.stripe.com".into()
-    }
-
-    fn default_page_size(&self) -> usize {
-        100
+    fn about(&self) -> &About {
+        &ABOUT
     }
 
     fn slice_equals(&self, _config: &ConnectorConfig) -> Vec<(String, String)> {

@@ -7,7 +7,9 @@ use reqwest::StatusCode;
 use reqwest::header::HeaderMap;
 use serde_json::Value;
 
-use super::{AdRow, ClientParts, Platform, Window, WindowRows, bad, field, list, parse_date};
+use super::{
+    About, AdRow, ClientParts, Platform, WINDOWED, Window, WindowRows, bad, field, list, parse_date,
+};
 use crate::connectors::rows::{Rows, count, money, number};
 use crate::connectors::{ConnectorConfig, Credentials, Source, SyncError};
 use crate::http::{Dialect, RotatedToken, Verdict};
@@ -45,30 +47,22 @@ impl Dialect for TikTok {
     }
 }
 
+const ABOUT: About = About {
+    name: "tiktok_ads",
+    table: CanonicalTable::AdPerformance,
+    shape: WINDOWED,
+    account_kind: "advertiser id",
+    credential_fields: &["access_token"],
+    settings: &[],
+    base_url: "https://business-api.tiktok.com",
+    auth_url: "",
+    page_size: 1000,
+};
+
 #[async_trait]
 impl Platform for TikTok {
-    fn name(&self) -> &'static str {
-        "tiktok_ads"
-    }
-
-    fn table(&self) -> CanonicalTable {
-        CanonicalTable::AdPerformance
-    }
-
-    fn account_kind(&self) -> &'static str {
-        "advertiser id"
-    }
-
-    fn credential_fields(&self) -> &'static [&'static str] {
-        &["access_token"]
-    }
-
-    fn default_base_url(&self, _account: &str) -> String {
-        "https://business-api.tiktok.com".into()
-    }
-
-    fn default_page_size(&self) -> usize {
-        1000
+    fn about(&self) -> &About {
+        &ABOUT
     }
 
     fn client(
