@@ -119,31 +119,38 @@ impl<R: SystemRecord> SystemTable<R> {
         self.store.append_system(self.name, &schema, batch).await
     }
 
+    /// The table at its newest version: the cached one brought up to date
+    /// (only the commits since are read), else loaded; with the cached
+    /// records when the version has not moved. `None` for a table never
+    /// written.
+    async fn newest(&self) -> Result<Option<(DeltaTable, Option<Arc<Vec<R>>>)>> {
+        let key = (self.name, TypeId::of::<R>());
+        if let Some((mut table, rows)) = self.store.system_cache().get(&key) {
+            let before = table.version();
+            // An error: replaced under us (a restore into this store); it
+            // is read afresh below.
+            if table.update_incremental(None).await.is_ok() {
+                let rows = (table.version() == before)
+                    .then(|| rows.downcast::<Vec<R>>().ok())
+                    .flatten();
+                return Ok(Some((table, rows)));
+            }
+        }
+        Ok(self
+            .store
+            .load(&self.store.system_url(self.name))
+            .await?
+            .map(|table| (table, None)))
+    }
+
     /// Every record, without the heavy columns, in no set order (owners sort
     /// by their own columns); cached (see the module docs). A table never
     /// written has none.
     pub async fn rows(&self) -> Result<Arc<Vec<R>>> {
-        let key = (self.name, TypeId::of::<R>());
-        let cached = self.store.system_cache().get(&key);
-        let table = match cached {
-            Some((mut table, rows)) => {
-                let before = table.version();
-                match table.update_incremental(None).await {
-                    Ok(()) if table.version() == before => {
-                        if let Ok(rows) = rows.downcast::<Vec<R>>() {
-                            return Ok(rows);
-                        }
-                        Some(table)
-                    }
-                    Ok(()) => Some(table),
-                    // Replaced under us (a restore into this store): read afresh.
-                    Err(_) => self.store.load(&self.store.system_url(self.name)).await?,
-                }
-            }
-            None => self.store.load(&self.store.system_url(self.name)).await?,
-        };
-        let Some(table) = table else {
-            return Ok(Arc::new(Vec::new()));
+        let table = match self.newest().await? {
+            None => return Ok(Arc::new(Vec::new())),
+            Some((_, Some(rows))) => return Ok(rows),
+            Some((table, None)) => table,
         };
         let schema = R::schema();
         let columns: Vec<&str> = if R::HEAVY.is_empty() {
@@ -164,24 +171,30 @@ impl<R: SystemRecord> SystemTable<R> {
                 EngineError::Internal(format!("_system/{} could not be read: {e}", self.name))
             })?;
         let rows = Arc::new(self.decode(&batches)?);
-        self.store
-            .system_cache()
-            .put(key, table, rows.clone() as Arc<dyn Any + Send + Sync>);
+        self.store.system_cache().put(
+            (self.name, TypeId::of::<R>()),
+            table,
+            rows.clone() as Arc<dyn Any + Send + Sync>,
+        );
         Ok(rows)
     }
 
     /// The records matching `filter`, with every column (heavy ones too),
-    /// read from the newest version; not cached.
+    /// read from the newest version; the records are not cached.
     pub async fn find(&self, filter: Expr) -> Result<Vec<R>> {
-        let batches = self.store.scan_system(self.name, &[], Some(filter)).await?;
+        let Some((table, _)) = self.newest().await? else {
+            return Ok(Vec::new());
+        };
+        let batches = self.store.scan_table(&table, &[], Some(filter)).await?;
         self.decode(&batches)
     }
 
     /// The newest `limit` records matching `filter` by the column `by`
-    /// (every column), newest first; not cached. The sort and limit run in
-    /// the scan, so a large table is not read into memory whole.
+    /// (every column), newest first; the records are not cached. The sort
+    /// and limit run in the scan, so a large table is not read into memory
+    /// whole.
     pub async fn find_newest(&self, filter: Expr, by: &str, limit: usize) -> Result<Vec<R>> {
-        let Some(table) = self.store.load(&self.store.system_url(self.name)).await? else {
+        let Some((table, _)) = self.newest().await? else {
             return Ok(Vec::new());
         };
         let batches = self
