@@ -72,9 +72,9 @@ pub async fn run_train(
                 FamilyId::Oracle => "--horizon",
                 FamilyId::Curiosity => "--anomaly-alpha",
                 FamilyId::Memory => "--monthly-discount-rate",
-                FamilyId::Reflexes => "the defaults",
+                FamilyId::Reflexes => "its defaults",
             };
-            anyhow::anyhow!("{family} settings (from {flags}): {e}")
+            anyhow::anyhow!("{family}: {e} (set with {flags})")
         })?;
     }
     let started = Instant::now();

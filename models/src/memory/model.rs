@@ -58,7 +58,7 @@ impl MemoryConfig {
             Ok(())
         } else {
             Err(ModelError::Invalid(
-                "memory settings: horizons must be 1 to 3660 days, the discount rate in [0, 1), \
+                "horizons must be 1 to 3660 days, the discount rate in [0, 1), \
                  churn bands increasing in [0, 1]"
                     .into(),
             ))
