@@ -186,6 +186,9 @@ pub async fn run(command: Command, settings: &Settings) -> anyhow::Result<()> {
                         r.table, r.files_removed, r.files_added
                     )?;
                 }
+                for (rollup, rows) in store.rebuild_rollups(&tenant).await? {
+                    writeln!(out, "{tenant}.{rollup}: rollup rebuilt, {rows} rows")?;
+                }
             }
             if deployment {
                 for r in store.optimize_system().await? {

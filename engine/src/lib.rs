@@ -25,6 +25,7 @@ pub mod lifecycle;
 pub mod maintenance;
 pub mod money;
 pub mod params;
+pub mod rollup;
 pub mod schema;
 pub mod session;
 pub mod shape;

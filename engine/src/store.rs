@@ -232,6 +232,23 @@ impl Store {
         }
     }
 
+    /// The Delta table at `url` without reading its log: for its log store
+    /// (reading single commits), not its snapshot.
+    pub(crate) fn unloaded(&self, url: &Url) -> Result<DeltaTable> {
+        Ok(self.builder(url)?.build()?)
+    }
+
+    /// Loads the Delta table at `url` as it was at `version`, or `None` when
+    /// there is no table there.
+    pub(crate) async fn load_version(&self, url: &Url, version: u64) -> Result<Option<DeltaTable>> {
+        if self.load(url).await?.is_none() {
+            return Ok(None);
+        }
+        let mut table = self.builder(url)?.build()?;
+        table.load_version(version).await?;
+        Ok(Some(table))
+    }
+
     /// Loads the Delta table at `url`, creating it with `schema` when missing.
     pub async fn load_or_create(
         &self,

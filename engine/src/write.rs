@@ -413,10 +413,16 @@ fn app_id(key: &str) -> String {
 /// Parquet settings for every file Gyrus writes: zstd, statistics per page,
 /// row groups small enough to skip.
 pub fn writer_properties() -> WriterProperties {
+    writer_properties_with(ROW_GROUP_ROWS)
+}
+
+/// [`writer_properties`] with row groups of `rows` rows (rollups, whose rows
+/// stand for many, use smaller ones so that date windows skip more).
+pub(crate) fn writer_properties_with(rows: usize) -> WriterProperties {
     WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(ROW_GROUP_ROWS))
+        .set_max_row_group_row_count(Some(rows))
         .build()
 }
 
@@ -424,7 +430,7 @@ pub fn writer_properties() -> WriterProperties {
 /// an unpartitioned write into one writer in arrival order, so more than one
 /// partition would interleave the sorted rows; one keeps each file in (date,
 /// entity) order, and scanning and encoding still overlap.
-fn input_plan(batch: &RecordBatch) -> Result<LogicalPlan> {
+pub(crate) fn input_plan(batch: &RecordBatch) -> Result<LogicalPlan> {
     let table = MemTable::try_new(batch.schema(), vec![vec![batch.clone()]])?;
     Ok(LogicalPlanBuilder::scan("input", provider_as_source(Arc::new(table)), None)?.build()?)
 }
@@ -593,19 +599,29 @@ impl Store {
             WriteMode::ReplaceAll => Some(lit(true)),
             WriteMode::Upsert => upsert_predicate(table, &batch)?,
         };
-        let outcome = self
-            .commit(
-                &url,
-                table.name(),
-                &table.schema(),
-                batch,
-                request.idempotency_key.as_deref().map(|key| Idempotency {
-                    key,
-                    fingerprint: fingerprint.as_deref(),
-                }),
-                replace_where,
-            )
-            .await?;
+        let schema = table.schema();
+        let commit = self.commit(
+            &url,
+            table.name(),
+            &schema,
+            batch.clone(),
+            request.idempotency_key.as_deref().map(|key| Idempotency {
+                key,
+                fingerprint: fingerprint.as_deref(),
+            }),
+            replace_where,
+        );
+        // The rollups' share of the write is aggregated while the commit
+        // encodes the rows, and committed after it ([`crate::rollup`]).
+        let (outcome, own) = tokio::join!(
+            commit,
+            crate::rollup::rollups_of_rows(table, &request.mode, &batch)
+        );
+        let outcome = outcome?;
+        if !outcome.already_applied {
+            self.maintain_rollups(tenant, table, &request.mode, &batch, own, outcome.version)
+                .await;
+        }
         tracing::info!(
             rows,
             version = outcome.version,

@@ -10,4 +10,5 @@ mod isolation;
 mod leases;
 mod lifecycle;
 mod limits;
+mod rollups;
 mod writes;
