@@ -22,10 +22,16 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::catalog::{MemTable, TableProvider};
+use datafusion::catalog::{
+    CatalogProvider, CatalogProviderList, MemTable, MemoryCatalogProvider,
+    MemoryCatalogProviderList, MemorySchemaProvider, SchemaProvider, TableProvider,
+};
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::session_state::SessionState;
+use datafusion::execution::{SessionStateBuilder, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
+use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
@@ -37,6 +43,7 @@ use tracing::Instrument as _;
 use crate::budget::ProcessBudget;
 use crate::error::{EngineError, Result, strip_context};
 use crate::exec::Lane;
+use crate::rollup::{Rollup, RollupRule};
 use crate::schema::CanonicalTable;
 use crate::shape::{SqlBounds, check_shape};
 use crate::store::{Store, TenantId};
@@ -60,6 +67,9 @@ pub struct SessionLimits {
     /// The memory and spill space all queries of the process share (clones
     /// of one `SessionLimits` share one budget).
     pub budget: ProcessBudget,
+    /// Answer aggregates from rollups where they cover them ([`crate::rollup`]);
+    /// off only to compare against the base tables.
+    pub rollups: bool,
 }
 
 impl Default for SessionLimits {
@@ -70,6 +80,7 @@ impl Default for SessionLimits {
             target_partitions: crate::exec::cores(),
             sql: SqlBounds::default(),
             budget: ProcessBudget::default(),
+            rollups: true,
         }
     }
 }
@@ -77,7 +88,13 @@ impl Default for SessionLimits {
 /// A DataFusion session holding one tenant's tables.
 pub struct TenantSession {
     tenant: TenantId,
+    /// The snapshot's context for this kind of session, shared.
     ctx: SessionContext,
+    /// What the context's plans run with, shared.
+    task: Arc<TaskContext>,
+    /// This session's own runtime: its memory pool and spill space.
+    runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    contexts: Arc<Contexts>,
     limits: SessionLimits,
     errors: ErrorMap,
     /// Set for sessions made for a caller: their queries go to the log.
@@ -356,7 +373,8 @@ impl QueryStream {
 }
 
 /// A snapshot of one tenant's ten tables: the expensive part of a session
-/// (reading ten Delta logs), loaded once and shared by many sessions.
+/// (reading ten Delta logs and building a DataFusion state), done once and
+/// shared by many sessions.
 pub struct TenantTables {
     tenant: TenantId,
     tables: Vec<LoadedTable>,
@@ -364,6 +382,71 @@ pub struct TenantTables {
     /// Each stored table's location (URL, path and object-store forms) and
     /// the name sessions show instead, longest first.
     locations: Arc<[(String, String)]>,
+    /// The rollups that agree with their base table at this snapshot's version.
+    rollups: Vec<Rollup>,
+    contexts: Arc<Contexts>,
+}
+
+/// The DataFusion contexts of one snapshot, one per kind of session (the
+/// role that reads `system`, the parallelism, rollups on or off), each made
+/// on first use and shared by every session of its kind: planning a query
+/// builds no function registry, catalog or optimizer. A session adds only
+/// its runtime (memory pool, spill space), used when its plan runs.
+struct Contexts {
+    /// Configuration, functions, optimizer rules (with the rollup rewrite
+    /// over the snapshot's rollups), the object stores of the tables and
+    /// their metadata caches.
+    template: SessionState,
+    /// The schema client SQL sees: the ten tables.
+    schema: Arc<dyn SchemaProvider>,
+    /// Each context with what its plans run with (functions, configuration).
+    made: std::sync::Mutex<HashMap<ContextKey, (SessionContext, Arc<TaskContext>)>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct ContextKey {
+    /// The role `system` is shown for; `None`: no `system` schema.
+    role: Option<crate::keys::Role>,
+    /// Which catalog's `system` schema (its address; 0 for none).
+    system: usize,
+    partitions: usize,
+    rollups: bool,
+}
+
+impl Contexts {
+    fn get(
+        &self,
+        key: ContextKey,
+        system: Option<(&SystemCatalog, &TenantId)>,
+    ) -> Result<(SessionContext, Arc<TaskContext>)> {
+        let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(made) = made.get(&key) {
+            return Ok(made.clone());
+        }
+        let config = self
+            .template
+            .config()
+            .clone()
+            .with_target_partitions(key.partitions)
+            .with_create_default_catalog_and_schema(false);
+        let catalog = MemoryCatalogProvider::new();
+        catalog.register_schema(SCHEMA, self.schema.clone())?;
+        if let (Some(role), Some((system, tenant))) = (key.role, system) {
+            catalog.register_schema(crate::system::SCHEMA, system.schema_for(tenant, role)?)?;
+        }
+        let catalogs = MemoryCatalogProviderList::new();
+        catalogs.register_catalog(CATALOG.to_string(), Arc::new(catalog));
+        let mut state = SessionStateBuilder::new_from_existing(self.template.clone())
+            .with_config(config)
+            .with_catalog_list(Arc::new(catalogs));
+        if !key.rollups {
+            state = state.with_optimizer_rules(Optimizer::new().rules);
+        }
+        let ctx = SessionContext::new_with_state(state.build());
+        let task = ctx.task_ctx();
+        made.insert(key, (ctx.clone(), task.clone()));
+        Ok((ctx, task))
+    }
 }
 
 struct LoadedTable {
@@ -410,10 +493,21 @@ impl TenantTables {
     pub fn providers(&self) -> impl Iterator<Item = (CanonicalTable, &Arc<dyn TableProvider>)> {
         self.tables.iter().map(|t| (t.table, &t.provider))
     }
+
+    /// The rollups that queries of this snapshot may be answered from (those
+    /// that agree with their base table at its version here).
+    pub fn rollups(&self) -> &[Rollup] {
+        &self.rollups
+    }
 }
 
+/// Footers and page indexes of Parquet files kept per snapshot, so that a
+/// dashboard's repeated queries do not reread them.
+const SNAPSHOT_METADATA_CACHE_BYTES: usize = 16 << 20;
+
 impl Store {
-    /// Reads the current snapshot of every canonical table of `tenant`.
+    /// Reads the current snapshot of every canonical table of `tenant`, the
+    /// rollups that agree with it, and builds the state its sessions share.
     pub async fn tenant_tables(&self, tenant: &TenantId) -> Result<TenantTables> {
         let mut tables = Vec::with_capacity(CanonicalTable::ALL.len());
         for table in CanonicalTable::ALL {
@@ -431,29 +525,69 @@ impl Store {
             };
             tables.push(loaded);
         }
-        let mut locations = Vec::new();
+        let mut rollups = Vec::new();
         for loaded in &tables {
             if let Some(delta) = &loaded.delta {
-                let url = delta.table_url();
-                let shown = format!("{}/", loaded.table.name());
-                let path = url.path().trim_end_matches('/').to_string() + "/";
-                // Object store paths have no leading slash.
-                let relative = path.trim_start_matches('/').to_string();
-                let url = url.as_str().trim_end_matches('/').to_string() + "/";
-                for form in [url, path, relative] {
-                    if form.len() > 1 {
-                        locations.push((form, shown.clone()));
-                    }
+                rollups.extend(
+                    self.usable_rollups(tenant, loaded.table, delta, &loaded.provider)
+                        .await?,
+                );
+            }
+        }
+        let mut locations = Vec::new();
+        let stored = tables
+            .iter()
+            .filter_map(|t| Some((t.delta.as_ref()?, t.table.name())))
+            .chain(rollups.iter().map(|r| (r.delta(), r.def().name)));
+        for (delta, name) in stored {
+            let url = delta.table_url();
+            let shown = format!("{name}/");
+            let path = url.path().trim_end_matches('/').to_string() + "/";
+            // Object store paths have no leading slash.
+            let relative = path.trim_start_matches('/').to_string();
+            let url = url.as_str().trim_end_matches('/').to_string() + "/";
+            for form in [url, path, relative] {
+                if form.len() > 1 {
+                    locations.push((form, shown.clone()));
                 }
             }
         }
         // Longest first, so a URL is replaced before the path inside it.
         locations.sort_by_key(|(from, _)| std::cmp::Reverse(from.len()));
+        let schema = Arc::new(MemorySchemaProvider::new());
+        for loaded in &tables {
+            schema.register_table(loaded.table.name().to_string(), loaded.provider.clone())?;
+        }
+        let runtime = RuntimeEnvBuilder::new()
+            .with_metadata_cache_limit(SNAPSHOT_METADATA_CACHE_BYTES)
+            .build_arc()?;
+        let mut rules: Vec<Arc<dyn OptimizerRule + Send + Sync>> =
+            vec![Arc::new(RollupRule::new(rollups.clone()))];
+        rules.extend(Optimizer::new().rules);
+        let template = SessionStateBuilder::new_from_existing(base_state()?)
+            .with_catalog_list(Arc::new(MemoryCatalogProviderList::new()))
+            .with_runtime_env(runtime)
+            .with_optimizer_rules(rules)
+            .build();
+        // The object stores go into the runtime, which every session shares.
+        let deltas = tables
+            .iter()
+            .filter_map(|t| t.delta.as_ref())
+            .chain(rollups.iter().map(Rollup::delta));
+        for delta in deltas {
+            delta.update_datafusion_session(&template)?;
+        }
         Ok(TenantTables {
             tenant: tenant.clone(),
             tables,
             loaded_at: Instant::now(),
             locations: locations.into(),
+            rollups,
+            contexts: Arc::new(Contexts {
+                template,
+                schema,
+                made: Default::default(),
+            }),
         })
     }
 
@@ -622,27 +756,36 @@ fn base_config() -> Result<SessionConfig> {
         .map_err(|e| EngineError::Internal(format!("DATAFUSION_* settings: {e}")))
 }
 
+/// The state every snapshot's sessions start from, built once per process:
+/// the configuration, DataFusion's functions and the bounded ones that
+/// replace some of them ([`crate::functions`]).
+fn base_state() -> Result<SessionState> {
+    static BASE: std::sync::LazyLock<std::result::Result<SessionState, String>> =
+        std::sync::LazyLock::new(|| {
+            let config = base_config().map_err(|e| e.to_string())?;
+            let ctx = SessionContext::new_with_config(config);
+            crate::functions::register_bounded(&ctx);
+            Ok(ctx.state())
+        });
+    BASE.clone().map_err(EngineError::Internal)
+}
+
 impl TenantSession {
-    /// A session over a snapshot of the tenant's tables, with its own memory pool.
+    /// A session over a snapshot of the tenant's tables, with its own memory
+    /// pool; everything else is the snapshot's, shared.
     pub fn new(tables: &TenantTables, limits: &SessionLimits) -> Result<Self> {
-        let mut runtime = RuntimeEnvBuilder::new()
+        let contexts = tables.contexts.clone();
+        let mut runtime = RuntimeEnvBuilder::from_runtime_env(contexts.template.runtime_env())
             .with_memory_pool(limits.budget.query_pool(limits.memory_bytes));
         runtime.disk_manager = Some(limits.budget.disk());
         let runtime = runtime.build_arc()?;
-        let config = base_config()?.with_target_partitions(limits.target_partitions.max(1));
-        let ctx = SessionContext::new_with_config_rt(config, runtime);
-        crate::functions::register_bounded(&ctx);
-        // The object stores go into the runtime, which the state shares with the context.
-        let state = ctx.state();
-        for loaded in &tables.tables {
-            if let Some(delta) = &loaded.delta {
-                delta.update_datafusion_session(&state)?;
-            }
-            ctx.register_table(loaded.table.name(), loaded.provider.clone())?;
-        }
+        let (ctx, task) = contexts.get(Self::key(None, None, limits), None)?;
         Ok(TenantSession {
             tenant: tables.tenant.clone(),
             ctx,
+            task,
+            runtime,
+            contexts,
             limits: limits.clone(),
             errors: ErrorMap {
                 locations: tables.locations.clone(),
@@ -656,14 +799,8 @@ impl TenantSession {
     /// by admin keys only, see [`crate::system`]), and its client queries
     /// recorded in the catalog's query log for `system.queries`.
     pub fn with_system(mut self, system: &SystemCatalog, asker: Asker) -> Result<Self> {
-        let catalog = self
-            .ctx
-            .catalog(CATALOG)
-            .ok_or_else(|| EngineError::Internal(format!("no catalog `{CATALOG}`")))?;
-        catalog.register_schema(
-            crate::system::SCHEMA,
-            system.schema_for(&self.tenant, asker.role)?,
-        )?;
+        let key = Self::key(Some(asker.role), Some(system), &self.limits);
+        (self.ctx, self.task) = self.contexts.get(key, Some((system, &self.tenant)))?;
         self.observer = Some(Observer {
             log: system.queries().clone(),
             tenant: self.tenant.clone(),
@@ -671,6 +808,35 @@ impl TenantSession {
             stage: Default::default(),
         });
         Ok(self)
+    }
+
+    fn key(
+        role: Option<crate::keys::Role>,
+        system: Option<&SystemCatalog>,
+        limits: &SessionLimits,
+    ) -> ContextKey {
+        ContextKey {
+            role,
+            system: system.map_or(0, |s| std::ptr::from_ref(s) as usize),
+            partitions: limits.target_partitions.max(1),
+            rollups: limits.rollups,
+        }
+    }
+
+    /// What a plan of this session runs with: the context's functions and
+    /// configuration, and the session's own memory pool and spill space.
+    fn task_ctx(&self) -> Arc<TaskContext> {
+        let shared = &self.task;
+        Arc::new(TaskContext::new(
+            None,
+            shared.session_id(),
+            shared.session_config().clone(),
+            shared.scalar_functions().clone(),
+            shared.higher_order_functions().clone(),
+            shared.aggregate_functions().clone(),
+            shared.window_functions().clone(),
+            self.runtime.clone(),
+        ))
     }
 
     /// The tenant this session belongs to.
@@ -832,7 +998,7 @@ impl TenantSession {
         deadline: Deadline,
         mut recording: Option<Recording>,
     ) -> Result<QueryStream> {
-        let batches = match Lane::of(&self.tenant).execute(plan, self.ctx.task_ctx()) {
+        let batches = match Lane::of(&self.tenant).execute(plan, self.task_ctx()) {
             Ok(batches) => batches,
             Err(e) => {
                 if let Some(recording) = &mut recording {
