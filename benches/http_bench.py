@@ -113,7 +113,7 @@ def main():
     reader, writer = key(args.binary, data, "acme", "reader"), key(args.binary, data, "acme", "writer")
     server = subprocess.Popen(
         [args.binary, "--data", data, "serve", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
-         "--rate-limit", "0", "--max-body-mb", "1024"],
+         "--rate-limit", "0", "--tenant-rate-limit", "0", "--retrain-every", "0", "--max-body-mb", "1024"],
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     try:
         server.stdout.readline()
