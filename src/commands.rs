@@ -435,6 +435,7 @@ async fn upkeep(
     loop {
         tokio::select! {
             _ = tokio::time::sleep(FLUSH_QUERIES_EVERY) => {}
+            _ = log.filled() => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         if let Err(e) = log.flush().await {

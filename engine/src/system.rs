@@ -325,6 +325,10 @@ pub struct QueryLog {
     stored: Option<SystemTable<StoredQuery>>,
     /// Finished queries not yet flushed, at most [`QueryLog::MAX_PENDING`].
     pending: Mutex<VecDeque<StoredQuery>>,
+    /// Pending queries dropped since the last warning about them.
+    dropped: std::sync::atomic::AtomicU64,
+    /// Told when the pending queries reach [`QueryLog::FLUSH_AT`].
+    filling: tokio::sync::Notify,
 }
 
 /// Where a tenant's stored queries are, for erasing and one-tenant snapshots.
@@ -373,6 +377,10 @@ impl QueryLog {
     /// dropped (and counted in a warning), so that a store that cannot be
     /// written does not grow the server's memory.
     pub const MAX_PENDING: usize = 10_000;
+    /// Pending queries at which [`QueryLog::filled`] wakes the flusher
+    /// before its next turn: under a flood of queries the log is stored in
+    /// time instead of dropping them.
+    pub const FLUSH_AT: usize = Self::MAX_PENDING / 4;
     /// How long stored queries are kept.
     pub const RETENTION: chrono::Duration = chrono::Duration::days(7);
     /// The system table stored queries are in.
@@ -385,6 +393,8 @@ impl QueryLog {
             keep: keep.max(1),
             stored: None,
             pending: Default::default(),
+            dropped: Default::default(),
+            filling: Default::default(),
         }
     }
 
@@ -402,6 +412,13 @@ impl QueryLog {
         let Some(stored) = &self.stored else {
             return Ok(0);
         };
+        let dropped = self.dropped.swap(0, std::sync::atomic::Ordering::Relaxed);
+        if dropped > 0 {
+            tracing::warn!(
+                dropped,
+                "the query log could not be stored in time; the oldest queries were dropped"
+            );
+        }
         let batch: Vec<StoredQuery> = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.drain(..).collect()
@@ -416,7 +433,7 @@ impl QueryLog {
                 for query in batch.into_iter().rev() {
                     pending.push_front(query);
                 }
-                trim_pending(&mut pending);
+                self.trim_pending(&mut pending);
                 Err(e)
             }
         }
@@ -503,7 +520,28 @@ impl QueryLog {
             drop(tenants);
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.push_back(finished);
-            trim_pending(&mut pending);
+            self.trim_pending(&mut pending);
+            if pending.len() == Self::FLUSH_AT {
+                self.filling.notify_one();
+            }
+        }
+    }
+
+    /// Waits until [`QueryLog::FLUSH_AT`] queries are pending (at once if
+    /// that happened since the last wait).
+    pub async fn filled(&self) {
+        self.filling.notified().await;
+    }
+
+    /// Drops the oldest pending queries beyond [`QueryLog::MAX_PENDING`],
+    /// counting them for the next flush's warning (one line, not one a
+    /// query: a flood must not become a flood of log lines too).
+    fn trim_pending(&self, pending: &mut VecDeque<StoredQuery>) {
+        let over = pending.len().saturating_sub(QueryLog::MAX_PENDING);
+        if over > 0 {
+            pending.drain(..over);
+            self.dropped
+                .fetch_add(over as u64, std::sync::atomic::Ordering::Relaxed);
         }
     }
 
@@ -525,18 +563,6 @@ impl QueryLog {
                     .collect()
             })
             .unwrap_or_default()
-    }
-}
-
-/// Drops the oldest pending queries beyond [`QueryLog::MAX_PENDING`].
-fn trim_pending(pending: &mut VecDeque<StoredQuery>) {
-    let over = pending.len().saturating_sub(QueryLog::MAX_PENDING);
-    if over > 0 {
-        pending.drain(..over);
-        tracing::warn!(
-            dropped = over,
-            "the query log could not be stored in time; the oldest queries were dropped"
-        );
     }
 }
 
@@ -743,6 +769,46 @@ mod tests {
         assert_eq!(table.find(erase).await.unwrap().len(), 1);
     }
 
+    #[tokio::test]
+    async fn a_flood_wakes_the_flusher_and_drops_are_counted_not_logged_one_by_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path().to_str().unwrap()).await.unwrap();
+        let acme = TenantId::new("acme").unwrap();
+        let asker = Asker {
+            surface: Surface::Http,
+            key_id: None,
+            role: Role::Reader,
+        };
+        let log = QueryLog::persisted(&store, 10);
+        let finish_one = |log: &QueryLog| {
+            let id = log.begin(&acme, &asker, "SELECT 1");
+            log.finish(&acme, &id, QueryStatus::Ok, 1, 8, None);
+        };
+        for _ in 0..QueryLog::FLUSH_AT - 1 {
+            finish_one(&log);
+        }
+        let early = tokio::time::timeout(std::time::Duration::from_millis(50), log.filled());
+        assert!(early.await.is_err(), "not yet full enough to flush early");
+        finish_one(&log);
+        // The wake-up is kept for a flusher that was busy when it came.
+        tokio::time::timeout(std::time::Duration::from_secs(5), log.filled())
+            .await
+            .expect("woken at FLUSH_AT pending queries");
+
+        for _ in 0..QueryLog::MAX_PENDING {
+            finish_one(&log);
+        }
+        let pending = log.pending.lock().unwrap().len();
+        assert_eq!(pending, QueryLog::MAX_PENDING, "bounded");
+        let dropped = log.dropped.load(std::sync::atomic::Ordering::Relaxed);
+        assert_eq!(dropped, QueryLog::FLUSH_AT as u64);
+        assert_eq!(log.flush().await.unwrap(), QueryLog::MAX_PENDING);
+        assert_eq!(
+            log.dropped.load(std::sync::atomic::Ordering::Relaxed),
+            0,
+            "reported once, by the flush"
+        );
+    }
     #[test]
     fn the_log_keeps_the_newest_queries_per_tenant_and_records_their_end() {
         let log = QueryLog::new(2);

@@ -413,17 +413,22 @@ fn app_id(key: &str) -> String {
 /// Parquet settings for every file Gyrus writes: zstd, statistics per page,
 /// row groups small enough to skip.
 pub fn writer_properties() -> WriterProperties {
-    writer_properties_with(ROW_GROUP_ROWS)
+    writer_properties_with(ROW_GROUP_ROWS, None)
 }
 
-/// [`writer_properties`] with row groups of `rows` rows (rollups, whose rows
-/// stand for many, use smaller ones so that date windows skip more).
-pub(crate) fn writer_properties_with(rows: usize) -> WriterProperties {
-    WriterProperties::builder()
+/// [`writer_properties`] with row groups of `rows` rows and, if given, data
+/// pages of about `page_rows` rows (rollups, whose rows stand for many, use
+/// smaller ones so that date windows and lookups skip more).
+pub(crate) fn writer_properties_with(rows: usize, page_rows: Option<usize>) -> WriterProperties {
+    let builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(ZstdLevel::try_new(1).unwrap_or_default()))
         .set_statistics_enabled(EnabledStatistics::Page)
-        .set_max_row_group_row_count(Some(rows))
-        .build()
+        .set_max_row_group_row_count(Some(rows));
+    match page_rows {
+        Some(page_rows) => builder.set_data_page_row_count_limit(page_rows),
+        None => builder,
+    }
+    .build()
 }
 
 /// The rows as a single-partition scan. deltalake merges the partitions of

@@ -568,3 +568,79 @@ async fn explain_names_the_rollup_that_answers_and_the_table_otherwise() {
     // Nothing about where the rollup is stored leaks into the plan.
     assert!(!by_platform.contains("_rollups"), "{by_platform}");
 }
+
+#[tokio::test]
+async fn the_campaign_rollup_keeps_a_campaign_s_rows_together_each_month_in_small_pages() {
+    use gyrus_engine::datafusion::arrow::array::AsArray;
+    use gyrus_engine::datafusion::parquet::arrow::arrow_reader::{
+        ArrowReaderOptions, ParquetRecordBatchReaderBuilder,
+    };
+    use gyrus_engine::datafusion::parquet::file::metadata::PageIndexPolicy;
+
+    let (dir, store) = temp_store().await;
+    let acme = tenant("acme");
+    let mut rng = Rng(11);
+    // 90 days (three months) of 18 campaigns: 1,620 rollup rows.
+    append(
+        &store,
+        &acme,
+        ads(&mut rng, day(2026, 1, 1), 90, 0..2, None),
+    )
+    .await;
+    let folder = dir
+        .path()
+        .join("tenants/acme/_rollups/ad_performance_by_campaign_day");
+    let files: Vec<_> = std::fs::read_dir(&folder)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "parquet"))
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    let options = ArrowReaderOptions::new().with_page_index_policy(PageIndexPolicy::Required);
+    let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(
+        std::fs::File::open(&files[0]).unwrap(),
+        options,
+    )
+    .unwrap();
+    let pages: Vec<usize> = {
+        let metadata = reader.metadata();
+        let offsets = metadata.offset_index().expect("a page index");
+        let rows = metadata.row_group(0).num_rows() as usize;
+        let starts: Vec<usize> = offsets[0][0]
+            .page_locations()
+            .iter()
+            .map(|p| p.first_row_index as usize)
+            .chain([rows])
+            .collect();
+        starts.windows(2).map(|w| w[1] - w[0]).collect()
+    };
+    assert!(pages.len() >= 2, "{pages:?}");
+    assert!(pages.iter().all(|&n| n <= 1024), "{pages:?}");
+
+    let mut keys = Vec::new();
+    for batch in reader.build().unwrap() {
+        let batch = batch.unwrap();
+        let dates = batch
+            .column_by_name("date")
+            .unwrap()
+            .as_primitive::<gyrus_engine::datafusion::arrow::datatypes::Date32Type>()
+            .clone();
+        let campaigns = batch.column_by_name("campaign_id").unwrap().clone();
+        let campaigns =
+            gyrus_engine::datafusion::arrow::compute::cast(&campaigns, &DataType::Utf8).unwrap();
+        let campaigns = campaigns.as_string::<i32>();
+        for i in 0..batch.num_rows() {
+            let date = day(1970, 1, 1) + chrono::Days::new(dates.value(i) as u64);
+            let month = (
+                chrono::Datelike::year(&date),
+                chrono::Datelike::month(&date),
+            );
+            keys.push((month, campaigns.value(i).to_string(), date));
+        }
+    }
+    assert_eq!(keys.len(), 90 * 18);
+    assert!(
+        keys.windows(2).all(|w| w[0] <= w[1]),
+        "rows in (month, campaign, day) order"
+    );
+}
