@@ -20,6 +20,7 @@ pub mod exec;
 pub mod functions;
 pub mod ipc;
 pub mod keys;
+pub mod layout;
 pub mod lease;
 pub mod lifecycle;
 pub mod maintenance;

@@ -100,7 +100,9 @@ impl Store {
         Ok(files)
     }
 
-    /// Compacts small files of each of a tenant's tables into large ones.
+    /// Compacts small files of each of a tenant's tables into large ones;
+    /// tables whose entities are looked up one at a time are rewritten in
+    /// their lookup layout instead ([`crate::layout`]).
     pub async fn optimize(&self, tenant: &TenantId) -> Result<Vec<OptimizeReport>> {
         let mut reports = Vec::new();
         for table in CanonicalTable::ALL {
@@ -108,7 +110,10 @@ impl Store {
                 continue;
             };
             let span = tracing::info_span!("optimize", tenant = %tenant, table = %table);
-            let (files_removed, files_added) = compact(delta, span).await?;
+            let (files_removed, files_added) = match crate::layout::Layout::of(table) {
+                Some(layout) => layout.apply(delta, span).await?,
+                None => compact(delta, span).await?,
+            };
             self.changed(tenant);
             reports.push(OptimizeReport {
                 table,

@@ -211,18 +211,8 @@ impl Store {
 
     /// Loads the Delta table at `url`, or `None` when there is none yet.
     pub async fn load(&self, url: &Url) -> Result<Option<DeltaTable>> {
-        // The Delta kernel refuses local locations that do not exist yet, and
-        // logs an error for remote ones without a log: look first.
-        if let Ok(path) = url.to_file_path() {
-            if !path.exists() {
-                return Ok(None);
-            }
-        } else {
-            let log = object_store::path::Path::from_url_path(format!("{}_delta_log/", url.path()))
-                .map_err(|e| EngineError::Internal(e.to_string()))?;
-            if self.object_store.list(Some(&log)).next().await.is_none() {
-                return Ok(None);
-            }
+        if !self.may_exist(url).await? {
+            return Ok(None);
         }
         let mut table = self.builder(url)?.build()?;
         match table.load().await {
@@ -230,6 +220,18 @@ impl Store {
             Err(DeltaTableError::NotATable(_)) => Ok(None),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Whether there may be a Delta table at `url`: the Delta kernel refuses
+    /// local locations that do not exist yet, and logs an error for remote
+    /// ones without a log, so look first.
+    async fn may_exist(&self, url: &Url) -> Result<bool> {
+        if let Ok(path) = url.to_file_path() {
+            return Ok(path.exists());
+        }
+        let log = object_store::path::Path::from_url_path(format!("{}_delta_log/", url.path()))
+            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        Ok(self.object_store.list(Some(&log)).next().await.is_some())
     }
 
     /// The Delta table at `url` without reading its log: for its log store
@@ -241,12 +243,15 @@ impl Store {
     /// Loads the Delta table at `url` as it was at `version`, or `None` when
     /// there is no table there.
     pub(crate) async fn load_version(&self, url: &Url, version: u64) -> Result<Option<DeltaTable>> {
-        if self.load(url).await?.is_none() {
+        if !self.may_exist(url).await? {
             return Ok(None);
         }
         let mut table = self.builder(url)?.build()?;
-        table.load_version(version).await?;
-        Ok(Some(table))
+        match table.load_version(version).await {
+            Ok(()) => Ok(Some(table)),
+            Err(DeltaTableError::NotATable(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Loads the Delta table at `url`, creating it with `schema` when missing.

@@ -431,6 +431,21 @@ pub(crate) fn writer_properties_with(rows: usize, page_rows: Option<usize>) -> W
     .build()
 }
 
+/// `batch` with exactly `schema`'s column types (scans of Delta tables
+/// read strings as views; sums of sums are wider decimals).
+pub(crate) fn cast_to_schema(
+    schema: &datafusion::arrow::datatypes::SchemaRef,
+    batch: &RecordBatch,
+) -> std::result::Result<RecordBatch, datafusion::arrow::error::ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(schema.fields())
+        .map(|(column, field)| datafusion::arrow::compute::cast(column, field.data_type()))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    RecordBatch::try_new(schema.clone(), columns)
+}
+
 /// The rows as a single-partition scan. deltalake merges the partitions of
 /// an unpartitioned write into one writer in arrival order, so more than one
 /// partition would interleave the sorted rows; one keeps each file in (date,

@@ -72,6 +72,11 @@ def test_ndjson_ingest_is_seen_over_flight_sql_at_once_and_replays_safely(flight
     # The same process serves Flight SQL and shares its table cache: no wait.
     sql = "SELECT count(*) FROM ad_performance WHERE account_id = 'e2e-http'"
     assert flight_count(flight, reader, sql) == 7
+    # Answered from the account rollup the write kept, on both surfaces.
+    status, _, plan = request(flight, "/api/v1/sql", reader, {"sql": "EXPLAIN " + sql})
+    assert status == 200 and "ad_performance_by_account_day" in plan.decode(), plan
+    status, _, body = request(flight, "/api/v1/sql", reader, {"sql": sql.replace("count(*)", "count(*) AS n")})
+    assert status == 200 and json.loads(body)["rows"] == [{"n": 7}], body
     status, _, answer = push()
     assert status == 200 and json.loads(answer) == {**first, "replayed": True}
     assert flight_count(flight, reader, sql) == 7

@@ -22,7 +22,13 @@
 //! replacement replaces the same slice of the rollup; anything else, or a
 //! rollup that missed a commit, is rebuilt from the base table. A rollup
 //! commit is only made on top of the exact state it read (no automatic
-//! rebase), so concurrent writers cannot interleave partial updates.
+//! rebase), so concurrent writers cannot interleave partial updates. Once
+//! appends leave more than a few small files, the write compacts them into
+//! files of a bounded size (a commit that changes no data, stamp kept).
+//!
+//! **Layout.** Rows are written in 1,024-row pages; the campaign rollup's
+//! by month, then campaign ([`RollupDef::cluster`]), so that one campaign's
+//! series reads its own pages.
 //!
 //! **Queries** are answered from the smallest rollup that covers them by the
 //! optimizer rule in [`rewrite`].
@@ -32,7 +38,7 @@ pub mod rewrite;
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::compute::{cast, concat_batches};
+use datafusion::arrow::compute::concat_batches;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::catalog::{MemTable, TableProvider};
 use datafusion::functions::datetime::expr_fn::date_trunc;
@@ -47,7 +53,9 @@ use url::Url;
 use crate::error::{EngineError, Result};
 use crate::schema::CanonicalTable;
 use crate::store::{Store, TenantId};
-use crate::write::{Slice, WriteMode, input_plan, is_conflict, writer_properties_with};
+use crate::write::{
+    Slice, WriteMode, cast_to_schema, input_plan, is_conflict, writer_properties_with,
+};
 
 pub use rewrite::RollupRule;
 
@@ -68,8 +76,15 @@ const ROW_GROUP_ROWS: usize = 64 * 1024;
 /// entity ([`RollupDef::cluster`]), so a page holds one month of an entity
 /// or two: the page index skips both by date and by entity.
 const PAGE_ROWS: usize = 1024;
-/// Files a rollup may have before an append merges them into one.
+/// Small files (below [`FILE_BYTES`]) a rollup may have before a write
+/// compacts them.
 const MAX_FILES: usize = 4;
+/// The size compaction grows a rollup file to. Files this large are left
+/// alone, so one compaction rewrites about this much at most, however large
+/// the rollup: merging a whole rollup on every fourth append cost 2–5 s per
+/// append once campaign-level data (one rollup row per table row) reached
+/// 1M rows.
+const FILE_BYTES: u64 = 8 << 20;
 /// Rollup commits tried when other writers keep committing first.
 const ATTEMPTS: usize = 5;
 
@@ -331,7 +346,7 @@ async fn agrees(base: &DeltaTable, stamp: Option<u64>, version: u64) -> Result<b
 
 /// Whether a Delta commit adds or removes data (compaction does not: its
 /// files are marked `dataChange: false`) or changes the table's schema.
-fn changes_data(commit: &[u8]) -> bool {
+pub(crate) fn changes_data(commit: &[u8]) -> bool {
     commit
         .split(|b| *b == b'\n')
         .filter(|line| !line.is_empty())
@@ -450,7 +465,7 @@ impl Store {
             let log = self.unloaded(&base_url)?;
             let follows = version > 0 && agrees(&log, stamp, version - 1).await?;
             let (rows, replace, stamp) = if follows {
-                self.rollup_change(tenant, def, &rollup, mode, batch, own, version)
+                self.rollup_change(tenant, def, mode, batch, own, version)
                     .await?
             } else {
                 let Some(base) = self.load(&base_url).await? else {
@@ -464,7 +479,13 @@ impl Store {
                 )
             };
             match commit_rollup(rollup, def, rows, replace, stamp).await {
-                Ok(()) => return Ok(()),
+                Ok(committed) => {
+                    // The write is in the rollup; compaction only merges files.
+                    if let Err(e) = compact_rollup(committed).await {
+                        tracing::warn!(tenant = %tenant, rollup = def.name, error = %e, "rollup files not compacted; the next write tries again");
+                    }
+                    return Ok(());
+                }
                 Err(EngineError::Delta(e)) if is_conflict(&e) => continue,
                 Err(e) => return Err(e),
             }
@@ -474,12 +495,10 @@ impl Store {
 
     /// The rollup rows one write changes, the predicate of the rollup rows
     /// they replace (`None`: they are added) and the stamp.
-    #[allow(clippy::too_many_arguments)]
     async fn rollup_change(
         &self,
         tenant: &TenantId,
         def: &'static RollupDef,
-        rollup: &DeltaTable,
         mode: &WriteMode,
         batch: &RecordBatch,
         own: Option<&[RecordBatch]>,
@@ -496,18 +515,8 @@ impl Store {
                 .map_err(EngineError::from)
         };
         Ok(match mode {
-            // Appends add partial rows; once they fill a few files, the
-            // rollup's rows and the write's are merged into one file.
-            WriteMode::Append if rollup.snapshot()?.log_data().num_files() + 1 > MAX_FILES => {
-                let mut rows = conform(def, &self.scan_table(rollup, &[], None).await?)?;
-                rows.extend(conform(def, &of_batch().await?)?);
-                if rows.is_empty() {
-                    return Ok((rows, Some(lit(true)), version));
-                }
-                let ctx = SessionContext::new();
-                let merged = def.reaggregate(ctx.read_batches(rows)?)?.collect().await?;
-                (merged, Some(lit(true)), version)
-            }
+            // Appends add partial rows (a key may then have several, which
+            // queries add up); files are compacted after the commit.
             WriteMode::Append => (of_batch().await?, None, version),
             WriteMode::ReplaceAll => (of_batch().await?, Some(lit(true)), version),
             WriteMode::ReplaceSlice(slice) if slice.equals.iter().all(|(c, _)| def.is_dim(c)) => {
@@ -576,6 +585,9 @@ impl Store {
     /// rows.
     pub async fn rebuild_rollups(&self, tenant: &TenantId) -> Result<Vec<(String, usize)>> {
         let mut rebuilt = Vec::new();
+        // The finest rollup of each table at the version read: the coarser
+        // ones are re-aggregated from it instead of scanning the table again.
+        let mut finest: Vec<(CanonicalTable, Option<u64>, Vec<RecordBatch>)> = Vec::new();
         for def in &ROLLUPS {
             let Some(base) = self.table(tenant, def.base).await? else {
                 continue;
@@ -590,10 +602,10 @@ impl Store {
                     _ => self.table(tenant, def.base).await?.unwrap_or(base.clone()),
                 };
                 let stamp = base.version().unwrap_or(0);
-                let rows = self.rollup_rows(def, &base, None).await?;
+                let rows = self.rebuilt_rows(def, &base, &mut finest).await?;
                 let count = rows.iter().map(RecordBatch::num_rows).sum();
                 match commit_rollup(rollup, def, rows, Some(lit(true)), stamp).await {
-                    Ok(()) => {
+                    Ok(_) => {
                         rebuilt.push((def.name.to_string(), count));
                         break;
                     }
@@ -608,6 +620,39 @@ impl Store {
             self.changed(tenant);
         }
         Ok(rebuilt)
+    }
+
+    /// The rows of `def` over all of `base`: from the finest rollup of the
+    /// same table at the same version in `finest` (aggregated from `base`
+    /// and kept there on first use).
+    async fn rebuilt_rows(
+        &self,
+        def: &'static RollupDef,
+        base: &DeltaTable,
+        finest: &mut Vec<(CanonicalTable, Option<u64>, Vec<RecordBatch>)>,
+    ) -> Result<Vec<RecordBatch>> {
+        let Some(finest_def) = RollupDef::of(def.base).max_by_key(|d| d.dims.len()) else {
+            return self.rollup_rows(def, base, None).await;
+        };
+        let version = base.version();
+        let known = finest
+            .iter()
+            .position(|(table, at, _)| *table == def.base && *at == version);
+        let index = match known {
+            Some(index) => index,
+            None => {
+                let rows = self.rollup_rows(finest_def, base, None).await?;
+                finest.retain(|(table, _, _)| *table != def.base);
+                finest.push((def.base, version, rows));
+                finest.len() - 1
+            }
+        };
+        let fine = finest[index].2.clone();
+        if std::ptr::eq(def, finest_def) {
+            return Ok(fine);
+        }
+        let ctx = SessionContext::new();
+        Ok(def.reaggregate(ctx.read_batches(fine)?)?.collect().await?)
     }
 }
 
@@ -645,20 +690,11 @@ pub(crate) async fn rollups_of_rows(
     Ok(all)
 }
 
-/// Rollup rows with exactly the rollup's schema (scans of Delta tables read
-/// strings as views; sums of sums are wider decimals).
-fn conform(def: &RollupDef, rows: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
+/// Rollup rows with exactly the rollup's schema.
+fn conform_rows(def: &RollupDef, rows: &[RecordBatch]) -> Result<Vec<RecordBatch>> {
     let schema = def.schema();
     rows.iter()
-        .map(|batch| {
-            let columns = batch
-                .columns()
-                .iter()
-                .zip(schema.fields())
-                .map(|(column, field)| cast(column, field.data_type()))
-                .collect::<std::result::Result<Vec<_>, _>>()?;
-            RecordBatch::try_new(schema.clone(), columns)
-        })
+        .map(|batch| cast_to_schema(&schema, batch))
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| EngineError::Internal(format!("rollup {}: {e}", def.name)))
 }
@@ -671,9 +707,9 @@ async fn commit_rollup(
     rows: Vec<RecordBatch>,
     replace: Option<Expr>,
     stamp: u64,
-) -> Result<()> {
+) -> Result<DeltaTable> {
     let schema = def.schema();
-    let batch = concat_batches(&schema, &conform(def, &rows)?)
+    let batch = concat_batches(&schema, &conform_rows(def, &rows)?)
         .map_err(|e| EngineError::Internal(format!("rollup {}: {e}", def.name)))?;
     let commit = CommitProperties::default()
         .with_application_transaction(Transaction::new(STAMP, stamp as i64))
@@ -689,7 +725,29 @@ async fn commit_rollup(
             .with_save_mode(SaveMode::Overwrite)
             .with_replace_where(predicate);
     }
-    builder.await?;
+    Ok(builder.await?)
+}
+
+/// Merges a rollup's small files once there are more than [`MAX_FILES`]
+/// of them, into files of up to [`FILE_BYTES`] (Delta's bin-packing
+/// compaction: `dataChange: false`, the stamp unchanged). Files already that
+/// large are not rewritten, which bounds the cost of one compaction.
+async fn compact_rollup(rollup: DeltaTable) -> Result<()> {
+    let small = rollup
+        .snapshot()?
+        .log_data()
+        .iter()
+        .filter(|file| u64::try_from(file.size()).is_ok_and(|size| size < FILE_BYTES))
+        .count();
+    if small <= MAX_FILES {
+        return Ok(());
+    }
+    let target = std::num::NonZeroU64::new(FILE_BYTES).unwrap_or(std::num::NonZeroU64::MIN);
+    rollup
+        .optimize()
+        .with_target_size(target)
+        .with_writer_properties(writer_properties_with(ROW_GROUP_ROWS, Some(PAGE_ROWS)))
+        .await?;
     Ok(())
 }
 

@@ -7,6 +7,7 @@ mod crash;
 mod fairness;
 mod hostile;
 mod isolation;
+mod layout;
 mod leases;
 mod lifecycle;
 mod limits;

@@ -22,7 +22,7 @@ use gyrus_engine::{SessionLimits, Slice, Store, TenantId, WriteRequest};
 use crate::common::{day, temp_store, tenant};
 
 /// A small deterministic generator (xorshift), so failures reproduce.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -51,7 +51,7 @@ fn campaign(platform: &str, account: u64, c: u64) -> String {
 
 /// `ad_performance` rows for `days` days from `from`, for the ads `ads`
 /// of every campaign, optionally only of one (platform, account, campaign).
-fn ads(
+pub(crate) fn ads(
     rng: &mut Rng,
     from: NaiveDate,
     days: u64,
@@ -392,7 +392,7 @@ async fn compare(
 const PER_PHASE: usize = 210;
 
 /// Appends `rows` to `ad_performance`.
-async fn append(store: &Store, tenant: &TenantId, rows: RecordBatch) {
+pub(crate) async fn append(store: &Store, tenant: &TenantId, rows: RecordBatch) {
     let request = WriteRequest::append(CanonicalTable::AdPerformance, vec![rows]);
     store.write(tenant, request).await.unwrap();
 }
@@ -643,4 +643,34 @@ async fn the_campaign_rollup_keeps_a_campaign_s_rows_together_each_month_in_smal
         keys.windows(2).all(|w| w[0] <= w[1]),
         "rows in (month, campaign, day) order"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_compact_a_rollup_s_small_files_and_it_stays_in_use() {
+    let (_dir, store) = temp_store().await;
+    let acme = tenant("acme");
+    let mut rng = Rng(5);
+    let def = gyrus_engine::rollup::ROLLUPS
+        .iter()
+        .find(|d| d.name == "ad_performance_by_campaign_day")
+        .unwrap();
+    let url = store.rollup_url(&acme, def);
+    let mut most = 0;
+    for i in 0..9 {
+        let from = day(2026, 1, 1) + chrono::Days::new(i * 3);
+        append(&store, &acme, ads(&mut rng, from, 3, 0..2, None)).await;
+        let rollup = store.load(&url).await.unwrap().unwrap();
+        most = most.max(rollup.snapshot().unwrap().log_data().num_files());
+    }
+    assert!(most <= 4, "at most 4 small files stay: {most}");
+    let rollup = store.load(&url).await.unwrap().unwrap();
+    let operations: Vec<String> = futures::StreamExt::collect::<Vec<_>>(rollup.history(None))
+        .await
+        .into_iter()
+        .filter_map(|commit| commit.unwrap().operation)
+        .collect();
+    assert!(operations.iter().any(|o| o == "OPTIMIZE"), "{operations:?}");
+    // Compaction leaves the stamp: the rollup still answers, and the same.
+    let rewritten = compare(&store, &acme, &mut rng, 40, "after compaction").await;
+    assert!(rewritten >= 10, "{rewritten} of 40 from rollups");
 }
