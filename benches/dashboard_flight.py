@@ -14,6 +14,10 @@ number of rows. Appends the table to benches/RESULTS.md.
     cargo build --release -p gyrus
     .venv/bin/python benches/dashboard_flight.py --scale large
     .venv/bin/python benches/dashboard_flight.py --scale medium
+    .venv/bin/python benches/dashboard_flight.py --scale large --queries benches/lookup_window.sql
+
+The last runs lookups below the rollups' grain (one ad group, one ad), which
+the table's own layout answers (`gyrus optimize` lays it out for them).
 """
 
 import argparse
@@ -58,6 +62,8 @@ def main():
     parser.add_argument("--seed", type=int, default=None, help="of the random windows (default: the time)")
     parser.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "gyrus"))
     parser.add_argument("--results", default=os.path.join(HERE, "RESULTS.md"))
+    parser.add_argument("--queries", default=os.path.join(HERE, "dashboard_window.sql"),
+                        help="the query set (default: the dashboard set; lookup_window.sql: one ad group's or ad's rows)")
     args = parser.parse_args()
     tenant = args.tenant or f"bench_{args.scale}"
     seed = args.seed if args.seed is not None else int(time.time())
@@ -69,14 +75,17 @@ def main():
         gyrus(args.binary, args.data, "demo", "--no-serve", "--no-train", "--scale", args.scale, "--tenants", tenant)
     files = active_files(table_dir)
     reader = key(args.binary, args.data, tenant, "reader")
-    queries = parse_queries(os.path.join(HERE, "dashboard_window.sql"))
+    queries = parse_queries(args.queries)
 
     duck = duckdb.connect()
     duck.execute(f"SET threads = {os.cpu_count()}")
     listed = ", ".join("'" + f.replace("'", "''") + "'" for f in files)
     duck.execute(f"CREATE VIEW ad_performance AS SELECT * FROM read_parquet([{listed}])")
     first, last, rows = duck.execute("SELECT min(date), max(date), count(*) FROM ad_performance").fetchone()
-    campaigns = [c for (c,) in duck.execute("SELECT DISTINCT campaign_id FROM ad_performance ORDER BY 1").fetchall()]
+    def distinct(column):
+        return [v for (v,) in duck.execute(f"SELECT DISTINCT {column} FROM ad_performance ORDER BY 1").fetchall()]
+
+    campaigns, ad_groups, ads = distinct("campaign_id"), distinct("ad_group_id"), distinct("ad_id")
     span = (last - first).days
 
     def window():
@@ -84,7 +93,8 @@ def main():
         lo = first + datetime.timedelta(days=rng.randint(0, span - length))
         hi = lo + datetime.timedelta(days=length)
         mid = lo + datetime.timedelta(days=length // 2)
-        return {"lo": lo, "hi": hi, "mid": mid, "campaign": rng.choice(campaigns)}
+        return {"lo": lo, "hi": hi, "mid": mid, "campaign": rng.choice(campaigns),
+                "ad_group": rng.choice(ad_groups), "ad": rng.choice(ads)}
 
     server = subprocess.Popen(
         [args.binary, "--data", args.data, "serve", "--flight-addr", "127.0.0.1:0", "--http-addr", "127.0.0.1:0",
@@ -118,7 +128,9 @@ def main():
     lines = [
         f"## Dashboard queries over Flight SQL, scale `{args.scale}` — {datetime.date.today()}",
         "",
-        f"`.venv/bin/python benches/dashboard_flight.py --scale {args.scale} --seed {seed}` on {platform.machine()}, "
+        f"`.venv/bin/python benches/dashboard_flight.py --scale {args.scale} --seed {seed}"
+        f"{'' if os.path.basename(args.queries) == 'dashboard_window.sql' else ' --queries benches/' + os.path.basename(args.queries)}"
+        f"` on {platform.machine()}, "
         f"{os.cpu_count()} cores: release `gyrus serve` on loopback, ADBC (adbc-driver-flightsql "
         f"{adbc_driver_flightsql.__version__}) fetching into pyarrow {pa.__version__}, against DuckDB {duckdb.__version__} "
         f"in process with {os.cpu_count()} threads over the same {len(files)} Parquet files ({rows:,} rows, "
