@@ -75,8 +75,8 @@ def test_ndjson_ingest_is_seen_over_flight_sql_at_once_and_replays_safely(flight
     # Answered from the account rollup the write kept, on both surfaces.
     status, _, plan = request(flight, "/api/v1/sql", reader, {"sql": "EXPLAIN " + sql})
     assert status == 200 and "ad_performance_by_account_day" in plan.decode(), plan
-    status, _, body = request(flight, "/api/v1/sql", reader, {"sql": sql.replace("count(*)", "count(*) AS n")})
-    assert status == 200 and json.loads(body)["rows"] == [{"n": 7}], body
+    status, _, counted = request(flight, "/api/v1/sql", reader, {"sql": sql.replace("count(*)", "count(*) AS n")})
+    assert status == 200 and json.loads(counted)["rows"] == [{"n": 7}], counted
     status, _, answer = push()
     assert status == 200 and json.loads(answer) == {**first, "replayed": True}
     assert flight_count(flight, reader, sql) == 7
