@@ -46,7 +46,7 @@ use crate::exec::Lane;
 use crate::rollup::{Rollup, RollupRule};
 use crate::schema::CanonicalTable;
 use crate::shape::{SqlBounds, check_shape};
-use crate::store::{Store, TenantId};
+use crate::store::{LogMark, Store, TenantId};
 use crate::system::{Asker, QueryLog, QueryStatus, SystemCatalog};
 
 /// The catalog and schema client SQL sees.
@@ -379,6 +379,8 @@ pub struct TenantTables {
     tenant: TenantId,
     tables: Vec<LoadedTable>,
     loaded_at: Instant,
+    /// Every Delta log read (the tables' and their rollups'), as read.
+    marks: Vec<LogMark>,
     /// Each stored table's location (URL, path and object-store forms) and
     /// the name sessions show instead, longest first.
     locations: Arc<[(String, String)]>,
@@ -510,8 +512,17 @@ impl Store {
     /// rollups that agree with it, and builds the state its sessions share.
     pub async fn tenant_tables(&self, tenant: &TenantId) -> Result<TenantTables> {
         let mut tables = Vec::with_capacity(CanonicalTable::ALL.len());
+        let mut marks = Vec::new();
         for table in CanonicalTable::ALL {
-            let loaded = match self.table(tenant, table).await? {
+            let delta = self.table(tenant, table).await?;
+            marks.push(
+                self.mark(
+                    &self.table_url(tenant, table),
+                    delta.as_ref().and_then(DeltaTable::version),
+                )
+                .await,
+            );
+            let loaded = match delta {
                 Some(delta) => LoadedTable {
                     table,
                     provider: delta.table_provider().await?,
@@ -529,7 +540,7 @@ impl Store {
         for loaded in &tables {
             if let Some(delta) = &loaded.delta {
                 rollups.extend(
-                    self.usable_rollups(tenant, loaded.table, delta, &loaded.provider)
+                    self.usable_rollups(tenant, loaded.table, delta, &loaded.provider, &mut marks)
                         .await?,
                 );
             }
@@ -581,6 +592,7 @@ impl Store {
             tenant: tenant.clone(),
             tables,
             loaded_at: Instant::now(),
+            marks,
             locations: locations.into(),
             rollups,
             contexts: Arc::new(Contexts {
@@ -636,17 +648,20 @@ impl std::fmt::Debug for ServerCaches {
     }
 }
 
-/// Tenant snapshots shared between requests, reread when older than
-/// `max_age` or when this process changed the tenant's tables since they
-/// were read ([`Store::write_epoch`]: every write through the store counts,
-/// so no writer has to remember the cache). Servers use it so that a query
-/// does not read ten Delta logs first; the price is that writes by *other*
-/// processes show up after `max_age` and one reread.
+/// Tenant snapshots shared between requests. A snapshot older than
+/// `max_age` is checked against storage (two `HEAD`s per Delta log it read)
+/// and kept if no log moved, else read again; one this process changed the
+/// tenant's tables since ([`Store::write_epoch`]: every write through the
+/// store counts, so no writer has to remember the cache) is read again at
+/// once. Servers use it so that a query does not read ten Delta logs first,
+/// and a dashboard opened after a pause finds its snapshot, its plans'
+/// contexts and its Parquet footers where it left them; the price is that
+/// writes by *other* processes show up after `max_age`.
 ///
-/// One task rereads a tenant at a time. While it does, other requests keep
-/// using the snapshot it replaces (unless this process wrote since, when they
-/// wait for the new one), so an expiring snapshot does not make every
-/// request in flight read the Delta logs at once.
+/// One task checks or rereads a tenant at a time. While it does, other
+/// requests keep using the snapshot it checks (unless this process wrote
+/// since, when they wait for the new one), so an expiring snapshot does not
+/// make every request in flight read the Delta logs at once.
 pub struct TableCache {
     store: Store,
     max_age: Duration,
@@ -655,11 +670,19 @@ pub struct TableCache {
 
 #[derive(Default)]
 struct CacheEntry {
-    /// The snapshot and the store's write epoch read before loading it: a
-    /// reread that began before a write is stale as soon as it lands.
-    tables: Option<(Arc<TenantTables>, u64)>,
-    /// Held by the one task rereading this tenant.
+    tables: Option<Cached>,
+    /// Held by the one task checking or rereading this tenant.
     reloading: Arc<tokio::sync::Mutex<()>>,
+}
+
+#[derive(Clone)]
+struct Cached {
+    tables: Arc<TenantTables>,
+    /// The store's write epoch read before loading it: a reread that began
+    /// before a write is stale as soon as it lands.
+    epoch: u64,
+    /// When storage last agreed with it.
+    checked: Instant,
 }
 
 impl TableCache {
@@ -671,33 +694,39 @@ impl TableCache {
         }
     }
 
-    /// The cached snapshot with its epoch, and the tenant's reload lock.
-    async fn entry(
-        &self,
-        tenant: &TenantId,
-    ) -> (
-        Option<(Arc<TenantTables>, u64)>,
-        Arc<tokio::sync::Mutex<()>>,
-    ) {
+    /// The cached snapshot, and the tenant's reload lock.
+    async fn entry(&self, tenant: &TenantId) -> (Option<Cached>, Arc<tokio::sync::Mutex<()>>) {
         let mut entries = self.entries.lock().await;
         let entry = entries.entry(tenant.clone()).or_default();
         (entry.tables.clone(), entry.reloading.clone())
     }
 
-    /// The snapshot if no write came after it and it is young enough.
-    fn fresh(
-        &self,
-        cached: &Option<(Arc<TenantTables>, u64)>,
-        epoch: u64,
-    ) -> Option<Arc<TenantTables>> {
-        cached
-            .as_ref()
-            .filter(|(t, at)| *at == epoch && t.loaded_at.elapsed() < self.max_age)
-            .map(|(t, _)| t.clone())
+    async fn put(&self, tenant: &TenantId, cached: Cached) {
+        let mut entries = self.entries.lock().await;
+        entries.entry(tenant.clone()).or_default().tables = Some(cached);
     }
 
-    /// The tenant's tables, read again if the cached snapshot is too old or
-    /// this process wrote to the tenant since.
+    /// The snapshot if no write came after it and it is young enough.
+    fn fresh(&self, cached: &Option<Cached>, epoch: u64) -> Option<Arc<TenantTables>> {
+        cached
+            .as_ref()
+            .filter(|c| c.epoch == epoch && c.checked.elapsed() < self.max_age)
+            .map(|c| c.tables.clone())
+    }
+
+    /// Whether every Delta log `tables` read is as it was (an error reading
+    /// one counts as moved).
+    async fn unmoved(&self, tables: &TenantTables) -> bool {
+        let checks = tables.marks.iter().map(|mark| self.store.unmoved(mark));
+        futures::future::join_all(checks)
+            .await
+            .into_iter()
+            .all(|unmoved| unmoved.unwrap_or(false))
+    }
+
+    /// The tenant's tables: the cached snapshot while young, still so after
+    /// a check when old, read again when storage moved or this process wrote
+    /// to the tenant since.
     pub async fn get(&self, tenant: &TenantId) -> Result<Arc<TenantTables>> {
         let epoch = self.store.write_epoch(tenant);
         let (cached, reloading) = self.entry(tenant).await;
@@ -706,21 +735,37 @@ impl TableCache {
         }
         let _reloading = match (reloading.try_lock(), cached) {
             (Ok(guard), _) => guard,
-            // Another task is rereading an expired snapshot: it serves
+            // Another task is checking an expired snapshot: it serves
             // meanwhile, unless a write came after it.
-            (Err(_), Some((stale, at))) if at == epoch => return Ok(stale),
+            (Err(_), Some(stale)) if stale.epoch == epoch => return Ok(stale.tables),
             (Err(_), _) => reloading.lock().await,
         };
-        // Reread by the task that held the lock before us?
+        // Checked or reread by the task that held the lock before us?
         let epoch = self.store.write_epoch(tenant);
         let (cached, _) = self.entry(tenant).await;
         if let Some(fresh) = self.fresh(&cached, epoch) {
             return Ok(fresh);
         }
+        if let Some(old) = cached.filter(|c| c.epoch == epoch) {
+            let checked = Instant::now();
+            if self.unmoved(&old.tables).await {
+                let tables = old.tables.clone();
+                self.put(tenant, Cached { checked, ..old }).await;
+                return Ok(tables);
+            }
+        }
         // Loaded outside the map's lock: one slow tenant does not hold up the others.
+        let checked = Instant::now();
         let tables = Arc::new(self.store.tenant_tables(tenant).await?);
-        let mut entries = self.entries.lock().await;
-        entries.entry(tenant.clone()).or_default().tables = Some((tables.clone(), epoch));
+        self.put(
+            tenant,
+            Cached {
+                tables: tables.clone(),
+                epoch,
+                checked,
+            },
+        )
+        .await;
         Ok(tables)
     }
 

@@ -95,6 +95,43 @@ impl fmt::Debug for Store {
     }
 }
 
+/// The log of one Delta table as a read saw it: its newest commit then, or
+/// no table at all ([`Store::mark`], [`Store::unmoved`]).
+#[derive(Debug, Clone)]
+pub(crate) struct LogMark {
+    log: object_store::path::Path,
+    seen: Seen,
+}
+
+#[derive(Debug, Clone)]
+enum Seen {
+    /// No table there.
+    Nothing,
+    /// The newest commit, and which object it was.
+    Commit(u64, CommitObject),
+    /// A log that could not be read: never taken as unmoved.
+    Unreadable,
+}
+
+impl LogMark {
+    /// The mark of a log that could not be read: a snapshot holding it is
+    /// read again next time.
+    pub(crate) fn unreadable() -> LogMark {
+        LogMark {
+            log: object_store::path::Path::default(),
+            seen: Seen::Unreadable,
+        }
+    }
+}
+
+/// What tells one stored commit object from another of the same name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct CommitObject {
+    size: u64,
+    last_modified: chrono::DateTime<chrono::Utc>,
+    e_tag: Option<String>,
+}
+
 impl Store {
     /// Opens a root given as a local folder (created if missing), a `file://`
     /// URL or, with the `s3` feature, `s3://bucket/prefix` configured by the
@@ -229,9 +266,74 @@ impl Store {
         if let Ok(path) = url.to_file_path() {
             return Ok(path.exists());
         }
-        let log = object_store::path::Path::from_url_path(format!("{}_delta_log/", url.path()))
-            .map_err(|e| EngineError::Internal(e.to_string()))?;
+        let log = self.log_path(url)?;
         Ok(self.object_store.list(Some(&log)).next().await.is_some())
+    }
+
+    /// Where the commits of the Delta table at `url` live.
+    fn log_path(&self, url: &Url) -> Result<object_store::path::Path> {
+        object_store::path::Path::from_url_path(format!("{}_delta_log/", url.path()))
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
+    /// The log of the Delta table at `url` as a read that found `version`
+    /// (`None`: no table there) saw it, for [`Store::unmoved`] to compare. A
+    /// commit that cannot be looked at gives a mark that never holds: the
+    /// snapshot is read again next time rather than failing now.
+    pub(crate) async fn mark(&self, url: &Url, version: Option<u64>) -> LogMark {
+        let Ok(log) = self.log_path(url) else {
+            return LogMark::unreadable();
+        };
+        let seen = match version {
+            None => Seen::Nothing,
+            Some(version) => match self.commit_object(&log, version).await {
+                Ok(Some(commit)) => Seen::Commit(version, commit),
+                Ok(None) | Err(_) => Seen::Unreadable,
+            },
+        };
+        LogMark { log, seen }
+    }
+
+    /// Whether the log `mark` was taken of has not moved since: no commit
+    /// after the one seen, and that one the very object seen (a table erased
+    /// and written again has new commit objects of the same numbers). Two
+    /// `HEAD`s, where reading the table again reads its whole log.
+    pub(crate) async fn unmoved(&self, mark: &LogMark) -> Result<bool> {
+        let next = match &mark.seen {
+            Seen::Unreadable => return Ok(false),
+            Seen::Nothing => 0,
+            Seen::Commit(version, _) => version + 1,
+        };
+        if self.commit_object(&mark.log, next).await?.is_some() {
+            return Ok(false);
+        }
+        Ok(match &mark.seen {
+            Seen::Commit(version, seen) => {
+                self.commit_object(&mark.log, *version).await?.as_ref() == Some(seen)
+            }
+            _ => true,
+        })
+    }
+
+    /// Which object commit `version` in `log` is, if there is one.
+    async fn commit_object(
+        &self,
+        log: &object_store::path::Path,
+        version: u64,
+    ) -> Result<Option<CommitObject>> {
+        match self
+            .object_store
+            .head(&log.clone().join(format!("{version:020}.json")))
+            .await
+        {
+            Ok(meta) => Ok(Some(CommitObject {
+                size: meta.size,
+                last_modified: meta.last_modified,
+                e_tag: meta.e_tag,
+            })),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// The Delta table at `url` without reading its log: for its log store

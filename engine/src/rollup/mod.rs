@@ -52,7 +52,7 @@ use url::Url;
 
 use crate::error::{EngineError, Result};
 use crate::schema::CanonicalTable;
-use crate::store::{Store, TenantId};
+use crate::store::{LogMark, Store, TenantId};
 use crate::write::{
     Slice, WriteMode, cast_to_schema, input_plan, is_conflict, writer_properties_with,
 };
@@ -373,21 +373,29 @@ impl Store {
 
     /// The rollups of `table` that agree with `base` (its snapshot, served by
     /// `provider`). A rollup that cannot be read is left out, not an error:
-    /// queries then read the base table.
+    /// queries then read the base table. Each rollup log read, used or not,
+    /// is marked in `marks`, so that a later change to it is seen.
     pub(crate) async fn usable_rollups(
         &self,
         tenant: &TenantId,
         table: CanonicalTable,
         base: &DeltaTable,
         provider: &Arc<dyn TableProvider>,
+        marks: &mut Vec<LogMark>,
     ) -> Result<Vec<Rollup>> {
         let mut usable = Vec::new();
         let Some(version) = base.version() else {
             return Ok(usable);
         };
         for def in RollupDef::of(table) {
+            let url = self.rollup_url(tenant, def);
             let found = async {
-                let Some(delta) = self.load(&self.rollup_url(tenant, def)).await? else {
+                let delta = self.load(&url).await?;
+                marks.push(
+                    self.mark(&url, delta.as_ref().and_then(DeltaTable::version))
+                        .await,
+                );
+                let Some(delta) = delta else {
                     return Ok::<_, EngineError>(None);
                 };
                 if !agrees(base, stamp(&delta).await?, version).await? {
@@ -407,6 +415,7 @@ impl Store {
                     tracing::debug!(tenant = %tenant, rollup = def.name, "rollup behind its table; not used")
                 }
                 Err(e) => {
+                    marks.push(LogMark::unreadable());
                     tracing::warn!(tenant = %tenant, rollup = def.name, error = %e, "rollup unreadable; not used")
                 }
             }

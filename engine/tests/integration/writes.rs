@@ -707,3 +707,113 @@ async fn every_write_through_the_store_refreshes_every_cache() {
         &cache.get(&globex).await.unwrap()
     ));
 }
+
+/// A snapshot past its age is kept while no Delta log it read has moved (so
+/// a dashboard opened after a pause finds its contexts and footer caches),
+/// and read again when another process (another store on the same root)
+/// writes a table, writes a table the snapshot found empty, or erases the
+/// tenant and writes it again under the same commit numbers.
+#[tokio::test]
+async fn an_old_snapshot_is_kept_until_another_process_moves_a_log() {
+    let (dir, store) = temp_store().await;
+    let acme = tenant("acme");
+    let ads = |campaign: &str| {
+        WriteRequest::append(
+            ADS,
+            vec![batch(&rows("a1", campaign, day(2026, 3, 1), 5, 2, 5))],
+        )
+    };
+    store.write(&acme, ads("c1")).await.unwrap();
+    let age = std::time::Duration::from_millis(30);
+    let cache = gyrus_engine::TableCache::new(store.clone(), age);
+    let past_age = || tokio::time::sleep(age * 2);
+    let count = |table: &'static str| {
+        let cache = &cache;
+        let acme = acme.clone();
+        async move {
+            let session = cache
+                .session(&acme, &gyrus_engine::SessionLimits::default())
+                .await
+                .unwrap();
+            let batches = session
+                .query(&format!("SELECT count(*) AS n FROM {table}"))
+                .await
+                .unwrap();
+            gyrus_engine::datafusion::arrow::util::display::array_value_to_string(
+                batches[0].column(0),
+                0,
+            )
+            .unwrap()
+        }
+    };
+    assert_eq!(count("ad_performance").await, "10");
+    let first = cache.get(&acme).await.unwrap();
+    for _ in 0..3 {
+        past_age().await;
+        assert!(
+            Arc::ptr_eq(&first, &cache.get(&acme).await.unwrap()),
+            "nothing moved: the snapshot is kept"
+        );
+    }
+
+    let other = gyrus_engine::Store::open(dir.path().to_str().unwrap())
+        .await
+        .unwrap();
+    other.write(&acme, ads("c2")).await.unwrap();
+    past_age().await;
+    let written = cache.get(&acme).await.unwrap();
+    assert!(!Arc::ptr_eq(&first, &written), "another process wrote");
+    assert_eq!(count("ad_performance").await, "20");
+
+    // A table the snapshot found empty gets its first commit.
+    assert_eq!(count("orders").await, "0");
+    assert!(
+        store
+            .table(&acme, CanonicalTable::Orders)
+            .await
+            .unwrap()
+            .is_none()
+    );
+    let empty = gyrus_engine::datafusion::arrow::array::RecordBatch::new_empty(
+        CanonicalTable::Orders.schema(),
+    );
+    other
+        .write(
+            &acme,
+            WriteRequest::append(CanonicalTable::Orders, vec![empty]),
+        )
+        .await
+        .unwrap();
+    // An empty append creates the table.
+    assert!(
+        other
+            .table(&acme, CanonicalTable::Orders)
+            .await
+            .unwrap()
+            .is_some()
+    );
+    past_age().await;
+    assert!(!Arc::ptr_eq(&written, &cache.get(&acme).await.unwrap()));
+
+    // Erased and written again: the same commit numbers, other objects.
+    let before = cache.get(&acme).await.unwrap();
+    let version = |t: &gyrus_engine::session::TenantTables| {
+        t.versions()
+            .into_iter()
+            .find(|(table, _)| *table == ADS)
+            .and_then(|(_, v)| v)
+    };
+    let owners: [&dyn gyrus_engine::lifecycle::TenantRows; 1] = [&gyrus_engine::keys::TENANT_ROWS];
+    other.erase_tenant(&acme, &owners).await.unwrap();
+    other.write(&acme, ads("c3")).await.unwrap();
+    other.write(&acme, ads("c4")).await.unwrap();
+    let rewritten = other.table(&acme, ADS).await.unwrap().unwrap().version();
+    past_age().await;
+    let after = cache.get(&acme).await.unwrap();
+    assert!(!Arc::ptr_eq(&before, &after), "erased and written again");
+    // The case this guards: the same commit numbers, which only the commit
+    // objects tell apart.
+    assert_eq!(rewritten, version(&before));
+    assert_eq!(version(&after), version(&before));
+    assert_eq!(count("ad_performance").await, "20");
+}
