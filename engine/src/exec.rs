@@ -55,7 +55,7 @@ use datafusion::execution::{RecordBatchStream, SendableRecordBatchStream, TaskCo
 use datafusion::physical_plan::ExecutionPlan;
 use futures::{Stream, StreamExt as _};
 use tokio::runtime::Runtime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
 use crate::error::{EngineError, Result};
@@ -295,40 +295,115 @@ impl Lane {
         task_ctx: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
         let schema = plan.schema();
-        let (tx, rx) = mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
+        let (tx, rx) = mpsc::channel(2);
+        let producer = self.produce(std::future::ready(Ok((plan, task_ctx))), None, tx)?;
+        Ok(Box::pin(Offloaded {
+            schema,
+            first: None,
+            rx,
+            _producer: producer,
+        }))
+    }
+
+    /// Plans and executes a query on this lane in one hand-off: `planning`
+    /// and the first batch run on the lane's threads, and the caller is
+    /// woken once, with the schema and that batch (or the planning error);
+    /// the remaining batches follow as from [`Lane::execute`]. A small
+    /// answer thus costs one round trip between the caller's thread and the
+    /// lane's. Dropping the future or the stream stops the query; a panic
+    /// is an error of this one query.
+    pub fn run<P>(
+        &self,
+        planning: P,
+    ) -> impl Future<Output = Result<SendableRecordBatchStream>> + Send + 'static + use<P>
+    where
+        P: Future<Output = Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)>> + Send + 'static,
+    {
+        let (started_tx, started) = oneshot::channel();
+        let (tx, rx) = mpsc::channel(2);
+        let producer = self.produce(planning, Some(started_tx), tx);
+        async move {
+            let producer = producer?;
+            let (schema, first) = started
+                .await
+                .map_err(|_| EngineError::Internal("the query was aborted".into()))??;
+            Ok(Box::pin(Offloaded {
+                schema,
+                first,
+                rx,
+                _producer: producer,
+            }) as SendableRecordBatchStream)
+        }
+    }
+
+    /// Spawns on this lane the task that plans a query, executes it and
+    /// sends its batches to `tx`; with `started`, the schema and the first
+    /// batch (or why there is none) go there instead.
+    fn produce<P>(
+        &self,
+        planning: P,
+        mut started: Option<oneshot::Sender<Started>>,
+        tx: mpsc::Sender<datafusion::error::Result<RecordBatch>>,
+    ) -> Result<AbortOnDrop<()>>
+    where
+        P: Future<Output = Result<(Arc<dyn ExecutionPlan>, Arc<TaskContext>)>> + Send + 'static,
+    {
         let hold = self.clone();
         let producer = self.runtime()?.spawn(async move {
             let _hold = hold;
             let run = async {
-                let mut batches = datafusion::physical_plan::execute_stream(plan, task_ctx)?;
+                let (plan, task_ctx) = planning.await?;
+                let schema = plan.schema();
+                let mut batches = match datafusion::physical_plan::execute_stream(plan, task_ctx) {
+                    Ok(batches) => batches.boxed(),
+                    Err(e) => futures::stream::iter([Err(e)]).boxed(),
+                };
                 while let Some(batch) = batches.next().await {
-                    if tx.send(batch).await.is_err() {
+                    let delivered = match started.take() {
+                        Some(started) => started.send(Ok((schema.clone(), Some(batch)))).is_ok(),
+                        None => tx.send(batch).await.is_ok(),
+                    };
+                    if !delivered {
                         break; // the reader is gone
                     }
                 }
-                Ok::<_, DataFusionError>(())
+                if let Some(started) = started.take() {
+                    let _ = started.send(Ok((schema, None)));
+                }
+                Ok::<_, EngineError>(())
             };
-            // A panic while executing ends this query with an error, not the process.
-            if let Err(err) = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
+            // A panic while planning or executing ends this query with an
+            // error, not the process.
+            let outcome = futures::FutureExt::catch_unwind(std::panic::AssertUnwindSafe(run))
                 .await
                 .unwrap_or_else(|payload| {
                     let message = panic_message(payload);
                     tracing::error!(panic = %message, "a query panicked");
-                    Err(DataFusionError::Execution(format!(
+                    Err(EngineError::Internal(format!(
                         "the query failed: {message}"
                     )))
-                })
-            {
-                let _ = tx.send(Err(err)).await;
+                });
+            if let Err(err) = outcome {
+                match started.take() {
+                    Some(started) => {
+                        let _ = started.send(Err(err));
+                    }
+                    None => {
+                        let _ = tx
+                            .send(Err(DataFusionError::Execution(err.to_string())))
+                            .await;
+                    }
+                }
             }
         });
-        Ok(Box::pin(Offloaded {
-            schema,
-            rx,
-            _producer: AbortOnDrop(producer),
-        }))
+        Ok(AbortOnDrop(producer))
     }
 }
+
+/// What the reader of a query started by [`Lane::run`] hears first: the
+/// plan's schema with its first batch (`None`: there are none), or why the
+/// query could not start.
+type Started = Result<(SchemaRef, Option<datafusion::error::Result<RecordBatch>>)>;
 
 impl Drop for Claim {
     fn drop(&mut self) {
@@ -378,9 +453,11 @@ pub fn panic_message(payload: Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "panic".into())
 }
 
-/// The reading end of [`Lane::execute`].
+/// The reading end of [`Lane::execute`] and [`Lane::run`].
 struct Offloaded {
     schema: SchemaRef,
+    /// The batch that came with the start, read before the channel.
+    first: Option<datafusion::error::Result<RecordBatch>>,
     rx: mpsc::Receiver<datafusion::error::Result<RecordBatch>>,
     _producer: AbortOnDrop<()>,
 }
@@ -389,6 +466,9 @@ impl Stream for Offloaded {
     type Item = datafusion::error::Result<RecordBatch>;
 
     fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        if let Some(first) = self.first.take() {
+            return Poll::Ready(Some(first));
+        }
         self.rx.poll_recv(cx)
     }
 }
@@ -595,6 +675,103 @@ mod tests {
             started <= bound,
             "{started} threads named {name} for {cores} cores"
         );
+    }
+
+    #[tokio::test]
+    async fn a_run_plans_on_the_lane_and_answers_errors_panics_and_batches() {
+        use datafusion::prelude::SessionContext;
+        let lane = Lane::of(&tenant("lanes-run"));
+        let ctx = SessionContext::new();
+        let lane_name = format!("gyrus-query-{}", lane.index());
+        let planned_on = Arc::new(Mutex::new(None));
+        let plan = |sql: &'static str| {
+            let ctx = ctx.clone();
+            let planned_on = planned_on.clone();
+            async move {
+                *planned_on.lock().unwrap() = std::thread::current().name().map(str::to_string);
+                let df = ctx.sql(sql).await?;
+                let task = ctx.task_ctx();
+                Ok((df.create_physical_plan().await?, task))
+            }
+        };
+
+        // Many batches: the first comes with the start, the rest through
+        // the channel, in order and complete.
+        let stream = lane
+            .run(plan("SELECT value FROM range(20000)"))
+            .await
+            .unwrap();
+        assert_eq!(stream.schema().field(0).name(), "value");
+        let batches: Vec<RecordBatch> = stream.map(|b| b.unwrap()).collect().await;
+        assert!(batches.len() > 1, "{} batches", batches.len());
+        let values: Vec<i64> = batches
+            .iter()
+            .flat_map(|b| {
+                b.column(0)
+                    .as_any()
+                    .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                    .unwrap()
+                    .values()
+                    .to_vec()
+            })
+            .collect();
+        assert_eq!(values, (0..20000).collect::<Vec<_>>());
+        assert_eq!(
+            planned_on.lock().unwrap().as_deref(),
+            Some(lane_name.as_str())
+        );
+
+        // No rows: a schema and an end.
+        let stream = lane.run(plan("SELECT value FROM range(0)")).await.unwrap();
+        assert_eq!(
+            stream
+                .map(|b| b.unwrap().num_rows())
+                .collect::<Vec<_>>()
+                .await
+                .iter()
+                .sum::<usize>(),
+            0
+        );
+
+        // A planning error is the run's error, not a stream's.
+        let err = match lane.run(plan("SELECT nope FROM range(1)")).await {
+            Ok(_) => panic!("an unknown column was planned"),
+            Err(err) => err,
+        };
+        assert!(err.to_string().contains("nope"), "{err}");
+
+        // An error while executing comes as the first item.
+        let mut stream = lane
+            .run(plan("SELECT 1 / CAST(value AS INT) FROM range(3)"))
+            .await
+            .unwrap();
+        assert!(stream.next().await.unwrap().is_err());
+
+        // A panic while planning is this query's error; the lane goes on.
+        let panicked = lane
+            .run(async {
+                if true {
+                    panic!("planner boom");
+                }
+                Err(EngineError::Internal("unreachable".into()))
+            })
+            .await;
+        let Err(err) = panicked else {
+            panic!("a panic was not an error")
+        };
+        assert!(err.to_string().contains("planner boom"), "{err}");
+        assert!(lane.run(plan("SELECT 1")).await.is_ok());
+
+        // Dropped while planning: the work is aborted.
+        let (tx, mut rx) = tokio::sync::oneshot::channel::<()>();
+        let waiting = lane.run(async move {
+            tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+            drop(tx);
+            Err(EngineError::Internal("slept".into()))
+        });
+        drop(tokio::time::timeout(std::time::Duration::from_millis(20), waiting).await);
+        let closed = tokio::time::timeout(std::time::Duration::from_secs(5), &mut rx).await;
+        assert!(matches!(closed, Ok(Err(_))), "{closed:?}");
     }
 
     #[tokio::test]

@@ -40,8 +40,8 @@ pub mod write;
 pub use error::{EngineError, Result};
 pub use keys::{ApiKey, KeyRing, KeyRingConfig, NewKey, Role};
 pub use session::{
-    Deadline, QueryStream, ServerCaches, SessionLimits, TableCache, TenantSession, TenantTables,
-    check_read_only,
+    Deadline, QueryStream, Refine, ServerCaches, SessionLimits, TableCache, TenantSession,
+    TenantTables, check_read_only,
 };
 pub use store::{Store, TenantId};
 pub use write::{Slice, WriteMode, WriteOutcome, WriteRequest};

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use datafusion::common::ScalarValue;
-use datafusion::prelude::DataFrame;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
 
@@ -50,8 +50,8 @@ pub fn number_placeholders(sql: &str) -> Result<String> {
 }
 
 /// The parameters a planned statement takes, `$1`, `$2`, ... in order.
-pub fn parameter_schema(df: &DataFrame) -> Result<SchemaRef> {
-    let found = df.logical_plan().get_parameter_fields()?;
+pub fn parameter_schema(plan: &LogicalPlan) -> Result<SchemaRef> {
+    let found = plan.get_parameter_fields()?;
     let mut numbered: Vec<(usize, String, Option<DataType>)> = Vec::new();
     for (id, field) in found {
         let n = id
@@ -81,7 +81,11 @@ pub fn parameter_schema(df: &DataFrame) -> Result<SchemaRef> {
 /// The statement with `values` for `$1`, `$2`, ..., each cast to the type
 /// the plan inferred (`parameters`, from [`parameter_schema`]): clients send
 /// their own types (a date as text, an id as a number).
-pub fn bind(df: DataFrame, parameters: &Schema, values: Vec<ScalarValue>) -> Result<DataFrame> {
+pub fn bind(
+    plan: LogicalPlan,
+    parameters: &Schema,
+    values: Vec<ScalarValue>,
+) -> Result<LogicalPlan> {
     if values.len() != parameters.fields().len() {
         return Err(EngineError::Query(format!(
             "the statement takes {} parameters; {} were given",
@@ -106,7 +110,20 @@ pub fn bind(df: DataFrame, parameters: &Schema, values: Vec<ScalarValue>) -> Res
             }
         })
         .collect::<Result<Vec<_>>>()?;
-    Ok(df.with_param_values(values)?)
+    Ok(plan.with_param_values(values)?)
+}
+
+/// The refinement that binds a client's `values` to the statement's
+/// parameters (nothing to do when there are neither), as the HTTP API binds
+/// a request's `params`.
+pub fn binder(values: Vec<ScalarValue>) -> crate::Refine {
+    Box::new(move |plan, _| {
+        let parameters = parameter_schema(&plan)?;
+        if parameters.fields().is_empty() && values.is_empty() {
+            return Ok(plan);
+        }
+        bind(plan, &parameters, values)
+    })
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 //! ```
 
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -26,6 +27,7 @@ use datafusion::catalog::{
     CatalogProvider, CatalogProviderList, MemTable, MemoryCatalogProvider,
     MemoryCatalogProviderList, MemorySchemaProvider, SchemaProvider, TableProvider,
 };
+use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::DataFusionError;
 use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::execution::session_state::SessionState;
@@ -35,7 +37,7 @@ use datafusion::optimizer::{Optimizer, OptimizerRule};
 use datafusion::prelude::{DataFrame, SQLOptions, SessionConfig, SessionContext};
 use datafusion::sql::parser::{DFParserBuilder, Statement as DfStatement};
 use datafusion::sql::sqlparser::ast::Statement as SqlStatement;
-use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::dialect::{GenericDialect, dialect_from_str};
 
 use deltalake_core::DeltaTable;
 use tracing::Instrument as _;
@@ -90,6 +92,9 @@ pub struct TenantSession {
     tenant: TenantId,
     /// The snapshot's context for this kind of session, shared.
     ctx: SessionContext,
+    /// The context's state, shared: statements are planned with it by
+    /// reference, never copied.
+    state: Arc<SessionState>,
     /// What the context's plans run with, shared.
     task: Arc<TaskContext>,
     /// This session's own runtime: its memory pool and spill space.
@@ -97,8 +102,9 @@ pub struct TenantSession {
     contexts: Arc<Contexts>,
     limits: SessionLimits,
     errors: ErrorMap,
-    /// Set for sessions made for a caller: their queries go to the log.
-    observer: Option<Observer>,
+    /// Set for sessions made for a caller: their queries go to the log
+    /// (shared with the planning that runs on the query lane).
+    observer: Option<Arc<Observer>>,
 }
 
 /// Records the client queries of a session in the process's [`QueryLog`]:
@@ -259,6 +265,30 @@ impl ErrorMap {
         text
     }
 
+    /// `batch` with every storage location in its text replaced.
+    fn scrub_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
+        use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+        use datafusion::arrow::datatypes::DataType;
+        let columns = batch
+            .columns()
+            .iter()
+            .map(|column| -> ArrayRef {
+                match column.data_type() {
+                    DataType::Utf8 => Arc::new(
+                        column
+                            .as_string::<i32>()
+                            .iter()
+                            .map(|v| v.map(|v| self.scrub(v)))
+                            .collect::<StringArray>(),
+                    ),
+                    _ => column.clone(),
+                }
+            })
+            .collect();
+        RecordBatch::try_new(batch.schema(), columns)
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
     fn map(&self, err: DataFusionError) -> EngineError {
         match strip_context(err) {
             DataFusionError::ResourcesExhausted(detail) => EngineError::MemoryLimit {
@@ -401,8 +431,18 @@ struct Contexts {
     template: SessionState,
     /// The schema client SQL sees: the ten tables.
     schema: Arc<dyn SchemaProvider>,
-    /// Each context with what its plans run with (functions, configuration).
-    made: std::sync::Mutex<HashMap<ContextKey, (SessionContext, Arc<TaskContext>)>>,
+    /// Each context with its state and what its plans run with.
+    made: std::sync::Mutex<HashMap<ContextKey, Made>>,
+}
+
+/// One kind of session's context, its state (the same, kept apart so that
+/// planning borrows it instead of copying it out of the context) and what
+/// its plans run with.
+#[derive(Clone)]
+struct Made {
+    ctx: SessionContext,
+    state: Arc<SessionState>,
+    task: Arc<TaskContext>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -416,11 +456,7 @@ struct ContextKey {
 }
 
 impl Contexts {
-    fn get(
-        &self,
-        key: ContextKey,
-        system: Option<(&SystemCatalog, &TenantId)>,
-    ) -> Result<(SessionContext, Arc<TaskContext>)> {
+    fn get(&self, key: ContextKey, system: Option<(&SystemCatalog, &TenantId)>) -> Result<Made> {
         let mut made = self.made.lock().unwrap_or_else(|e| e.into_inner());
         if let Some(made) = made.get(&key) {
             return Ok(made.clone());
@@ -444,10 +480,15 @@ impl Contexts {
         if !key.rollups {
             state = state.with_optimizer_rules(Optimizer::new().rules);
         }
-        let ctx = SessionContext::new_with_state(state.build());
-        let task = ctx.task_ctx();
-        made.insert(key, (ctx.clone(), task.clone()));
-        Ok((ctx, task))
+        let state = state.build();
+        let task = state.task_ctx();
+        let new = Made {
+            ctx: SessionContext::new_with_state(state.clone()),
+            state: Arc::new(state),
+            task,
+        };
+        made.insert(key, new.clone());
+        Ok(new)
     }
 }
 
@@ -824,10 +865,11 @@ impl TenantSession {
             .with_memory_pool(limits.budget.query_pool(limits.memory_bytes));
         runtime.disk_manager = Some(limits.budget.disk());
         let runtime = runtime.build_arc()?;
-        let (ctx, task) = contexts.get(Self::key(None, None, limits), None)?;
+        let Made { ctx, state, task } = contexts.get(Self::key(None, None, limits), None)?;
         Ok(TenantSession {
             tenant: tables.tenant.clone(),
             ctx,
+            state,
             task,
             runtime,
             contexts,
@@ -845,13 +887,17 @@ impl TenantSession {
     /// recorded in the catalog's query log for `system.queries`.
     pub fn with_system(mut self, system: &SystemCatalog, asker: Asker) -> Result<Self> {
         let key = Self::key(Some(asker.role), Some(system), &self.limits);
-        (self.ctx, self.task) = self.contexts.get(key, Some((system, &self.tenant)))?;
-        self.observer = Some(Observer {
+        Made {
+            ctx: self.ctx,
+            state: self.state,
+            task: self.task,
+        } = self.contexts.get(key, Some((system, &self.tenant)))?;
+        self.observer = Some(Arc::new(Observer {
             log: system.queries().clone(),
             tenant: self.tenant.clone(),
             asker,
             stage: Default::default(),
-        });
+        }));
         Ok(self)
     }
 
@@ -868,18 +914,22 @@ impl TenantSession {
         }
     }
 
-    /// What a plan of this session runs with: the context's functions and
-    /// configuration, and the session's own memory pool and spill space.
+    /// What a plan of this session runs with: the context's configuration,
+    /// and the session's own memory pool and spill space. Without the
+    /// function registry: a physical plan holds the functions it calls, and
+    /// only decoding a serialized plan looks functions up by name, which no
+    /// query here does; copying the registry's four maps cost more than
+    /// running `SELECT 1`.
     fn task_ctx(&self) -> Arc<TaskContext> {
         let shared = &self.task;
         Arc::new(TaskContext::new(
             None,
             shared.session_id(),
             shared.session_config().clone(),
-            shared.scalar_functions().clone(),
-            shared.higher_order_functions().clone(),
-            shared.aggregate_functions().clone(),
-            shared.window_functions().clone(),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
+            HashMap::new(),
             self.runtime.clone(),
         ))
     }
@@ -898,83 +948,135 @@ impl TenantSession {
     ///
     /// The statement's shape is bounded first ([`check_shape`]); parsing and
     /// planning run on the tenant's query lane ([`crate::exec`]) within the
-    /// session's time limit.
+    /// session's time limit. To run a statement, [`TenantSession::stream`]
+    /// plans and starts it in one hand-off to the lane.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
         if let Some(observer) = &self.observer {
             observer.begin(sql);
         }
-        let planned = self.plan_unrecorded(sql).await;
+        let planned = async {
+            let planning = self.logical(sql, None)?;
+            Lane::of(&self.tenant).offload(planning).await?
+        };
+        let planned = self.within_limit(planned).await.and_then(|p| p);
+        if let (Err(e), Some(observer)) = (&planned, &self.observer) {
+            observer.failed(e);
+        }
+        let (plan, state) = planned?;
+        Ok(DataFrame::new(SessionState::clone(&state), plan))
+    }
+
+    /// Plans client SQL and starts it: parsing, the read-only checks,
+    /// planning, `refine` (binding parameters, paging) and the first batch
+    /// all run in one task on the tenant's query lane, and the caller is
+    /// woken once, with the first batch or the error. The stream's batches
+    /// are read under `deadline`, which planning counts against too.
+    ///
+    /// This is the path of every surface that runs a statement as soon as it
+    /// is planned (HTTP, the CLI); Flight SQL plans with
+    /// [`TenantSession::prepare`] and runs the plan when its ticket is
+    /// fetched.
+    pub async fn stream(
+        &self,
+        sql: &str,
+        deadline: Deadline,
+        refine: Option<Refine>,
+    ) -> Result<QueryStream> {
+        if let Some(observer) = &self.observer {
+            observer.begin(sql);
+        }
+        let started = async {
+            let planning = self.physical(sql, refine)?;
+            let task = self.task_ctx();
+            Lane::of(&self.tenant)
+                .run(async move { Ok((planning.await?, task)) })
+                .await
+        };
+        let started = deadline.bound(started).await.and_then(|s| s);
+        self.stream_of(started, deadline)
+    }
+
+    /// Plans client SQL to the end (physical plan included), `refine`
+    /// applied, in one task on the tenant's query lane within the session's
+    /// time limit; [`TenantSession::execute_plan`] runs it.
+    pub async fn prepare(
+        &self,
+        sql: &str,
+        refine: Option<Refine>,
+    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        if let Some(observer) = &self.observer {
+            observer.begin(sql);
+        }
+        let planned = async {
+            let planning = self.physical(sql, refine)?;
+            Lane::of(&self.tenant).offload(planning).await?
+        };
+        let planned = self.within_limit(planned).await.and_then(|p| p);
         if let (Err(e), Some(observer)) = (&planned, &self.observer) {
             observer.failed(e);
         }
         planned
     }
 
-    async fn plan_unrecorded(&self, sql: &str) -> Result<DataFrame> {
+    /// The work of planning `sql` logically, to run on the query lane: the
+    /// shape bound, one parse, the read-only checks, planning with the
+    /// shared state (borrowed, not copied) and `refine`.
+    fn logical(
+        &self,
+        sql: &str,
+        refine: Option<Refine>,
+    ) -> Result<impl Future<Output = Result<(LogicalPlan, Arc<SessionState>)>> + Send + 'static>
+    {
         check_shape(sql, &self.limits.sql)?;
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
-        let ctx = self.ctx.clone();
+        let state = self.state.clone();
+        let errors = self.errors.clone();
         let sql = sql.to_string();
-        let planned = Lane::of(&self.tenant).offload(async move {
-            check_read_only(&sql)?;
-            Ok::<_, EngineError>(ctx.sql_with_options(&sql, options).await)
-        });
-        let df = self
-            .within_limit(planned)
-            .await???
-            .map_err(|e| self.map_error(e))?;
-        if !matches!(
-            df.logical_plan(),
-            LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)
-        ) {
-            return Ok(df);
-        }
-        // A plan names the files it reads: show them by table, not by where
-        // they are stored.
-        let deadline = self.deadline();
-        let plan = deadline.bound(self.physical_plan(df)).await??;
-        let batches = self.start(plan, deadline, None)?.collect().await?;
-        let scrubbed = batches
-            .iter()
-            .map(|batch| self.scrub_batch(batch))
-            .collect::<Result<Vec<_>>>()?;
-        let schema = batches
-            .first()
-            .map(RecordBatch::schema)
-            .unwrap_or_else(|| Arc::new(datafusion::arrow::datatypes::Schema::empty()));
-        let table = MemTable::try_new(schema, vec![scrubbed])?;
-        Ok(self.ctx.read_table(Arc::new(table))?)
+        Ok(async move {
+            let statement = read_only_statement(&sql, &state)?;
+            let plan = state
+                .statement_to_plan(statement)
+                .await
+                .and_then(|plan| {
+                    read_only_options().verify_plan(&plan)?;
+                    Ok(plan)
+                })
+                .map_err(|e| errors.map(e))?;
+            let plan = match refine {
+                Some(refine) => refine(plan, &state)?,
+                None => plan,
+            };
+            Ok((plan, state))
+        })
+    }
+
+    /// The work of planning `sql` to a physical plan, to run on the query
+    /// lane: [`TenantSession::logical`], then the log entry (so that a query
+    /// of `system.queries` sees itself running), then physical planning.
+    /// EXPLAIN runs here, and its text names tables, not where they are
+    /// stored.
+    fn physical(
+        &self,
+        sql: &str,
+        refine: Option<Refine>,
+    ) -> Result<
+        impl Future<Output = Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>>> + Send + 'static,
+    > {
+        let logical = self.logical(sql, refine)?;
+        let observer = self.observer.clone();
+        let errors = self.errors.clone();
+        let task = self.task_ctx();
+        Ok(async move {
+            let (plan, state) = logical.await?;
+            if let Some(observer) = &observer {
+                observer.enter();
+            }
+            physical_plan(&state, &plan, &errors, task).await
+        })
     }
 
     /// `text` with every storage location replaced by its table's name.
     pub fn scrub(&self, text: &str) -> String {
         self.errors.scrub(text)
-    }
-
-    fn scrub_batch(&self, batch: &RecordBatch) -> Result<RecordBatch> {
-        use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
-        use datafusion::arrow::datatypes::DataType;
-        let columns = batch
-            .columns()
-            .iter()
-            .map(|column| -> ArrayRef {
-                match column.data_type() {
-                    DataType::Utf8 => Arc::new(
-                        column
-                            .as_string::<i32>()
-                            .iter()
-                            .map(|v| v.map(|v| self.scrub(v)))
-                            .collect::<StringArray>(),
-                    ),
-                    _ => column.clone(),
-                }
-            })
-            .collect();
-        RecordBatch::try_new(batch.schema(), columns)
-            .map_err(|e| EngineError::Internal(e.to_string()))
     }
 
     /// A deadline of the session's time limit from now: one per request,
@@ -988,61 +1090,60 @@ impl TenantSession {
         self.deadline().bound(work).await
     }
 
-    /// The physical plan of `df`, planned on the tenant's query lane within the
-    /// session's time limit.
-    pub async fn physical_plan(
-        &self,
-        df: DataFrame,
-    ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        if let Some(observer) = &self.observer {
-            observer.enter();
-        }
-        let planned =
-            Lane::of(&self.tenant).offload(async move { df.create_physical_plan().await });
-        let planned = self
-            .within_limit(planned)
-            .await
-            .and_then(|p| p)
-            .and_then(|p| p.map_err(|e| self.map_error(e)));
-        if let (Err(e), Some(observer)) = (&planned, &self.observer) {
-            observer.failed(e);
-        }
-        planned
-    }
-
-    /// Plans `df` and starts it on the tenant's query lane; its batches are
-    /// read under `deadline`, which planning counts against too.
+    /// Plans `df` and starts it on the tenant's query lane in one hand-off
+    /// (as [`TenantSession::stream`]); its batches are read under
+    /// `deadline`, which planning counts against too.
     pub async fn execute(&self, df: DataFrame, deadline: Deadline) -> Result<QueryStream> {
-        let plan = deadline.bound(self.physical_plan(df)).await;
-        let plan = match plan {
-            Err(timeout) => {
-                if let Some(observer) = &self.observer {
-                    observer.failed(&timeout);
-                }
-                return Err(timeout);
+        let observer = self.observer.clone();
+        let errors = self.errors.clone();
+        let task = self.task_ctx();
+        let planning = async move {
+            if let Some(observer) = &observer {
+                observer.enter();
             }
-            Ok(plan) => plan?,
+            let (state, plan) = df.into_parts();
+            let plan = physical_plan(&state, &plan, &errors, task.clone()).await?;
+            Ok((plan, task))
         };
-        self.execute_plan(plan, deadline)
+        let started = deadline
+            .bound(Lane::of(&self.tenant).run(planning))
+            .await
+            .and_then(|s| s);
+        self.stream_of(started, deadline)
     }
 
-    /// Starts a physical plan made by [`TenantSession::physical_plan`] on
-    /// the tenant's query lane; its batches are read under `deadline`.
+    /// The stream of a query started on the lane, recorded in the log; or
+    /// its error, recorded too.
+    fn stream_of(
+        &self,
+        started: Result<datafusion::execution::SendableRecordBatchStream>,
+        deadline: Deadline,
+    ) -> Result<QueryStream> {
+        match started {
+            Ok(batches) => Ok(QueryStream {
+                batches,
+                deadline,
+                errors: self.errors.clone(),
+                done: false,
+                recording: self.observer.as_ref().and_then(|o| o.start()),
+            }),
+            Err(e) => {
+                if let Some(observer) = &self.observer {
+                    observer.failed(&e);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Starts a physical plan made by [`TenantSession::prepare`] on the
+    /// tenant's query lane; its batches are read under `deadline`.
     pub fn execute_plan(
         &self,
         plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
         deadline: Deadline,
     ) -> Result<QueryStream> {
-        let recording = self.observer.as_ref().and_then(Observer::start);
-        self.start(plan, deadline, recording)
-    }
-
-    fn start(
-        &self,
-        plan: Arc<dyn datafusion::physical_plan::ExecutionPlan>,
-        deadline: Deadline,
-        mut recording: Option<Recording>,
-    ) -> Result<QueryStream> {
+        let mut recording = self.observer.as_ref().and_then(|o| o.start());
         let batches = match Lane::of(&self.tenant).execute(plan, self.task_ctx()) {
             Ok(batches) => batches,
             Err(e) => {
@@ -1072,9 +1173,11 @@ impl TenantSession {
         let span = tracing::info_span!("query", tenant = %self.tenant, sql = %truncate(sql, 200));
         async {
             let started = Instant::now();
-            let deadline = self.deadline();
-            let df = deadline.bound(self.plan(sql)).await??;
-            let batches = self.execute(df, deadline).await?.collect().await?;
+            let batches = self
+                .stream(sql, self.deadline(), None)
+                .await?
+                .collect()
+                .await?;
             let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
             tracing::info!(
                 rows,
@@ -1107,17 +1210,40 @@ fn truncate(s: &str, max: usize) -> &str {
     }
 }
 
+/// What a caller does to a statement after it is planned and before it
+/// runs (binds parameters, pages it), on the query lane, with the state it
+/// was planned with.
+pub type Refine = Box<dyn FnOnce(LogicalPlan, &SessionState) -> Result<LogicalPlan> + Send>;
+
 /// Accepts exactly one read-only statement: a query, `EXPLAIN` of one,
 /// `SHOW TABLES`, `SHOW COLUMNS` or `DESCRIBE`. Everything else — DDL, DML,
 /// `COPY`, `CREATE EXTERNAL TABLE`, `SET`, `RESET`, transactions, several
 /// statements — is refused before planning.
 pub fn check_read_only(sql: &str) -> Result<()> {
-    let dialect = GenericDialect {};
+    let defaults = datafusion::config::SqlParserOptions::default();
+    parse_read_only(sql, &GenericDialect {}, defaults.recursion_limit.get()).map(drop)
+}
+
+/// `sql` parsed once, with the dialect and nesting bound of `state`'s
+/// configuration, if it is one read-only statement ([`check_read_only`]).
+fn read_only_statement(sql: &str, state: &SessionState) -> Result<DfStatement> {
+    let parser = &state.config_options().sql_parser;
+    let dialect = dialect_from_str(parser.dialect)
+        .ok_or_else(|| EngineError::Internal(format!("unknown SQL dialect {}", parser.dialect)))?;
+    parse_read_only(sql, dialect.as_ref(), parser.recursion_limit.get())
+}
+
+fn parse_read_only(
+    sql: &str,
+    dialect: &dyn datafusion::sql::sqlparser::dialect::Dialect,
+    recursion_limit: usize,
+) -> Result<DfStatement> {
     let mut parser = DFParserBuilder::new(sql)
-        .with_dialect(&dialect)
+        .with_dialect(dialect)
+        .with_recursion_limit(recursion_limit)
         .build()
         .map_err(|e| EngineError::Query(e.to_string()))?;
-    let statements = parser
+    let mut statements = parser
         .parse_statements()
         .map_err(|e| EngineError::Query(strip_context(e).to_string()))?;
     match statements.len() {
@@ -1129,7 +1255,47 @@ pub fn check_read_only(sql: &str) -> Result<()> {
             )));
         }
     }
-    check_statement(&statements[0])
+    let statement = statements
+        .pop_front()
+        .ok_or_else(|| EngineError::Query("empty query".into()))?;
+    check_statement(&statement)?;
+    Ok(statement)
+}
+
+/// DataFusion's own switches for client SQL, checked on every plan beside
+/// [`check_read_only`]: no DDL, no DML, no statements.
+fn read_only_options() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
+/// The physical plan of a checked logical plan, made with `state`. EXPLAIN
+/// and EXPLAIN ANALYZE run here (with `task`) and their text names tables,
+/// not where they are stored.
+async fn physical_plan(
+    state: &SessionState,
+    plan: &LogicalPlan,
+    errors: &ErrorMap,
+    task: Arc<TaskContext>,
+) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+    let physical = state
+        .create_physical_plan(plan)
+        .await
+        .map_err(|e| errors.map(e))?;
+    if !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_)) {
+        return Ok(physical);
+    }
+    let schema = physical.schema();
+    let batches = datafusion::physical_plan::collect(physical, task)
+        .await
+        .map_err(|e| errors.map(e))?;
+    let scrubbed = batches
+        .iter()
+        .map(|batch| errors.scrub_batch(batch))
+        .collect::<Result<Vec<_>>>()?;
+    Ok(MemorySourceConfig::try_new_exec(&[scrubbed], schema, None)?)
 }
 
 fn check_statement(statement: &DfStatement) -> Result<()> {

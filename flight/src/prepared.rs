@@ -7,19 +7,19 @@
 //! hours still sees new data.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use gyrus_engine::EngineError;
 use gyrus_engine::datafusion::arrow::array::RecordBatch;
-use gyrus_engine::datafusion::arrow::datatypes::{Schema, SchemaRef};
+use gyrus_engine::datafusion::arrow::datatypes::SchemaRef;
 use gyrus_engine::datafusion::common::ScalarValue;
-use gyrus_engine::datafusion::prelude::DataFrame;
+use gyrus_engine::datafusion::logical_expr::{LogicalPlan, Union};
 use gyrus_engine::params;
 use rand::RngExt as _;
 use tonic::Status;
 
 use crate::auth::Identity;
-use crate::status::engine_status;
 
 /// A statement as the server keeps it.
 #[derive(Clone)]
@@ -132,18 +132,27 @@ fn unknown() -> Status {
     Status::not_found("unknown or closed prepared statement")
 }
 
-/// The statement with row `row` of `bound` as its parameter values.
-pub fn bind_row(
-    df: DataFrame,
-    parameters: &Schema,
-    bound: &RecordBatch,
-    row: usize,
-) -> Result<DataFrame, Status> {
-    let values = bound
-        .columns()
-        .iter()
-        .map(|column| ScalarValue::try_from_array(column, row))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| Status::invalid_argument(e.to_string()))?;
-    params::bind(df, parameters, values).map_err(engine_status)
+/// The statement run once per row of `bound`, with that row as its
+/// parameter values, results one after the other: one flat union, not a
+/// chain as deep as the rows.
+pub fn bind_rows(plan: LogicalPlan, bound: &RecordBatch) -> gyrus_engine::Result<LogicalPlan> {
+    let types = params::parameter_schema(&plan)?;
+    let mut plans = (0..bound.num_rows())
+        .map(|row| {
+            let values = bound
+                .columns()
+                .iter()
+                .map(|column| ScalarValue::try_from_array(column, row))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| EngineError::Query(format!("parameter row {}: {e}", row + 1)))?;
+            params::bind(plan.clone(), &types, values)
+        })
+        .collect::<gyrus_engine::Result<Vec<_>>>()?;
+    match plans.pop() {
+        Some(one) if plans.is_empty() => Ok(one),
+        last => {
+            let inputs = plans.into_iter().chain(last).map(Arc::new).collect();
+            Ok(LogicalPlan::Union(Union::try_new_with_loose_types(inputs)?))
+        }
+    }
 }

@@ -30,10 +30,8 @@ use gyrus_engine::datafusion::arrow::array::RecordBatch;
 use gyrus_engine::datafusion::arrow::compute::concat_batches;
 use gyrus_engine::datafusion::arrow::datatypes::{Schema, SchemaRef};
 use gyrus_engine::datafusion::arrow::ipc::writer::IpcWriteOptions;
-use gyrus_engine::datafusion::logical_expr::{LogicalPlan, Union};
-use gyrus_engine::datafusion::prelude::DataFrame;
 use gyrus_engine::{
-    EngineError, KeyRingConfig, Role, ServerCaches, SessionLimits, Store, TableCache,
+    EngineError, KeyRingConfig, Refine, Role, ServerCaches, SessionLimits, Store, TableCache,
     TenantSession, WriteRequest,
 };
 use prost::Message;
@@ -44,7 +42,7 @@ use tonic::{Request, Response, Status, Streaming};
 use crate::auth::{Authenticator, Identity};
 use crate::ingest::{IngestTarget, read_batches};
 use crate::metadata;
-use crate::prepared::{PreparedStatements, bind_row};
+use crate::prepared::{PreparedStatements, bind_rows};
 use crate::queries::{BatchStream, PlannedQuery, Queries};
 use crate::status::{arrow_status, engine_status, refusal_status};
 use gyrus_engine::params::{number_placeholders, parameter_schema};
@@ -178,16 +176,17 @@ impl GyrusFlightSql {
             .map_err(engine_status)
     }
 
-    /// Plans `df` to the end and files it; the FlightInfo's ticket fetches it.
+    /// Plans `sql` to the end (with `refine`) and files it; the FlightInfo's
+    /// ticket fetches it.
     async fn plan_query(
         &self,
         identity: &Identity,
         session: TenantSession,
-        df: DataFrame,
         sql: String,
+        refine: Option<Refine>,
         descriptor: FlightDescriptor,
     ) -> Result<Response<FlightInfo>, Status> {
-        let plan = session.physical_plan(df).await.map_err(engine_status)?;
+        let plan = session.prepare(&sql, refine).await.map_err(engine_status)?;
         let schema = wire_schema(&plan.schema());
         let handle = self.queries.insert(
             identity,
@@ -363,8 +362,7 @@ impl FlightSqlService for GyrusFlightSql {
         }
         let _slot = self.admit(&identity)?;
         let session = self.session(&identity).await?;
-        let df = session.plan(&query.query).await.map_err(engine_status)?;
-        self.plan_query(&identity, session, df, query.query, request.into_inner())
+        self.plan_query(&identity, session, query.query, None, request.into_inner())
             .await
     }
 
@@ -398,7 +396,11 @@ impl FlightSqlService for GyrusFlightSql {
         let sql = number_placeholders(&query.query).map_err(engine_status)?;
         let session = self.session(&identity).await?;
         let df = session.plan(&sql).await.map_err(engine_status)?;
-        let parameters = wire_schema(parameter_schema(&df).map_err(engine_status)?.as_ref());
+        let parameters = wire_schema(
+            parameter_schema(df.logical_plan())
+                .map_err(engine_status)?
+                .as_ref(),
+        );
         let dataset = wire_schema(df.schema().as_arrow());
         let handle = self.prepared.insert(&identity, sql, parameters.clone())?;
         Ok(ActionCreatePreparedStatementResult {
@@ -452,13 +454,12 @@ impl FlightSqlService for GyrusFlightSql {
             .get(&identity, &query.prepared_statement_handle)?;
         let _slot = self.admit(&identity)?;
         let session = self.session(&identity).await?;
-        let df = session.plan(&prepared.sql).await.map_err(engine_status)?;
-        let df = if prepared.parameters.fields().is_empty() {
-            df
+        let refine: Option<Refine> = if prepared.parameters.fields().is_empty() {
+            None
         } else {
             let bound = prepared
                 .bound
-                .as_ref()
+                .clone()
                 .filter(|b| b.num_rows() > 0)
                 .ok_or_else(|| {
                     Status::invalid_argument(format!(
@@ -466,28 +467,16 @@ impl FlightSqlService for GyrusFlightSql {
                         prepared.parameters.fields().len()
                     ))
                 })?;
-            // One execution per row of parameters, results one after the
-            // other: one flat union, not a chain as deep as the rows.
-            let types = parameter_schema(&df).map_err(engine_status)?;
-            let mut frames = (0..bound.num_rows())
-                .map(|row| bind_row(df.clone(), &types, bound, row))
-                .collect::<Result<Vec<_>, _>>()?;
-            match frames.pop() {
-                Some(one) if frames.is_empty() => one,
-                last => {
-                    let inputs = frames
-                        .iter()
-                        .chain(last.as_ref())
-                        .map(|frame| Arc::new(frame.logical_plan().clone()))
-                        .collect();
-                    let union = Union::try_new_with_loose_types(inputs)
-                        .map_err(|e| engine_status(session.map_error(e)))?;
-                    DataFrame::new(session.context().state(), LogicalPlan::Union(union))
-                }
-            }
+            Some(Box::new(move |plan, _| bind_rows(plan, &bound)))
         };
-        self.plan_query(&identity, session, df, prepared.sql, request.into_inner())
-            .await
+        self.plan_query(
+            &identity,
+            session,
+            prepared.sql,
+            refine,
+            request.into_inner(),
+        )
+        .await
     }
 
     async fn do_action_close_prepared_statement(

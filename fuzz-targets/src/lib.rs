@@ -154,15 +154,18 @@ pub fn params(data: &[u8]) {
     let sql = text(sql);
     let _ = runtime().block_on(async {
         let numbered = gyrus_engine::params::number_placeholders(&sql)?;
-        let df = world.session.plan(&numbered).await?;
-        let parameters = gyrus_engine::params::parameter_schema(&df)?;
         let values: Vec<ScalarValue> = values
             .iter()
             .enumerate()
             .filter_map(|(i, v)| gyrus_api::routes::sql::parameter(v, i + 1).ok())
             .collect();
-        let df = gyrus_engine::params::bind(df, &parameters, values)?;
-        world.session.collect(df).await
+        let binder = gyrus_engine::params::binder(values);
+        let session = &world.session;
+        session
+            .stream(&numbered, session.deadline(), Some(binder))
+            .await?
+            .collect()
+            .await
     });
 }
 
@@ -230,27 +233,24 @@ pub fn flight_stream(data: &[u8]) {
         if placeholders.is_empty() || batch.num_rows() == 0 {
             continue;
         }
+        // The first row, bound as Flight SQL binds a prepared statement's rows.
+        let row = batch
+            .project(&(0..batch.num_columns().min(16)).collect::<Vec<_>>())
+            .map(|b| b.slice(0, 1));
+        let Ok(row) = row else { continue };
+        let bind: gyrus_engine::Refine =
+            Box::new(move |plan, _| gyrus_flight::prepared::bind_rows(plan, &row));
+        let session = &world.session;
         let _ = runtime().block_on(async {
-            let df = world
-                .session
-                .plan(&format!("SELECT {placeholders}"))
+            session
+                .stream(
+                    &format!("SELECT {placeholders}"),
+                    session.deadline(),
+                    Some(bind),
+                )
+                .await?
+                .collect()
                 .await
-                .map_err(|e| tonic::Status::internal(e.to_string()))?;
-            let parameters =
-                Schema::new(batch.schema().fields()[..16.min(batch.num_columns())].to_vec());
-            let df = gyrus_flight::prepared::bind_row(
-                df,
-                &parameters,
-                &batch
-                    .project(&(0..parameters.fields().len()).collect::<Vec<_>>())
-                    .map_err(|e| tonic::Status::internal(e.to_string()))?,
-                0,
-            )?;
-            world
-                .session
-                .collect(df)
-                .await
-                .map_err(|e| tonic::Status::internal(e.to_string()))
         });
     }
 }

@@ -147,17 +147,22 @@ pub async fn insights(
     // Ranges, filters, the cursor, the sort and the page's limit are all
     // pushed into the scan: one page is read, however many insights there are.
     let scan = query.scan(&INSIGHTS)?;
-    let found = table_rows(&state, &caller, "SELECT * FROM insights", |mut frame| {
-        frame = frame.filter(col("severity").gt_eq(lit(range.min_severity)))?;
-        let day = |d: NaiveDate| lit(ScalarValue::Date32(Some(date_to_day(d))));
-        if let Some(from) = range.from {
-            frame = frame.filter(col("date").gt_eq(day(from)))?;
-        }
-        if let Some(to) = range.to {
-            frame = frame.filter(col("date").lt_eq(day(to)))?;
-        }
-        scan.apply(frame)
-    })
+    let found = table_rows(
+        &state,
+        &caller,
+        "SELECT * FROM insights",
+        move |mut frame| {
+            frame = frame.filter(col("severity").gt_eq(lit(range.min_severity)))?;
+            let day = |d: NaiveDate| lit(ScalarValue::Date32(Some(date_to_day(d))));
+            if let Some(from) = range.from {
+                frame = frame.filter(col("date").gt_eq(day(from)))?;
+            }
+            if let Some(to) = range.to {
+                frame = frame.filter(col("date").lt_eq(day(to)))?;
+            }
+            scan.apply(frame)
+        },
+    )
     .await?;
     let insights = found
         .into_iter()

@@ -76,11 +76,17 @@ pub async fn customer(
     PathParam(id): PathParam,
 ) -> Result<Json<CustomerScores>, Problem> {
     caller.require(Role::Reader)?;
-    let found = rows(&state, &caller, "SELECT * FROM customer_scores", |frame| {
-        frame
-            .filter(col("customer_id").eq(lit(id.clone())))?
-            .limit(0, Some(1))
-    })
+    let customer = id.clone();
+    let found = rows(
+        &state,
+        &caller,
+        "SELECT * FROM customer_scores",
+        move |frame| {
+            frame
+                .filter(col("customer_id").eq(lit(customer)))?
+                .limit(0, Some(1))
+        },
+    )
     .await?;
     match found.into_iter().next() {
         Some(row) => Ok(Json(from_row(row)?)),
@@ -378,7 +384,7 @@ pub async fn leads(
         "SELECT l.deal_id, l.p_win, d.pipeline, d.stage, d.amount, d.currency, d.created_at, \
            d.customer_id, d.source_campaign, l.model_version, l.scored_at \
          FROM lead_scores l LEFT JOIN crm_deals d ON l.deal_id = d.deal_id",
-        |frame| scan.apply(frame),
+        move |frame| scan.apply(frame),
     )
     .await?;
     let leads = found

@@ -17,6 +17,7 @@ use axum::extract::rejection::BytesRejection;
 use axum::http::{HeaderMap, StatusCode, header};
 
 use datafusion::prelude::DataFrame;
+use gyrus_engine::Refine;
 use serde_json::Value;
 
 use crate::auth::Caller;
@@ -127,18 +128,21 @@ pub async fn table_rows(
     state: &AppState,
     caller: &Caller,
     sql: &str,
-    refine: impl FnOnce(DataFrame) -> datafusion::error::Result<DataFrame>,
+    refine: impl FnOnce(DataFrame) -> datafusion::error::Result<DataFrame> + Send + 'static,
 ) -> Result<Vec<Value>, Problem> {
     let session = state
         .tables
         .session(&caller.tenant, &state.config.limits)
         .await?
         .with_system(&state.system, caller.asker())?;
-    let deadline = session.deadline();
-    let frame = deadline.bound(session.plan(sql)).await??;
-    let frame = refine(frame).map_err(|e| session.map_error(e))?;
-    let schema = frame.schema().inner().clone();
-    let batches = session.execute(frame, deadline).await?.collect().await?;
+    let refine: Refine = Box::new(move |plan, state| {
+        Ok(refine(DataFrame::new(state.clone(), plan))?.into_unoptimized_plan())
+    });
+    let stream = session
+        .stream(sql, session.deadline(), Some(refine))
+        .await?;
+    let schema = stream.schema();
+    let batches = stream.collect().await?;
     json_rows(&schema, &batches)
 }
 

@@ -16,7 +16,7 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::ScalarValue;
 use futures::StreamExt as _;
-use gyrus_engine::params::{bind, number_placeholders, parameter_schema};
+use gyrus_engine::params::{binder, number_placeholders};
 use gyrus_engine::wire::{to_wire, wire_schema};
 use gyrus_engine::{QueryStream, Role};
 use serde::{Deserialize, Serialize};
@@ -141,25 +141,18 @@ pub async fn run(
         .await?
         .with_system(&state.system, caller.asker())?;
     state.metrics.query();
-    // Planning (constant folding included) runs under the query's deadline too.
-    let deadline = session.deadline();
-    let planned = async {
-        let sql = number_placeholders(&request.sql)?;
-        let mut df = session.plan(&sql).await?;
-        let parameters = parameter_schema(&df)?;
-        if !parameters.fields().is_empty() || !request.params.is_empty() {
-            let values = request
-                .params
-                .iter()
-                .enumerate()
-                .map(|(i, v)| parameter(v, i + 1))
-                .collect::<Result<Vec<_>, _>>()?;
-            df = bind(df, &parameters, values)?;
-        }
-        Ok::<_, Problem>(df)
-    };
-    let df = deadline.bound(planned).await??;
-    let stream = session.execute(df, deadline).await?;
+    let sql = number_placeholders(&request.sql)?;
+    let values = request
+        .params
+        .iter()
+        .enumerate()
+        .map(|(i, v)| parameter(v, i + 1))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Planning (constant folding included) and binding the parameters run
+    // on the query lane, under the query's deadline too.
+    let stream = session
+        .stream(&sql, session.deadline(), Some(binder(values)))
+        .await?;
     let schema = wire_schema(stream.schema().as_ref());
     match format {
         Format::Json => {
