@@ -98,35 +98,21 @@ impl fmt::Debug for Store {
 /// The log of one Delta table as a read saw it: its newest commit then, or
 /// no table at all ([`Store::mark`], [`Store::unmoved`]).
 #[derive(Debug, Clone)]
-pub(crate) struct LogMark {
-    log: object_store::path::Path,
-    seen: Seen,
-}
-
-#[derive(Debug, Clone)]
-enum Seen {
-    /// No table there.
-    Nothing,
-    /// The newest commit, and which object it was.
-    Commit(u64, CommitObject),
-    /// A log that could not be read: never taken as unmoved.
+pub(crate) enum LogMark {
+    /// The log of the table at `table` (its object-store path): its newest
+    /// commit and which object that was, or `None` for no table there.
+    Read {
+        table: object_store::path::Path,
+        newest: Option<(u64, CommitObject)>,
+    },
+    /// A log that could not be read: never taken as unmoved, so a snapshot
+    /// holding it is read again next time.
     Unreadable,
-}
-
-impl LogMark {
-    /// The mark of a log that could not be read: a snapshot holding it is
-    /// read again next time.
-    pub(crate) fn unreadable() -> LogMark {
-        LogMark {
-            log: object_store::path::Path::default(),
-            seen: Seen::Unreadable,
-        }
-    }
 }
 
 /// What tells one stored commit object from another of the same name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct CommitObject {
+pub(crate) struct CommitObject {
     size: u64,
     last_modified: chrono::DateTime<chrono::Utc>,
     e_tag: Option<String>,
@@ -276,22 +262,28 @@ impl Store {
             .map_err(|e| EngineError::Internal(e.to_string()))
     }
 
+    /// The object-store path of the Delta table at `url`.
+    fn table_path(&self, url: &Url) -> Result<object_store::path::Path> {
+        object_store::path::Path::from_url_path(url.path())
+            .map_err(|e| EngineError::Internal(e.to_string()))
+    }
+
     /// The log of the Delta table at `url` as a read that found `version`
     /// (`None`: no table there) saw it, for [`Store::unmoved`] to compare. A
     /// commit that cannot be looked at gives a mark that never holds: the
     /// snapshot is read again next time rather than failing now.
     pub(crate) async fn mark(&self, url: &Url, version: Option<u64>) -> LogMark {
-        let Ok(log) = self.log_path(url) else {
-            return LogMark::unreadable();
+        let Ok(table) = self.table_path(url) else {
+            return LogMark::Unreadable;
         };
-        let seen = match version {
-            None => Seen::Nothing,
-            Some(version) => match self.commit_object(&log, version).await {
-                Ok(Some(commit)) => Seen::Commit(version, commit),
-                Ok(None) | Err(_) => Seen::Unreadable,
+        let newest = match version {
+            None => None,
+            Some(version) => match self.commit_object(&table, version).await {
+                Ok(Some(commit)) => Some((version, commit)),
+                Ok(None) | Err(_) => return LogMark::Unreadable,
             },
         };
-        LogMark { log, seen }
+        LogMark::Read { table, newest }
     }
 
     /// Whether the log `mark` was taken of has not moved since: no commit
@@ -299,33 +291,30 @@ impl Store {
     /// and written again has new commit objects of the same numbers). Two
     /// `HEAD`s, where reading the table again reads its whole log.
     pub(crate) async fn unmoved(&self, mark: &LogMark) -> Result<bool> {
-        let next = match &mark.seen {
-            Seen::Unreadable => return Ok(false),
-            Seen::Nothing => 0,
-            Seen::Commit(version, _) => version + 1,
+        let LogMark::Read { table, newest } = mark else {
+            return Ok(false);
         };
-        if self.commit_object(&mark.log, next).await?.is_some() {
+        let next = newest.as_ref().map_or(0, |(version, _)| version + 1);
+        if self.commit_object(table, next).await?.is_some() {
             return Ok(false);
         }
-        Ok(match &mark.seen {
-            Seen::Commit(version, seen) => {
-                self.commit_object(&mark.log, *version).await?.as_ref() == Some(seen)
+        Ok(match newest {
+            Some((version, seen)) => {
+                self.commit_object(table, *version).await?.as_ref() == Some(seen)
             }
-            _ => true,
+            None => true,
         })
     }
 
     /// Which object commit `version` in `log` is, if there is one.
     async fn commit_object(
         &self,
-        log: &object_store::path::Path,
+        table: &object_store::path::Path,
         version: u64,
     ) -> Result<Option<CommitObject>> {
-        match self
-            .object_store
-            .head(&log.clone().join(format!("{version:020}.json")))
-            .await
-        {
+        let commit = deltalake_core::logstore::commit_uri_from_version(Some(version));
+        let path = object_store::path::Path::from_iter(table.parts().chain(commit.parts()));
+        match self.object_store.head(&path).await {
             Ok(meta) => Ok(Some(CommitObject {
                 size: meta.size,
                 last_modified: meta.last_modified,

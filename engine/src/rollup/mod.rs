@@ -415,7 +415,7 @@ impl Store {
                     tracing::debug!(tenant = %tenant, rollup = def.name, "rollup behind its table; not used")
                 }
                 Err(e) => {
-                    marks.push(LogMark::unreadable());
+                    marks.push(LogMark::Unreadable);
                     tracing::warn!(tenant = %tenant, rollup = def.name, error = %e, "rollup unreadable; not used")
                 }
             }

@@ -97,15 +97,6 @@ async fn deep_and_long_statements_are_refused_by_their_bounds() {
     assert_eq!(scalar_of(&session, "SELECT 41 + 1").await, "42");
 }
 
-async fn scalar_of(session: &TenantSession, sql: &str) -> String {
-    let batches = session
-        .query(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let column = batches[0].column(0);
-    gyrus_engine::datafusion::arrow::util::display::array_value_to_string(column, 0).unwrap()
-}
-
 #[tokio::test]
 async fn statements_just_inside_the_bounds_run_to_the_end() {
     let (_dir, session) = session(SessionLimits::default()).await;

@@ -642,15 +642,7 @@ async fn every_write_through_the_store_refreshes_every_cache() {
                 .session(&t, &gyrus_engine::SessionLimits::default())
                 .await
                 .unwrap();
-            let batches = session
-                .query("SELECT count(*) AS n FROM ad_performance")
-                .await
-                .unwrap();
-            gyrus_engine::datafusion::arrow::util::display::array_value_to_string(
-                batches[0].column(0),
-                0,
-            )
-            .unwrap()
+            scalar_of(&session, "SELECT count(*) AS n FROM ad_performance").await
         }
     };
     assert_eq!(count(acme.clone()).await, "0");
@@ -735,15 +727,7 @@ async fn an_old_snapshot_is_kept_until_another_process_moves_a_log() {
                 .session(&acme, &gyrus_engine::SessionLimits::default())
                 .await
                 .unwrap();
-            let batches = session
-                .query(&format!("SELECT count(*) AS n FROM {table}"))
-                .await
-                .unwrap();
-            gyrus_engine::datafusion::arrow::util::display::array_value_to_string(
-                batches[0].column(0),
-                0,
-            )
-            .unwrap()
+            scalar_of(&session, &format!("SELECT count(*) AS n FROM {table}")).await
         }
     };
     assert_eq!(count("ad_performance").await, "10");

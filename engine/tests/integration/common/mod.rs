@@ -131,7 +131,15 @@ pub async fn scalar(store: &Store, tenant: &TenantId, sql: &str) -> String {
         .session(tenant, &SessionLimits::default())
         .await
         .unwrap();
-    let batches = session.query(sql).await.unwrap();
+    scalar_of(&session, sql).await
+}
+
+/// The first value `sql` answers in `session`, as text.
+pub async fn scalar_of(session: &gyrus_engine::TenantSession, sql: &str) -> String {
+    let batches = session
+        .query(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let batch = batches.iter().find(|b| b.num_rows() > 0).expect("one row");
     gyrus_engine::datafusion::arrow::util::display::array_value_to_string(batch.column(0), 0)
         .unwrap()
