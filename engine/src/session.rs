@@ -951,18 +951,9 @@ impl TenantSession {
     /// session's time limit. To run a statement, [`TenantSession::stream`]
     /// plans and starts it in one hand-off to the lane.
     pub async fn plan(&self, sql: &str) -> Result<DataFrame> {
-        if let Some(observer) = &self.observer {
-            observer.begin(sql);
-        }
-        let planned = async {
-            let planning = self.logical(sql, None)?;
-            Lane::of(&self.tenant).offload(planning).await?
-        };
-        let planned = self.within_limit(planned).await.and_then(|p| p);
-        if let (Err(e), Some(observer)) = (&planned, &self.observer) {
-            observer.failed(e);
-        }
-        let (plan, state) = planned?;
+        let (plan, state) = self
+            .planned_on_lane(sql, |session| session.logical(sql, None))
+            .await?;
         Ok(DataFrame::new(SessionState::clone(&state), plan))
     }
 
@@ -1004,13 +995,26 @@ impl TenantSession {
         sql: &str,
         refine: Option<Refine>,
     ) -> Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        self.planned_on_lane(sql, |session| session.physical(sql, refine))
+            .await
+    }
+
+    /// `sql` noted in the log, the work `planning` makes of it run on the
+    /// tenant's query lane within the session's time limit, and a failure
+    /// recorded.
+    async fn planned_on_lane<T, F>(
+        &self,
+        sql: &str,
+        planning: impl FnOnce(&Self) -> Result<F>,
+    ) -> Result<T>
+    where
+        F: Future<Output = Result<T>> + Send + 'static,
+        T: Send + 'static,
+    {
         if let Some(observer) = &self.observer {
             observer.begin(sql);
         }
-        let planned = async {
-            let planning = self.physical(sql, refine)?;
-            Lane::of(&self.tenant).offload(planning).await?
-        };
+        let planned = async { Lane::of(&self.tenant).offload(planning(self)?).await? };
         let planned = self.within_limit(planned).await.and_then(|p| p);
         if let (Err(e), Some(observer)) = (&planned, &self.observer) {
             observer.failed(e);
@@ -1025,8 +1029,9 @@ impl TenantSession {
         &self,
         sql: &str,
         refine: Option<Refine>,
-    ) -> Result<impl Future<Output = Result<(LogicalPlan, Arc<SessionState>)>> + Send + 'static>
-    {
+    ) -> Result<
+        impl Future<Output = Result<(LogicalPlan, Arc<SessionState>)>> + Send + 'static + use<>,
+    > {
         check_shape(sql, &self.limits.sql)?;
         let state = self.state.clone();
         let errors = self.errors.clone();
@@ -1059,7 +1064,10 @@ impl TenantSession {
         sql: &str,
         refine: Option<Refine>,
     ) -> Result<
-        impl Future<Output = Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>>> + Send + 'static,
+        impl Future<Output = Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>>>
+        + Send
+        + 'static
+        + use<>,
     > {
         let logical = self.logical(sql, refine)?;
         let observer = self.observer.clone();
