@@ -135,7 +135,7 @@ impl Layout {
         let schema = self.table.schema();
         let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
         let frame = ctx
-            .read_table(delta.table_provider().await?)?
+            .read_table(crate::scan::provider(&delta).await?)?
             .select_columns(&names)?;
         let time = self.table.def().time_column;
         let time_type = schema

@@ -6,7 +6,8 @@
 //! - [`Store::write`]: validated, sorted, atomic and idempotent writes, with
 //!   slice replacement for restated data.
 //! - [`Store::session`]: a read-only DataFusion session holding one tenant's
-//!   tables, bounded in memory and time.
+//!   tables, bounded in memory and time; [`scan`] reads a table's files as
+//!   one snapshot saw them.
 //! - [`keys`]: hashed API keys bound to a tenant and a role.
 //! - [`lifecycle`], [`backup`]: erasing a tenant; consistent snapshots of
 //!   the store or one tenant (backup, restore, export).
@@ -27,6 +28,7 @@ pub mod maintenance;
 pub mod money;
 pub mod params;
 pub mod rollup;
+pub mod scan;
 pub mod schema;
 pub mod session;
 pub mod shape;

@@ -566,7 +566,7 @@ impl Store {
             let loaded = match delta {
                 Some(delta) => LoadedTable {
                     table,
-                    provider: delta.table_provider().await?,
+                    provider: crate::scan::provider(&delta).await?,
                     delta: Some(delta),
                 },
                 None => LoadedTable {

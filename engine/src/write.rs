@@ -707,7 +707,7 @@ impl Store {
     ) -> Result<datafusion::prelude::DataFrame> {
         let ctx = datafusion::prelude::SessionContext::new();
         table.update_datafusion_session(&ctx.state())?;
-        Ok(ctx.read_table(table.table_provider().await?)?)
+        Ok(ctx.read_table(crate::scan::provider(table).await?)?)
     }
 
     /// Commits one validated, sorted batch to the Delta table at `url`.

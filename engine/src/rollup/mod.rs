@@ -401,7 +401,7 @@ impl Store {
                 if !agrees(base, stamp(&delta).await?, version).await? {
                     return Ok(None);
                 }
-                let rollup_provider = delta.table_provider().await?;
+                let rollup_provider = crate::scan::provider(&delta).await?;
                 Ok(Some(Rollup {
                     def,
                     delta,

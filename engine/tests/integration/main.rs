@@ -12,4 +12,5 @@ mod leases;
 mod lifecycle;
 mod limits;
 mod rollups;
+mod scan;
 mod writes;
